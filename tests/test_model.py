@@ -1,0 +1,186 @@
+"""The generator: H >= 0, exact sparsity, frequencies, unit V, coherence targets, noise, determinism."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from theory_sim.errors import ConfigError
+from theory_sim.model import GeneratorSpec, ModelSampler, EnsembleSampler, make_features, measure, welch_bound
+
+from conftest import CUDA
+
+
+@st.composite
+def specs(draw):
+    n = draw(st.integers(8, 96))
+    d = draw(st.integers(4, 48))
+    support = draw(st.sampled_from(["exact", "bernoulli", "mixture"]))
+    kw = dict(n=n, d=d, support=support, seed=draw(st.integers(0, 10_000)))
+    if support == "mixture":
+        kw["mixture_s"] = tuple(draw(st.lists(st.integers(1, n), min_size=1, max_size=3)))
+        kw["s"] = 1
+    else:
+        kw["s"] = draw(st.integers(1, max(1, n // 4)))
+    kw["magnitude"] = draw(st.sampled_from(["constant", "uniform", "lognormal", "per_feature"]))
+    kw["noise_std"] = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    return GeneratorSpec(**kw)
+
+
+@given(specs())
+def test_h_nonnegative_and_x_is_hv_plus_noise(spec):
+    x, signal, h = ModelSampler(spec).sample(256)
+    assert (h >= 0).all()
+    V = make_features(spec)
+    assert torch.allclose(signal, h @ V, atol=1e-5)
+    assert x.shape == (256, spec.d)
+
+
+@given(specs())
+def test_v_rows_unit_norm(spec):
+    V = make_features(spec)
+    assert V.shape == (spec.n, spec.d)
+    assert torch.allclose(V.norm(dim=1), torch.ones(spec.n), atol=1e-5)
+
+
+@given(st.integers(8, 200), st.data())
+def test_exact_mode_has_exactly_s_nonzeros(n, data):
+    s = data.draw(st.integers(1, n))
+    spec = GeneratorSpec(n=n, d=8, s=s, magnitude="uniform", mag_low=0.1, mag_high=2.0)
+    h = ModelSampler(spec).sample(300)[2]
+    assert ((h > 0).sum(1) == s).all()
+
+
+@given(st.integers(16, 128), st.floats(0.02, 0.5), st.integers(0, 1000))
+def test_bernoulli_frequencies_within_sampling_error(n, f, seed):
+    spec = GeneratorSpec(n=n, d=8, s=f * n, support="bernoulli", seed=seed)
+    N = 4000
+    freq = (ModelSampler(spec).sample(N)[2] > 0).float().mean(0)
+    se = math.sqrt(f * (1 - f) / N)
+    # 5.5 standard errors, Bonferroni-safe over <= 128 features
+    assert (freq - f).abs().max().item() < 5.5 * se
+
+
+def test_zipf_and_list_frequencies_follow_request():
+    spec = GeneratorSpec(n=32, d=8, s=4, support="bernoulli", frequencies="zipf", zipf=0.7)
+    want = torch.tensor(spec.feature_frequencies())
+    assert abs(want.sum().item() - 4) < 1e-9
+    N = 20000
+    got = (ModelSampler(spec).sample(N)[2] > 0).float().mean(0)
+    assert ((got - want).abs() < 5.5 * (want * (1 - want) / N).sqrt()).all()
+    fl = [0.05 * (i % 5 + 1) for i in range(32)]
+    spec = GeneratorSpec(n=32, d=8, support="bernoulli", frequencies="list", frequency_list=fl)
+    got = (ModelSampler(spec).sample(N)[2] > 0).float().mean(0)
+    want = torch.tensor(fl)
+    assert ((got - want).abs() < 5.5 * (want * (1 - want) / N).sqrt()).all()
+
+
+def test_mixture_reproduces_the_imbalanced_set():
+    spec = GeneratorSpec(n=128, d=42, support="mixture", mixture_s=(3, 20))
+    h = ModelSampler(spec).sample(10000)[2]
+    nnz = (h > 0).sum(1)
+    assert set(nnz.unique().tolist()) == {3, 20}
+    assert abs((nnz == 3).float().mean().item() - 0.5) < 0.03
+    assert abs(spec.mean_frequency() - 11.5 / 128) < 1e-12
+
+
+def test_cooccurrence_knob_moves_rho2_across_threshold():
+    n = 128
+    lo = measure(GeneratorSpec(n=n, d=16, s=3, support="bernoulli", cooccurrence=3 / n), 20000)
+    hi = measure(GeneratorSpec(n=n, d=16, s=3, support="bernoulli", cooccurrence=0.5), 20000)
+    assert lo["rho2"] < n ** -0.5 < hi["rho2"]
+    assert abs(hi["rho2"] - 0.5) < 0.1  # within-group conditional rate is the knob
+    for st_ in (lo, hi):  # the knob leaves the marginal frequency alone
+        assert abs(st_["f_mean"] - 3 / n) < 0.003
+
+
+@pytest.mark.parametrize("n,d,target", [(64, 32, 0.3), (128, 32, 0.4), (256, 64, 0.3)])
+def test_low_coherence_reaches_target_below_gaussian_level(n, d, target):
+    gauss = measure(GeneratorSpec(n=n, d=d), 100)["mu_max"]
+    assert welch_bound(n, d) < target < gauss
+    mu = measure(GeneratorSpec(n=n, d=d, features="low_coherence", coherence=target), 100)["mu_max"]
+    assert target - 0.05 < mu <= target + 1e-4
+
+
+def test_shared_component_raises_coherence():
+    base = measure(GeneratorSpec(n=64, d=32), 100)
+    sh = measure(GeneratorSpec(n=64, d=32, features="shared", shared=0.4), 100)
+    assert sh["mu_mean"] > base["mu_mean"] + 0.2
+    assert abs(sh["mu_mean"] - 0.4) < 0.1
+
+
+def test_orthogonal_features_have_zero_coherence():
+    assert measure(GeneratorSpec(n=16, d=32, features="orthogonal", s=2), 100)["mu_max"] < 1e-5
+
+
+@given(st.floats(0.05, 2.0), st.integers(0, 100))
+def test_noise_std_within_sampling_error(sigma, seed):
+    spec = GeneratorSpec(n=32, d=16, s=2, noise_std=sigma, seed=seed)
+    x, signal, _ = ModelSampler(spec).sample(2000)
+    est = (x - signal).std().item()
+    assert abs(est - sigma) < 5 * sigma / math.sqrt(2 * 2000 * 16)
+
+
+@pytest.mark.parametrize("snr", [0.5, 4.0, 50.0])
+def test_target_snr_is_met(snr):
+    st_ = measure(GeneratorSpec(n=64, d=32, s=3, magnitude="lognormal", snr=snr), 20000)
+    assert abs(st_["snr"] / snr - 1) < 0.05
+
+
+def test_per_feature_magnitudes_are_fixed_per_feature():
+    spec = GeneratorSpec(n=16, d=8, s=4, magnitude="per_feature", mag_low=0.2, mag_high=3)
+    h = ModelSampler(spec).sample(2000)[2]
+    for i in range(16):
+        vals = h[:, i][h[:, i] > 0]
+        assert vals.numel() > 0 and (vals - vals[0]).abs().max() < 1e-6
+        assert 0.2 - 1e-6 <= vals[0] <= 3 + 1e-6
+
+
+@given(specs())
+def test_same_seed_same_numbers(spec):
+    a, b = ModelSampler(spec).sample(64), ModelSampler(spec).sample(64)
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
+
+
+def test_ensemble_streams_match_separate_samplers():
+    specs_ = [GeneratorSpec(seed=k, s=2 + k) for k in range(3)]
+    ens = EnsembleSampler(specs_).sample(50)
+    for e, sp in enumerate(specs_):
+        assert torch.equal(ens[e], ModelSampler(sp).sample(50)[0])
+
+
+def test_measure_is_deterministic():
+    spec = GeneratorSpec(n=64, d=16, s=3, noise_std=0.1)
+    assert measure(spec, 3000) == measure(spec, 3000)
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA device")
+def test_cuda_statistics_match_cpu_within_sampling_error():
+    spec = GeneratorSpec(n=128, d=32, s=4, support="bernoulli", noise_std=0.2)
+    a, b = measure(spec, 20000, "cpu"), measure(spec, 20000, "cuda")
+    assert abs(a["s_mean"] - b["s_mean"]) < 0.1
+    assert a["mu_max"] == pytest.approx(b["mu_max"], abs=1e-5)
+    assert abs(a["noise_std"] - b["noise_std"]) < 1e-6
+
+
+@pytest.mark.parametrize("kw,field", [
+    (dict(n=4, s=5), "s"), (dict(s=0), "s"), (dict(n=0), "n"), (dict(d=0), "d"),
+    (dict(features="orthogonal", n=50, d=10), "features"), (dict(noise_std=-1), "noise_std"),
+    (dict(noise_std=float("nan")), "noise_std"), (dict(support="bernoulli", frequencies="list",
+     frequency_list=[1.5] * 128), "frequency_list"), (dict(magnitude="uniform", mag_low=-1), "mag_low"),
+    (dict(features="nope"), "features"), (dict(snr=0.0), "snr"), (dict(support="exact", s=2.5), "s"),
+    (dict(features="low_coherence", coherence=0.01), "coherence"),
+])
+def test_bad_specs_name_the_field(kw, field):
+    with pytest.raises(ConfigError) as e:
+        GeneratorSpec(**kw)
+    assert e.value.field == field
+
+
+def test_spec_dict_round_trip_and_unknown_key():
+    spec = GeneratorSpec(support="mixture", mixture_s=(3, 20))
+    assert GeneratorSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ConfigError) as e:
+        GeneratorSpec.from_dict({"nn": 3})
+    assert e.value.field == "nn"

@@ -1,0 +1,156 @@
+"""The ``theory-sim`` command.  Bad input: one line on stderr naming the field, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import typing
+
+from .errors import ConfigError
+from .model.spec import GeneratorSpec
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+_HELP = {
+    "n": "number of features (rows of V), > 0", "d": "ambient dimension, > 0",
+    "s": "non-zeros per row (exact) or expected L0 (bernoulli), 0 < s <= n",
+    "features": "V: gaussian | orthogonal (n<=d) | low_coherence | shared",
+    "coherence": "target max |cos| for features=low_coherence, in (Welch bound, 1)",
+    "shared": "weight a in [0,1) of a shared component (raises every cosine toward a)",
+    "support": "H support: exact (s per row) | bernoulli (independent, f_i) | mixture (mixture_s)",
+    "frequencies": "bernoulli frequencies: uniform (s/n) | zipf | list",
+    "zipf": "Zipf exponent (frequencies=zipf), > 0", "frequency_list": "comma list of n frequencies in (0,1]",
+    "mixture_s": "comma list of row sparsities (support=mixture), e.g. 3,20",
+    "mixture_weights": "comma list of weights for mixture_s (default equal)",
+    "cooccurrence": "within-group P(h_j>0 | h_i>0) in [s/n, 1] (bernoulli, uniform f); moves rho2",
+    "group_size": "features per co-occurrence group",
+    "magnitude": "non-zero magnitudes: constant | uniform | lognormal | per_feature",
+    "mag_value": "constant magnitude / lognormal median, > 0", "mag_low": "uniform / per_feature low end, >= 0",
+    "mag_high": "uniform / per_feature high end", "mag_sigma": "lognormal sigma, >= 0",
+    "magnitudes": "comma list of n per-feature magnitudes (per_feature)",
+    "noise_std": "isotropic Gaussian noise std, >= 0", "snr": "target E||HV||^2/E||noise||^2 (overrides noise_std)",
+    "seed": "root seed, >= 0",
+}
+
+
+def _number_list(text: str) -> tuple:
+    out = []
+    for part in text.split(","):
+        v = float(part)
+        out.append(int(v) if v.is_integer() and "." not in part and "e" not in part.lower() else v)
+    return tuple(out)
+
+
+def add_generator_options(p: argparse.ArgumentParser) -> None:
+    """One ``--option`` per GeneratorSpec field (underscores become dashes)."""
+    hints = typing.get_type_hints(GeneratorSpec)
+    g = p.add_argument_group("data model (X = H V + noise)")
+    for f in dataclasses.fields(GeneratorSpec):
+        hint = str(hints[f.name])
+        if "tuple" in hint:
+            typ = _number_list
+        elif f.name == "s" or "float" in hint:
+            typ = float
+        elif "int" in hint:
+            typ = int
+        else:
+            typ = str
+        g.add_argument("--" + f.name.replace("_", "-"), dest="gen_" + f.name, type=typ, default=None,
+                       help=f"{_HELP.get(f.name, f.name)} (default {f.default})")
+
+
+def generator_spec_from_args(args) -> GeneratorSpec:
+    kw = {k[4:]: v for k, v in vars(args).items() if k.startswith("gen_") and v is not None}
+    if isinstance(kw.get("s"), float) and kw["s"].is_integer():
+        kw["s"] = int(kw["s"])
+    for k, v in kw.items():
+        if isinstance(v, float) and math.isnan(v):
+            raise ConfigError(k, "must be a number, got NaN")
+    return GeneratorSpec(**kw)
+
+
+def _json_default(o):
+    if isinstance(o, float):
+        return None
+    return str(o)
+
+
+def dump_json(obj) -> str:
+    """JSON with non-finite floats as strings (valid JSON; 'inf' for a noiseless SNR)."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(obj), default=_json_default)
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_sample(args) -> int:
+    from .model.stats import measure
+    spec = generator_spec_from_args(args)
+    if args.samples <= 0:
+        raise ConfigError("samples", f"must be > 0, got {args.samples}")
+    stats = measure(spec, args.samples, device=resolve_device(args.device))
+    if args.json:
+        print(dump_json(stats))
+    else:
+        for k, v in stats.items():
+            print(f"{k:>14}: {v}")
+    return 0
+
+
+def resolve_device(name: str):
+    import torch
+    if name not in ("auto", "cpu", "cuda"):
+        raise ConfigError("device", f"must be one of auto, cpu, cuda; got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "cuda was requested but torch sees no CUDA device; use cpu or auto")
+    return torch.device(name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="theory-sim", description="Theory-verification simulations for sparse autoencoders "
+                "(Chen et al., provable feature recovery by bias adaptation).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sp = sub.add_parser("sample", help="draw data from the model and print its measured statistics")
+    add_generator_options(sp)
+    sp.add_argument("--samples", type=int, default=20000, help="rows to draw (default 20000)")
+    sp.add_argument("--device", default="cpu", help="auto | cpu | cuda (default cpu)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.set_defaults(func=cmd_sample)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return p
+
+
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ConfigError as e:
+        print(f"theory-sim: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""One error type for bad input: the CLI turns it into one line and exit code 2."""
+
+
+class ConfigError(ValueError):
+    """Bad user input. ``field`` names the offending key; the message says what is allowed."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+def require(cond: bool, field: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(field, message)

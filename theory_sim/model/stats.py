@@ -1,0 +1,118 @@
+"""Statistics a drawn sample actually has, and which of the theorem's data conditions it meets.
+
+rho2 estimator (a DECIDE point of the paper): ``rho2 = max_{i != j} P^(h_i>0, h_j>0) / P^(h_i>0)`` over
+features that fired at least ``MIN_COUNT`` times (fewer gives ratios dominated by counting noise);
+``rho2_mean`` is the same ratio averaged over all pairs. For n > ``RHO2_MAX_FEATURES`` rho2 is measured
+on the first ``RHO2_MAX_FEATURES`` features (``rho2_features`` says how many).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .sampler import ModelSampler
+from .spec import GeneratorSpec
+
+MIN_COUNT = 30
+RHO2_MAX_FEATURES = 4096
+
+
+def coherence(V: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
+    """(max, mean) |cos| over pairs i != j of the rows of V (n, d); chunked over rows."""
+    V = V / V.norm(dim=1, keepdim=True)
+    n = V.shape[0]
+    if n < 2:
+        return 0.0, 0.0
+    mx, tot = 0.0, 0.0
+    for a in range(0, n, chunk):
+        g = (V[a:a + chunk] @ V.T).abs()
+        rows = torch.arange(a, min(a + chunk, n), device=V.device)
+        g[rows - a, rows] = 0
+        mx = max(mx, g.max().item())
+        tot += g.sum().item()
+    return mx, tot / (n * (n - 1))
+
+
+def measure(spec: GeneratorSpec, samples: int = 20000, device: str | torch.device = "cpu",
+            batch: int = 4096) -> dict:
+    """Draws ``samples`` rows and returns the measured statistics (keys as in ``theory-sim sample``)."""
+    sampler = ModelSampler(spec, device)
+    n, d = spec.n, spec.d
+    m = min(n, RHO2_MAX_FEATURES)
+    dev = sampler.device
+    counts = torch.zeros(n, dtype=torch.float64, device=dev)
+    co = torch.zeros(m, m, dtype=torch.float64, device=dev)
+    row_nnz = []
+    sig_pow = noise_pow = 0.0
+    h_min, h_max = math.inf, 0.0
+    done = 0
+    while done < samples:
+        B = min(batch, samples - done)
+        x, signal, h = sampler.sample(B)
+        active = h > 0
+        row_nnz.append(active.sum(1).cpu())
+        a = active.double()
+        counts += a.sum(0)
+        co += a[:, :m].T @ a[:, :m]
+        sig_pow += signal.double().pow(2).sum().item()
+        noise_pow += (x - signal).double().pow(2).sum().item()
+        if active.any():
+            h_min = min(h_min, h[active].min().item())
+            h_max = max(h_max, h.max().item())
+        done += B
+    nnz = torch.cat(row_nnz).double()
+    f = (counts / samples).cpu()
+    diag = co.diagonal().clone()
+    ratio = co / diag.clamp_min(1)[:, None]  # P(i and j) / P(i), row i conditions
+    ratio.fill_diagonal_(0)
+    ok = diag >= MIN_COUNT
+    rho2 = ratio[ok][:, ok].max().item() if ok.sum() >= 2 else float("nan")
+    rho2_mean = (ratio.sum() / max(1, m * (m - 1))).item()
+    mu_max, mu_mean = coherence(sampler.V)
+    noise_std = sampler.noise_std
+    snr = sig_pow / noise_pow if noise_pow > 0 else float("inf")
+    stats = {
+        "n": n,
+        "d": d,
+        "samples": samples,
+        "s_mean": nnz.mean().item(),
+        "s_max": int(nnz.max().item()),
+        "f_min": f.min().item(),
+        "f_max": f.max().item(),
+        "f_mean": f.mean().item(),
+        "mu_max": mu_max,
+        "mu_mean": mu_mean,
+        "rho2": rho2,
+        "rho2_mean": rho2_mean,
+        "rho2_features": m,
+        "noise_std": noise_std,
+        "snr": snr,
+        "h_min": h_min if h_max > 0 else 0.0,
+        "h_max": h_max,
+    }
+    stats["conditions"] = data_conditions(spec, stats)
+    return stats
+
+
+def data_conditions(spec: GeneratorSpec, stats: dict) -> dict:
+    """The theorem's data assumptions (shared/paper.md §1, §4) that a sample can be checked for.
+
+    - ``theorem_model``: V Gaussian and H uniformly s-sparse (the recovery theorem's exact assumptions);
+    - ``low_cooccurrence`` (H3): rho2 < n^{-1/2};
+    - ``incoherent`` (V1): mu_max <= the typical max |cos| of n Gaussian directions in R^d,
+      sqrt(4 log(n) / d) (a Gaussian V meets it by construction; a shared component breaks it);
+    - ``superposition``: ``heavy`` if d < sqrt(n), ``light`` otherwise (the band is wide in light);
+    - ``in_superposition``: n > d.
+    """
+    n, d = spec.n, spec.d
+    gaussian_level = math.sqrt(4 * math.log(max(n, 2)) / d)
+    return {
+        "theorem_model": spec.features == "gaussian" and spec.shared == 0 and spec.support == "exact",
+        "low_cooccurrence": bool(stats["rho2"] < n ** -0.5),
+        "rho2_threshold": n ** -0.5,
+        "incoherent": bool(stats["mu_max"] <= gaussian_level),
+        "mu_threshold": gaussian_level,
+        "superposition": "heavy" if d < math.sqrt(n) else "light",
+        "in_superposition": n > d,
+    }
