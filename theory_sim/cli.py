@@ -139,7 +139,102 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_EXTRA_COMMANDS: list = []
+def _bool(text: str) -> bool:
+    t = text.lower()
+    if t not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return t in ("true", "1", "yes")
+
+
+def add_method_options(p: argparse.ArgumentParser) -> None:
+    """One option per hyperparameter of any registered method (plus ``--X-over-f`` for frequencies)."""
+    from .sae import REGISTRY
+    g = p.add_argument_group("method hyperparameters (each method accepts its own; see docs)")
+    seen = {}
+    for name, cls in sorted(REGISTRY.items()):
+        for f in dataclasses.fields(cls.Config):
+            seen.setdefault(f.name, (type(f.default), []))[1].append(name)
+    for field, (typ, users) in sorted(seen.items()):
+        conv = _bool if typ is bool else (int if typ is int else (float if typ is float else str))
+        g.add_argument("--" + field.replace("_", "-"), dest="hp_" + field, type=conv, default=None,
+                       help=f"({', '.join(users)})")
+        if field in ("p", "htf", "ltf"):
+            g.add_argument(f"--{field}-over-f", dest=f"hp_{field}_over_f", type=float, default=None,
+                           help=f"{field} as a multiple of the mean feature frequency f")
+
+
+def method_params_from_args(args) -> dict:
+    out = {}
+    for k, v in vars(args).items():
+        if k.startswith("hp_") and v is not None:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(k[3:], f"must be a finite number, got {v}")
+            out[k[3:]] = v
+    return out
+
+
+def cmd_train(args) -> int:
+    import numpy as np
+    from .sae import get_method
+    from .train import train
+    get_method(args.method)
+    hyper = method_params_from_args(args)
+    data, gt = None, None
+    if args.data:
+        data = _load_array(args.data, "data")
+        if args.ground_truth:
+            gt = _load_array(args.ground_truth, "ground_truth")
+    else:
+        data = generator_spec_from_args(args)
+        if args.ground_truth:
+            raise ConfigError("ground_truth", "only with --data (the generator knows its own features)")
+    if args.seeds < 1:
+        raise ConfigError("seeds", f"must be >= 1, got {args.seeds}")
+    seeds = [(args.gen_seed or 0) + i for i in range(args.seeds)]
+    res = train(args.method, data, ground_truth=gt, seeds=seeds, steps=args.steps, batch=args.batch,
+                eval_samples=args.eval_samples, device=args.device, progress=not args.no_progress, **hyper)
+    for r in res:
+        arrays = r.pop("arrays")
+        if "frr_curve" in arrays:
+            r["frr_curve"] = [float(v) for v in arrays["frr_curve"]]
+        r["method"], r["device"] = args.method, str(resolve_device(args.device))
+    out = res[0] if len(res) == 1 else res
+    if args.json:
+        print(dump_json(out))
+    else:
+        for r in res:
+            print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+                            if not isinstance(v, list)))
+    return 0 if all(r["status"] == "done" for r in res) else 1
+
+
+def _load_array(path: str, field: str):
+    import numpy as np
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ConfigError(field, f"cannot read {path!r} as a .npy array ({e})") from None
+
+
+def _register_train(sub) -> None:
+    from .sae import REGISTRY
+    tp = sub.add_parser("train", help="train one method (several seeds = one ensemble) and print its metrics")
+    tp.add_argument("--method", default="ba", help=f"one of {', '.join(sorted(REGISTRY))} (default ba)")
+    add_generator_options(tp)
+    add_method_options(tp)
+    tp.add_argument("--steps", type=int, default=3000)
+    tp.add_argument("--batch", type=int, default=512)
+    tp.add_argument("--eval-samples", type=int, default=8192)
+    tp.add_argument("--seeds", type=int, default=1, help="train this many seeds (seed, seed+1, ...) as one ensemble")
+    tp.add_argument("--data", help="a .npy (N, d) array of your own samples instead of the generator")
+    tp.add_argument("--ground-truth", help="a .npy (n, d) array of true features for --data")
+    tp.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    tp.add_argument("--no-progress", action="store_true")
+    tp.add_argument("--json", action="store_true", help="print one JSON object (a list for several seeds)")
+    tp.set_defaults(func=cmd_train)
+
+
+_EXTRA_COMMANDS: list = [_register_train]
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,106 @@
+"""Metrics on hand-checkable cases, and invariance to neuron permutation and positive scaling."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+import theory_sim.metrics as M
+
+
+def rand_unit(n, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(n, d, generator=g)
+    return v / v.norm(dim=1, keepdim=True)
+
+
+def test_frr_is_one_when_decoder_contains_features():
+    V = rand_unit(20, 8, 0)
+    D = torch.cat([rand_unit(30, 8, 1), V * 3.0])  # extra random rows, scaled copies of V
+    m, _ = M.recovery_metrics(V, D)
+    for t in M.TAUS:
+        assert m[f"frr_{t}"] == 1.0
+    assert m["mmcs"] == pytest.approx(1.0, abs=1e-5)
+    assert m["mcc"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_signed_cosine_does_not_credit_negated_features():
+    V = rand_unit(5, 6, 2)
+    m, _ = M.recovery_metrics(V, -V)
+    assert m["frr_0.8"] == 0.0
+
+
+def test_mcc_by_hand():
+    V = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    c = math.cos(0.3)
+    D = torch.tensor([[math.cos(0.3), math.sin(0.3)], [0.0, 1.0], [0.8, 0.6]])
+    # best one-to-one: feature 0 ↔ row 2 (0.8)? no: cos(0.3) = 0.955 > 0.8; feature 1 ↔ row 1 (1.0)
+    assert M.mcc(V, D) == pytest.approx((c + 1.0) / 2, abs=1e-6)
+    # greedy best per feature would give mmcs = (0.955 + 1)/2 too; force a conflict:
+    D2 = torch.tensor([[0.8, 0.6], [0.6, 0.8]])
+    assert M.mcc(V, D2) == pytest.approx(0.8, abs=1e-6)
+
+
+def test_sparse_mcc_agrees_with_dense(monkeypatch):
+    V = rand_unit(40, 10, 3)
+    D = torch.cat([V + 0.05 * rand_unit(40, 10, 4), rand_unit(60, 10, 5)])
+    dense = M.mcc(V, D)
+    monkeypatch.setattr(M, "DENSE_MCC_LIMIT", 0)
+    assert M.mcc(V, D) == pytest.approx(dense, abs=1e-6)
+
+
+def test_chunking_does_not_change_results():
+    V, D = rand_unit(50, 7, 6), rand_unit(80, 7, 7)
+    a = M.best_cosines(V, D, chunk=7)
+    b = M.best_cosines(V, D, chunk=4096)
+    for u, v in zip(a, b):
+        assert torch.allclose(u.float(), v.float())
+
+
+def test_uniqueness_by_hand():
+    V = torch.eye(3)
+    D = torch.tensor([[1.0, 0, 0], [1.0, 0.01, 0], [0, 1.0, 0], [0.5, 0.5, 0.7]])
+    fb, fa, nb, na = M.best_cosines(V, D)
+    # aligned neurons 0, 1, 2 match features 0, 0, 1 → 2 distinct / 3 aligned
+    assert M.uniqueness(fb, nb, na) == pytest.approx(2 / 3)
+
+
+def test_consistency():
+    D = rand_unit(30, 9, 8)
+    assert M.consistency(D, D[torch.randperm(30)] * 2) == 1.0
+    assert M.consistency(D, rand_unit(30, 9, 9)) < 0.2
+
+
+def test_quality_metrics_by_hand():
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    z = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.5]])
+    q, a = M.quality_metrics(x, x.clone(), z)
+    assert q["explained_variance"] == 1.0 and q["l0"] == 1.5
+    assert q["dead_fraction"] == 0.0 and q["shrinkage"] == pytest.approx(1.0)
+    q, a = M.quality_metrics(x, 0.5 * x, z[:, :2] * torch.tensor([1.0, 0.0]))
+    assert q["dead_fraction"] == 0.5 and q["shrinkage"] == pytest.approx(0.5)
+    assert a["neuron_freq"].tolist() == [0.5, 0.0]
+
+
+@given(st.integers(2, 30), st.integers(2, 12), st.integers(1, 40), st.integers(0, 10_000),
+       st.lists(st.floats(0.01, 100), min_size=40, max_size=40))
+def test_metrics_invariant_to_permutation_and_positive_scaling(n, d, M_, seed, scales):
+    V, D = rand_unit(n, d, seed), rand_unit(M_, d, seed + 1)
+    D = torch.cat([D, V[: n // 2] + 0.1 * rand_unit(n // 2, d, seed + 2)])
+    perm = torch.randperm(D.shape[0], generator=torch.Generator().manual_seed(seed))
+    s = torch.tensor(scales[: D.shape[0]] + [1.0] * max(0, D.shape[0] - 40))[: D.shape[0], None]
+    a, _ = M.recovery_metrics(V, D)
+    b, _ = M.recovery_metrics(V, (D * s)[perm])
+    for k in a:
+        if isinstance(a[k], float) and math.isnan(a[k]):
+            assert math.isnan(b[k])
+        else:
+            assert a[k] == pytest.approx(b[k], abs=1e-5), k
+
+
+def test_frr_curve_is_monotone():
+    V, D = rand_unit(30, 8, 10), rand_unit(100, 8, 11)
+    _, arr = M.recovery_metrics(V, D)
+    curve = arr["frr_curve"]
+    assert np.all(np.diff(curve) <= 0) and len(curve) == len(M.CURVE_TAUS)

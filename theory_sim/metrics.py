@@ -1,0 +1,145 @@
+"""Recovery and quality metrics (names as in shared/paper.md §7).
+
+All cosine computations are chunked over features, so n = 65,536 features × M = 65,536 neurons never
+hold the whole n × M matrix: memory is O(chunk · M). MCC uses scipy's Hungarian solver on the dense
+matrix when n·M <= ``DENSE_MCC_LIMIT``; beyond that, on a sparse graph of each feature's ``MCC_CANDIDATES``
+best neurons (scipy.sparse.csgraph.min_weight_full_bipartite_matching) — exact whenever the optimal
+matching uses only such candidate edges, which it does when features are recovered.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+TAUS = (0.8, 0.9, 0.95, 0.99)
+CURVE_TAUS = tuple(np.round(np.linspace(0.5, 1.0, 51), 3))
+DENSE_MCC_LIMIT = 25_000_000
+MCC_CANDIDATES = 16
+
+
+def _unit(a: torch.Tensor) -> torch.Tensor:
+    a = a.float()
+    return a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def best_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048):
+    """Best signed cosines between true features V (n, d) and decoder directions D (M, d).
+
+    Returns (feature_best (n,), feature_arg (n,), neuron_best (M,), neuron_arg (M,)).
+    """
+    V, D = _unit(V), _unit(D.to(V.device))
+    n, M = V.shape[0], D.shape[0]
+    fb, fa = torch.empty(n, device=V.device), torch.empty(n, dtype=torch.long, device=V.device)
+    nb = torch.full((M,), -2.0, device=V.device)
+    na = torch.zeros(M, dtype=torch.long, device=V.device)
+    for a in range(0, n, chunk):
+        c = V[a:a + chunk] @ D.T  # (chunk, M)
+        fb[a:a + chunk], fa[a:a + chunk] = c.max(1)
+        cb, ca = c.max(0)
+        better = cb > nb
+        nb = torch.where(better, cb, nb)
+        na = torch.where(better, ca + a, na)
+    return fb, fa, nb, na
+
+
+def frr(feature_best: torch.Tensor, tau: float) -> float:
+    """Feature recovery rate: fraction of features with best cosine >= tau."""
+    return (feature_best >= tau).float().mean().item()
+
+
+def frr_curve(feature_best: torch.Tensor, taus=CURVE_TAUS) -> list[float]:
+    return [frr(feature_best, t) for t in taus]
+
+
+def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048) -> float:
+    """Mean matched cosine under the best one-to-one matching of features and neurons (Hungarian)."""
+    V, D = _unit(V), _unit(D.to(V.device))
+    n, M = V.shape[0], D.shape[0]
+    if n * M <= DENSE_MCC_LIMIT:
+        c = (V @ D.T).cpu().double().numpy()
+        r, k = linear_sum_assignment(c, maximize=True)
+        return float(c[r, k].sum() / min(n, M))
+    if n > M:  # match the smaller side fully
+        V, D, n, M = D, V, M, n
+    kc = min(MCC_CANDIDATES, M)
+    rows, cols, vals = [], [], []
+    for a in range(0, n, chunk):
+        top = (V[a:a + chunk] @ D.T).topk(kc, dim=1)
+        rows.append(np.repeat(np.arange(a, a + top.values.shape[0]), kc))
+        cols.append(top.indices.cpu().numpy().ravel())
+        vals.append(top.values.cpu().double().numpy().ravel())
+    vals_ = np.concatenate(vals)
+    # weights must be positive for the sparse solver: minimise (2 − cos) ∈ (0, 4)
+    g = csr_matrix((2.0 - vals_, (np.concatenate(rows), np.concatenate(cols))), shape=(n, M))
+    try:
+        r, k = min_weight_full_bipartite_matching(g)
+    except ValueError:  # no full matching among candidates: fall back to greedy best per feature
+        return float(vals_.reshape(n, kc)[:, 0].mean())
+    return float((2.0 - np.asarray(g[r, k]).ravel()).sum() / n)
+
+
+def uniqueness(feature_best, neuron_best, neuron_arg, tau: float = 0.9) -> float:
+    """Among neurons aligned with some feature (best cosine >= tau), the fraction of distinct features
+    they match: 1 = no two aligned neurons share a feature; nan when no neuron is aligned."""
+    aligned = neuron_best >= tau
+    k = int(aligned.sum())
+    if k == 0:
+        return float("nan")
+    return neuron_arg[aligned].unique().numel() / k
+
+
+def consistency(D1: torch.Tensor, D2: torch.Tensor, tau: float = 0.9, alive1=None, chunk: int = 2048) -> float:
+    """Cross-seed consistency: fraction of (alive) neurons of SAE 1 whose best cosine to SAE 2 >= tau."""
+    if alive1 is not None:
+        D1 = D1[alive1]
+    if D1.shape[0] == 0:
+        return float("nan")
+    best = best_cosines(D1, D2, chunk)[0]
+    return frr(best, tau)
+
+
+def recovery_metrics(V: torch.Tensor, D: torch.Tensor) -> tuple[dict, dict]:
+    """Scalar recovery metrics and per-feature/per-neuron arrays for one model.
+
+    V: (n, d) true features; D: (M, d) decoder directions.
+    """
+    fb, fa, nb, na = best_cosines(V, D)
+    out = {f"frr_{t}": frr(fb, t) for t in TAUS}
+    out["mmcs"] = fb.mean().item()
+    out["mcc"] = mcc(V, D)
+    out["uniqueness"] = uniqueness(fb, nb, na)
+    arrays = {"feature_best": fb.cpu().numpy(), "feature_arg": fa.cpu().numpy(),
+              "neuron_best": nb.cpu().numpy(), "frr_curve": np.array(frr_curve(fb))}
+    return out, arrays
+
+
+@torch.no_grad()
+def quality_metrics(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, targets: torch.Tensor | None = None):
+    """Reconstruction quality for one model on an eval batch.
+
+    x, x_hat: (N, d); z: (N, M) codes (a neuron is active where z != 0); targets: (M,) target
+    frequencies or None. Returns (scalars, per-neuron arrays).
+    """
+    active = z != 0
+    freq = active.float().mean(0)
+    resid = (x - x_hat).pow(2).sum()
+    total = (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
+    ev = 1 - (resid / total).item()
+    xn = x.norm(dim=1)
+    ok = xn > 0
+    out = {
+        "l0": active.float().sum(1).mean().item(),
+        "dead_fraction": (freq == 0).float().mean().item(),
+        "explained_variance": ev,
+        "fvu": 1 - ev,
+        "mse": (resid / x.shape[0]).item(),
+        "shrinkage": (x_hat[ok].norm(dim=1) / xn[ok]).mean().item(),
+    }
+    if targets is not None:
+        alive = freq > 0
+        if bool(alive.any()):
+            out["freq_log_error"] = (freq[alive].log() - targets[alive].log()).abs().mean().item()
+    return out, {"neuron_freq": freq.cpu().numpy()}

@@ -1,0 +1,175 @@
+"""The batched core every SAE method shares.
+
+Every parameter has a leading ensemble axis E: one ``train_step`` on x (E, B, d) advances E independent
+models with batched matmuls. Summing the per-model losses keeps the models independent (each gradient
+only sees its own loss) and Adam is elementwise, so optimiser state is per model too. Hyperparameters
+listed in ``PER_MODEL`` may differ between the models of one ensemble (they become (E, 1, 1) tensors);
+all others must be equal (they are part of the batch key).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+from ..errors import ConfigError, require
+from ..model.sampler import STREAM_INIT, cpu_generator
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Hyperparameters every method has."""
+
+    width: int = 512
+    lr: float = 1e-3
+
+    def validate(self) -> None:
+        require(isinstance(self.width, int) and not isinstance(self.width, bool) and self.width >= 1,
+                "width", f"must be an integer >= 1, got {self.width!r}")
+        require(_is_num(self.lr) and self.lr > 0, "lr", f"must be a number > 0, got {self.lr!r}")
+
+    def __post_init__(self):
+        self.validate()
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MethodConfig":
+        known = {f.name for f in fields(cls)}
+        for k in d:
+            if k not in known:
+                raise ConfigError(k, f"unknown hyperparameter for this method; allowed: {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_number(cfg, name: str, lo: float | None = None, hi: float | None = None, lo_open=False, hi_open=False):
+    v = getattr(cfg, name)
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    ok = _is_num(v)
+    if ok and lo is not None:
+        ok = v > lo if lo_open else v >= lo
+    if ok and hi is not None:
+        ok = v < hi if hi_open else v <= hi
+    require(ok, name, f"must be a number in {rng}, got {v!r}")
+
+
+def check_choice(cfg, name: str, allowed: tuple) -> None:
+    require(getattr(cfg, name) in allowed, name, f"must be one of {', '.join(map(str, allowed))}; got {getattr(cfg, name)!r}")
+
+
+def unit_rows(w: torch.Tensor) -> torch.Tensor:
+    return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class Method:
+    """Base class.  Subclasses set ``name``, ``Config``, ``PER_MODEL`` and implement ``forward``/``loss``.
+
+    Shapes: x (E, B, d); pre-activations and codes (E, B, M); decoder directions (E, M, d).
+    """
+
+    name = "base"
+    Config = MethodConfig
+    PER_MODEL: tuple[str, ...] = ()
+    uses_adam = True
+
+    def __init__(self, cfgs: list, d: int, seeds: list[int], device, x0: torch.Tensor):
+        """cfgs: E configs; seeds: E root seeds (init stream); x0: (E, B0, d) a first batch for init."""
+        self.cfgs, self.E, self.d = cfgs, len(cfgs), d
+        self.M = cfgs[0].width
+        self.device = torch.device(device)
+        for f in fields(cfgs[0]):
+            if f.name not in self.PER_MODEL:
+                vals = {repr(getattr(c, f.name)) for c in cfgs}
+                if len(vals) > 1:
+                    raise ValueError(f"{self.name}: {f.name} must be equal across an ensemble, got {vals}")
+        self.seeds = seeds
+        self.init(x0)
+        if self.uses_adam:
+            self.opt = torch.optim.Adam(self.parameters(), lr=cfgs[0].lr)
+        self.step_count = 0
+
+    # ---- helpers
+    def per_model(self, name: str) -> torch.Tensor:
+        """A hyperparameter as an (E, 1, 1) tensor on the device."""
+        return torch.tensor([float(getattr(c, name)) for c in self.cfgs], device=self.device).view(-1, 1, 1)
+
+    def random_directions(self, rows: int) -> torch.Tensor:
+        """(E, rows, d) unit rows, each model from its own init stream (independent of E and device)."""
+        ws = [unit_rows(torch.randn(rows, self.d, generator=cpu_generator(s, STREAM_INIT))) for s in self.seeds]
+        return torch.stack(ws).to(self.device)
+
+    # ---- interface
+    def init(self, x0: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def parameters(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (x_hat (E,B,d), code z (E,B,M), pre-activation (E,B,M); a neuron is active iff z > 0)."""
+        raise NotImplementedError
+
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Per-model training loss (E,) and extras (``pre`` for the feedback rules)."""
+        x_hat, z, pre = self.forward(x)
+        return reconstruction_loss(x_hat, x), {"pre": pre, "z": z}
+
+    def after_step(self, info: dict) -> None:
+        """What happens after each optimiser step (renormalisation, bias adaptation)."""
+
+    def decoder(self) -> torch.Tensor:
+        """(E, M, d) decoder directions, the SAE's learned features."""
+        raise NotImplementedError
+
+    def train_step(self, x: torch.Tensor) -> torch.Tensor:
+        """One step on x (E, B, d); returns the per-model loss (E,) (detached)."""
+        self.opt.zero_grad(set_to_none=True)
+        loss, info = self.loss(x)
+        loss.sum().backward()
+        self.opt.step()
+        self.step_count += 1
+        with torch.no_grad():
+            self.after_step(info)
+        return loss.detach()
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Named parameters and buffers (E, ...) for saving; tensors only, never pickled objects."""
+        return {k: v.detach() for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """½‖x̂ − x‖² averaged over the batch: (E,)."""
+    return 0.5 * (x_hat - x).pow(2).sum(-1).mean(-1)
+
+
+REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in REGISTRY:
+        raise ConfigError("method", f"unknown method {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def make_config(method: str, params: dict):
+    """Validated config of ``method`` from a dict (unknown keys are errors naming the key)."""
+    cls = get_method(method).Config
+    return cls.from_dict(params)
+
+
+def config_replace(cfg, **kw):
+    return dataclasses.replace(cfg, **kw)

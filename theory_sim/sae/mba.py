@@ -1,0 +1,89 @@
+"""Modified BA — the algorithm the recovery theorem (Thm 6.1) analyses; shared/paper.md §3.
+
+Tied unit-norm weights, one target frequency p, biases held fixed, output scale a → 0, a smooth ReLU,
+spherical gradient descent. In the a → 0 limit the loss gradient of neuron m is
+    −∂L/∂w_m ∝ E[(φ(y_m) + φ'(y_m) u_m) x],   u_m = w_mᵀx,  y_m = u_m + b_m,
+a Hebbian step weighted by how strongly the neuron fires (it is zero where y_m ≤ 0): w moves toward the
+mean of the inputs on which it fires. ``power_step`` (default) takes the η → ∞ limit, w ← normalise(g);
+otherwise w ← normalise(w + step_size · (g − (gᵀw) w)) (a Riemannian step).
+
+Decisions: φ is the C¹ "smooth ReLU" 0 (y ≤ 0), y²/(2δ) (0 < y < δ), y − δ/2 (y ≥ δ), δ = ``smooth``;
+the fixed bias b_m = −(1−p)-quantile of u_m over the first batch, so each neuron starts firing at
+frequency p; no pre-bias (the theorem's data are uncentred, X = HV). No Adam: each step uses one batch
+(``batch`` large approximates the population gradient the theorem uses).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import require
+from .base import Method, MethodConfig, check_number, register, unit_rows
+
+
+@dataclass(frozen=True)
+class MBAConfig(MethodConfig):
+    p: float = 0.0234
+    smooth: float = 0.05
+    power_step: bool = True
+    step_size: float = 1.0
+
+    def validate(self):
+        super().validate()
+        check_number(self, "p", 0, 1, lo_open=True, hi_open=True)
+        check_number(self, "smooth", 0, None, lo_open=True)
+        check_number(self, "step_size", 0, None, lo_open=True)
+        require(isinstance(self.power_step, bool), "power_step", f"must be true or false, got {self.power_step!r}")
+
+
+def smooth_relu(y: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """φ(y) and φ'(y) of the C¹ smooth ReLU with knee width delta."""
+    yc = y.clamp(0, delta)
+    phi = torch.where(y >= delta, y - delta / 2, yc * yc / (2 * delta))
+    dphi = yc / delta
+    return phi, dphi
+
+
+@register
+class MBA(Method):
+    name = "mba"
+    Config = MBAConfig
+    PER_MODEL = ("p", "step_size")
+    uses_adam = False
+
+    def init(self, x0):
+        self.W = self.random_directions(self.M)  # (E, M, d)
+        u = torch.bmm(x0, self.W.transpose(1, 2))  # (E, B0, M)
+        q = torch.stack([torch.quantile(u[e], 1 - self.cfgs[e].p, dim=0) for e in range(self.E)])  # (E, M)
+        self.b = -q.view(self.E, 1, self.M)
+        self.eta = self.per_model("step_size")
+
+    def parameters(self):
+        return []
+
+    def forward(self, x):
+        u = torch.bmm(x, self.W.transpose(1, 2))
+        y = u + self.b
+        phi, _ = smooth_relu(y, self.cfgs[0].smooth)
+        # a → 0: the reconstruction is the (vanishing) a-weighted sum; report it at a = 1 for diagnostics
+        return torch.bmm(phi, self.W), phi, y
+
+    def train_step(self, x):
+        u = torch.bmm(x, self.W.transpose(1, 2))
+        y = u + self.b
+        phi, dphi = smooth_relu(y, self.cfgs[0].smooth)
+        g = torch.bmm((phi + dphi * u).transpose(1, 2), x) / x.shape[1]  # (E, M, d)
+        fired = (y > 0).any(1).unsqueeze(-1)  # a neuron that never fires keeps its direction
+        if self.cfgs[0].power_step:
+            new = unit_rows(g)
+        else:
+            tang = g - (g * self.W).sum(-1, keepdim=True) * self.W
+            new = unit_rows(self.W + self.eta * tang)
+        self.W = torch.where(fired, new, self.W)
+        self.step_count += 1
+        # at a → 0 the reconstruction is 0 and the loss is ½‖x‖², whatever w is
+        return 0.5 * x.pow(2).sum(-1).mean(-1)
+
+    def decoder(self):
+        return self.W

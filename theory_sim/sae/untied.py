@@ -1,0 +1,231 @@
+"""Untied baseline SAEs: L1, TopK (+AuxK), BatchTopK, JumpReLU, and a frozen-random-decoder sanity check.
+
+All share  pre = (x − b_dec) W_encᵀ + b_enc,  x̂ = z W_dec + b_dec,  W_enc initialised to W_dec (unit rows),
+b_dec at the mean of the first batch. Only the code z = σ(pre) and the penalty differ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import require
+from .base import Method, MethodConfig, check_number, reconstruction_loss, register, unit_rows
+
+
+class Untied(Method):
+    train_decoder = True
+    unit_decoder = False
+
+    def init(self, x0):
+        W = self.random_directions(self.M)
+        self.W_dec = W.clone().requires_grad_(self.train_decoder)
+        self.W_enc = W.clone().requires_grad_(True)
+        self.b_enc = torch.zeros(self.E, 1, self.M, device=self.device, requires_grad=True)
+        self.b_dec = x0.mean(1, keepdim=True).clone().requires_grad_(True)
+
+    def parameters(self):
+        return [self.W_enc, self.b_enc, self.b_dec] + ([self.W_dec] if self.train_decoder else [])
+
+    def preact(self, x):
+        return torch.baddbmm(self.b_enc, x - self.b_dec, self.W_enc.transpose(1, 2))
+
+    def code(self, pre: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x):
+        pre = self.preact(x)
+        z = self.code(pre)
+        return torch.baddbmm(self.b_dec, z, self.W_dec), z, pre
+
+    def after_step(self, info):
+        if self.unit_decoder:
+            self.W_dec.data = unit_rows(self.W_dec.data)
+
+    def decoder(self):
+        return self.W_dec.detach()
+
+
+# ---------------------------------------------------------------------------------------------- L1
+@dataclass(frozen=True)
+class L1Config(MethodConfig):
+    l1: float = 0.01
+
+    def validate(self):
+        super().validate()
+        check_number(self, "l1", 0, None)
+
+
+@register
+class L1(Untied):
+    """ReLU SAE, loss ½‖x̂ − x‖² + λ Σ_m ‖d_m‖ z_m (the paper's L1 baseline)."""
+
+    name = "l1"
+    Config = L1Config
+    PER_MODEL = ("l1",)
+
+    def init(self, x0):
+        super().init(x0)
+        self.lam = self.per_model("l1").view(self.E, 1)
+
+    def code(self, pre):
+        return torch.relu(pre)
+
+    def loss(self, x):
+        x_hat, z, pre = self.forward(x)
+        penalty = (z * self.W_dec.norm(dim=-1).unsqueeze(1)).sum(-1).mean(-1)
+        return reconstruction_loss(x_hat, x) + self.lam.squeeze(-1) * penalty, {"pre": pre, "z": z}
+
+
+# ---------------------------------------------------------------------------------------------- TopK
+@dataclass(frozen=True)
+class TopKConfig(MethodConfig):
+    k: int = 3
+    auxk: float = 0.0
+    dead_steps: int = 200
+
+    def validate(self):
+        super().validate()
+        require(isinstance(self.k, int) and not isinstance(self.k, bool) and 1 <= self.k <= self.width, "k",
+                f"must be an integer in [1, width = {self.width}], got {self.k!r}")
+        check_number(self, "auxk", 0, None)
+        require(isinstance(self.dead_steps, int) and self.dead_steps >= 1, "dead_steps", "must be an integer >= 1")
+
+
+def keep_top(pre: torch.Tensor, k: torch.Tensor, kmax: int) -> torch.Tensor:
+    """Keep the k[e] largest entries of each row of pre (E, B, M) (rest 0); k: (E, 1, 1) ints <= kmax."""
+    vals, idx = pre.topk(kmax, dim=-1)
+    keep = torch.arange(kmax, device=pre.device).view(1, 1, -1) < k
+    return torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals) * keep)
+
+
+@register
+class TopK(Untied):
+    """z = the k largest ReLU pre-activations; unit-norm decoder; optional AuxK loss on dead latents."""
+
+    name = "topk"
+    Config = TopKConfig
+    PER_MODEL = ("k",)
+    unit_decoder = True
+
+    def init(self, x0):
+        super().init(x0)
+        self.W_dec.data = unit_rows(self.W_dec.data)
+        self.k = self.per_model("k").long()
+        self.kmax = max(c.k for c in self.cfgs)
+        self.since_fired = torch.zeros(self.E, 1, self.M, device=self.device)
+
+    def code(self, pre):
+        return keep_top(pre, self.k, self.kmax)
+
+    def loss(self, x):
+        x_hat, z, pre = self.forward(x)
+        loss = reconstruction_loss(x_hat, x)
+        cfg = self.cfgs[0]
+        if cfg.auxk > 0:
+            dead = self.since_fired > cfg.dead_steps
+            if bool(dead.any()):
+                k_aux = min(self.M, 2 * self.kmax)
+                pre_dead = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
+                z_aux = keep_top(pre_dead, torch.full_like(self.k, k_aux), k_aux).nan_to_num(0.0)
+                resid = (x - x_hat).detach()
+                loss = loss + cfg.auxk * reconstruction_loss(torch.bmm(z_aux, self.W_dec), resid)
+        return loss, {"pre": pre, "z": z}
+
+    def after_step(self, info):
+        super().after_step(info)
+        fired = (info["z"] > 0).any(1, keepdim=True)
+        self.since_fired = torch.where(fired, torch.zeros_like(self.since_fired), self.since_fired + 1)
+
+
+@register
+class BatchTopK(TopK):
+    """Keep the k·B largest pre-activations of the whole batch (per model): k is an average L0."""
+
+    name = "batchtopk"
+
+    def code(self, pre):
+        E, B, M = pre.shape
+        flat = pre.reshape(E, 1, B * M)
+        return keep_top(flat, self.k * B, self.kmax * B).reshape(E, B, M)
+
+
+@register
+class RandomDecoder(TopK):
+    """Sanity baseline: TopK whose decoder is frozen at its random init; recovery should be chance level."""
+
+    name = "random_decoder"
+    train_decoder = False
+
+
+# ---------------------------------------------------------------------------------------------- JumpReLU
+@dataclass(frozen=True)
+class JumpReLUConfig(MethodConfig):
+    l0: float = 0.01
+    bandwidth: float = 0.05
+    threshold_init: float = 0.1
+
+    def validate(self):
+        super().validate()
+        check_number(self, "l0", 0, None)
+        check_number(self, "bandwidth", 0, None, lo_open=True)
+        check_number(self, "threshold_init", 0, None, lo_open=True)
+
+
+class _Step(torch.autograd.Function):
+    """H(u − θ) with the straight-through pseudo-derivative −K((u−θ)/ε)/ε wrt θ (rectangle kernel)."""
+
+    @staticmethod
+    def forward(ctx, u, theta, eps):
+        ctx.save_for_backward(u, theta)
+        ctx.eps = eps
+        return (u > theta).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        u, theta = ctx.saved_tensors
+        k = ((u - theta).abs() < ctx.eps / 2).to(u.dtype) / ctx.eps
+        return None, (-g * k).sum(1, keepdim=True), None
+
+
+class _Jump(torch.autograd.Function):
+    """u · H(u − θ): exact gradient wrt u, pseudo-derivative −θ K((u−θ)/ε)/ε wrt θ."""
+
+    @staticmethod
+    def forward(ctx, u, theta, eps):
+        ctx.save_for_backward(u, theta)
+        ctx.eps = eps
+        return u * (u > theta)
+
+    @staticmethod
+    def backward(ctx, g):
+        u, theta = ctx.saved_tensors
+        k = ((u - theta).abs() < ctx.eps / 2).to(u.dtype) / ctx.eps
+        return g * (u > theta), (-g * theta * k).sum(1, keepdim=True), None
+
+
+@register
+class JumpReLU(Untied):
+    """z = u·1[u > θ] with trained per-neuron θ (STE), loss ½‖x̂ − x‖² + λ·L0."""
+
+    name = "jumprelu"
+    Config = JumpReLUConfig
+    PER_MODEL = ("l0",)
+
+    def init(self, x0):
+        super().init(x0)
+        th = self.cfgs[0].threshold_init
+        self.log_theta = torch.full((self.E, 1, self.M), float(torch.tensor(th).log()), device=self.device,
+                                    requires_grad=True)
+        self.lam = self.per_model("l0").view(self.E)
+
+    def parameters(self):
+        return super().parameters() + [self.log_theta]
+
+    def code(self, pre):
+        return _Jump.apply(pre, self.log_theta.exp(), self.cfgs[0].bandwidth)
+
+    def loss(self, x):
+        x_hat, z, pre = self.forward(x)
+        l0 = _Step.apply(pre, self.log_theta.exp(), self.cfgs[0].bandwidth).sum(-1).mean(-1)
+        return reconstruction_loss(x_hat, x) + self.lam * l0, {"pre": pre, "z": z}

@@ -1,0 +1,247 @@
+"""The training loop: E models at once, each on its own data stream; step, adapt, check, evaluate.
+
+Data can be the generator's (``GeneratorSpec`` per model), a user's tensor of samples (N, d), or a callable
+returning batches (B, d); ground-truth features (n, d) are optional (without them only quality metrics).
+Hyperparameters named ``X_over_f`` are resolved to ``X = value · f`` with f the spec's mean feature
+frequency (e.g. ``p_over_f``, ``htf_over_f``, ``ltf_over_f``).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import metrics as M
+from .errors import ConfigError, require
+from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, derive_seed
+from .model.spec import GeneratorSpec
+from .sae import get_method
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 3000
+    batch: int = 512
+    eval_samples: int = 8192
+    record_every: int = 0  # FRR@0.9 trajectory every k steps (0 = off; mba records every step)
+    check_every: int = 25  # steps between non-finite-loss checks
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            lo = 0 if f.name == "record_every" else 1
+            require(isinstance(v, int) and not isinstance(v, bool) and v >= lo, f.name,
+                    f"must be an integer >= {lo}, got {v!r}")
+
+    def to_dict(self):
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# ------------------------------------------------------------------------------------------ data sources
+class GeneratorData:
+    """E generator specs of equal (n, d)."""
+
+    def __init__(self, specs: list[GeneratorSpec], device):
+        self.train = EnsembleSampler(specs, device, STREAM_DATA)
+        self.specs = specs
+        self.V = self.train.V
+        self.d = specs[0].d
+        self.device = torch.device(device)
+
+    def sample(self, B):
+        return self.train.sample(B)
+
+    def eval_batch(self, N):
+        return EnsembleSampler(self.specs, self.device, STREAM_EVAL).sample(N)
+
+
+class TensorData:
+    """A user's samples X (N, d); each model draws its own batch order (seeded); evaluated on X itself."""
+
+    def __init__(self, X, seeds, device, ground_truth=None):
+        X = torch.as_tensor(X, dtype=torch.float32)
+        require(X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0, "data", f"must be a (N, d) array, got shape {tuple(X.shape)}")
+        require(bool(torch.isfinite(X).all()), "data", "contains NaN or inf")
+        self.X = X.to(device)
+        self.d = X.shape[1]
+        self.device = torch.device(device)
+        self.gens = [torch.Generator(device=self.device).manual_seed(derive_seed(s, STREAM_DATA)) for s in seeds]
+        self.V = _ground_truth(ground_truth, self.d, len(seeds), self.device)
+
+    def sample(self, B):
+        N = self.X.shape[0]
+        return torch.stack([self.X[torch.randint(N, (B,), generator=g, device=self.device)] for g in self.gens])
+
+    def eval_batch(self, N):
+        return self.X[:N].unsqueeze(0).expand(len(self.gens), -1, -1)
+
+
+class CallableData:
+    """A callable ``fn(B) -> (B, d)`` tensor; called once per model per step."""
+
+    def __init__(self, fn, E, device, ground_truth=None):
+        self.fn, self.E, self.device = fn, E, torch.device(device)
+        probe = self._call(2)
+        self.d = probe.shape[1]
+        self.V = _ground_truth(ground_truth, self.d, E, self.device)
+
+    def _call(self, B):
+        x = torch.as_tensor(self.fn(B), dtype=torch.float32, device=self.device)
+        require(x.ndim == 2 and x.shape[0] == B, "data", f"callable must return a (B, d) array, got shape {tuple(x.shape)}")
+        require(bool(torch.isfinite(x).all()), "data", "callable returned NaN or inf")
+        return x
+
+    def sample(self, B):
+        return torch.stack([self._call(B) for _ in range(self.E)])
+
+    def eval_batch(self, N):
+        return torch.stack([self._call(N) for _ in range(self.E)])
+
+
+def _ground_truth(V, d, E, device):
+    if V is None:
+        return None
+    V = torch.as_tensor(V, dtype=torch.float32)
+    require(V.ndim == 2 and V.shape[1] == d, "ground_truth",
+            f"must be (n, d) with d = {d} matching the data, got shape {tuple(V.shape)}")
+    require(bool(torch.isfinite(V).all()), "ground_truth", "contains NaN or inf")
+    return V.to(device).unsqueeze(0).expand(E, -1, -1)
+
+
+# ------------------------------------------------------------------------------------------ hyperparameters
+def resolve_hyper(method: str, params: dict, f: float | None):
+    """Method config from a dict; ``X_over_f`` keys become ``X = value · f``."""
+    out = {}
+    for k, v in params.items():
+        if k.endswith("_over_f"):
+            base = k[: -len("_over_f")]
+            require(f is not None, k, f"needs generator data to know f; give {base} directly")
+            require(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, k, f"must be a number > 0, got {v!r}")
+            require(base not in params, k, f"give either {k} or {base}, not both")
+            out[base] = v * f
+        else:
+            out[k] = v
+    return get_method(method).Config.from_dict(out)
+
+
+# ------------------------------------------------------------------------------------------ the loop
+def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainConfig = TrainConfig(),
+                   progress: bool = True, keep_weights: bool = False, desc: str | None = None) -> list[dict]:
+    """Trains len(cfgs) models together. Returns one result dict per model:
+    ``status`` ('done' | 'failed'), ``error``, metric scalars, ``seconds``, ``steps_per_second``, and
+    ``arrays`` (per-feature best cosine, per-neuron frequency, FRR trajectory, optionally weights)."""
+    cls = get_method(method)
+    E = len(cfgs)
+    device = data.device
+    t0 = time.perf_counter()
+    x0 = data.sample(max(tc.batch, 4096 if method == "mba" else tc.batch))
+    sae = cls(cfgs, data.d, seeds, device, x0)
+    failed = [None] * E
+    bad = torch.zeros(E, dtype=torch.bool, device=device)
+    traj = [[] for _ in range(E)]
+
+    def record(step):
+        if data.V is None:
+            return
+        D = sae.decoder()
+        for e in range(E):
+            traj[e].append((step, M.frr(M.best_cosines(data.V[e], D[e])[0], 0.9)))
+
+    record_every = tc.record_every or (1 if method == "mba" else 0)
+    if record_every:
+        record(0)
+    bar = tqdm(total=tc.steps, desc=desc or method, file=sys.stderr, disable=not progress, delay=2.0,
+               unit="step", leave=False)
+    for step in range(1, tc.steps + 1):
+        loss = sae.train_step(data.sample(tc.batch))
+        bad |= ~torch.isfinite(loss)
+        if step % tc.check_every == 0 or step == tc.steps:
+            if bool(bad.any()):
+                for e in torch.nonzero(bad).flatten().tolist():
+                    if failed[e] is None:
+                        failed[e] = f"diverged: non-finite loss by step {step}"
+                if all(failed):
+                    break
+        if record_every and step % record_every == 0:
+            record(step)
+        bar.update(1)
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    steps_done = step
+    train_seconds = time.perf_counter() - t0
+    return _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights)
+
+
+@torch.no_grad()
+def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights):
+    E = sae.E
+    x = data.eval_batch(tc.eval_samples)
+    chunks = [sae.forward(x[:, a:a + 4096]) for a in range(0, x.shape[1], 4096)]
+    x_hat = torch.cat([c[0] for c in chunks], 1)
+    z = torch.cat([c[1] for c in chunks], 1)
+    targets = getattr(sae, "target", None)
+    D = sae.decoder()
+    results = []
+    for e in range(E):
+        res = {"status": "done", "error": None, "seconds": train_seconds, "steps": steps_done,
+               "steps_per_second": steps_done / train_seconds, "ensemble_size": E}
+        arrays = {}
+        if failed[e] is None and not bool(torch.isfinite(D[e]).all()):
+            failed[e] = "diverged: non-finite decoder weights"
+        if failed[e] is not None:
+            res.update(status="failed", error=failed[e])
+            results.append({**res, "arrays": arrays})
+            continue
+        q, qa = M.quality_metrics(x[e], x_hat[e], z[e], None if targets is None else targets[e].flatten())
+        res.update(q)
+        arrays.update(qa)
+        if data.V is not None:
+            r, ra = M.recovery_metrics(data.V[e], D[e])
+            res.update(r)
+            arrays.update(ra)
+        if traj[e]:
+            arrays["frr_trajectory"] = np.array(traj[e], dtype=np.float64)
+            res["frr_0.9_by_step"] = [v for _, v in traj[e]]
+        if keep_weights:
+            for k, v in sae.state().items():
+                if v.shape[0] == E:
+                    arrays["w_" + k] = v[e].cpu().numpy()
+        if not all(math.isfinite(v) for v in q.values()):
+            res.update(status="failed", error="non-finite metrics")
+        results.append({**res, "arrays": arrays})
+    return results
+
+
+def train(method: str = "ba", data=None, *, ground_truth=None, seeds=(0,), steps: int = 3000, batch: int = 512,
+          eval_samples: int = 8192, record_every: int = 0, device="auto", progress: bool = True,
+          keep_weights: bool = False, **hyper) -> list[dict]:
+    """Train ``len(seeds)`` models of ``method`` and return one result dict each (see ``train_ensemble``).
+
+    data: a ``GeneratorSpec`` (its seed is replaced by each seed), a tensor/array (N, d) of samples, a
+    callable ``fn(B) -> (B, d)``, or None (the default spec). ground_truth: (n, d) features for recovery
+    metrics with user data. hyper: the method's hyperparameters (``p_over_f`` etc. allowed with a spec).
+    """
+    from .cli import resolve_device
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    seeds = list(seeds)
+    require(len(seeds) >= 1, "seeds", "give at least one seed")
+    tc = TrainConfig(steps=steps, batch=batch, eval_samples=eval_samples, record_every=record_every)
+    if data is None or isinstance(data, GeneratorSpec):
+        spec = data or GeneratorSpec()
+        specs = [spec.replace(seed=s) for s in seeds]
+        src = GeneratorData(specs, dev)
+        f = spec.mean_frequency()
+        if ground_truth is not None:
+            raise ConfigError("ground_truth", "the generator supplies its own features; give ground_truth only with user data")
+    elif callable(data):
+        src, f = CallableData(data, len(seeds), dev, ground_truth), None
+    else:
+        src, f = TensorData(data, seeds, dev, ground_truth), None
+    cfg = resolve_hyper(method, hyper, f)
+    return train_ensemble(method, [cfg] * len(seeds), src, seeds, tc, progress, keep_weights)
