@@ -234,7 +234,72 @@ def _register_train(sub) -> None:
     tp.set_defaults(func=cmd_train)
 
 
-_EXTRA_COMMANDS: list = [_register_train]
+def cmd_sweep(args) -> int:
+    from .sweep import load_sweep, run_sweep
+    resolve_device(args.device)
+    sweep = load_sweep(args.file, args.budget)
+    s = run_sweep(sweep, args.out, device=args.device, executor=args.executor, workers=args.workers,
+                  scheduler=args.scheduler, max_batch=args.max_batch, force=args.force,
+                  progress=not args.no_progress, retry_failed=args.retry_failed)
+    print(f"{sweep.name} [{args.budget}]: {s.total} cells, {s.already_done} already done, ran {s.ran} "
+          f"({s.failed} failed) in {s.seconds:.1f}s -> {args.out}", file=sys.stderr)
+    if args.plot:
+        from .plots import plot_sweep
+        for p in plot_sweep(args.out):
+            print(p)
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .sweep import status_table
+    t = status_table(args.out)
+    print(t.to_string() if not t.empty else "no cells")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .store import load_results
+    df = load_results(args.out)
+    if not args.csv and not args.parquet:
+        raise ConfigError("export", "give --csv FILE and/or --parquet FILE")
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+        print(f"wrote {len(df)} rows to {args.csv}")
+    if args.parquet:
+        try:
+            df.to_parquet(args.parquet, index=False)
+        except ImportError:
+            raise ConfigError("parquet", "needs pyarrow (pip install pyarrow)") from None
+        print(f"wrote {len(df)} rows to {args.parquet}")
+    return 0
+
+
+def _register_sweep(sub) -> None:
+    sp = sub.add_parser("sweep", help="run a sweep file into a results folder (resumable)")
+    sp.add_argument("file", help="sweeps/NAME.toml")
+    sp.add_argument("--out", required=True, help="results folder (SQLite store + arrays)")
+    sp.add_argument("--budget", default="full", choices=["tiny", "quick", "full"])
+    sp.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    sp.add_argument("--executor", default="local", choices=["local", "dask"])
+    sp.add_argument("--workers", type=int, default=2, help="Dask LocalCluster worker processes")
+    sp.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
+    sp.add_argument("--max-batch", type=int, default=32, help="models per ensemble (default 32)")
+    sp.add_argument("--force", action="store_true", help="allow an --out made by another sweep file")
+    sp.add_argument("--retry-failed", action="store_true", help="run failed cells again")
+    sp.add_argument("--plot", action="store_true", help="draw the sweep's figures when done")
+    sp.add_argument("--no-progress", action="store_true")
+    sp.set_defaults(func=cmd_sweep)
+    st = sub.add_parser("status", help="done / failed / pending cells per method of a results folder")
+    st.add_argument("out")
+    st.set_defaults(func=cmd_status)
+    ex = sub.add_parser("export", help="write a results folder as CSV (and Parquet if pyarrow is present)")
+    ex.add_argument("out")
+    ex.add_argument("--csv")
+    ex.add_argument("--parquet")
+    ex.set_defaults(func=cmd_export)
+
+
+_EXTRA_COMMANDS: list = [_register_train, _register_sweep]
 
 
 def main(argv=None) -> int:

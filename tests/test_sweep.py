@@ -1,0 +1,278 @@
+"""Sweep files, the store, resume after SIGKILL, Dask worker death, divergence, bad input."""
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from theory_sim import load_results
+from theory_sim.errors import ConfigError
+from theory_sim.store import SCHEMA_VERSION, Store
+from theory_sim.sweep import load_sweep, make_batches, run_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMING = {"seconds", "steps_per_second", "finished_at", "batch_size", "host"}
+
+SMALL = """
+name = "small"
+[data]
+n = 24
+s = 2
+[grid]
+d = [8, 12]
+[[methods]]
+name = "ba"
+width = 32
+p_over_f = [0.5, 1, 2]
+[[methods]]
+name = "topk"
+width = 32
+k = [1, 2]
+[train]
+steps = 120
+batch = 64
+eval_samples = 512
+seeds = [0, 1]
+[budgets.tiny]
+train = {steps = 40, seeds = [0]}
+"""
+
+
+def write(tmp_path, text, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def metrics_by_hash(out):
+    df = load_results(out)
+    keep = [c for c in df.columns if c not in TIMING]
+    return {r["cell_hash"]: r for r in df[keep].to_dict("records")}
+
+
+def test_grid_expansion_and_batching(tmp_path):
+    sw = load_sweep(write(tmp_path, SMALL))
+    assert len(sw.cells) == (3 + 2) * 2 * 2  # (ba p/f + topk k) × d × seeds
+    assert len({c.hash for c in sw.cells}) == len(sw.cells)
+    batches = make_batches(sw.cells, max_batch=32)
+    # one ensemble per (method, d): p/f, k and seeds vary inside an ensemble
+    assert sorted(len(b) for b in batches) == [4, 4, 6, 6]
+    assert all(len(b) <= 5 for b in make_batches(sw.cells, 5))
+    tiny = load_sweep(write(tmp_path, SMALL), "tiny")
+    assert len(tiny.cells) == 10 and tiny.cells[0].train["steps"] == 40
+
+
+def test_axis_forms_and_zip(tmp_path):
+    sw = load_sweep(write(tmp_path, """
+        name = "z"
+        [data]
+        s = 2
+        [grid]
+        n = [16, 32, 64]
+        d = {range = [8, 24, 8]}
+        zip = [["n", "d"]]
+        [[methods]]
+        name = "ba"
+        width = 16
+        p_over_f = {geomspace = [0.5, 2, 3]}
+        [train]
+        steps = 10
+    """))
+    pts = sorted({(c.data["n"], c.data["d"]) for c in sw.cells})
+    assert pts == [(16, 8), (32, 16), (64, 24)]
+    assert sorted({c.params["p_over_f"] for c in sw.cells}) == [0.5, 1.0, 2.0]
+
+
+BAD = [
+    ("name='x'\nbogus=1\n[[methods]]\nname='ba'", "bogus"),
+    ("name='x'\n[data]\nn='many'\n[[methods]]\nname='ba'", "data.n"),
+    ("name='x'\n[data]\nn=4\ns=5\n[[methods]]\nname='ba'", "data.s"),
+    ("name='x'\n[grid]\nd=[]\n[[methods]]\nname='ba'", "grid.d"),
+    ("name='x'\n[[methods]]\nname='nope'", "methods[0].name"),
+    ("name='x'\n[[methods]]\nname='topk'\nwidth=8\nk=9", "methods[0].k"),
+    ("name='x'\n[[methods]]\nname='ba'\nkk=1", "methods[0].kk"),
+    ("name='x'\n[train]\nsteps=0\n[[methods]]\nname='ba'", "train.steps"),
+    ("name='x'\n[data]\nnoise_std=nan\n[[methods]]\nname='ba'", "data.noise_std"),
+    ("name='x'\n[[methods]]\nname='ba'\n[budgets.huge]\ntrain={steps=1}", "budgets.huge"),
+    ("name='x'\n[[methods]]\nname='ba'\np=[0.5, 1.5]", "methods[0].p"),
+]
+
+
+@pytest.mark.parametrize("text,key", BAD)
+def test_bad_sweep_files_exit_2_and_write_nothing(tmp_path, text, key):
+    f = write(tmp_path, text)
+    out = tmp_path / "out"
+    r = cli("sweep", str(f), "--out", str(out), "--no-progress")
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and str(f) in line and key in line, line
+    assert not out.exists()
+
+
+def test_undefined_budget_names_allowed_ones(tmp_path):
+    f = write(tmp_path, SMALL)
+    r = cli("sweep", str(f), "--out", str(tmp_path / "o"), "--budget", "quick")
+    assert r.returncode == 2 and "budgets.quick" in r.stderr and "tiny" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_resume_after_sigkill_finishes_every_cell_once_with_identical_metrics(tmp_path):
+    f = write(tmp_path, SMALL)
+    ref = tmp_path / "ref"
+    assert cli("sweep", str(f), "--out", str(ref), "--no-progress", "--max-batch", "2").returncode == 0
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "theory_sim.cli", "sweep", str(f), "--out", str(out), "--no-progress", "--max-batch", "2"]
+    killed = False
+    for attempt in range(6):  # kill at random moments, then let the last run finish
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(random.uniform(1.5, 4.0))
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            killed = True
+        p.wait()
+    assert killed, "the sweep finished before any kill; make it longer"
+    assert cli("sweep", str(f), "--out", str(out), "--no-progress", "--max-batch", "2").returncode == 0
+    con = sqlite3.connect(out / "results.sqlite")
+    rows = con.execute("SELECT cell_hash, status FROM cells").fetchall()
+    assert len(rows) == len({h for h, _ in rows}) == 20 and all(s == "done" for _, s in rows)
+    a, b = metrics_by_hash(ref), metrics_by_hash(out)
+    assert a.keys() == b.keys()
+    for h in a:
+        for k, v in a[h].items():
+            w = b[h][k]
+            assert v == w or (v != v and w != w), (k, v, w)  # NaN == NaN
+
+
+def test_rerun_skips_finished_cells(tmp_path):
+    f = write(tmp_path, SMALL)
+    s1 = run_sweep(load_sweep(f, "tiny"), str(tmp_path / "o"), progress=False)
+    s2 = run_sweep(load_sweep(f, "tiny"), str(tmp_path / "o"), progress=False)
+    assert s1.ran == 10 and s2.ran == 0 and s2.already_done == 10
+
+
+def test_changed_sweep_file_adds_cells(tmp_path):
+    f = write(tmp_path, SMALL)
+    run_sweep(load_sweep(f, "tiny"), str(tmp_path / "o"), progress=False)
+    f2 = write(tmp_path, SMALL.replace("d = [8, 12]", "d = [8, 12, 16]"), "s2.toml")
+    s = run_sweep(load_sweep(f2, "tiny"), str(tmp_path / "o"), progress=False)
+    assert s.new_cells == 5 and s.ran == 5
+
+
+def test_other_sweep_refused_unless_force(tmp_path):
+    f = write(tmp_path, SMALL)
+    out = tmp_path / "o"
+    run_sweep(load_sweep(f, "tiny"), str(out), progress=False)
+    g = write(tmp_path, SMALL.replace('name = "small"', 'name = "other"'), "g.toml")
+    before = (out / "results.sqlite").stat().st_mtime_ns
+    r = cli("sweep", str(g), "--out", str(out), "--budget", "tiny", "--no-progress")
+    assert r.returncode == 2 and "other" in r.stderr and "--force" in r.stderr
+    assert (out / "results.sqlite").stat().st_mtime_ns == before
+    r = cli("sweep", str(g), "--out", str(out), "--budget", "tiny", "--no-progress", "--force")
+    assert r.returncode == 0
+
+
+def test_newer_schema_refused(tmp_path):
+    f = write(tmp_path, SMALL)
+    out = tmp_path / "o"
+    run_sweep(load_sweep(f, "tiny"), str(out), progress=False)
+    con = sqlite3.connect(out / "results.sqlite")
+    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    con.commit()
+    con.close()
+    r = cli("sweep", str(f), "--out", str(out), "--budget", "tiny")
+    assert r.returncode == 2 and "newer" in r.stderr
+    with pytest.raises(ConfigError):
+        load_results(out)
+
+
+def test_diverging_cell_is_failed_with_reason_and_sweep_completes(tmp_path):
+    f = write(tmp_path, """
+        name = "div"
+        [data]
+        n = 16
+        d = 8
+        s = 2
+        [grid]
+        mag_value = [1.0, 1e25]
+        [[methods]]
+        name = "l1"
+        width = 16
+        [train]
+        steps = 30
+        batch = 32
+        eval_samples = 256
+    """)
+    s = run_sweep(load_sweep(f), str(tmp_path / "o"), progress=False)
+    df = load_results(tmp_path / "o")
+    assert s.ran == 2 and s.failed == 1
+    bad = df[df.mag_value == 1e25].iloc[0]
+    assert bad.status == "failed" and "non-finite" in bad.error
+    assert df[df.mag_value == 1.0].iloc[0].status == "done"
+
+
+def test_load_results_columns_and_export(tmp_path):
+    f = write(tmp_path, SMALL)
+    out = tmp_path / "o"
+    run_sweep(load_sweep(f, "tiny"), str(out), progress=False)
+    df = load_results(out)
+    for col in ("cell_hash", "method", "seed", "status", "frr_0.9", "mmcs", "mcc", "l0", "n", "d", "width",
+                "p_over_f", "train_steps", "torch_version", "device", "package_version", "seconds"):
+        assert col in df.columns, col
+    assert df.cell_hash.is_unique and len(df) == 10
+    arr = Store(out).load_arrays(df.cell_hash.iloc[0])
+    assert arr["feature_best"].shape == (24,)
+    r = cli("export", str(out), "--csv", str(tmp_path / "x.csv"))
+    assert r.returncode == 0 and (tmp_path / "x.csv").read_text().count("\n") == 11
+    r = cli("status", str(out))
+    assert r.returncode == 0 and "done" in r.stdout
+
+
+@pytest.mark.slow
+def test_dask_worker_killed_mid_sweep_every_cell_once(tmp_path):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import Client, LocalCluster
+    f = write(tmp_path, SMALL)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    try:
+        pids = list(client.run(os.getpid).values())
+        killed_at = []
+
+        def killer():
+            time.sleep(3.0)
+            os.kill(pids[0], signal.SIGKILL)
+            killed_at.append(time.monotonic())
+
+        t = threading.Thread(target=killer)
+        t.start()
+        s = run_sweep(load_sweep(f), str(tmp_path / "o"), executor="dask", scheduler=cluster.scheduler_address,
+                      max_batch=2, progress=False)
+        ended = time.monotonic()
+        t.join()
+        assert killed_at and killed_at[0] < ended  # the worker died mid-sweep
+    finally:
+        client.close()
+        cluster.close()
+    con = sqlite3.connect(tmp_path / "o" / "results.sqlite")
+    rows = con.execute("SELECT cell_hash, status FROM cells").fetchall()
+    assert len(rows) == 20 and all(st == "done" for _, st in rows)
+    assert s.ran == 20
+    # the numbers do not depend on which worker (or executor) ran a cell
+    ref = tmp_path / "ref"
+    run_sweep(load_sweep(f), str(ref), max_batch=2, progress=False)
+    a, b = metrics_by_hash(ref), metrics_by_hash(tmp_path / "o")
+    for h in a:
+        for k in ("frr_0.9", "mmcs", "l0"):
+            assert a[h][k] == pytest.approx(b[h][k], abs=1e-5)

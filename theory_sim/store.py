@@ -1,0 +1,229 @@
+"""The results database: SQLite (WAL) in the sweep's output folder, plus per-cell ``.npz`` arrays.
+
+One row per cell (cell, method, hyperparameters, seed). Every finished cell is committed in its own
+transaction, so a crash loses at most the cells in flight; arrays are written to a temp file and renamed
+before the row commits, and loaded with ``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sqlite3
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+
+SCHEMA_VERSION = 1
+DB_NAME = "results.sqlite"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+    cell_hash TEXT PRIMARY KEY,
+    sweep TEXT NOT NULL,
+    label TEXT NOT NULL,
+    method TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+    error TEXT,
+    config TEXT NOT NULL,
+    metrics TEXT,
+    seconds REAL,
+    batch_size INTEGER,
+    finished_at REAL,
+    provenance TEXT
+);
+"""
+
+
+def _json(obj) -> str:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None if math.isnan(v) else str(v)
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            return clean(v.item())
+        return v
+    return json.dumps(clean(obj), sort_keys=True)
+
+
+def provenance(device: str) -> dict:
+    import torch
+
+    from . import __version__
+    commit = None
+    try:
+        root = Path(__file__).resolve().parent.parent
+        r = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        commit = r.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"package_version": __version__, "git_commit": commit, "torch_version": torch.__version__,
+            "device": device, "python": platform.python_version(), "host": platform.node()}
+
+
+class Store:
+    def __init__(self, out_dir: str | Path):
+        self.dir = Path(out_dir)
+        self.path = self.dir / DB_NAME
+        self.arrays_dir = self.dir / "arrays"
+
+    # ---------------------------------------------------------------- open / create
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        return con
+
+    def check_compatible(self, sweep_name: str | None, force: bool) -> None:
+        """Refuses a store of a newer schema, or of another sweep (unless force). Writes nothing."""
+        if not self.exists():
+            return
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as e:
+            raise ConfigError("out", f"{self.path} is not a theory-sim results database ({e})") from None
+        finally:
+            con.close()
+        v = int(meta.get("schema_version", 0))
+        if v > SCHEMA_VERSION:
+            raise ConfigError("out", f"{self.path} was written by a newer theory-sim (schema {v} > {SCHEMA_VERSION}); "
+                              "upgrade theory-sim to read it")
+        if sweep_name is not None and meta.get("sweep_name") != sweep_name and not force:
+            raise ConfigError("out", f"{self.dir} holds results of sweep {meta.get('sweep_name')!r}, not {sweep_name!r}; "
+                              "use another --out or pass --force")
+
+    def init(self, sweep_name: str, source: str, cells) -> int:
+        """Creates the folder and tables, records the sweep and inserts its cells as pending.
+        Returns how many cells were new."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.arrays_dir.mkdir(exist_ok=True)
+        con = self.connect()
+        try:
+            con.executescript(_DDL)
+            con.execute("BEGIN IMMEDIATE")
+            for k, v in (("schema_version", str(SCHEMA_VERSION)), ("sweep_name", sweep_name), ("sweep_source", source)):
+                con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+            before = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+            con.executemany(
+                "INSERT OR IGNORE INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?)",
+                [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells])
+            after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        return after - before
+
+    # ---------------------------------------------------------------- read / write
+    def statuses(self, con=None) -> dict[str, str]:
+        own = con is None
+        con = con or self.connect()
+        try:
+            return dict(con.execute("SELECT cell_hash, status FROM cells").fetchall())
+        finally:
+            if own:
+                con.close()
+
+    def write_result(self, con: sqlite3.Connection, cell_hash: str, result: dict, prov: dict) -> bool:
+        """Stores one finished cell in its own transaction; returns False if it was already finished."""
+        arrays = result.pop("arrays", {}) or {}
+        if arrays:
+            self._save_arrays(cell_hash, arrays)
+        status = result.pop("status")
+        error = result.pop("error", None)
+        seconds = result.get("seconds")
+        batch = result.get("ensemble_size")
+        con.execute("BEGIN IMMEDIATE")
+        cur = con.execute(
+            "UPDATE cells SET status=?, error=?, metrics=?, seconds=?, batch_size=?, finished_at=?, provenance=? "
+            "WHERE cell_hash=? AND status='pending'",
+            (status, error, _json(result), seconds, batch, time.time(), _json(prov), cell_hash))
+        con.execute("COMMIT")
+        return cur.rowcount == 1
+
+    def _save_arrays(self, cell_hash: str, arrays: dict) -> None:
+        self.arrays_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.arrays_dir, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            os.replace(tmp, self.arrays_dir / f"{cell_hash}.npz")
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load_arrays(self, cell_hash: str) -> dict[str, np.ndarray]:
+        p = self.arrays_dir / f"{cell_hash}.npz"
+        if not p.exists():
+            return {}
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def meta(self) -> dict:
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            return dict(con.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            con.close()
+
+    def rows(self) -> list[dict]:
+        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        con.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in con.execute("SELECT * FROM cells ORDER BY rowid")]
+        finally:
+            con.close()
+
+
+def load_results(out_dir: str | Path):
+    """One pandas row per (cell, method, hyperparameters, seed): inputs, metrics, status, timing, provenance.
+
+    Columns: ``cell_hash``, ``sweep``, ``label``, ``method``, ``seed``, ``status``, ``error``, ``seconds``,
+    ``batch_size``, every generator field (``n``, ``d``, ``s``, ...), every given method parameter
+    (``width``, ``p_over_f``, ``k``, ...), ``train_*`` (steps, batch, ...), the metrics of
+    ``theory-sim train --json`` (``frr_0.9``, ``mmcs``, ...; ``steps`` done is ``steps_done``) and the
+    provenance (``package_version``, ``git_commit``, ``torch_version``, ``device``).
+    """
+    import pandas as pd
+    store = Store(out_dir)
+    if not store.exists():
+        raise ConfigError("out", f"no results database in {out_dir!r}")
+    store.check_compatible(None, True)
+    records = []
+    for r in store.rows():
+        cfg = json.loads(r["config"])
+        rec = {k: r[k] for k in ("cell_hash", "sweep", "label", "method", "seed", "status", "error", "seconds",
+                                 "batch_size", "finished_at")}
+        rec.update(cfg["data"])
+        rec.update(cfg["params"])
+        rec.update({f"train_{k}": v for k, v in cfg["train"].items()})
+        if r["metrics"]:
+            m = json.loads(r["metrics"])
+            m["steps_done"] = m.pop("steps", None)
+            for k, v in m.items():
+                if k not in rec or k in ("seconds",):
+                    rec[k] = float("nan") if v is None else (float(v) if isinstance(v, str) and v in ("inf", "-inf") else v)
+        if r["provenance"]:
+            rec.update(json.loads(r["provenance"]))
+        records.append(rec)
+    for rec in records:  # lists (e.g. mixture_s) as tuples, so columns stay hashable for groupby
+        for k, v in rec.items():
+            if isinstance(v, list):
+                rec[k] = tuple(v)
+    return pd.DataFrame.from_records(records)

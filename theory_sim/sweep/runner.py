@@ -1,0 +1,155 @@
+"""Run a sweep: cells → ensembles of equal shapes → an executor → the store (written by this process only).
+
+Executors: ``local`` (in-process, batched on one device) and ``dask`` (a LocalCluster of ``workers``
+processes, or an existing cluster at ``scheduler``). With Dask, tasks are batches of cells; if a worker
+dies, the scheduler re-runs its tasks elsewhere, and the store's ``status='pending'`` guard keeps every
+cell exactly once.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from ..store import Store, provenance
+from .spec import Cell, Sweep, make_batches
+
+
+def run_batch(payload: dict) -> list[tuple[str, dict]]:
+    """Trains one ensemble. payload: method, cells (config dicts with 'hash' and 'label'), device, threads.
+
+    A plain function of plain data, so Dask can ship it to any worker."""
+    from ..model.spec import GeneratorSpec
+    from ..train import GeneratorData, TrainConfig, resolve_hyper, train_ensemble
+    if payload.get("threads"):
+        torch.set_num_threads(payload["threads"])
+    dev = payload["device"]
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    cells = payload["cells"]
+    specs = [GeneratorSpec.from_dict({**c["data"], "seed": c["seed"]}) for c in cells]
+    cfgs = [resolve_hyper(c["method"], c["params"], s.mean_frequency()) for c, s in zip(cells, specs)]
+    tc = TrainConfig(**cells[0]["train"])
+    try:
+        results = train_ensemble(payload["method"], cfgs, GeneratorData(specs, dev), [c["seed"] for c in cells], tc,
+                                 progress=False)
+    except (RuntimeError, ValueError, FloatingPointError) as e:  # e.g. a NaN that breaks a solver
+        results = [{"status": "failed", "error": f"{type(e).__name__}: {e}", "arrays": {}} for _ in cells]
+    for r in results:
+        r["device"] = str(dev)
+    return [(c["hash"], r) for c, r in zip(cells, results)]
+
+
+def _payload(batch: list[Cell], device: str, threads: int | None) -> dict:
+    return {"method": batch[0].method, "device": device, "threads": threads,
+            "cells": [{**c.config, "hash": c.hash, "label": c.label} for c in batch]}
+
+
+@dataclass
+class RunSummary:
+    total: int
+    already_done: int
+    ran: int
+    failed: int
+    seconds: float
+    new_cells: int
+
+
+def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "local", workers: int = 2,
+              scheduler: str | None = None, max_batch: int = 32, force: bool = False, progress: bool = True,
+              retry_failed: bool = False) -> RunSummary:
+    if executor not in ("local", "dask"):
+        raise ConfigError("executor", f"must be local or dask, got {executor!r}")
+    if not (isinstance(max_batch, int) and max_batch >= 1):
+        raise ConfigError("max_batch", f"must be an integer >= 1, got {max_batch!r}")
+    if executor == "dask":
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise ConfigError("executor", "dask is not installed; pip install 'theory-sim[dask]' or use --executor local") from None
+    store = Store(out)
+    store.check_compatible(sweep.name, force)
+    new = store.init(sweep.name, sweep.source, sweep.cells)
+    con = store.connect()
+    if retry_failed:
+        con.execute("UPDATE cells SET status='pending', error=NULL WHERE status='failed'")
+    status = store.statuses(con)
+    todo = {c.hash for c in sweep.cells if status.get(c.hash) == "pending"}
+    batches = [b for b in make_batches(sweep.cells, max_batch) if any(c.hash in todo for c in b)]
+    done0 = len(sweep.cells) - len(todo)
+    prov_cache: dict[str, dict] = {}
+    summary = RunSummary(len(sweep.cells), done0, 0, 0, 0.0, new)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(sweep.cells), initial=done0, desc=f"{sweep.name} cells", unit="cell", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+
+    def store_batch(results):
+        for h, r in results:
+            if h not in todo:
+                continue  # a cell finished earlier that shares this ensemble: keep the first result
+            dev = r.pop("device", device)
+            prov = prov_cache.setdefault(dev, provenance(dev))
+            failed = r["status"] == "failed"
+            if store.write_result(con, h, r, prov):
+                summary.ran += 1
+                summary.failed += failed
+                todo.discard(h)
+                bar.update(1)
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(cells_per_s=f"{summary.ran / max(elapsed, 1e-9):.2f}", failed=summary.failed)
+
+    try:
+        if executor == "local":
+            threads = None
+            for b in batches:
+                store_batch(run_batch(_payload(b, device, threads)))
+        else:
+            _run_dask(batches, device, workers, scheduler, store_batch)
+    finally:
+        bar.close()
+        con.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _run_dask(batches, device, workers, scheduler, store_batch):
+    from dask.distributed import Client, LocalCluster, as_completed
+    if scheduler:
+        client = Client(scheduler)
+        cluster = None
+    else:
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        threads = 1 if cluster is not None else None
+        futures = [client.submit(run_batch, _payload(b, device, threads), pure=False, retries=2) for b in batches]
+        for fut in as_completed(futures):
+            store_batch(fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def status_table(out: str):
+    """Counts of done / failed / pending per (method, label)."""
+    import pandas as pd
+    store = Store(out)
+    if not store.exists():
+        raise ConfigError("out", f"no results database in {out!r}")
+    store.check_compatible(None, True)
+    rows = store.rows()
+    df = pd.DataFrame([{k: r[k] for k in ("method", "label", "status")} for r in rows])
+    if df.empty:
+        return df
+    t = df.groupby(["method", "label", "status"]).size().unstack(fill_value=0)
+    for col in ("done", "failed", "pending"):
+        if col not in t:
+            t[col] = 0
+    return t[["done", "failed", "pending"]]

@@ -1,0 +1,294 @@
+"""Sweep files (TOML) → validated cells.
+
+```toml
+name = "quickstart"                      # identifies the output folder's sweep
+description = "..."
+[data]                                    # fixed generator knobs (GeneratorSpec fields)
+n = 128
+s = 3
+[grid]                                    # data axes, crossed (any GeneratorSpec field)
+d = [16, 42, 64]
+s = {range = [1, 4, 1]}                   # or {linspace|geomspace = [a, b, num]}, {logspace = [e0, e1, num]}
+zip = [["n", "d"]]                        # optional: these axes vary together instead of crossing
+[[methods]]                               # one table per method entry (a name may repeat)
+name = "ba"
+label = "BA"                              # optional legend label
+width = 512
+p_over_f = {geomspace = [0.25, 4, 5]}     # list-valued params are axes; X_over_f = X / f (derived)
+[train]
+steps = 3000
+batch = 512
+seeds = [0, 1]
+[plot]                                    # default axes of `theory-sim plot`
+x = "p_over_f"
+y = "d"
+[budgets.tiny]                            # deep-merged over the file; `all_methods` merges into every method
+train = {steps = 200, seeds = [0]}
+all_methods = {width = 128}
+```
+A cell = (data spec, method, params, train, seed); its hash covers exactly that resolved config.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..model.spec import GENERATOR_FIELDS, GeneratorSpec
+from ..sae import REGISTRY, get_method
+from ..train import TrainConfig, resolve_hyper
+
+SCHEMA = 1
+TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "budgets", "report")
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)) + ("seeds",)
+PLOT_KEYS = ("x", "y", "metric", "taus", "panels", "curve")
+BUDGETS = ("tiny", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One trained model: everything that determines its numbers."""
+
+    data: dict
+    method: str
+    params: dict
+    train: dict
+    seed: int
+    label: str
+    entry: int  # index of the method entry in the sweep file
+
+    @property
+    def config(self) -> dict:
+        return {"schema": SCHEMA, "data": self.data, "method": self.method, "params": self.params,
+                "train": self.train, "seed": self.seed}
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(self.config, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def spec(self) -> GeneratorSpec:
+        return GeneratorSpec.from_dict({**self.data, "seed": self.seed})
+
+    def method_config(self):
+        return resolve_hyper(self.method, self.params, self.spec().mean_frequency())
+
+    def batch_key(self) -> str:
+        """Cells with equal keys can share one ensemble (equal shapes and shared hyperparameters)."""
+        cfg = self.method_config()
+        shared = {k: v for k, v in cfg.to_dict().items() if k not in get_method(self.method).PER_MODEL}
+        return json.dumps([self.method, self.data["n"], self.data["d"], shared, self.train], sort_keys=True)
+
+
+@dataclass
+class Sweep:
+    name: str
+    description: str
+    cells: list[Cell]
+    plot: dict
+    source: str
+    path: str
+    budget: str
+    raw: dict = field(repr=False, default_factory=dict)
+
+
+def _err(path, key, msg):
+    return ConfigError(f"{path}: {key}", msg)
+
+
+def axis_values(v, key: str, path: str) -> list:
+    """Expand an axis spec to a list of values."""
+    if isinstance(v, dict):
+        if len(v) != 1:
+            raise _err(path, key, "an axis table needs exactly one of linspace, logspace, geomspace, range")
+        (kind, args), = v.items()
+        if kind not in ("linspace", "logspace", "geomspace", "range"):
+            raise _err(path, key, f"unknown axis form {kind!r}; allowed: linspace, logspace, geomspace, range")
+        if not (isinstance(args, list) and len(args) == 3 and all(_is_num(a) for a in args)):
+            raise _err(path, key, f"{kind} needs [start, stop, num] of numbers, got {args!r}")
+        a, b, c = args
+        if kind == "range":
+            vals = list(range(int(a), int(b) + 1, int(c))) if c > 0 else []
+        else:
+            if c < 1 or int(c) != c:
+                raise _err(path, key, f"{kind} num must be an integer >= 1, got {c!r}")
+            if kind == "geomspace" and (a <= 0 or b <= 0):
+                raise _err(path, key, "geomspace endpoints must be > 0")
+            fn = {"linspace": np.linspace, "logspace": np.logspace, "geomspace": np.geomspace}[kind]
+            vals = [float(np.round(x, 12)) for x in fn(a, b, int(c))]
+    elif isinstance(v, list):
+        vals = v
+    else:
+        vals = [v]
+    if len(vals) == 0:
+        raise _err(path, key, "the axis is empty; give at least one value")
+    for x in vals:
+        if isinstance(x, float) and not math.isfinite(x):
+            raise _err(path, key, f"values must be finite, got {x!r}")
+    return vals
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not _is_axis_table(v):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _is_axis_table(v: dict) -> bool:
+    return len(v) == 1 and next(iter(v)) in ("linspace", "logspace", "geomspace", "range")
+
+
+def _expand(table: dict, zips: list, key_prefix: str, path: str) -> list[dict]:
+    """Cross product of list-valued entries, except zipped groups that vary together."""
+    axes = {k: axis_values(v, f"{key_prefix}{k}", path) for k, v in table.items()}
+    groups, used = [], set()
+    for z in zips:
+        if not (isinstance(z, list) and all(isinstance(k, str) for k in z)):
+            raise _err(path, f"{key_prefix}zip", "must be a list of lists of axis names")
+        for k in z:
+            if k not in axes:
+                raise _err(path, f"{key_prefix}zip", f"{k!r} is not an axis here; axes: {', '.join(axes)}")
+        lens = {len(axes[k]) for k in z}
+        if len(lens) != 1:
+            raise _err(path, f"{key_prefix}zip", f"zipped axes {z} must have equal lengths, got {sorted(lens)}")
+        groups.append([dict(zip(z, vals)) for vals in zip(*(axes[k] for k in z))])
+        used.update(z)
+    for k, vals in axes.items():
+        if k not in used:
+            groups.append([{k: v} for v in vals])
+    out = []
+    for combo in itertools.product(*groups):
+        d = {}
+        for part in combo:
+            d.update(part)
+        out.append(d)
+    return out
+
+
+def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
+    """Parse and fully validate a sweep file; raises ConfigError naming the file and key."""
+    path = str(path)
+    try:
+        source = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError("sweep", f"cannot read {path!r}: {e.strerror}") from None
+    try:
+        raw = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as e:
+        raise _err(path, "toml", f"not valid TOML ({e})") from None
+    for k in raw:
+        if k not in TOP_KEYS:
+            raise _err(path, k, f"unknown key; allowed: {', '.join(TOP_KEYS)}")
+    budgets = raw.get("budgets", {})
+    if budget not in BUDGETS:
+        raise _err(path, "budget", f"must be one of {', '.join(BUDGETS)}; got {budget!r}")
+    if budget != "full" and budget not in budgets:
+        raise _err(path, f"budgets.{budget}", f"not defined in this file; defined: {', '.join(['full', *budgets])}")
+    for b in budgets:
+        if b not in BUDGETS:
+            raise _err(path, f"budgets.{b}", f"unknown budget; allowed: {', '.join(BUDGETS)}")
+    cfg = {k: v for k, v in raw.items() if k != "budgets"}
+    over = dict(budgets.get(budget, {}))
+    all_methods = over.pop("all_methods", {})
+    cfg = _deep_merge(cfg, over)
+    if not isinstance(cfg.get("name"), str) or not cfg["name"]:
+        raise _err(path, "name", "required: a non-empty string naming the experiment")
+    data = cfg.get("data", {})
+    grid = dict(cfg.get("grid", {}))
+    zips = grid.pop("zip", [])
+    for sect, table in (("data", data), ("grid", grid)):
+        if not isinstance(table, dict):
+            raise _err(path, sect, "must be a table")
+        for k in table:
+            if k not in GENERATOR_FIELDS or k == "seed":
+                allowed = ", ".join(f for f in GENERATOR_FIELDS if f != "seed")
+                raise _err(path, f"{sect}.{k}", f"unknown generator option; allowed: {allowed}")
+    train = cfg.get("train", {})
+    for k in train:
+        if k not in TRAIN_KEYS:
+            raise _err(path, f"train.{k}", f"unknown key; allowed: {', '.join(TRAIN_KEYS)}")
+    seeds = axis_values(train.get("seeds", [0]), "train.seeds", path)
+    for s in seeds:
+        if not (isinstance(s, int) and not isinstance(s, bool) and s >= 0):
+            raise _err(path, "train.seeds", f"seeds must be integers >= 0, got {s!r}")
+    try:
+        tc = TrainConfig(**{k: v for k, v in train.items() if k != "seeds"}).to_dict()
+    except ConfigError as e:
+        raise _err(path, f"train.{e.field}", str(e).split(": ", 1)[1]) from None
+    except TypeError as e:
+        raise _err(path, "train", str(e)) from None
+    plot = cfg.get("plot", {})
+    for k in plot:
+        if k not in PLOT_KEYS:
+            raise _err(path, f"plot.{k}", f"unknown key; allowed: {', '.join(PLOT_KEYS)}")
+    methods = cfg.get("methods")
+    if not isinstance(methods, list) or not methods:
+        raise _err(path, "methods", "give at least one [[methods]] table with a name")
+    data_points = _expand(grid, zips, "grid.", path)
+    cells, seen = [], set()
+    for i, m in enumerate(methods):
+        m = {**m, **all_methods}
+        key = f"methods[{i}]"
+        name = m.pop("name", None)
+        if name not in REGISTRY:
+            raise _err(path, f"{key}.name", f"unknown method {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+        label = m.pop("label", name)
+        mzips = m.pop("zip", [])
+        allowed = {f.name for f in fields(get_method(name).Config)}
+        for k in m:
+            base = k[: -len("_over_f")] if k.endswith("_over_f") else k
+            if base not in allowed:
+                raise _err(path, f"{key}.{k}", f"unknown hyperparameter of {name}; allowed: {', '.join(sorted(allowed))} "
+                           "(and X_over_f for frequency X)")
+        for params in _expand(m, mzips, f"{key}.", path):
+            for point in data_points:
+                d = {**data, **point}
+                for seed in seeds:
+                    try:
+                        spec = GeneratorSpec.from_dict({**d, "seed": seed})
+                    except ConfigError as e:
+                        raise _err(path, f"data.{e.field}", f"{str(e).split(': ', 1)[1]} (at grid point {point})") from None
+                    except TypeError as e:
+                        raise _err(path, "data", str(e)) from None
+                    try:
+                        resolve_hyper(name, params, spec.mean_frequency())
+                    except ConfigError as e:
+                        raise _err(path, f"{key}.{e.field}", f"{str(e).split(': ', 1)[1]} (at {params})") from None
+                    except TypeError as e:
+                        raise _err(path, key, str(e)) from None
+                    data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed"}
+                    cell = Cell(data_dict, name, dict(sorted(params.items())), tc, int(seed), str(label), i)
+                    if cell.hash not in seen:
+                        seen.add(cell.hash)
+                        cells.append(cell)
+    return Sweep(cfg["name"], cfg.get("description", ""), cells, plot, source, path, budget, raw)
+
+
+def make_batches(cells: list[Cell], max_batch: int) -> list[list[Cell]]:
+    """Groups cells with equal batch keys, in file order, into chunks of at most max_batch.
+
+    Deterministic in the full cell list, so a resumed sweep re-forms the same ensembles."""
+    groups: dict[str, list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(c.batch_key(), []).append(c)
+    out = []
+    for g in groups.values():
+        for a in range(0, len(g), max_batch):
+            out.append(g[a:a + max_batch])
+    return out
