@@ -152,7 +152,7 @@ def test_random_decoder_is_frozen():
 
 
 def test_jumprelu_code_and_threshold_gradient_by_hand():
-    sae = make(JumpReLU, JumpReLUConfig(width=2, l0=1.0, bandwidth=0.2, threshold_init=0.5), d=2)
+    sae = make(JumpReLU, JumpReLUConfig(width=2, l0_coef=1.0, bandwidth=0.2, threshold_init=0.5), d=2)
     pre = torch.tensor([[[0.55, 0.3]]], requires_grad=True)
     z = sae.code(pre)
     assert torch.allclose(z, torch.tensor([[[0.55, 0.0]]]))
@@ -210,3 +210,13 @@ def test_bad_hyperparameters(method, params, field):
     with pytest.raises(ConfigError) as e:
         make_config(method, params)
     assert e.value.field == field
+
+
+def test_no_hyperparameter_shadows_a_result_column():
+    """load_results puts hyperparameters and metrics side by side: their names must differ."""
+    import dataclasses
+    from theory_sim.sae import REGISTRY
+    metric_names = {"l0", "dead_fraction", "explained_variance", "fvu", "mse", "shrinkage", "mmcs", "mcc",
+                    "uniqueness", "seconds", "steps", "status", "error", "freq_log_error"}
+    for cls in REGISTRY.values():
+        assert not {f.name for f in dataclasses.fields(cls.Config)} & metric_names, cls.name

@@ -299,7 +299,70 @@ def _register_sweep(sub) -> None:
     ex.set_defaults(func=cmd_export)
 
 
-_EXTRA_COMMANDS: list = [_register_train, _register_sweep]
+def cmd_plot(args) -> int:
+    from .plots import plot_sweep
+    for p in plot_sweep(args.out, x=args.x, y=args.y, metric=args.metric, fig_dir=args.fig_dir, tuned=None):
+        print(p)
+    return 0
+
+
+def _register_plot(sub) -> None:
+    pp = sub.add_parser("plot", help="draw a results folder's phase diagram and curves (PNG, PDF, CSV)")
+    pp.add_argument("out", help="results folder")
+    pp.add_argument("--x", help="x axis (default: the sweep's [plot] x)")
+    pp.add_argument("--y", help="y axis for a phase diagram (default: the sweep's [plot] y)")
+    pp.add_argument("--metric", help="frr_0.8 | frr_0.9 | frr_0.95 | frr_0.99 | mmcs | mcc | ... (default frr_0.9)")
+    pp.add_argument("--fig-dir", help="where to write figures (default OUT/figures)")
+    pp.set_defaults(func=cmd_plot)
+
+
+def cmd_reproduce(args) -> int:
+    from .report import EXPERIMENTS, reproduce
+    resolve_device(args.device)
+    exps = args.only.split(",") if args.only else list(EXPERIMENTS)
+    for e in exps:
+        if e not in EXPERIMENTS:
+            raise ConfigError("only", f"unknown experiment {e!r}; allowed: {', '.join(EXPERIMENTS)}")
+    path = reproduce(args.out, args.budget, args.device, exps, progress=not args.no_progress)
+    print(path)
+    return 0
+
+
+def _register_reproduce(sub) -> None:
+    rp = sub.add_parser("reproduce", help="run the paper's experiments, draw their figures and write REPORT.md")
+    rp.add_argument("--out", required=True)
+    rp.add_argument("--budget", default="quick", choices=["tiny", "quick", "full"])
+    rp.add_argument("--device", default="auto")
+    rp.add_argument("--only", help="comma list of experiments (default: all)")
+    rp.add_argument("--no-progress", action="store_true")
+    rp.set_defaults(func=cmd_reproduce)
+
+
+def cmd_bench(args) -> int:
+    from .bench import format_bench, run_bench
+    dev = resolve_device(args.device)
+    sizes = tuple(int(v) for v in args.sizes.split(","))
+    methods = tuple(args.methods.split(","))
+    from .sae import get_method
+    for m in methods:
+        get_method(m)
+    b = run_bench(dev, methods, sizes, args.seconds, grid=not args.no_grid)
+    print(dump_json(b) if args.json else format_bench(b))
+    return 0
+
+
+def _register_bench(sub) -> None:
+    bp = sub.add_parser("bench", help="measure training speed against this machine's matmul peak")
+    bp.add_argument("--device", default="auto")
+    bp.add_argument("--methods", default="ba,gba,topk,l1")
+    bp.add_argument("--sizes", default="1,8,32", help="ensemble sizes E")
+    bp.add_argument("--seconds", type=float, default=2.0, help="timing window per configuration")
+    bp.add_argument("--no-grid", action="store_true", help="skip the batched-vs-serial quickstart grid")
+    bp.add_argument("--json", action="store_true")
+    bp.set_defaults(func=cmd_bench)
+
+
+_EXTRA_COMMANDS: list = [_register_train, _register_sweep, _register_plot, _register_reproduce, _register_bench]
 
 
 def main(argv=None) -> int:

@@ -195,7 +195,7 @@ def load_results(out_dir: str | Path):
     """One pandas row per (cell, method, hyperparameters, seed): inputs, metrics, status, timing, provenance.
 
     Columns: ``cell_hash``, ``sweep``, ``label``, ``method``, ``seed``, ``status``, ``error``, ``seconds``,
-    ``batch_size``, every generator field (``n``, ``d``, ``s``, ...), every given method parameter
+    ``batch_size``, every generator field (``n``, ``d``, ``s``, ...; a fixed data seed is ``data_seed``), every given method parameter
     (``width``, ``p_over_f``, ``k``, ...), ``train_*`` (steps, batch, ...), the metrics of
     ``theory-sim train --json`` (``frr_0.9``, ``mmcs``, ...; ``steps`` done is ``steps_done``) and the
     provenance (``package_version``, ``git_commit``, ``torch_version``, ``device``).
@@ -210,7 +210,7 @@ def load_results(out_dir: str | Path):
         cfg = json.loads(r["config"])
         rec = {k: r[k] for k in ("cell_hash", "sweep", "label", "method", "seed", "status", "error", "seconds",
                                  "batch_size", "finished_at")}
-        rec.update(cfg["data"])
+        rec.update({("data_seed" if k == "seed" else k): v for k, v in cfg["data"].items()})
         rec.update(cfg["params"])
         rec.update({f"train_{k}": v for k, v in cfg["train"].items()})
         if r["metrics"]:

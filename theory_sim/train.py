@@ -30,9 +30,13 @@ class TrainConfig:
     eval_samples: int = 8192
     record_every: int = 0  # FRR@0.9 trajectory every k steps (0 = off; mba records every step)
     check_every: int = 25  # steps between non-finite-loss checks
+    save_decoder: bool = False  # keep each model's decoder (M, d) in its arrays (cross-seed consistency)
 
     def __post_init__(self):
+        require(isinstance(self.save_decoder, bool), "save_decoder", f"must be true or false, got {self.save_decoder!r}")
         for f in fields(self):
+            if f.name == "save_decoder":
+                continue
             v = getattr(self, f.name)
             lo = 0 if f.name == "record_every" else 1
             require(isinstance(v, int) and not isinstance(v, bool) and v >= lo, f.name,
@@ -208,6 +212,8 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
         if traj[e]:
             arrays["frr_trajectory"] = np.array(traj[e], dtype=np.float64)
             res["frr_0.9_by_step"] = [v for _, v in traj[e]]
+        if tc.save_decoder:
+            arrays["decoder"] = D[e].cpu().numpy()
         if keep_weights:
             for k, v in sae.state().items():
                 if v.shape[0] == E:

@@ -97,48 +97,94 @@ class ModelSampler:
         self.noise_std = spec.noise_std
         if spec.snr is not None:
             pilot = ModelSampler(spec.replace(snr=None, noise_std=0.0), "cpu", STREAM_PILOT, features=self.V.cpu())
-            power = pilot.sample(8192)[1].pow(2).sum(1).mean().item()
+            power = pilot.sample_x(8192).pow(2).sum(1).mean().item()
             self.noise_std = math.sqrt(power / (spec.snr * spec.d))
 
-    def _support(self, B: int) -> torch.Tensor:
+    # ---- exact / mixture supports: index sets, O(B·s) work instead of O(B·n)
+    def _index_support(self, B: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(idx (B, S) feature indices, keep (B, S) bool) with S = the largest row sparsity.
+
+        Row sets are drawn as S i.i.d. uniform indices and rows with a repeat are redrawn whole
+        (rejection, used while S² <= n so a row is accepted with probability >= ~0.6), which is exactly
+        uniform over S-subsets; a mixture row keeps its first s_row (the draw order is random, so the
+        kept prefix is a uniform s_row-subset too)."""
         spec, dev, g = self.spec, self.device, self.gen
         n = spec.n
-        if spec.support == "bernoulli":
-            if spec.cooccurrence is None:
-                return torch.rand(B, n, generator=g, device=dev) < self.freqs
-            on = torch.rand(B, self.n_groups, generator=g, device=dev) < self.group_on
-            member = torch.rand(B, n, generator=g, device=dev) < spec.cooccurrence
-            return member & on[:, self.group_of]
-        # exact / mixture: a uniformly random subset of size s_row is the top-s_row of i.i.d. uniforms
         if spec.support == "exact":
-            k = int(spec.s)
-            idx = torch.rand(B, n, generator=g, device=dev).topk(k, dim=1).indices
-            return torch.zeros(B, n, dtype=torch.bool, device=dev).scatter_(1, idx, True)
-        level = torch.multinomial(self.mix_w, B, replacement=True, generator=g)
-        s_row = self.mix_s[level]
-        kmax = int(self.mix_s.max())
-        idx = torch.rand(B, n, generator=g, device=dev).topk(kmax, dim=1).indices
-        keep = torch.arange(kmax, device=dev) < s_row[:, None]
-        return torch.zeros(B, n, dtype=torch.bool, device=dev).scatter_(1, idx, keep)
+            S = int(spec.s)
+            keep = None
+        else:
+            S = int(self.mix_s.max())
+            level = torch.multinomial(self.mix_w, B, replacement=True, generator=g)
+            keep = torch.arange(S, device=dev) < self.mix_s[level][:, None]
+        if S * S > n:  # a row is repeat-free with probability ~exp(-S²/2n): use a random subset instead
+            idx = torch.rand(B, n, generator=g, device=dev).topk(S, dim=1).indices
+        else:
+            idx = torch.randint(n, (B, S), generator=g, device=dev)
+            while True:
+                srt = idx.sort(dim=1).values
+                bad = (srt[:, 1:] == srt[:, :-1]).any(dim=1)
+                k = int(bad.sum())
+                if k == 0:
+                    break
+                idx[bad] = torch.randint(n, (k, S), generator=g, device=dev)
+        if keep is None:
+            keep = torch.ones(B, S, dtype=torch.bool, device=dev)
+        return idx, keep
 
-    def _magnitudes(self, B: int) -> torch.Tensor | float:
+    def _bernoulli_support(self, B: int) -> torch.Tensor:
+        spec, dev, g = self.spec, self.device, self.gen
+        if spec.cooccurrence is None:
+            return torch.rand(B, spec.n, generator=g, device=dev) < self.freqs
+        on = torch.rand(B, self.n_groups, generator=g, device=dev) < self.group_on
+        member = torch.rand(B, spec.n, generator=g, device=dev) < spec.cooccurrence
+        return member & on[:, self.group_of]
+
+    def _magnitudes(self, shape, idx=None):
+        """Magnitudes for entries of ``shape``; ``idx`` gives feature indices for per_feature."""
         spec, dev, g = self.spec, self.device, self.gen
         if spec.magnitude == "constant":
-            return spec.mag_value
+            return torch.full(shape, spec.mag_value, device=dev)
         if spec.magnitude == "uniform":
-            return spec.mag_low + (spec.mag_high - spec.mag_low) * torch.rand(B, spec.n, generator=g, device=dev)
+            return spec.mag_low + (spec.mag_high - spec.mag_low) * torch.rand(shape, generator=g, device=dev)
         if spec.magnitude == "lognormal":
-            return spec.mag_value * torch.exp(spec.mag_sigma * torch.randn(B, spec.n, generator=g, device=dev))
-        return self.h
+            return spec.mag_value * torch.exp(spec.mag_sigma * torch.randn(shape, generator=g, device=dev))
+        return self.h.expand(shape) if idx is None else self.h[idx]
+
+    def _draw(self, B: int):
+        """One batch as either ('sparse', idx, vals) or ('dense', h)."""
+        if self.spec.support == "bernoulli":
+            mask = self._bernoulli_support(B)
+            return "dense", mask * self._magnitudes((B, self.spec.n))
+        idx, keep = self._index_support(B)
+        return "sparse", idx, self._magnitudes(idx.shape, idx) * keep
+
+    def _signal(self, draw) -> torch.Tensor:
+        if draw[0] == "dense":
+            return draw[1] @ self.V
+        _, idx, vals = draw
+        return torch.einsum("bs,bsd->bd", vals, self.V[idx])
+
+    def _add_noise(self, signal):
+        if self.noise_std > 0:
+            return signal + self.noise_std * torch.randn(signal.shape, generator=self.gen, device=self.device)
+        return signal
+
+    def sample_x(self, B: int) -> torch.Tensor:
+        """x (B, d) only: the training path (never builds the dense (B, n) H for exact/mixture)."""
+        return self._add_noise(self._signal(self._draw(B)))
 
     def sample(self, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (x, signal, h): x = h V + noise (B, d), signal = h V (B, d), h (B, n) >= 0."""
-        h = self._support(B).float() * self._magnitudes(B)
-        signal = h @ self.V
-        x = signal
-        if self.noise_std > 0:
-            x = signal + self.noise_std * torch.randn(B, self.spec.d, generator=self.gen, device=self.device)
-        return x, signal, h
+        """Returns (x, signal, h): x = h V + noise (B, d), signal = h V (B, d), h (B, n) >= 0.
+        Same random stream as ``sample_x``: x is identical to what ``sample_x`` gives."""
+        draw = self._draw(B)
+        signal = self._signal(draw)
+        if draw[0] == "dense":
+            h = draw[1]
+        else:
+            _, idx, vals = draw
+            h = torch.zeros(B, self.spec.n, device=self.device).scatter_(1, idx, vals)
+        return self._add_noise(signal), signal, h
 
 
 class EnsembleSampler:
@@ -155,4 +201,7 @@ class EnsembleSampler:
         self.V = torch.stack([m.V for m in self.models])  # (E, n, d)
 
     def sample(self, B: int) -> torch.Tensor:
-        return torch.stack([m.sample(B)[0] for m in self.models])
+        out = torch.empty(len(self.models), B, self.V.shape[2], device=self.V.device)
+        for e, m in enumerate(self.models):
+            out[e] = m.sample_x(B)
+        return out

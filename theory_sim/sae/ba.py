@@ -133,13 +133,13 @@ class BA(Method):
 
     def forward(self, x):
         xc = x - self.b_pre
-        u = torch.bmm(xc, self.W.transpose(1, 2))  # (E, B, M)
-        y = u + self.b
+        y = torch.baddbmm(self.b, xc, self.W.transpose(1, 2))  # (E, B, M), bias fused into the matmul
         if self.cfgs[0].activation == "relu":
             z = torch.relu(y)
         else:
-            z = u * (y > 0)
-        x_hat = torch.bmm(z * self.a, self.W) + self.b_pre
+            z = (y - self.b) * (y > 0)  # the bias-free projection, gated by the bias
+        # a scales decoder rows: (E, M, d) work instead of an (E, B, M) product
+        x_hat = torch.baddbmm(self.b_pre, z, self.W * self.a.transpose(1, 2))
         return x_hat, z, y
 
     def after_step(self, info):
@@ -147,7 +147,7 @@ class BA(Method):
         if cfg.renorm:
             self.W.data = unit_rows(self.W.data)
         y = info["pre"].detach()
-        self.buf_count += (y > 0).sum(1, keepdim=True)
+        self.buf_count += torch.count_nonzero(info["z"].detach(), dim=1).unsqueeze(1)  # z != 0 iff y > 0
         self.buf_max = torch.maximum(self.buf_max, y.amax(1, keepdim=True))
         self.buf_rows += y.shape[1]
         if self.step_count % cfg.adapt_every == 0:

@@ -134,6 +134,8 @@ class TopK(Untied):
 
     def after_step(self, info):
         super().after_step(info)
+        if self.cfgs[0].auxk == 0:  # dead-latent tracking only feeds AuxK; skip the (E, B, M) pass
+            return
         fired = (info["z"] > 0).any(1, keepdim=True)
         self.since_fired = torch.where(fired, torch.zeros_like(self.since_fired), self.since_fired + 1)
 
@@ -161,13 +163,13 @@ class RandomDecoder(TopK):
 # ---------------------------------------------------------------------------------------------- JumpReLU
 @dataclass(frozen=True)
 class JumpReLUConfig(MethodConfig):
-    l0: float = 0.01
+    l0_coef: float = 0.01
     bandwidth: float = 0.05
     threshold_init: float = 0.1
 
     def validate(self):
         super().validate()
-        check_number(self, "l0", 0, None)
+        check_number(self, "l0_coef", 0, None)
         check_number(self, "bandwidth", 0, None, lo_open=True)
         check_number(self, "threshold_init", 0, None, lo_open=True)
 
@@ -210,14 +212,14 @@ class JumpReLU(Untied):
 
     name = "jumprelu"
     Config = JumpReLUConfig
-    PER_MODEL = ("l0",)
+    PER_MODEL = ("l0_coef",)
 
     def init(self, x0):
         super().init(x0)
         th = self.cfgs[0].threshold_init
         self.log_theta = torch.full((self.E, 1, self.M), float(torch.tensor(th).log()), device=self.device,
                                     requires_grad=True)
-        self.lam = self.per_model("l0").view(self.E)
+        self.lam = self.per_model("l0_coef").view(self.E)
 
     def parameters(self):
         return super().parameters() + [self.log_theta]

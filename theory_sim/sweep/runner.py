@@ -18,6 +18,8 @@ from ..errors import ConfigError
 from ..store import Store, provenance
 from .spec import Cell, Sweep, make_batches
 
+DATA_STATS_SAMPLES = 10000
+
 
 def run_batch(payload: dict) -> list[tuple[str, dict]]:
     """Trains one ensemble. payload: method, cells (config dicts with 'hash' and 'label'), device, threads.
@@ -31,7 +33,7 @@ def run_batch(payload: dict) -> list[tuple[str, dict]]:
     if dev == "auto":
         dev = "cuda" if torch.cuda.is_available() else "cpu"
     cells = payload["cells"]
-    specs = [GeneratorSpec.from_dict({**c["data"], "seed": c["seed"]}) for c in cells]
+    specs = [GeneratorSpec.from_dict({"seed": c["seed"], **c["data"]}) for c in cells]  # see Cell.spec
     cfgs = [resolve_hyper(c["method"], c["params"], s.mean_frequency()) for c, s in zip(cells, specs)]
     tc = TrainConfig(**cells[0]["train"])
     try:
@@ -39,8 +41,12 @@ def run_batch(payload: dict) -> list[tuple[str, dict]]:
                                  progress=False)
     except (RuntimeError, ValueError, FloatingPointError) as e:  # e.g. a NaN that breaks a solver
         results = [{"status": "failed", "error": f"{type(e).__name__}: {e}", "arrays": {}} for _ in cells]
-    for r in results:
+    from ..model.stats import measure
+    for r, spec in zip(results, specs):
         r["device"] = str(dev)
+        # the statistics the data actually had (a fixed-size sample from the eval stream's twin)
+        st = measure(spec, DATA_STATS_SAMPLES)
+        r.update({f"data_{k}": st[k] for k in ("s_mean", "f_mean", "mu_max", "mu_mean", "rho2", "snr")})
     return [(c["hash"], r) for c, r in zip(cells, results)]
 
 

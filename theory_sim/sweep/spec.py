@@ -18,7 +18,7 @@ p_over_f = {geomspace = [0.25, 4, 5]}     # list-valued params are axes; X_over_
 [train]
 steps = 3000
 batch = 512
-seeds = [0, 1]
+seeds = [0, 1]                            # root seeds: data and SAE init (a `seed` in [data] fixes the data)
 [plot]                                    # default axes of `theory-sim plot`
 x = "p_over_f"
 y = "d"
@@ -49,7 +49,7 @@ from ..train import TrainConfig, resolve_hyper
 SCHEMA = 1
 TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "budgets", "report")
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)) + ("seeds",)
-PLOT_KEYS = ("x", "y", "metric", "taus", "panels", "curve")
+PLOT_KEYS = ("x", "y", "metric", "curve", "tuned")
 BUDGETS = ("tiny", "quick", "full")
 
 
@@ -76,7 +76,9 @@ class Cell:
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def spec(self) -> GeneratorSpec:
-        return GeneratorSpec.from_dict({**self.data, "seed": self.seed})
+        """The data model; a ``seed`` in [data] fixes the data across cell seeds (then the cell seed only
+        changes the SAE's initialisation), otherwise the cell seed drives the data too."""
+        return GeneratorSpec.from_dict({"seed": self.seed, **self.data})
 
     def method_config(self):
         return resolve_hyper(self.method, self.params, self.spec().mean_frequency())
@@ -216,8 +218,8 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
         if not isinstance(table, dict):
             raise _err(path, sect, "must be a table")
         for k in table:
-            if k not in GENERATOR_FIELDS or k == "seed":
-                allowed = ", ".join(f for f in GENERATOR_FIELDS if f != "seed")
+            if k not in GENERATOR_FIELDS:
+                allowed = ", ".join(GENERATOR_FIELDS)
                 raise _err(path, f"{sect}.{k}", f"unknown generator option; allowed: {allowed}")
     train = cfg.get("train", {})
     for k in train:
@@ -261,7 +263,7 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
                 d = {**data, **point}
                 for seed in seeds:
                     try:
-                        spec = GeneratorSpec.from_dict({**d, "seed": seed})
+                        spec = GeneratorSpec.from_dict({"seed": seed, **d})
                     except ConfigError as e:
                         raise _err(path, f"data.{e.field}", f"{str(e).split(': ', 1)[1]} (at grid point {point})") from None
                     except TypeError as e:
@@ -272,7 +274,7 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
                         raise _err(path, f"{key}.{e.field}", f"{str(e).split(': ', 1)[1]} (at {params})") from None
                     except TypeError as e:
                         raise _err(path, key, str(e)) from None
-                    data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed"}
+                    data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed" or "seed" in d}
                     cell = Cell(data_dict, name, dict(sorted(params.items())), tc, int(seed), str(label), i)
                     if cell.hash not in seen:
                         seen.add(cell.hash)

@@ -1,0 +1,145 @@
+"""``theory-sim bench``: speed against this machine's own limit, measured in one run.
+
+1. Peak: the fp32 GFLOP/s of a large square matmul (2048³ on CPU, 8192³ on CUDA), best of several.
+2. Each method's training step on the standard cell (d 64, n 256, s 4, width 512, batch 512) at ensemble
+   sizes E: model-steps per second, achieved GFLOP/s and fraction of peak. The timed loop includes data
+   generation and bias adaptation; FLOPs counted are the SAE's matmul FLOPs only, per model-step: forward
+   encoder and decoder (2 × 2·B·d·M) and their backward (2 × the forward: gradients wrt input and
+   weight), i.e. 12·B·d·M. Data generation (a gather of s feature rows per sample, 2·B·s·d) and all
+   elementwise work (activations, Adam, sampling) are done but not counted: the fraction is conservative.
+3. The quickstart grid (at a reduced step count) trained batched vs one model at a time.
+Memory: resident set size (peak so far in the process, and now) and, on CUDA, peak allocated per row.
+"""
+from __future__ import annotations
+
+import resource
+import time
+
+import torch
+
+from .model.spec import GeneratorSpec
+from .train import GeneratorData, TrainConfig, resolve_hyper
+
+STANDARD = dict(d=64, n=256, s=4, width=512, batch=512)
+METHOD_PARAMS = {"ba": {"p_over_f": 1.0}, "gba": {}, "topk": {"k": 4}, "l1": {"l1": 0.01},
+                 "batchtopk": {"k": 4}, "jumprelu": {"l0_coef": 0.01}}
+SAELENS_REFERENCE_STEPS_PER_S = 99.0  # design.md: SAELens 6.54 train_toy_sae, same cell, 2-core machine
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def matmul_peak(device: torch.device, reps: int = 5) -> float:
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    _sync(device)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_model_step(d, n, M, B) -> float:
+    return 12 * B * d * M
+
+
+def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0) -> dict:
+    c = STANDARD
+    spec = GeneratorSpec(n=c["n"], d=c["d"], s=c["s"])
+    specs = [spec.replace(seed=i) for i in range(E)]
+    cfg = resolve_hyper(method, {"width": c["width"], **METHOD_PARAMS.get(method, {})}, spec.mean_frequency())
+    from .sae import get_method
+    data = GeneratorData(specs, device)
+    sae = get_method(method)([cfg] * E, c["d"], list(range(E)), device, data.sample(c["batch"]))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(10):
+        sae.train_step(data.sample(c["batch"]))
+    _sync(device)
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        sae.train_step(data.sample(c["batch"]))
+        steps += 1
+        if steps % 5 == 0:
+            _sync(device)
+            if time.perf_counter() - t0 >= seconds:
+                break
+    el = time.perf_counter() - t0
+    msps = steps * E / el
+    gf = msps * flops_per_model_step(c["d"], c["n"], c["width"], c["batch"]) / 1e9
+    row = {"method": method, "E": E, "steps_per_second": msps, "ensemble_steps_per_second": steps / el,
+           "achieved_gflops": gf, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "rss_mb": _rss_mb()}
+    if device.type == "cuda":
+        row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
+
+
+def batched_vs_serial(device: torch.device, steps: int = 300) -> dict:
+    """The quickstart grid's (quick budget) cells at ``steps`` steps: batched ensembles vs one by one."""
+    from pathlib import Path
+
+    from .sweep import load_sweep, make_batches, run_batch
+    from .sweep.runner import _payload
+    sweep = load_sweep(Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.toml", "quick")
+    import dataclasses
+    cells = [dataclasses.replace(c, train={**c.train, "steps": steps, "eval_samples": 2048}) for c in sweep.cells]
+    out = {"cells": len(cells), "steps": steps}
+    for name, mb in (("batched", 32), ("serial", 1)):
+        t = time.perf_counter()
+        for b in make_batches(cells, mb):
+            run_batch(_payload(b, str(device), None))
+        _sync(device)
+        out[f"{name}_seconds"] = time.perf_counter() - t
+    out["speedup"] = out["serial_seconds"] / out["batched_seconds"]
+    return out
+
+
+def run_bench(device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(1, 8, 32), seconds=2.0,
+              grid=True) -> dict:
+    peak = matmul_peak(device)
+    rows = []
+    for m in methods:
+        for E in sizes:
+            r = time_method(m, E, device, seconds)
+            r["fraction_of_peak"] = r["achieved_gflops"] / peak
+            rows.append(r)
+    out = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
+           f"cpu ({torch.get_num_threads()} threads)", "torch": torch.__version__, "peak_gflops": peak,
+           "cell": STANDARD, "results": rows}
+    one = [r for r in rows if r["E"] == 1 and r["method"] == "topk"]
+    if one:
+        out["topk_E1_vs_saelens_reference"] = one[0]["steps_per_second"] / SAELENS_REFERENCE_STEPS_PER_S
+    if grid:
+        out["quickstart_grid"] = batched_vs_serial(device)
+    return out
+
+
+def format_bench(b: dict) -> str:
+    lines = [f"device {b['device_name']}, torch {b['torch']}, fp32 matmul peak {b['peak_gflops']:.1f} GFLOP/s",
+             f"standard cell {b['cell']}; FLOPs counted: the SAE's forward+backward matmuls (12·B·d·M per model-step); data generation timed, not counted",
+             f"{'method':>8} {'E':>3} {'model-steps/s':>14} {'GFLOP/s':>9} {'of peak':>8} {'peak RSS MB':>12}"]
+    for r in b["results"]:
+        lines.append(f"{r['method']:>8} {r['E']:>3} {r['steps_per_second']:>14.1f} {r['achieved_gflops']:>9.1f} "
+                     f"{100 * r['fraction_of_peak']:>7.1f}% {r['peak_rss_mb']:>12.0f}")
+    if "topk_E1_vs_saelens_reference" in b:
+        lines.append(f"topk E=1 / SAELens reference ({SAELENS_REFERENCE_STEPS_PER_S:g} steps/s, design.md, "
+                     f"not measured in this run): {b['topk_E1_vs_saelens_reference']:.2f}x")
+    if "quickstart_grid" in b:
+        g = b["quickstart_grid"]
+        lines.append(f"quickstart grid ({g['cells']} cells, {g['steps']} steps each): batched {g['batched_seconds']:.1f}s, "
+                     f"one by one {g['serial_seconds']:.1f}s, speedup {g['speedup']:.2f}x")
+    return "\n".join(lines)

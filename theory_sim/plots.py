@@ -1,0 +1,399 @@
+"""Figures: phase diagrams with the theorem's boundaries, curves, and the paper's figures.
+
+Every figure is written as PNG and PDF, beside the CSV of exactly what was drawn. What to draw comes from
+the sweep file's ``[plot]`` table (x, y, metric, curve = [...]) or from ``theory-sim plot`` options.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import tomllib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import theory  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+from .metrics import CURVE_TAUS, consistency  # noqa: E402
+from .store import Store, load_results  # noqa: E402
+
+LABELS = {
+    "p_over_f": "target frequency p / feature frequency f", "d": "dimension d", "n": "features n",
+    "s": "sparsity s (non-zeros per row)", "width": "SAE width M (neurons)", "cooccurrence": "co-occurrence knob r ≈ ρ₂",
+    "data_rho2": "measured ρ₂", "snr": "signal-to-noise ratio E‖HV‖² / E‖noise‖²", "shared": "shared component a (raises μ)",
+    "data_mu_max": "measured μ = max |cos(v_i, v_j)|", "mag_value": "feature magnitude h", "l0": "L0 (active neurons per sample)",
+    "explained_variance": "explained variance", "coherence": "target max |cos| μ",
+}
+CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table")
+HYPER_COLUMNS = ("p_over_f", "p", "k", "l1", "l0_coef", "htf", "ltf", "htf_over_f", "ltf_over_f", "lr", "groups")
+
+
+def _label(col: str) -> str:
+    if col.startswith("frr_"):
+        return f"FRR at τ = {col[4:]} (fraction of features recovered)"
+    return LABELS.get(col, col)
+
+
+def _is_log(vals) -> bool:
+    v = np.asarray(sorted(set(float(x) for x in vals if pd.notna(x))))
+    if len(v) == 0:
+        return False
+    if len(v) < 3 or (v <= 0).any():
+        return bool(len(v) == 2 and (v > 0).all() and v[1] / v[0] >= 4)
+    r = v[1:] / v[:-1]
+    return bool(v[-1] / v[0] >= 8 and r.std() / r.mean() < 0.35)
+
+
+def _edges(vals, log: bool) -> np.ndarray:
+    v = np.asarray(vals, dtype=float)
+    if len(v) == 1:
+        return np.array([v[0] / 1.5, v[0] * 1.5]) if log else np.array([v[0] - 0.5, v[0] + 0.5])
+    if log:
+        lv = np.log(v)
+        mid = (lv[1:] + lv[:-1]) / 2
+        return np.exp(np.concatenate([[lv[0] - (mid[0] - lv[0])], mid, [lv[-1] + (lv[-1] - mid[-1])]]))
+    mid = (v[1:] + v[:-1]) / 2
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def _save(fig, path_base: Path, table: pd.DataFrame) -> list[str]:
+    path_base.parent.mkdir(parents=True, exist_ok=True)
+    stem = str(path_base)  # not with_suffix: names like frr_0.9 contain dots
+    fig.savefig(stem + ".png", dpi=130, bbox_inches="tight")
+    fig.savefig(stem + ".pdf", bbox_inches="tight")
+    plt.close(fig)
+    table.to_csv(stem + ".csv", index=False)
+    return [stem + ".png"]
+
+
+def _done(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    if metric not in df.columns:
+        raise ConfigError("metric", f"{metric!r} is not a results column; try frr_0.9, mmcs, mcc, explained_variance")
+    return df[df.status == "done"]
+
+
+def _seed_summary(df, keys, metric):
+    g = df.groupby(keys, dropna=False)[metric]
+    return g.mean().rename("mean").to_frame().join(g.std().rename("sd")).join(g.count().rename("seeds")).reset_index()
+
+
+# ------------------------------------------------------------------------------------------ phase diagram
+def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, title: str = "",
+                  tuned: str | None = None) -> list[str]:
+    """Heatmap of mean ``metric`` over seeds on (x, y), one panel per label, shared colour scale [0, 1],
+    the empirical 50 % contour, and the theorem's band (p/f axis) and d = √n line where they apply."""
+    df = _done(df, metric)
+    for col in (x, y):
+        if col not in df.columns:
+            raise ConfigError("plot", f"{col!r} is not an axis of this sweep")
+    if tuned:
+        df = tune_per_cell(df, [x, y], metric, by=tuned)
+    labels = list(dict.fromkeys(df.label))
+    summ = _seed_summary(df, ["label", x, y], metric)
+    ncol = min(3, len(labels))
+    nrow = math.ceil(len(labels) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 4.2 * nrow), squeeze=False, constrained_layout=True)
+    xlog, ylog = _is_log(df[x]), _is_log(df[y])
+    mesh = None
+    for ax, lab in zip(axes.flat, labels):
+        s = summ[summ.label == lab]
+        no_x = s[x].isna().all()  # a method without this axis (e.g. TopK on p/f): one "n/a" column
+        xs, ys = ([0.0] if no_x else sorted(s[x].dropna().unique())), sorted(s[y].unique())
+        Z = np.full((len(ys), len(xs)), np.nan)
+        for _, r in s.iterrows():
+            if pd.notna(r[y]) and (no_x or pd.notna(r[x])):
+                Z[ys.index(r[y]), 0 if no_x else xs.index(r[x])] = r["mean"]
+        lx = xlog and not no_x
+        mesh = ax.pcolormesh(_edges(xs, lx), _edges(ys, ylog), Z, vmin=0, vmax=1, cmap="viridis", shading="flat")
+        if len(xs) > 1 and len(ys) > 1 and np.nanmax(Z) >= 0.5 > np.nanmin(Z):
+            ax.contour(xs, ys, np.nan_to_num(Z, nan=0.0), levels=[0.5], colors="white", linewidths=1.8)
+            ax.plot([], [], color="white", lw=1.8, label="empirical 50 % contour")
+        for (i, j), v in np.ndenumerate(Z):
+            if not np.isnan(v):
+                ax.text(xs[j], ys[i], f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if v > 0.6 else "white")
+        if not no_x:
+            _overlay_theory(ax, df[df.label == lab], x, y, ys)
+        ax.set_xscale("log" if lx else "linear")
+        ax.set_yscale("log" if ylog else "linear")
+        if no_x:
+            ax.set_xticks([0.0], [f"{x}: n/a"])
+        elif lx:
+            ax.set_xticks(xs, [f"{v:g}" for v in xs])
+            ax.minorticks_off()
+        if ylog:
+            ax.set_yticks(ys, [f"{v:g}" for v in ys])
+        ax.set_xlabel(_label(x))
+        ax.set_ylabel(_label(y))
+        seeds = sorted(set(s.seeds))
+        ax.set_title(f"{lab}  ({'/'.join(map(str, seeds))} seed{'s' if max(seeds) > 1 else ''} per cell)", fontsize=10)
+        handles, _ = ax.get_legend_handles_labels()
+        if handles:  # below the panel, so no cell is hidden
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7, frameon=False)
+    for ax in axes.flat[len(labels):]:
+        ax.axis("off")
+    fig.colorbar(mesh, ax=axes.ravel().tolist(), label=_label(metric), shrink=0.9)
+    fig.suptitle(title or f"{_label(metric)} over {x} × {y}" + (f" (tuned per cell by {tuned})" if tuned else ""))
+    return _save(fig, out, summ.rename(columns={"mean": metric + "_mean", "sd": metric + "_sd"}))
+
+
+def _overlay_theory(ax, df, x, y, ys):
+    """Draw the simplified resonance band c·f <= p <= c·min(√f, f d) (unit constants) when x is p/f,
+    and the d = √n line when y is d."""
+    row0 = df.iloc[0]
+    if x == "p_over_f":
+        lo, hi = [], []
+        for yv in ys:
+            r = df[df[y] == yv].iloc[0]
+            f = r["data_f_mean"] if "data_f_mean" in r and pd.notna(r["data_f_mean"]) else r["s"] / r["n"]
+            a, b = theory.resonance_band_ratio(f, r["d"])
+            lo.append(a)
+            hi.append(b)
+        ax.plot(lo, ys, "r--", lw=1.6, label="Thm 6.1 band: p = f")
+        ax.plot(hi, ys, "r-", lw=1.6, label="Thm 6.1 band: p = min(√f, f·d)")
+    if y == "d" and "n" in df.columns and df["n"].nunique() == 1:
+        ax.axhline(math.sqrt(row0["n"]), color="orange", ls=":", lw=1.6, label="d = √n (heavy | light)")
+
+
+def tune_per_cell(df: pd.DataFrame, axes: list[str], metric: str, by: str) -> pd.DataFrame:
+    """For each label and grid point, keep the hyperparameter variant with the best mean ``by``
+    (``explained_variance``: what a user can tune on; or the metric itself: the oracle)."""
+    hyper = [c for c in HYPER_COLUMNS if c in df.columns and c not in axes and df[c].nunique(dropna=False) > 1]
+    if not hyper:
+        return df
+    keep = []
+    for _, g in df.groupby(["label", *axes], dropna=False):
+        score = g.groupby(hyper, dropna=False)[by].mean()
+        best = score.idxmax() if len(score) else None
+        best = best if isinstance(best, tuple) else (best,)
+        mask = np.ones(len(g), dtype=bool)
+        for h, v in zip(hyper, best):
+            mask &= (g[h].values == v) | (pd.isna(g[h].values) & pd.isna(v))
+        keep.append(g[mask])
+    return pd.concat(keep)
+
+
+# ------------------------------------------------------------------------------------------ 1-D curves
+def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "", hyper_in_label: bool = True) -> list[str]:
+    """metric vs x per label (mean ± sd over seeds), with the theorem's reference where it applies."""
+    df = _done(df, metric).copy()
+    if x not in df.columns:
+        raise ConfigError("plot", f"{x!r} is not an axis of this sweep")
+    df["series"] = _series(df, [x]) if hyper_in_label else df.label
+    summ = _seed_summary(df, ["series", x], metric)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    for lab, s in summ.groupby("series", sort=False):
+        s = s.sort_values(x)
+        ax.errorbar(s[x], s["mean"], yerr=s["sd"].fillna(0), marker="o", capsize=3, label=lab)
+    if _is_log(df[x]):
+        ax.set_xscale("log")
+    if x in ("cooccurrence", "data_rho2") and df["n"].nunique() == 1:
+        ax.axvline(theory.cooccurrence_threshold(int(df["n"].iloc[0])), color="r", ls="--", label="n^{-1/2} (H3)")
+    if x == "width":
+        r = df.iloc[0]
+        p = r.get("data_f_mean", r["s"] / r["n"])
+        wb = theory.width_bound(int(r["n"]), float(p), float(r["s"]))
+        lo, hi = df[x].min(), df[x].max()
+        if lo <= wb <= hi:
+            ax.axvline(wb, color="r", ls="--", label="Thm 6.1 width n·p^{−s} (p = f)")
+        else:
+            ax.text(0.02, 0.02, f"Thm 6.1 width bound n·f^(−s) = {wb:.3g} (off this axis)", transform=ax.transAxes, fontsize=8)
+    seeds = sorted(set(summ.seeds))
+    ax.set_xlabel(_label(x))
+    ax.set_ylabel(_label(metric))
+    if metric.startswith("frr") or metric in ("mmcs", "mcc"):
+        ax.set_ylim(-0.03, 1.03)
+    ax.set_title(title or f"{_label(metric)} vs {x}  (seeds per point: {'/'.join(map(str, seeds))})", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, out, summ)
+
+
+def _series(df, axes):
+    """A legend label per method variant: label plus the hyperparameters that vary inside it."""
+    hyper = [c for c in HYPER_COLUMNS if c in df.columns and c not in axes]
+    out = []
+    for _, r in df.iterrows():
+        varying = [h for h in hyper if pd.notna(r[h]) and df[df.label == r.label][h].nunique() > 1]
+        out.append(r.label + ("" if not varying else " (" + ", ".join(f"{h}={r[h]:g}" for h in varying) + ")"))
+    return out
+
+
+def frr_vs_tau(df, store: Store, out: Path, title="") -> list[str]:
+    df = df[df.status == "done"].copy()
+    df["series"] = _series(df, [])
+    rows = []
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    for lab, g in df.groupby("series", sort=False):
+        curves = [store.load_arrays(h).get("frr_curve") for h in g.cell_hash]
+        curves = np.array([c for c in curves if c is not None])
+        if not len(curves):
+            continue
+        m = curves.mean(0)
+        ax.plot(CURVE_TAUS, m, label=f"{lab} ({len(curves)} runs)")
+        rows += [{"series": lab, "tau": t, "frr_mean": v, "runs": len(curves)} for t, v in zip(CURVE_TAUS, m)]
+    ax.set_xlabel("cosine threshold τ")
+    ax.set_ylabel("FRR(τ): fraction of features with a neuron at cos ≥ τ")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(title or "feature recovery rate vs threshold", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, out, pd.DataFrame(rows))
+
+
+def frontier(df, out: Path, title="") -> list[str]:
+    """Sparsity–reconstruction frontier: FVU (log) vs L0, one line per label through its variants."""
+    df = df[df.status == "done"].copy()
+    df["series"] = _series(df, [])
+    summ = df.groupby(["label", "series"], sort=False)[["l0", "fvu", "frr_0.9"]].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    for lab, s in summ.groupby("label", sort=False):
+        s = s.sort_values("l0")
+        ax.plot(s.l0, s.fvu.clip(lower=1e-4), marker="o", label=lab)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(_label("l0"))
+    ax.set_ylabel("fraction of variance unexplained (FVU)")
+    ax.set_title(title or "sparsity–reconstruction frontier (lower-left is better)", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, out, summ)
+
+
+def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
+    """Cross-seed consistency: fraction of alive neurons of one seed's SAE with a cos ≥ 0.9 partner in
+    another seed's SAE (same data model, same hyperparameters), mean over seed pairs. Meaningful when the
+    sweep fixes ``[data] seed`` so that seeds differ only in the SAE's initialisation."""
+    import torch
+    df = df[df.status == "done"].copy()
+    df["series"] = _series(df, [])
+    from .model.spec import GENERATOR_FIELDS
+    data_cols = [c for c in GENERATOR_FIELDS if c in df.columns and c != "seed"]
+    rows = []
+    for lab, g in df.groupby("series", sort=False):
+        vals = []
+        for _, point in g.groupby(data_cols, dropna=False):  # same data model, different cell seeds
+            decs = {}
+            for _, r in point.iterrows():
+                a = store.load_arrays(r.cell_hash)
+                if "decoder" in a:
+                    decs[r.seed] = (torch.from_numpy(a["decoder"]), torch.from_numpy(a["neuron_freq"] > 0))
+            vals += [consistency(decs[i][0], decs[j][0], 0.9, decs[i][1]) for i, j in itertools.permutations(sorted(decs), 2)]
+        if vals:
+            rows.append({"series": lab, "consistency": float(np.nanmean(vals)), "pairs": len(vals)})
+    table = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * max(4, len(rows)) + 1), constrained_layout=True)
+    if len(table):
+        ax.barh(table.series, table.consistency, color="tab:blue")
+        for i, v in enumerate(table.consistency):
+            ax.text(v + 0.01, i, f"{v:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.invert_yaxis()
+    ax.set_xlabel("cross-seed consistency (fraction of neurons with a cos ≥ 0.9 partner)")
+    ax.set_title(title or "consistency across seeds", fontsize=10)
+    return _save(fig, out, table)
+
+
+def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
+    """Per-feature recovery (best cos ≥ 0.9) vs the feature's magnitude h_i (per_feature magnitudes)."""
+    from .model.sampler import feature_magnitudes
+    from .model.spec import GENERATOR_FIELDS, GeneratorSpec
+    df = df[df.status == "done"].copy()
+    df["series"] = _series(df, [])
+    rows = []
+    for lab, g in df.groupby("series", sort=False):
+        hs, rec = [], []
+        for _, r in g.iterrows():
+            data = {k: (list(r[k]) if isinstance(r[k], tuple) else r[k]) for k in GENERATOR_FIELDS if k in r.index}
+            data = {k: v for k, v in data.items() if not (isinstance(v, float) and math.isnan(v)) and v is not None}
+            if "data_seed" in r.index and pd.notna(r["data_seed"]):
+                data["seed"] = int(r["data_seed"])
+            h = feature_magnitudes(GeneratorSpec.from_dict(data))
+            a = store.load_arrays(r.cell_hash)
+            if h is None or "feature_best" not in a:
+                continue
+            hs.append(h.numpy())
+            rec.append(a["feature_best"] >= 0.9)
+        if not hs:
+            continue
+        hs, rec = np.concatenate(hs), np.concatenate(rec)
+        bins = np.geomspace(hs.min(), hs.max() * 1.0001, 9)
+        idx = np.digitize(hs, bins) - 1
+        for b in range(len(bins) - 1):
+            m = idx == b
+            if m.any():
+                rows.append({"series": lab, "h_mid": math.sqrt(bins[b] * bins[b + 1]), "frr_0.9": rec[m].mean(), "features": int(m.sum())})
+    table = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    for lab, s in table.groupby("series", sort=False) if len(table) else []:
+        ax.plot(s.h_mid, s["frr_0.9"], marker="o", label=lab)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("feature magnitude h_i (binned)")
+    ax.set_ylabel("fraction of those features recovered (cos ≥ 0.9)")
+    ax.set_title(title or "recovery vs feature magnitude (balance)", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, out, table)
+
+
+def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
+    """Bars of our FRR@0.8 / FRR@0.9 per label (mean over seeds), the paper's numbers as markers."""
+    df = df[df.status == "done"]
+    labels = list(dict.fromkeys(df.label))
+    rows = []
+    for lab in labels:
+        g = df[df.label == lab]
+        ours = [g["frr_0.8"].mean() * 100, g["frr_0.9"].mean() * 100]
+        ref = paper.get(lab, [np.nan, np.nan])
+        rows.append({"label": lab, "ours_frr_0.8": ours[0], "ours_frr_0.9": ours[1], "paper_frr_0.8": ref[0],
+                     "paper_frr_0.9": ref[1], "seeds": len(g)})
+    table = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 3, 4.4), constrained_layout=True)
+    xi = np.arange(len(labels))
+    ax.bar(xi - 0.2, table["ours_frr_0.8"], 0.4, label="ours τ = 0.8")
+    ax.bar(xi + 0.2, table["ours_frr_0.9"], 0.4, label="ours τ = 0.9")
+    ax.scatter(xi - 0.2, table["paper_frr_0.8"], marker="_", s=400, color="k", zorder=3, label="paper τ = 0.8")
+    ax.scatter(xi + 0.2, table["paper_frr_0.9"], marker="_", s=400, color="r", zorder=3, label="paper τ = 0.9")
+    ax.set_xticks(xi, labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("FRR (%)")
+    ax.set_title(title or "ours (bars) vs the paper (markers)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    return _save(fig, out, table)
+
+
+# ------------------------------------------------------------------------------------------ entry point
+def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None, tuned=None) -> list[str]:
+    """Draw what the sweep's [plot] table asks for (options override it). Returns the PNG paths."""
+    store = Store(out_dir)
+    df = load_results(out_dir)
+    meta = store.meta()
+    cfg = tomllib.loads(meta["sweep_source"])
+    plot = cfg.get("plot", {})
+    name = meta["sweep_name"]
+    x, y = x or plot.get("x"), y or plot.get("y")
+    metric = metric or plot.get("metric", "frr_0.9")
+    fig_dir = Path(fig_dir or Path(out_dir) / "figures")
+    paths = []
+    if x and y:
+        paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}", cfg.get("description", "").split("\n")[0])
+        for by in plot.get("tuned", []) if isinstance(plot.get("tuned"), list) else []:
+            paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}_tuned_by_{by}", tuned=by)
+    elif x:
+        paths += curve(df, x, metric, fig_dir / f"{name}_{metric}_vs_{x}")
+    for kind in plot.get("curve", []):
+        if kind not in CURVE_KINDS:
+            raise ConfigError("plot.curve", f"unknown curve {kind!r}; allowed: {', '.join(CURVE_KINDS)}")
+        if kind == "frr_vs_tau":
+            paths += frr_vs_tau(df, store, fig_dir / f"{name}_frr_vs_tau")
+        elif kind == "frontier":
+            paths += frontier(df, fig_dir / f"{name}_frontier")
+        elif kind == "consistency":
+            paths += consistency_plot(df, store, fig_dir / f"{name}_consistency")
+        elif kind == "frr_vs_magnitude":
+            paths += frr_vs_magnitude(df, store, fig_dir / f"{name}_frr_vs_magnitude")
+        elif kind == "table":
+            paths += paper_table(df, cfg.get("report", {}).get("paper", {}), fig_dir / f"{name}_table")
+    return paths
