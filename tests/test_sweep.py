@@ -1,5 +1,4 @@
 """Sweep files, the store, resume after SIGKILL, Dask worker death, divergence, bad input."""
-import json
 import os
 import random
 import signal

@@ -174,7 +174,6 @@ def method_params_from_args(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    import numpy as np
     from .sae import get_method
     from .train import train
     get_method(args.method)

@@ -12,3 +12,10 @@ class ConfigError(ValueError):
 def require(cond: bool, field: str, message: str) -> None:
     if not cond:
         raise ConfigError(field, message)
+
+
+def reject_unknown(d: dict, known, what: str) -> None:
+    """ConfigError naming the first key of ``d`` not in ``known`` and listing the allowed ones."""
+    for k in d:
+        if k not in known:
+            raise ConfigError(k, f"unknown {what}; allowed: {', '.join(sorted(known))}")

@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import theory
 from .errors import ConfigError

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
-from ..errors import ConfigError, require
+from ..errors import reject_unknown, require
 
 FEATURE_KINDS = ("gaussian", "orthogonal", "low_coherence", "shared")
 SUPPORT_KINDS = ("exact", "bernoulli", "mixture")
@@ -175,10 +175,7 @@ class GeneratorSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorSpec":
-        known = {f.name for f in fields(cls)}
-        for k in d:
-            if k not in known:
-                raise ConfigError(k, f"unknown generator option; allowed: {', '.join(sorted(known))}")
+        reject_unknown(d, {f.name for f in fields(cls)}, "generator option")
         kwargs = dict(d)
         for k, v in kwargs.items():
             if isinstance(v, list):

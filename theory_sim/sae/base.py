@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..errors import ConfigError, require
+from ..errors import ConfigError, reject_unknown, require
 from ..model.sampler import STREAM_INIT, cpu_generator
 
 
@@ -38,10 +38,7 @@ class MethodConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MethodConfig":
-        known = {f.name for f in fields(cls)}
-        for k in d:
-            if k not in known:
-                raise ConfigError(k, f"unknown hyperparameter for this method; allowed: {', '.join(sorted(known))}")
+        reject_unknown(d, {f.name for f in fields(cls)}, "hyperparameter for this method")
         return cls(**d)
 
 
