@@ -184,3 +184,11 @@ def test_spec_dict_round_trip_and_unknown_key():
     with pytest.raises(ConfigError) as e:
         GeneratorSpec.from_dict({"nn": 3})
     assert e.value.field == "nn"
+
+
+def test_row_norm_gives_unit_rows_and_keeps_old_hashes():
+    spec = GeneratorSpec(n=32, d=8, s=4, noise_std=0.1, row_norm=True)
+    x = ModelSampler(spec).sample_x(100)
+    assert torch.allclose(x.norm(dim=1), torch.ones(100), atol=1e-5)
+    assert "row_norm" not in GeneratorSpec().to_dict()  # at its default: stored cell hashes are unchanged
+    assert GeneratorSpec.from_dict(spec.to_dict()) == spec

@@ -167,6 +167,12 @@ def test_changed_sweep_file_adds_cells(tmp_path):
     f2 = write(tmp_path, SMALL.replace("d = [8, 12]", "d = [8, 12, 16]"), "s2.toml")
     s = run_sweep(load_sweep(f2, "tiny"), str(tmp_path / "o"), progress=False)
     assert s.new_cells == 5 and s.ran == 5
+    f3 = write(tmp_path, SMALL.replace("d = [8, 12]", "d = [16]"), "s3.toml")
+    run_sweep(load_sweep(f3, "tiny"), str(tmp_path / "o"), progress=False)
+    df = load_results(tmp_path / "o")
+    assert len(df) == 15 and df.current.sum() == 5  # old cells kept, not current
+    cur = load_results(tmp_path / "o", current_only=True)
+    assert set(cur.d) == {16} and len(cur) == 5
 
 
 def test_other_sweep_refused_unless_force(tmp_path):

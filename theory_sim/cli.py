@@ -37,6 +37,7 @@ _HELP = {
     "mag_high": "uniform / per_feature high end", "mag_sigma": "lognormal sigma, >= 0",
     "magnitudes": "comma list of n per-feature magnitudes (per_feature)",
     "noise_std": "isotropic Gaussian noise std, >= 0", "snr": "target E||HV||^2/E||noise||^2 (overrides noise_std)",
+    "row_norm": "true: scale every sample to unit norm (input-scaling reading)",
     "seed": "root seed, >= 0",
 }
 
@@ -57,6 +58,8 @@ def add_generator_options(p: argparse.ArgumentParser) -> None:
         hint = str(hints[f.name])
         if "tuple" in hint:
             typ = _number_list
+        elif "bool" in hint:
+            typ = _bool
         elif f.name == "s" or "float" in hint:
             typ = float
         elif "int" in hint:
@@ -282,7 +285,7 @@ def _register_sweep(sub) -> None:
     sp.add_argument("--executor", default="local", choices=["local", "dask"])
     sp.add_argument("--workers", type=int, default=2, help="Dask LocalCluster worker processes")
     sp.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
-    sp.add_argument("--max-batch", type=int, default=32, help="models per ensemble (default 32)")
+    sp.add_argument("--max-batch", type=int, default=None, help="models per ensemble (default 8 on CPU, 64 on CUDA)")
     sp.add_argument("--force", action="store_true", help="allow an --out made by another sweep file")
     sp.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     sp.add_argument("--plot", action="store_true", help="draw the sweep's figures when done")

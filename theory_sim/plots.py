@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 import tomllib
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patheffects as pe  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -30,6 +32,7 @@ LABELS = {
     "explained_variance": "explained variance", "coherence": "target max |cos| μ",
 }
 CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table")
+_OUTLINE = pe.withStroke(linewidth=3.2, foreground="black")
 HYPER_COLUMNS = ("p_over_f", "p", "k", "l1", "l0_coef", "htf", "ltf", "htf_over_f", "ltf_over_f", "lr", "groups")
 
 
@@ -111,8 +114,9 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
         lx = xlog and not no_x
         mesh = ax.pcolormesh(_edges(xs, lx), _edges(ys, ylog), Z, vmin=0, vmax=1, cmap="viridis", shading="flat")
         if len(xs) > 1 and len(ys) > 1 and np.nanmax(Z) >= 0.5 > np.nanmin(Z):
-            ax.contour(xs, ys, np.nan_to_num(Z, nan=0.0), levels=[0.5], colors="white", linewidths=1.8)
-            ax.plot([], [], color="white", lw=1.8, label="empirical 50 % contour")
+            cs = ax.contour(xs, ys, np.nan_to_num(Z, nan=0.0), levels=[0.5], colors="white", linewidths=1.8)
+            cs.set(path_effects=[_OUTLINE])
+            ax.plot([], [], color="white", lw=1.8, path_effects=[_OUTLINE], label="empirical 50 % contour")
         for (i, j), v in np.ndenumerate(Z):
             if not np.isnan(v):
                 ax.text(xs[j], ys[i], f"{v:.2f}", ha="center", va="center", fontsize=7,
@@ -138,7 +142,8 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
     for ax in axes.flat[len(labels):]:
         ax.axis("off")
     fig.colorbar(mesh, ax=axes.ravel().tolist(), label=_label(metric), shrink=0.9)
-    fig.suptitle(title or f"{_label(metric)} over {x} × {y}" + (f" (tuned per cell by {tuned})" if tuned else ""))
+    head = title or f"{_label(metric)} over {x} × {y}"
+    fig.suptitle(textwrap.fill(head + (f" (tuned per cell by {tuned})" if tuned else ""), 75 * ncol // 2 + 30), fontsize=10)
     return _save(fig, out, summ.rename(columns={"mean": metric + "_mean", "sd": metric + "_sd"}))
 
 
@@ -338,19 +343,27 @@ def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
     return _save(fig, out, table)
 
 
+def reading_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``reading``: the label, marked "· unit-norm rows" where the data were row-normalised."""
+    df = df.copy()
+    rn = df["row_norm"] if "row_norm" in df.columns else pd.Series(False, index=df.index)
+    df["reading"] = [lab + (" · unit-norm rows" if v is True else "") for lab, v in zip(df.label, rn)]
+    return df
+
+
 def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
     """Bars of our FRR@0.8 / FRR@0.9 per label (mean over seeds), the paper's numbers as markers."""
-    df = df[df.status == "done"]
-    labels = list(dict.fromkeys(df.label))
+    df = reading_labels(df[df.status == "done"])
+    labels = list(dict.fromkeys(df.reading))
     rows = []
     for lab in labels:
-        g = df[df.label == lab]
+        g = df[df.reading == lab]
         ours = [g["frr_0.8"].mean() * 100, g["frr_0.9"].mean() * 100]
-        ref = paper.get(lab, [np.nan, np.nan])
+        ref = paper.get(g.label.iloc[0], [np.nan, np.nan])
         rows.append({"label": lab, "ours_frr_0.8": ours[0], "ours_frr_0.9": ours[1], "paper_frr_0.8": ref[0],
                      "paper_frr_0.9": ref[1], "seeds": len(g)})
     table = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 3, 4.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(0.9 * len(labels) + 3, 4.8), constrained_layout=True)
     xi = np.arange(len(labels))
     ax.bar(xi - 0.2, table["ours_frr_0.8"], 0.4, label="ours τ = 0.8")
     ax.bar(xi + 0.2, table["ours_frr_0.9"], 0.4, label="ours τ = 0.9")
@@ -368,7 +381,7 @@ def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
 def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None, tuned=None) -> list[str]:
     """Draw what the sweep's [plot] table asks for (options override it). Returns the PNG paths."""
     store = Store(out_dir)
-    df = load_results(out_dir)
+    df = load_results(out_dir, current_only=True)
     meta = store.meta()
     cfg = tomllib.loads(meta["sweep_source"])
     plot = cfg.get("plot", {})
@@ -378,7 +391,8 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None, tuned=None) -
     fig_dir = Path(fig_dir or Path(out_dir) / "figures")
     paths = []
     if x and y:
-        paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}", cfg.get("description", "").split("\n")[0])
+        paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}",
+                               " ".join(cfg.get("description", "").split()))
         for by in plot.get("tuned", []) if isinstance(plot.get("tuned"), list) else []:
             paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}_tuned_by_{by}", tuned=by)
     elif x:

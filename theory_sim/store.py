@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS cells (
     seconds REAL,
     batch_size INTEGER,
     finished_at REAL,
-    provenance TEXT
+    provenance TEXT,
+    current INTEGER NOT NULL DEFAULT 1
 );
 """
 
@@ -115,6 +116,8 @@ class Store:
         con = self.connect()
         try:
             con.executescript(_DDL)
+            if "current" not in [r[1] for r in con.execute("PRAGMA table_info(cells)")]:  # stores made before the flag
+                con.execute("ALTER TABLE cells ADD COLUMN current INTEGER NOT NULL DEFAULT 1")
             con.execute("BEGIN IMMEDIATE")
             for k, v in (("schema_version", str(SCHEMA_VERSION)), ("sweep_name", sweep_name), ("sweep_source", source)):
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
@@ -124,6 +127,9 @@ class Store:
                 "INSERT OR IGNORE INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?)",
                 [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells])
             after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+            # cells of an earlier version of the sweep file stay stored but are no longer current
+            con.execute("UPDATE cells SET current = 0")
+            con.executemany("UPDATE cells SET current = 1 WHERE cell_hash = ?", [(c.hash,) for c in cells])
             con.execute("COMMIT")
         finally:
             con.close()
@@ -191,14 +197,16 @@ class Store:
             con.close()
 
 
-def load_results(out_dir: str | Path):
+def load_results(out_dir: str | Path, current_only: bool = False):
     """One pandas row per (cell, method, hyperparameters, seed): inputs, metrics, status, timing, provenance.
 
     Columns: ``cell_hash``, ``sweep``, ``label``, ``method``, ``seed``, ``status``, ``error``, ``seconds``,
     ``batch_size``, every generator field (``n``, ``d``, ``s``, ...; a fixed data seed is ``data_seed``), every given method parameter
     (``width``, ``p_over_f``, ``k``, ...), ``train_*`` (steps, batch, ...), the metrics of
     ``theory-sim train --json`` (``frr_0.9``, ``mmcs``, ...; ``steps`` done is ``steps_done``) and the
-    provenance (``package_version``, ``git_commit``, ``torch_version``, ``device``).
+    provenance (``package_version``, ``git_commit``, ``torch_version``, ``device``). ``current`` is True for
+    cells of the sweep file as last run (an edited file leaves its old cells stored, not current);
+    ``current_only`` keeps just those.
     """
     import pandas as pd
     store = Store(out_dir)
@@ -208,8 +216,11 @@ def load_results(out_dir: str | Path):
     records = []
     for r in store.rows():
         cfg = json.loads(r["config"])
+        if current_only and not r.get("current", 1):
+            continue
         rec = {k: r[k] for k in ("cell_hash", "sweep", "label", "method", "seed", "status", "error", "seconds",
                                  "batch_size", "finished_at")}
+        rec["current"] = bool(r.get("current", 1))
         rec.update({("data_seed" if k == "seed" else k): v for k, v in cfg["data"].items()})
         rec.update(cfg["params"])
         rec.update({f"train_{k}": v for k, v in cfg["train"].items()})

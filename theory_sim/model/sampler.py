@@ -166,9 +166,12 @@ class ModelSampler:
         return torch.einsum("bs,bsd->bd", vals, self.V[idx])
 
     def _add_noise(self, signal):
+        x = signal
         if self.noise_std > 0:
-            return signal + self.noise_std * torch.randn(signal.shape, generator=self.gen, device=self.device)
-        return signal
+            x = signal + self.noise_std * torch.randn(signal.shape, generator=self.gen, device=self.device)
+        if self.spec.row_norm:
+            x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return x
 
     def sample_x(self, B: int) -> torch.Tensor:
         """x (B, d) only: the training path (never builds the dense (B, n) H for exact/mixture)."""

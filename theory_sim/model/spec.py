@@ -13,6 +13,8 @@ Decisions the paper leaves open (shared/paper.md §1), each a switch here:
   ``lognormal`` (exp(N(log mag_value, mag_sigma^2))), ``per_feature`` (feature i always has magnitude h_i,
   from ``magnitudes`` or log-uniform in [mag_low, mag_high] drawn from the seed).
 - Noise: isotropic Gaussian, std ``noise_std``, or ``snr`` = E||HV||^2 / E||noise||^2 (overrides noise_std).
+- ``row_norm``: scale every sample x (noise included) to unit norm — an input-scaling reading of the paper
+  (rows of very different sparsity otherwise differ in norm by sqrt(s_max / s_min)).
 - ``features``: ``gaussian`` (i.i.d., the theorem's), ``orthogonal`` (n <= d), ``low_coherence`` (pushed
   to max |cos| <= ``coherence``, below the Gaussian level), ``shared`` (v_i ∝ sqrt(1-a) g_i + sqrt(a) u,
   raising every cosine toward a = ``shared``).
@@ -24,6 +26,9 @@ import math
 from dataclasses import dataclass, fields
 
 from ..errors import reject_unknown, require
+
+# knob -> the default that reproduces the behaviour before the knob existed (see GeneratorSpec.to_dict)
+LATER_FIELDS = {"row_norm": False}
 
 FEATURE_KINDS = ("gaussian", "orthogonal", "low_coherence", "shared")
 SUPPORT_KINDS = ("exact", "bernoulli", "mixture")
@@ -62,6 +67,7 @@ class GeneratorSpec:
     magnitudes: tuple[float, ...] | None = None
     noise_std: float = 0.0
     snr: float | None = None
+    row_norm: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -137,6 +143,7 @@ class GeneratorSpec:
                 _finite("magnitudes", h)
                 require(h >= 0, "magnitudes", f"magnitudes must be >= 0, got {h}")
         require(self.noise_std >= 0, "noise_std", f"must be >= 0, got {self.noise_std}")
+        require(isinstance(self.row_norm, bool), "row_norm", f"must be true or false, got {self.row_norm!r}")
         if self.snr is not None:
             _finite("snr", self.snr)
             require(self.snr > 0, "snr", f"must be > 0, got {self.snr}")
@@ -167,9 +174,13 @@ class GeneratorSpec:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
+        """All fields, except knobs added after results schema 1 while they sit at the default that
+        reproduces the earlier behaviour (``LATER_FIELDS``): so stored cells keep their hashes."""
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name in LATER_FIELDS and v == LATER_FIELDS[f.name]:
+                continue
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 

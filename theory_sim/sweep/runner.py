@@ -65,9 +65,18 @@ class RunSummary:
     new_cells: int
 
 
+def default_max_batch(device: str) -> int:
+    """Models per ensemble: on CPU E = 8 (theory-sim bench: E = 32 runs slower per model than E = 8, its
+    (E, B, M) activations leave the cache); on CUDA 64 (the GPU needs wide batches to fill)."""
+    dev = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    return 64 if str(dev).startswith("cuda") else 8
+
+
 def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "local", workers: int = 2,
-              scheduler: str | None = None, max_batch: int = 32, force: bool = False, progress: bool = True,
+              scheduler: str | None = None, max_batch: int | None = None, force: bool = False, progress: bool = True,
               retry_failed: bool = False) -> RunSummary:
+    if max_batch is None:
+        max_batch = default_max_batch(device)
     if executor not in ("local", "dask"):
         raise ConfigError("executor", f"must be local or dask, got {executor!r}")
     if not (isinstance(max_batch, int) and max_batch >= 1):
@@ -144,13 +153,13 @@ def _run_dask(batches, device, workers, scheduler, store_batch):
 
 
 def status_table(out: str):
-    """Counts of done / failed / pending per (method, label)."""
+    """Counts of done / failed / pending per (method, label), over the cells of the sweep as last run."""
     import pandas as pd
     store = Store(out)
     if not store.exists():
         raise ConfigError("out", f"no results database in {out!r}")
     store.check_compatible(None, True)
-    rows = store.rows()
+    rows = [r for r in store.rows() if r.get("current", 1)]
     df = pd.DataFrame([{k: r[k] for k in ("method", "label", "status")} for r in rows])
     if df.empty:
         return df
