@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .model.spec import LATER_FIELDS
 
 SCHEMA_VERSION = 1
 DB_NAME = "results.sqlite"
@@ -123,8 +124,9 @@ class Store:
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
             before = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
-            con.executemany(
-                "INSERT OR IGNORE INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?)",
+            con.executemany(  # a re-run may rename a label (presentation only; not part of the hash)
+                "INSERT INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT(cell_hash) DO UPDATE SET label = excluded.label",
                 [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells])
             after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
             # cells of an earlier version of the sweep file stay stored but are no longer current
@@ -222,6 +224,8 @@ def load_results(out_dir: str | Path, current_only: bool = False):
                                  "batch_size", "finished_at")}
         rec["current"] = bool(r.get("current", 1))
         rec.update({("data_seed" if k == "seed" else k): v for k, v in cfg["data"].items()})
+        for k, default in LATER_FIELDS.items():  # omitted from stored configs while at their default
+            rec.setdefault(k, default)
         rec.update(cfg["params"])
         rec.update({f"train_{k}": v for k, v in cfg["train"].items()})
         if r["metrics"]:
