@@ -33,7 +33,8 @@ LABELS = {
 }
 CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table")
 _OUTLINE = pe.withStroke(linewidth=3.2, foreground="black")
-HYPER_COLUMNS = ("p_over_f", "p", "k", "l1", "l0_coef", "htf", "ltf", "htf_over_f", "ltf_over_f", "lr", "groups")
+HYPER_COLUMNS = ("p_over_f", "p", "k", "l1", "l0_coef", "htf", "ltf", "htf_over_f", "ltf_over_f", "lr", "groups",
+                 "train_scale", "activation")
 
 
 def _label(col: str) -> str:
@@ -218,13 +219,17 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "", hyp
     return _save(fig, out, summ)
 
 
+def _short(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def _series(df, axes):
     """A legend label per method variant: label plus the hyperparameters that vary inside it."""
     hyper = [c for c in HYPER_COLUMNS if c in df.columns and c not in axes]
     out = []
     for _, r in df.iterrows():
         varying = [h for h in hyper if pd.notna(r[h]) and df[df.label == r.label][h].nunique() > 1]
-        out.append(r.label + ("" if not varying else " (" + ", ".join(f"{h}={r[h]:g}" for h in varying) + ")"))
+        out.append(r.label + ("" if not varying else " (" + ", ".join(f"{h}={_short(r[h])}" for h in varying) + ")"))
     return out
 
 
