@@ -80,12 +80,6 @@ def generator_spec_from_args(args) -> GeneratorSpec:
     return GeneratorSpec(**kw)
 
 
-def _json_default(o):
-    if isinstance(o, float):
-        return None
-    return str(o)
-
-
 def dump_json(obj) -> str:
     """JSON with non-finite floats as strings (valid JSON; 'inf' for a noiseless SNR)."""
     def clean(v):
@@ -96,7 +90,7 @@ def dump_json(obj) -> str:
         if isinstance(v, (list, tuple)):
             return [clean(x) for x in v]
         return v
-    return json.dumps(clean(obj), default=_json_default)
+    return json.dumps(clean(obj), default=str)
 
 
 # ---------------------------------------------------------------------- commands
@@ -303,7 +297,7 @@ def _register_sweep(sub) -> None:
 
 def cmd_plot(args) -> int:
     from .plots import plot_sweep
-    for p in plot_sweep(args.out, x=args.x, y=args.y, metric=args.metric, fig_dir=args.fig_dir, tuned=None):
+    for p in plot_sweep(args.out, x=args.x, y=args.y, metric=args.metric, fig_dir=args.fig_dir):
         print(p)
     return 0
 

@@ -383,7 +383,7 @@ def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ entry point
-def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None, tuned=None) -> list[str]:
+def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
     """Draw what the sweep's [plot] table asks for (options override it). Returns the PNG paths."""
     store = Store(out_dir)
     df = load_results(out_dir, current_only=True)
