@@ -272,25 +272,32 @@ def frontier(df, out: Path, title="") -> list[str]:
     return _save(fig, out, summ)
 
 
+def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> list[float]:
+    """Consistency of every ordered pair of seeds among the rows ``g`` of one method variant that share a
+    data model (rows with a stored decoder only): one value per pair."""
+    import torch
+    from .model.spec import GENERATOR_FIELDS
+    data_cols = [c for c in GENERATOR_FIELDS if c in g.columns and c != "seed"]
+    vals = []
+    for _, point in g.groupby(data_cols, dropna=False):  # same data model, different cell seeds
+        decs = {}
+        for _, r in point.iterrows():
+            a = store.load_arrays(r.cell_hash)
+            if "decoder" in a:
+                decs[r.seed] = (torch.from_numpy(a["decoder"]), torch.from_numpy(a["neuron_freq"] > 0))
+        vals += [consistency(decs[i][0], decs[j][0], tau, decs[i][1]) for i, j in itertools.permutations(sorted(decs), 2)]
+    return vals
+
+
 def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
     """Cross-seed consistency: fraction of alive neurons of one seed's SAE with a cos ≥ 0.9 partner in
     another seed's SAE (same data model, same hyperparameters), mean over seed pairs. Meaningful when the
     sweep fixes ``[data] seed`` so that seeds differ only in the SAE's initialisation."""
-    import torch
     df = df[df.status == "done"].copy()
     df["series"] = _series(df, [])
-    from .model.spec import GENERATOR_FIELDS
-    data_cols = [c for c in GENERATOR_FIELDS if c in df.columns and c != "seed"]
     rows = []
     for lab, g in df.groupby("series", sort=False):
-        vals = []
-        for _, point in g.groupby(data_cols, dropna=False):  # same data model, different cell seeds
-            decs = {}
-            for _, r in point.iterrows():
-                a = store.load_arrays(r.cell_hash)
-                if "decoder" in a:
-                    decs[r.seed] = (torch.from_numpy(a["decoder"]), torch.from_numpy(a["neuron_freq"] > 0))
-            vals += [consistency(decs[i][0], decs[j][0], 0.9, decs[i][1]) for i, j in itertools.permutations(sorted(decs), 2)]
+        vals = seed_pair_consistency(g, store)
         if vals:
             rows.append({"series": lab, "consistency": float(np.nanmean(vals)), "pairs": len(vals)})
     table = pd.DataFrame(rows)
@@ -306,29 +313,42 @@ def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
     return _save(fig, out, table)
 
 
+def row_spec(r: pd.Series):
+    """The GeneratorSpec of a results row (a fixed ``data_seed`` wins over the cell seed)."""
+    from .model.spec import GENERATOR_FIELDS, GeneratorSpec
+    data = {k: (list(r[k]) if isinstance(r[k], tuple) else r[k]) for k in GENERATOR_FIELDS if k in r.index}
+    data = {k: v for k, v in data.items() if not (isinstance(v, float) and math.isnan(v)) and v is not None}
+    if "data_seed" in r.index and pd.notna(r["data_seed"]):
+        data["seed"] = int(r["data_seed"])
+    return GeneratorSpec.from_dict(data)
+
+
+def magnitude_recovery(g: pd.DataFrame, store: Store, tau: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature magnitudes h_i and whether each feature was recovered (best cos ≥ tau), concatenated
+    over the rows ``g`` with per_feature magnitudes and stored arrays: two (Σ n,) arrays."""
+    from .model.sampler import feature_magnitudes
+    hs, rec = [], []
+    for _, r in g.iterrows():
+        h = feature_magnitudes(row_spec(r))
+        a = store.load_arrays(r.cell_hash)
+        if h is None or "feature_best" not in a:
+            continue
+        hs.append(h.numpy())
+        rec.append(a["feature_best"] >= tau)
+    if not hs:
+        return np.array([]), np.array([], dtype=bool)
+    return np.concatenate(hs), np.concatenate(rec)
+
+
 def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
     """Per-feature recovery (best cos ≥ 0.9) vs the feature's magnitude h_i (per_feature magnitudes)."""
-    from .model.sampler import feature_magnitudes
-    from .model.spec import GENERATOR_FIELDS, GeneratorSpec
     df = df[df.status == "done"].copy()
     df["series"] = _series(df, [])
     rows = []
     for lab, g in df.groupby("series", sort=False):
-        hs, rec = [], []
-        for _, r in g.iterrows():
-            data = {k: (list(r[k]) if isinstance(r[k], tuple) else r[k]) for k in GENERATOR_FIELDS if k in r.index}
-            data = {k: v for k, v in data.items() if not (isinstance(v, float) and math.isnan(v)) and v is not None}
-            if "data_seed" in r.index and pd.notna(r["data_seed"]):
-                data["seed"] = int(r["data_seed"])
-            h = feature_magnitudes(GeneratorSpec.from_dict(data))
-            a = store.load_arrays(r.cell_hash)
-            if h is None or "feature_best" not in a:
-                continue
-            hs.append(h.numpy())
-            rec.append(a["feature_best"] >= 0.9)
-        if not hs:
+        hs, rec = magnitude_recovery(g, store)
+        if not len(hs):
             continue
-        hs, rec = np.concatenate(hs), np.concatenate(rec)
         bins = np.geomspace(hs.min(), hs.max() * 1.0001, 9)
         idx = np.digitize(hs, bins) - 1
         for b in range(len(bins) - 1):

@@ -125,17 +125,10 @@ def claim_width_magnitude(df, store: Store) -> dict:
     ba = df[df.label.str.startswith("BA")]
     by_w = ba.groupby("width")["frr_0.9"].mean()
     widest = ba[ba.width == ba.width.max()]
-    from .model.sampler import feature_magnitudes
-    from .model.spec import GeneratorSpec
+    from .plots import magnitude_recovery
     rec_lo = rec_hi = float("nan")
-    if len(widest):
-        hs, rec = [], []
-        for _, r in widest.iterrows():
-            spec = GeneratorSpec(n=int(r.n), d=int(r.d), s=int(r.s), magnitude="per_feature", mag_low=r.mag_low,
-                                 mag_high=r.mag_high, seed=int(r.seed))
-            hs.append(feature_magnitudes(spec).numpy())
-            rec.append(store.load_arrays(r.cell_hash)["feature_best"] >= 0.9)
-        hs, rec = np.concatenate(hs), np.concatenate(rec)
+    hs, rec = magnitude_recovery(widest, store)
+    if len(hs):
         med = np.median(hs)
         rec_lo, rec_hi = rec[hs < med].mean(), rec[hs >= med].mean()
     ok = [bool(by_w.iloc[-1] > by_w.iloc[0] + 0.1), bool(rec_hi > rec_lo + 0.1)] if len(by_w) > 1 else []
@@ -173,20 +166,12 @@ def claim_imbalanced(df, paper: dict) -> dict:
 
 
 def claim_frontier(df, store: Store) -> dict:
-    import torch
-    from .metrics import consistency
-    df = _done(df)
+    from .plots import _series, seed_pair_consistency
+    df = _done(df).copy()
+    df["series"] = _series(df, [])
     cons = {}
-    for lab, g in df.groupby("label"):
-        vals = []
-        for _, v in g.groupby([c for c in ("k", "l1", "p_over_f", "train_scale") if c in g.columns and g[c].notna().any()],
-                              dropna=False):
-            decs = [store.load_arrays(h) for h in v.cell_hash]
-            decs = [(torch.from_numpy(a["decoder"]), torch.from_numpy(a["neuron_freq"] > 0)) for a in decs if "decoder" in a]
-            for i in range(len(decs)):
-                for j in range(len(decs)):
-                    if i != j:
-                        vals.append(consistency(decs[i][0], decs[j][0], 0.9, decs[i][1]))
+    for lab, g in df.groupby("label"):  # pairs of seeds within each variant, pooled per method
+        vals = [v for _, variant in g.groupby("series") for v in seed_pair_consistency(variant, store)]
         cons[lab] = float(np.nanmean(vals)) if vals else float("nan")
     # frontier: best FVU among a method's variants whose L0 ≤ 2 s
     s = float(df.s.iloc[0])
