@@ -61,7 +61,7 @@ class GeneratorData:
         return self.train.sample(B)
 
     def eval_batch(self, N):
-        return EnsembleSampler(self.specs, self.device, STREAM_EVAL).sample(N)
+        return EnsembleSampler(self.specs, self.device, STREAM_EVAL, features=self.V).sample(N)
 
 
 class TensorData:

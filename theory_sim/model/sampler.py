@@ -196,11 +196,14 @@ class EnsembleSampler:
     Each model draws from its own generator, so model e's stream is the same whatever E is.
     """
 
-    def __init__(self, specs: list[GeneratorSpec], device: torch.device | str = "cpu", stream: int = STREAM_DATA):
+    def __init__(self, specs: list[GeneratorSpec], device: torch.device | str = "cpu", stream: int = STREAM_DATA,
+                 features: torch.Tensor | None = None):
+        """features: (E, n, d) the specs' V when already built (V is deterministic in the spec)."""
         dims = {(s.n, s.d) for s in specs}
         if len(dims) != 1:
             raise ValueError(f"an ensemble needs equal (n, d); got {sorted(dims)}")
-        self.models = [ModelSampler(s, device, stream) for s in specs]
+        self.models = [ModelSampler(s, device, stream, None if features is None else features[e])
+                       for e, s in enumerate(specs)]
         self.V = torch.stack([m.V for m in self.models])  # (E, n, d)
 
     def sample(self, B: int) -> torch.Tensor:

@@ -35,9 +35,10 @@ def coherence(V: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
 
 
 def measure(spec: GeneratorSpec, samples: int = 20000, device: str | torch.device = "cpu",
-            batch: int = 4096) -> dict:
-    """Draws ``samples`` rows and returns the measured statistics (keys as in ``theory-sim sample``)."""
-    sampler = ModelSampler(spec, device)
+            batch: int = 4096, features: torch.Tensor | None = None) -> dict:
+    """Draws ``samples`` rows and returns the measured statistics (keys as in ``theory-sim sample``).
+    ``features``: the spec's V (n, d) if the caller already built it (it is deterministic in the spec)."""
+    sampler = ModelSampler(spec, device, features=features)
     n, d = spec.n, spec.d
     m = min(n, RHO2_MAX_FEATURES)
     dev = sampler.device

@@ -36,16 +36,16 @@ def run_batch(payload: dict) -> list[tuple[str, dict]]:
     specs = [GeneratorSpec.from_dict({"seed": c["seed"], **c["data"]}) for c in cells]  # see Cell.spec
     cfgs = [resolve_hyper(c["method"], c["params"], s.mean_frequency()) for c, s in zip(cells, specs)]
     tc = TrainConfig(**cells[0]["train"])
+    data = GeneratorData(specs, dev)
     try:
-        results = train_ensemble(payload["method"], cfgs, GeneratorData(specs, dev), [c["seed"] for c in cells], tc,
-                                 progress=False)
+        results = train_ensemble(payload["method"], cfgs, data, [c["seed"] for c in cells], tc, progress=False)
     except (RuntimeError, ValueError, FloatingPointError) as e:  # e.g. a NaN that breaks a solver
         results = [{"status": "failed", "error": f"{type(e).__name__}: {e}", "arrays": {}} for _ in cells]
     from ..model.stats import measure
-    for r, spec in zip(results, specs):
+    for e, (r, spec) in enumerate(zip(results, specs)):
         r["device"] = str(dev)
-        # the statistics the data actually had (a fixed-size sample from the eval stream's twin)
-        st = measure(spec, DATA_STATS_SAMPLES)
+        # the statistics the data actually had (a fixed-size sample), on the V built for training
+        st = measure(spec, DATA_STATS_SAMPLES, features=data.V[e].cpu())
         r.update({f"data_{k}": st[k] for k in ("s_mean", "f_mean", "mu_max", "mu_mean", "rho2", "snr")})
     return [(c["hash"], r) for c, r in zip(cells, results)]
 
