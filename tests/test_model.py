@@ -150,6 +150,20 @@ def test_ensemble_streams_match_separate_samplers():
         assert torch.equal(ens[e], ModelSampler(sp).sample(50)[0])
 
 
+@pytest.mark.parametrize("magnitude", ["constant", "uniform"])
+def test_stacked_ensemble_draw_matches_separate_samplers(magnitude):
+    """Equal exact sparsity takes the all-models-at-once path; it must draw what each model draws alone."""
+    specs_ = [GeneratorSpec(n=64, d=8, s=3, seed=k, magnitude=magnitude, noise_std=0.1 * (k == 1),
+                            row_norm=(k == 2)) for k in range(3)]
+    ens = EnsembleSampler(specs_)
+    assert ens._stacked
+    first, second = ens.sample(200), ens.sample(200)
+    for e, sp in enumerate(specs_):
+        alone = ModelSampler(sp)
+        assert torch.equal(first[e], alone.sample(200)[0])
+        assert torch.equal(second[e], alone.sample_x(200))
+
+
 def test_measure_is_deterministic():
     spec = GeneratorSpec(n=64, d=16, s=3, noise_std=0.1)
     assert measure(spec, 3000) == measure(spec, 3000)

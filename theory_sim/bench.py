@@ -3,10 +3,12 @@
 1. Peak: the fp32 GFLOP/s of a large square matmul (2048³ on CPU, 8192³ on CUDA), best of several.
 2. Each method's training step on the standard cell (d 64, n 256, s 4, width 512, batch 512) at ensemble
    sizes E: model-steps per second, achieved GFLOP/s and fraction of peak. The timed loop includes data
-   generation and bias adaptation; FLOPs counted are the SAE's matmul FLOPs only, per model-step: forward
-   encoder and decoder (2 × 2·B·d·M) and their backward (2 × the forward: gradients wrt input and
-   weight), i.e. 12·B·d·M. Data generation (a gather of s feature rows per sample, 2·B·s·d) and all
-   elementwise work (activations, Adam, sampling) are done but not counted: the fraction is conservative.
+   generation and bias adaptation. FLOPs are those of the matmuls one step actually runs (data generation
+   plus the training step, forward and backward), counted by ``torch.utils.flop_counter.FlopCounterMode``
+   on one step of the same ensemble, plus the data's weighted row sums (2·B·s·d per model: an
+   embedding-bag, which the counter does not see). Elementwise work (activations, Adam, sampling) is
+   timed, not counted. For BA that is 10·B·d·M (+ 2·B·M for the bias column): no gradient flows into x;
+   for the untied SAEs 12·B·d·M (the gradient reaches b_dec through the encoder input).
 3. The quickstart grid (at a reduced step count) trained batched vs one model at a time.
 Memory: resident set size (peak so far in the process, and now) and, on CUDA, peak allocated per row.
 """
@@ -52,8 +54,12 @@ def matmul_peak(device: torch.device, reps: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def flops_per_model_step(d, n, M, B) -> float:
-    return 12 * B * d * M
+def flops_per_model_step(sae, data, B: int, s: int) -> float:
+    """Matmul FLOPs of one data draw + training step, per model (runs one step: call before timing)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        sae.train_step(data.sample(B))
+    return counter.get_total_flops() / sae.E + 2 * B * s * sae.d
 
 
 def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0) -> dict:
@@ -66,6 +72,7 @@ def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0)
     sae = get_method(method)([cfg] * E, c["d"], list(range(E)), device, data.sample(c["batch"]))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    flops = flops_per_model_step(sae, data, c["batch"], c["s"])
     for _ in range(10):
         sae.train_step(data.sample(c["batch"]))
     _sync(device)
@@ -79,8 +86,9 @@ def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0)
                 break
     el = time.perf_counter() - t0
     msps = steps * E / el
-    gf = msps * flops_per_model_step(c["d"], c["n"], c["width"], c["batch"]) / 1e9
+    gf = msps * flops / 1e9
     row = {"method": method, "E": E, "steps_per_second": msps, "ensemble_steps_per_second": steps / el,
+           "flops_per_model_step": flops, "flops_over_BdM": flops / (c["batch"] * c["d"] * c["width"]),
            "achieved_gflops": gf, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "rss_mb": _rss_mb()}
     if device.type == "cuda":
@@ -89,21 +97,33 @@ def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0)
 
 
 def batched_vs_serial(device: torch.device, steps: int = 300) -> dict:
-    """The quickstart grid's (quick budget) cells at ``steps`` steps: batched ensembles vs one by one."""
+    """The quickstart grid's (quick budget) cells at ``steps`` steps: batched ensembles vs one by one,
+    whole cells (data, training, evaluation, data statistics), in total and per method: only cells of one
+    method and one shape share an ensemble, so a method with one cell per shape has nothing to batch."""
+    import dataclasses
     from pathlib import Path
 
     from .sweep import load_sweep, make_batches, run_batch
     from .sweep.runner import _payload
     sweep = load_sweep(Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.toml", "quick")
-    import dataclasses
     cells = [dataclasses.replace(c, train={**c.train, "steps": steps, "eval_samples": 2048}) for c in sweep.cells]
-    out = {"cells": len(cells), "steps": steps}
-    for name, mb in (("batched", 32), ("serial", 1)):
-        t = time.perf_counter()
-        for b in make_batches(cells, mb):
-            run_batch(_payload(b, str(device), None))
-        _sync(device)
-        out[f"{name}_seconds"] = time.perf_counter() - t
+    out = {"cells": len(cells), "steps": steps, "batched_seconds": 0.0, "serial_seconds": 0.0, "by_method": {}}
+    # warm-up: the first optimiser built in a process imports torch's compile machinery (~1.5 s here),
+    # which must not land on whichever mode happens to run first
+    warm = [dataclasses.replace(c, train={**c.train, "steps": 2, "eval_samples": 256}) for c in cells[:1]]
+    run_batch(_payload(warm, str(device), None))
+    for method in dict.fromkeys(c.method for c in cells):
+        group = [c for c in cells if c.method == method]
+        row = {"cells": len(group), "ensembles": len(make_batches(group, 32))}
+        for name, mb in (("batched", 32), ("serial", 1)):
+            t = time.perf_counter()
+            for b in make_batches(group, mb):
+                run_batch(_payload(b, str(device), None))
+            _sync(device)
+            row[f"{name}_seconds"] = time.perf_counter() - t
+            out[f"{name}_seconds"] += row[f"{name}_seconds"]
+        row["speedup"] = row["serial_seconds"] / row["batched_seconds"]
+        out["by_method"][method] = row
     out["speedup"] = out["serial_seconds"] / out["batched_seconds"]
     return out
 
@@ -130,11 +150,13 @@ def run_bench(device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(
 
 def format_bench(b: dict) -> str:
     lines = [f"device {b['device_name']}, torch {b['torch']}, fp32 matmul peak {b['peak_gflops']:.1f} GFLOP/s",
-             f"standard cell {b['cell']}; FLOPs counted: the SAE's forward+backward matmuls (12·B·d·M per model-step); data generation timed, not counted",
-             f"{'method':>8} {'E':>3} {'model-steps/s':>14} {'GFLOP/s':>9} {'of peak':>8} {'peak RSS MB':>12}"]
+             f"standard cell {b['cell']}; FLOPs: the matmuls one data draw + training step runs (torch's "
+             "FlopCounterMode), per model-step in units of B·d·M; elementwise work timed, not counted",
+             f"{'method':>8} {'E':>3} {'model-steps/s':>14} {'FLOPs/BdM':>10} {'GFLOP/s':>9} {'of peak':>8} "
+             f"{'peak RSS MB':>12}"]
     for r in b["results"]:
-        lines.append(f"{r['method']:>8} {r['E']:>3} {r['steps_per_second']:>14.1f} {r['achieved_gflops']:>9.1f} "
-                     f"{100 * r['fraction_of_peak']:>7.1f}% {r['peak_rss_mb']:>12.0f}")
+        lines.append(f"{r['method']:>8} {r['E']:>3} {r['steps_per_second']:>14.1f} {r['flops_over_BdM']:>10.2f} "
+                     f"{r['achieved_gflops']:>9.1f} {100 * r['fraction_of_peak']:>7.1f}% {r['peak_rss_mb']:>12.0f}")
     if "topk_E1_vs_saelens_reference" in b:
         lines.append(f"topk E=1 / SAELens reference ({SAELENS_REFERENCE_STEPS_PER_S:g} steps/s, design.md, "
                      f"not measured in this run): {b['topk_E1_vs_saelens_reference']:.2f}x")
@@ -142,4 +164,7 @@ def format_bench(b: dict) -> str:
         g = b["quickstart_grid"]
         lines.append(f"quickstart grid ({g['cells']} cells, {g['steps']} steps each): batched {g['batched_seconds']:.1f}s, "
                      f"one by one {g['serial_seconds']:.1f}s, speedup {g['speedup']:.2f}x")
+        for m, r in g.get("by_method", {}).items():
+            lines.append(f"  {m}: {r['cells']} cells in {r['ensembles']} ensembles: batched {r['batched_seconds']:.1f}s, "
+                         f"one by one {r['serial_seconds']:.1f}s, speedup {r['speedup']:.2f}x")
     return "\n".join(lines)

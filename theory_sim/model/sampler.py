@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from .spec import GeneratorSpec
 
@@ -73,6 +74,45 @@ def feature_magnitudes(spec: GeneratorSpec) -> torch.Tensor | None:
     return torch.exp(lo + (hi - lo) * torch.rand(spec.n, generator=g)).float()
 
 
+def reject_repeats(idx: torch.Tensor, n: int, gens: list) -> torch.Tensor:
+    """Redraw, in place, every row of idx (E, B, S) that repeats an index, from its model's generator,
+    until none does: rows of S i.i.d. uniform indices conditioned on being distinct = uniform S-subsets.
+    Each generator sees the same calls whatever E is (model e alone draws exactly this); after the first
+    round only redrawn rows can repeat, so only they are checked again."""
+    E, B, S = idx.shape
+    flat = idx.view(E * B, S)
+    rows = torch.arange(E * B, device=idx.device)
+    while True:
+        cand = flat[rows]
+        repeats = _has_repeat(cand)  # (R,)
+        rows = rows[repeats]
+        if rows.numel() == 0:
+            return idx
+        counts = torch.bincount(rows // B, minlength=E).tolist()  # rows ascend, so grouped by model
+        flat[rows] = torch.cat([torch.randint(n, (k, S), generator=gens[e], device=idx.device)
+                                for e, k in enumerate(counts) if k])
+
+
+def _has_repeat(rows: torch.Tensor) -> torch.Tensor:
+    """(R, S) ints -> (R,) bool: does the row hold an index twice.  Column-pair comparisons for small S
+    (15 cheap passes at most), a sort beyond."""
+    S = rows.shape[1]
+    if S > 6:
+        srt = rows.sort(dim=1).values
+        return (srt[:, 1:] == srt[:, :-1]).any(dim=1)
+    rep = torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
+    for i in range(S):
+        for j in range(i + 1, S):
+            rep |= rows[:, i] == rows[:, j]
+    return rep
+
+
+def sparse_signal(idx: torch.Tensor, vals: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """Σ_j vals[b, j] · V[idx[b, j]]: idx, vals (B, S), V (n, d) -> (B, d); one weighted bag per row, so a
+    row's arithmetic does not depend on how many rows (or models, stacked into V) share the call."""
+    return F.embedding_bag(idx, V, per_sample_weights=vals.contiguous(), mode="sum")
+
+
 class ModelSampler:
     """Draws batches of one spec on ``device`` from its own generator.  h: (B, n), x: (B, d)."""
 
@@ -120,14 +160,7 @@ class ModelSampler:
         if S * S > n:  # a row is repeat-free with probability ~exp(-S²/2n): use a random subset instead
             idx = torch.rand(B, n, generator=g, device=dev).topk(S, dim=1).indices
         else:
-            idx = torch.randint(n, (B, S), generator=g, device=dev)
-            while True:
-                srt = idx.sort(dim=1).values
-                bad = (srt[:, 1:] == srt[:, :-1]).any(dim=1)
-                k = int(bad.sum())
-                if k == 0:
-                    break
-                idx[bad] = torch.randint(n, (k, S), generator=g, device=dev)
+            idx = reject_repeats(torch.randint(n, (1, B, S), generator=g, device=dev), n, [g])[0]
         if keep is None:
             keep = torch.ones(B, S, dtype=torch.bool, device=dev)
         return idx, keep
@@ -163,7 +196,7 @@ class ModelSampler:
         if draw[0] == "dense":
             return draw[1] @ self.V
         _, idx, vals = draw
-        return torch.einsum("bs,bsd->bd", vals, self.V[idx])
+        return sparse_signal(idx, vals, self.V)
 
     def _add_noise(self, signal):
         x = signal
@@ -206,8 +239,33 @@ class EnsembleSampler:
                        for e, s in enumerate(specs)]
         self.V = torch.stack([m.V for m in self.models])  # (E, n, d)
 
+        sp = [m.spec for m in self.models]
+        # the common case, drawn for all models at once: exact supports of one size S with S² <= n
+        self._stacked = (all(s.support == "exact" for s in sp) and len({s.s for s in sp}) == 1
+                         and sp[0].s ** 2 <= sp[0].n)
+
     def sample(self, B: int) -> torch.Tensor:
+        if self._stacked:
+            return self._sample_exact(B)
         out = torch.empty(len(self.models), B, self.V.shape[2], device=self.V.device)
         for e, m in enumerate(self.models):
             out[e] = m.sample_x(B)
         return out
+
+    def _sample_exact(self, B: int) -> torch.Tensor:
+        """What the loop gives, bitwise (each generator sees the same calls), with the per-row work
+        (repeat checks, magnitudes, the weighted sum of feature rows) done once for all E models."""
+        ms, (E, n, d) = self.models, self.V.shape
+        S, dev = int(ms[0].spec.s), self.V.device
+        idx = torch.stack([torch.randint(n, (B, S), generator=m.gen, device=dev) for m in ms])
+        reject_repeats(idx, n, [m.gen for m in ms])
+        if all(m.spec.magnitude == "constant" for m in ms):
+            vals = torch.tensor([m.spec.mag_value for m in ms], device=dev).view(E, 1, 1).expand(E, B, S)
+        else:
+            vals = torch.stack([m._magnitudes((B, S), idx[e]) for e, m in enumerate(ms)])
+        offset = (torch.arange(E, device=dev) * n).view(E, 1, 1)
+        x = sparse_signal((idx + offset).view(E * B, S), vals.reshape(E * B, S), self.V.view(E * n, d)).view(E, B, d)
+        for e, m in enumerate(ms):
+            if m.noise_std > 0 or m.spec.row_norm:
+                x[e] = m._add_noise(x[e])
+        return x

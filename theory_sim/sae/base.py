@@ -91,7 +91,7 @@ class Method:
         self.seeds = seeds
         self.init(x0)
         if self.uses_adam:
-            self.opt = torch.optim.Adam(self.parameters(), lr=cfgs[0].lr)
+            self.opt = make_adam(self.parameters(), cfgs[0].lr)
         self.step_count = 0
 
     # ---- helpers
@@ -127,8 +127,46 @@ class Method:
         """(E, M, d) decoder directions, the SAE's learned features."""
         raise NotImplementedError
 
+    # ---- the hand-written step (autograd through ``loss`` is its reference; tests compare the two)
+    #: bytes of one model's (B, M) intermediate a thread may keep for itself: a chunk of the ensemble
+    #: stays in the cores' caches.  Measured for BA on the standard cell (E = 8, 2 threads): 1 model per
+    #: pass 654, 2 models 909, 4 845, 8 871 model-steps/s.
+    chunk_bytes = 2**20
+
+    def chunk_models(self, B: int) -> int:
+        """Models per pass of the hand-written step: all of them on a GPU; on CPU one per thread, more
+        while a model's (B, M) float32 intermediate stays under ``chunk_bytes``."""
+        if self.device.type != "cpu":
+            return self.E
+        per_thread = max(1, self.chunk_bytes // (4 * B * self.M))
+        return max(1, min(self.E, torch.get_num_threads() * per_thread))
+
+    def hand_written(self) -> bool:
+        """Whether this configuration trains through ``chunk_grads`` (else autograd through ``loss``)."""
+        return False
+
+    def chunk_grads(self, x: torch.Tensor, sl: slice, grads: list[torch.Tensor]) -> torch.Tensor:
+        """Forward and hand-written gradients of models ``sl`` on x (C, B, d): writes the gradient of each
+        of ``parameters()`` into ``grads`` (their [sl] views), returns the loss (C,)."""
+        raise NotImplementedError
+
+    def after_hand_step(self, B: int) -> None:
+        """What ``after_step`` does, after a hand-written step on B rows (chunk_grads fed the buffers)."""
+
+    def workspace(self, shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
+        """Reused buffers {name: tensor of that shape} for the hand-written step's intermediates, made
+        again only when the shapes change; the caller slices them to a chunk's size."""
+        ws = getattr(self, "_ws", None)
+        if ws is None or ws["_shapes"] != shapes:
+            ws = {k: torch.empty(shp, device=self.device) for k, shp in shapes.items()}
+            ws["_shapes"] = shapes
+            self._ws = ws
+        return ws
+
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
         """One step on x (E, B, d); returns the per-model loss (E,) (detached)."""
+        if self.hand_written():
+            return self._hand_step(x)
         self.opt.zero_grad(set_to_none=True)
         loss, info = self.loss(x)
         loss.sum().backward()
@@ -138,9 +176,38 @@ class Method:
             self.after_step(info)
         return loss.detach()
 
+    def _hand_step(self, x: torch.Tensor) -> torch.Tensor:
+        """Why by hand: autograd allocates every (E, B, M) intermediate afresh each step (on CPU, fresh
+        pages: measured 4.7 of a 15 ms BA step in page faults) and walks them in extra passes; here they
+        live in reused buffers, and the ensemble goes through in cache-sized chunks."""
+        params = self.parameters()
+        with torch.no_grad():
+            grads = [torch.empty_like(p) for p in params]
+            loss = torch.empty(self.E, device=self.device)
+            C = self.chunk_models(x.shape[1])
+            for e0 in range(0, self.E, C):
+                sl = slice(e0, min(self.E, e0 + C))
+                loss[sl] = self.chunk_grads(x[sl], sl, [g[sl] for g in grads])
+            for p, g in zip(params, grads):
+                p.grad = g
+        self.opt.step()
+        self.step_count += 1
+        with torch.no_grad():
+            self.after_hand_step(x.shape[1])
+        return loss
+
     def state(self) -> dict[str, torch.Tensor]:
         """Named parameters and buffers (E, ...) for saving; tensors only, never pickled objects."""
         return {k: v.detach() for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+
+
+def make_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel where this torch has one for the device (CPU: torch >= 2.4), else the
+    multi-tensor one: the same update, measured 0.98 -> 0.18 ms per step for an (8, 512, 64) ensemble."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

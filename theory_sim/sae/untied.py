@@ -42,6 +42,57 @@ class Untied(Method):
         if self.unit_decoder:
             self.W_dec.data = unit_rows(self.W_dec.data)
 
+    # ---- the hand-written step (see Method._hand_step); subclasses supply hand_code and the penalty
+    def hand_code(self, pre: torch.Tensor, sl: slice, z: torch.Tensor) -> torch.Tensor:
+        """The code of pre (C, B, M), written into z (C, B, M) (pre may be overwritten); returns z."""
+        raise NotImplementedError
+
+    def penalty_grads(self, z: torch.Tensor, sl: slice, B: int):
+        """The sparsity penalty's (loss (C,), ∂/∂z per neuron (C, 1, M), ∂/∂W_dec (C, M, d)) or None."""
+        return None
+
+    def chunk_grads(self, x, sl, grads):
+        """pre = (x − b_dec | 1)·(W_enc | b_enc)ᵀ in one matmul; five matmuls in all: b_dec's gradient
+        through the encoder is Σ_b ∂L/∂pre · W_enc = (∂L/∂b_enc) W_enc, a (1, M)·(M, d) product."""
+        C, B, d = x.shape
+        K, M = self.chunk_models(B), self.M
+        ws = self.workspace({"xa": (K, B, d + 1), "Wa": (K, M, d + 1), "pre": (K, B, M), "z": (K, B, M),
+                             "s": (K, B, M)})
+        xa, Wa, pre, z, s = (ws[k][:C] for k in ("xa", "Wa", "pre", "z", "s"))
+        W_enc, b_enc, b_dec, W_dec = self.W_enc[sl], self.b_enc[sl], self.b_dec[sl], self.W_dec[sl]
+        gW_enc, gb_enc, gb_dec, gW_dec = grads
+        xc = x - b_dec
+        xa[..., :d] = xc
+        xa[..., d] = 1.0
+        Wa[..., :d] = W_enc
+        Wa[..., d] = b_enc[:, 0, :]
+        torch.bmm(xa, Wa.transpose(1, 2), out=pre)
+        z = self.hand_code(pre, sl, z)
+        torch.sign(z, out=s)  # every code here is >= 0 and passes gradient exactly where z > 0
+        r = torch.bmm(z, W_dec).sub_(xc)  # x̂ − x, (C, B, d)
+        loss = 0.5 * r.pow(2).sum(-1).mean(-1)
+        g = r.mul_(1.0 / B)
+        pen = self.penalty_grads(z, sl, B)
+        gz = pre  # pre is spent: its buffer takes dL/dz, then dL/dpre
+        if pen is None:
+            torch.bmm(g, W_dec.transpose(1, 2), out=gz)
+        else:
+            torch.baddbmm(pen[1], g, W_dec.transpose(1, 2), out=gz)
+        gz.mul_(s)
+        gW_dec.copy_(torch.bmm(g.transpose(1, 2), z).transpose(1, 2))  # (C, d, M) orientation: see ba.py
+        if pen is not None:
+            loss += pen[0]
+            gW_dec += pen[2]
+        enc = torch.bmm(xa.transpose(1, 2), gz)  # (C, d + 1, M): W_enc's gradient, then b_enc's
+        gW_enc.copy_(enc[:, :d].transpose(1, 2))
+        gb_enc.copy_(enc[:, d:])
+        torch.sub(g.sum(1, keepdim=True), torch.bmm(gb_enc, W_enc), out=gb_dec)
+        return loss
+
+    def after_hand_step(self, B):
+        if self.unit_decoder:
+            self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
+
     def decoder(self):
         return self.W_dec.detach()
 
@@ -70,6 +121,21 @@ class L1(Untied):
 
     def code(self, pre):
         return torch.relu(pre)
+
+    def hand_written(self):
+        return True
+
+    def hand_code(self, pre, sl, z):
+        return torch.clamp_min(pre, 0, out=z)
+
+    def penalty_grads(self, z, sl, B):
+        """λ·mean_b Σ_m z_bm ‖d_m‖: ∂/∂z_bm = λ‖d_m‖/B, ∂/∂d_m = λ (Σ_b z_bm / B) d_m/‖d_m‖."""
+        lam = self.lam[sl].unsqueeze(-1)  # (C, 1, 1)
+        norm = self.W_dec[sl].norm(dim=-1).unsqueeze(1)  # (C, 1, M)
+        zbar = z.sum(1, keepdim=True) / B  # (C, 1, M)
+        loss = lam[:, 0, 0] * (zbar * norm).sum(-1)[:, 0]
+        dW = (lam * zbar / norm.clamp_min(1e-12)).transpose(1, 2) * self.W_dec[sl]
+        return loss, lam * norm / B, dW
 
     def loss(self, x):
         x_hat, z, pre = self.forward(x)
@@ -117,6 +183,14 @@ class TopK(Untied):
 
     def code(self, pre):
         return keep_top(pre, self.k, self.kmax)
+
+    def hand_written(self):
+        return self.cfgs[0].auxk == 0 and self.train_decoder and type(self).code is TopK.code
+
+    def hand_code(self, pre, sl, z):
+        vals, idx = pre.topk(self.kmax, dim=-1)
+        keep = torch.arange(self.kmax, device=pre.device).view(1, 1, -1) < self.k[sl]
+        return z.zero_().scatter_(-1, idx, vals.clamp_min_(0).mul_(keep))
 
     def loss(self, x):
         x_hat, z, pre = self.forward(x)
