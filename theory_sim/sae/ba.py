@@ -147,25 +147,21 @@ class BA(Method):
         return not self.cfgs[0].train_pre_bias
 
     def chunk_grads(self, x, sl, grads):
-        """The bias rides inside the encoder matmul as an extra input column, (x − b_pre | 1)·(W | b)ᵀ;
-        a step is five batched matmuls and four passes over the chunk's (C, B, M) intermediates."""
+        """Five batched matmuls and five passes over the chunk's (C, B, M) intermediates."""
         C, B, d = x.shape
         K, M = self.chunk_models(B), self.M
-        ws = self.workspace({"xa": (K, B, d + 1), "Wa": (K, M, d + 1), "y": (K, B, M), "s": (K, B, M), "gz": (K, B, M)})
-        xa, Wa, y, s, gz = (ws[k][:C] for k in ("xa", "Wa", "y", "s", "gz"))
+        ws = self.workspace({"y": (K, B, M), "s": (K, B, M), "gz": (K, B, M)})
+        y, s, gz = (ws[k][:C] for k in ("y", "s", "gz"))
         W, a, b = self.W[sl], self.a[sl], self.b[sl]
-        xc = x - self.b_pre[sl]  # (C, B, d); contiguous, as the weight-gradient matmul wants it
-        xa[..., :d] = xc
-        xa[..., d] = 1.0
-        Wa[..., :d] = W
-        Wa[..., d] = b[:, 0, :]
-        torch.bmm(xa, Wa.transpose(1, 2), out=y)  # pre-activations y = w·(x − b_pre) + b, (C, B, M)
-        torch.maximum(self.buf_max[sl], y.amax(1, keepdim=True), out=self.buf_max[sl])
+        xc = x - self.b_pre[sl]  # (C, B, d)
+        u = torch.bmm(xc, W.transpose(1, 2), out=y)  # projections w·(x − b_pre), (C, B, M)
+        # max_b (u + b) = max_b u + b exactly (rounding is monotone), so the buffer reads u before the bias
+        torch.maximum(self.buf_max[sl], u.amax(1, keepdim=True).add_(b), out=self.buf_max[sl])
         if self.cfgs[0].activation == "jumprelu":
-            torch.sign(y.clamp_min(0), out=s)
-            z = y.sub_(b).mul_(s)  # the bias-free projection, gated
+            torch.sign(torch.add(u, b).clamp_min_(0), out=s)  # 1[y > 0]
+            z = u.mul_(s)  # the bias-free projection, gated
         else:
-            z = y.clamp_min_(0)
+            z = u.add_(b).clamp_min_(0)
             torch.sign(z, out=s)  # the firing indicator 1[y > 0]
         self.buf_count[sl] += s.sum(1, keepdim=True)
         Wd = W * a.transpose(1, 2)  # decoder rows a_m w_m, (C, M, d)

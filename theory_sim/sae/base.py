@@ -5,6 +5,9 @@ models with batched matmuls. Summing the per-model losses keeps the models indep
 only sees its own loss) and Adam is elementwise, so optimiser state is per model too. Hyperparameters
 listed in ``PER_MODEL`` may differ between the models of one ensemble (they become (E, 1, 1) tensors);
 all others must be equal (they are part of the batch key).
+
+BA, GBA, L1 and TopK (without AuxK) train through hand-written gradients (``chunk_grads``), the ensemble
+in cache-sized chunks; their ``loss`` stays the definition, and tests hold the two paths equal.
 """
 from __future__ import annotations
 

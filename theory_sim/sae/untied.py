@@ -52,21 +52,16 @@ class Untied(Method):
         return None
 
     def chunk_grads(self, x, sl, grads):
-        """pre = (x − b_dec | 1)·(W_enc | b_enc)ᵀ in one matmul; five matmuls in all: b_dec's gradient
-        through the encoder is Σ_b ∂L/∂pre · W_enc = (∂L/∂b_enc) W_enc, a (1, M)·(M, d) product."""
+        """Five matmuls: b_dec's gradient through the encoder is Σ_b ∂L/∂pre · W_enc = (∂L/∂b_enc) W_enc,
+        a (1, M)·(M, d) product, so no (B, d) input gradient is formed."""
         C, B, d = x.shape
         K, M = self.chunk_models(B), self.M
-        ws = self.workspace({"xa": (K, B, d + 1), "Wa": (K, M, d + 1), "pre": (K, B, M), "z": (K, B, M),
-                             "s": (K, B, M)})
-        xa, Wa, pre, z, s = (ws[k][:C] for k in ("xa", "Wa", "pre", "z", "s"))
+        ws = self.workspace({"pre": (K, B, M), "z": (K, B, M), "s": (K, B, M)})
+        pre, z, s = (ws[k][:C] for k in ("pre", "z", "s"))
         W_enc, b_enc, b_dec, W_dec = self.W_enc[sl], self.b_enc[sl], self.b_dec[sl], self.W_dec[sl]
         gW_enc, gb_enc, gb_dec, gW_dec = grads
         xc = x - b_dec
-        xa[..., :d] = xc
-        xa[..., d] = 1.0
-        Wa[..., :d] = W_enc
-        Wa[..., d] = b_enc[:, 0, :]
-        torch.bmm(xa, Wa.transpose(1, 2), out=pre)
+        torch.bmm(xc, W_enc.transpose(1, 2), out=pre).add_(b_enc)
         z = self.hand_code(pre, sl, z)
         torch.sign(z, out=s)  # every code here is >= 0 and passes gradient exactly where z > 0
         r = torch.bmm(z, W_dec).sub_(xc)  # x̂ − x, (C, B, d)
@@ -79,13 +74,13 @@ class Untied(Method):
         else:
             torch.baddbmm(pen[1], g, W_dec.transpose(1, 2), out=gz)
         gz.mul_(s)
-        gW_dec.copy_(torch.bmm(g.transpose(1, 2), z).transpose(1, 2))  # (C, d, M) orientation: see ba.py
+        # weight gradients in the (C, d, M) orientation: faster on CPU, see ba.py
+        gW_dec.copy_(torch.bmm(g.transpose(1, 2), z).transpose(1, 2))
         if pen is not None:
             loss += pen[0]
             gW_dec += pen[2]
-        enc = torch.bmm(xa.transpose(1, 2), gz)  # (C, d + 1, M): W_enc's gradient, then b_enc's
-        gW_enc.copy_(enc[:, :d].transpose(1, 2))
-        gb_enc.copy_(enc[:, d:])
+        gW_enc.copy_(torch.bmm(xc.transpose(1, 2), gz).transpose(1, 2))
+        torch.sum(gz, 1, keepdim=True, out=gb_enc)
         torch.sub(g.sum(1, keepdim=True), torch.bmm(gb_enc, W_enc), out=gb_dec)
         return loss
 
