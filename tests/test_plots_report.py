@@ -6,6 +6,7 @@ import textwrap
 
 import pandas as pd
 import pytest
+import torch
 
 from theory_sim import load_results
 from theory_sim.plots import plot_sweep
@@ -97,3 +98,20 @@ def test_reproduce_tiny_end_to_end(tmp_path):
         if line.startswith("!["):
             assert (tmp_path / "figures" / line.split("(")[1].rstrip(")")).exists()
     assert "TopK K=20: ours" in report and "vs paper 100.0 / 98.4 %" in report
+
+
+@pytest.mark.parametrize("method,extra", [("ba", 0.0), ("gba", 0.0), ("l1", 2.0), ("topk", 2.0)])
+def test_bench_counts_the_matmuls_the_step_runs(method, extra):
+    """Five (B, d, M) matmuls of 2·B·d·M each per model-step, the data's 2·B·s·d, and for the untied SAEs
+    b_dec's (1, M)·(M, d) encoder term (2·M·d): by hand, 10 + 2s/M + extra/B in units of B·d·M."""
+    from theory_sim.bench import flops_per_model_step
+    from theory_sim.model.spec import GeneratorSpec
+    from theory_sim.sae import get_method, make_config
+    from theory_sim.train import GeneratorData
+    B, d, M, s, E = 32, 8, 16, 2, 3
+    spec = GeneratorSpec(n=32, d=d, s=s)
+    data = GeneratorData([spec.replace(seed=i) for i in range(E)], torch.device("cpu"))
+    params = {"width": M, **({"k": 2} if method == "topk" else {})}
+    sae = get_method(method)([make_config(method, params)] * E, d, list(range(E)), "cpu", data.sample(B))
+    flops = flops_per_model_step(sae, data, B, s)
+    assert flops / (B * d * M) == pytest.approx(10 + 2 * s / M + extra / B)

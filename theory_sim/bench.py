@@ -10,7 +10,8 @@
    timed, not counted. For BA that is 10·B·d·M (+ 2·B·M for the bias column): no gradient flows into x;
    for the untied SAEs 12·B·d·M (the gradient reaches b_dec through the encoder input).
 3. The quickstart grid (at a reduced step count) trained batched vs one model at a time.
-Memory: resident set size (peak so far in the process, and now) and, on CUDA, peak allocated per row.
+Memory per row: the resident high-water mark since the row began (the process's, where the kernel cannot
+reset it: ``peak_rss_is_per_config``), the resident size now, and on CUDA the peak allocated.
 """
 from __future__ import annotations
 
@@ -31,6 +32,28 @@ SAELENS_REFERENCE_STEPS_PER_S = 99.0  # design.md: SAELens 6.54 train_toy_sae, s
 def _sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize()
+
+
+def _reset_peak_rss() -> bool:
+    """Resets the kernel's resident high-water mark (Linux >= 4.0), so the next reading is this
+    configuration's own peak; False where that is not possible (then the reading is the process's)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _rss_mb() -> float:
@@ -70,6 +93,7 @@ def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0)
     from .sae import get_method
     data = GeneratorData(specs, device)
     sae = get_method(method)([cfg] * E, c["d"], list(range(E)), device, data.sample(c["batch"]))
+    per_config = _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     flops = flops_per_model_step(sae, data, c["batch"], c["s"])
@@ -89,7 +113,7 @@ def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0)
     gf = msps * flops / 1e9
     row = {"method": method, "E": E, "steps_per_second": msps, "ensemble_steps_per_second": steps / el,
            "flops_per_model_step": flops, "flops_over_BdM": flops / (c["batch"] * c["d"] * c["width"]),
-           "achieved_gflops": gf, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "achieved_gflops": gf, "peak_rss_mb": _peak_rss_mb(), "peak_rss_is_per_config": per_config,
            "rss_mb": _rss_mb()}
     if device.type == "cuda":
         row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
