@@ -65,7 +65,7 @@ class Untied(Method):
         z = self.hand_code(pre, sl, z)
         torch.sign(z, out=s)  # every code here is >= 0 and passes gradient exactly where z > 0
         r = torch.bmm(z, W_dec).sub_(xc)  # x̂ − x, (C, B, d)
-        loss = 0.5 * r.pow(2).sum(-1).mean(-1)
+        loss = torch.linalg.vector_norm(r, dim=(1, 2)).square_().mul_(0.5 / B)
         g = r.mul_(1.0 / B)
         pen = self.penalty_grads(z, sl, B)
         gz = pre  # pre is spent: its buffer takes dL/dz, then dL/dpre
@@ -74,12 +74,11 @@ class Untied(Method):
         else:
             torch.baddbmm(pen[1], g, W_dec.transpose(1, 2), out=gz)
         gz.mul_(s)
-        # weight gradients in the (C, d, M) orientation: faster on CPU, see ba.py
-        gW_dec.copy_(torch.bmm(g.transpose(1, 2), z).transpose(1, 2))
+        torch.bmm(z.transpose(1, 2), g, out=gW_dec)
         if pen is not None:
             loss += pen[0]
             gW_dec += pen[2]
-        gW_enc.copy_(torch.bmm(xc.transpose(1, 2), gz).transpose(1, 2))
+        torch.bmm(gz.transpose(1, 2), xc, out=gW_enc)
         torch.sum(gz, 1, keepdim=True, out=gb_enc)
         torch.sub(g.sum(1, keepdim=True), torch.bmm(gb_enc, W_enc), out=gb_dec)
         return loss
