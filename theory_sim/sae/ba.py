@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import require
-from .base import Method, MethodConfig, check_choice, check_number, register, unit_rows
+from .base import Method, MethodConfig, check_choice, check_number, register, unit_rows_
 
 
 @dataclass(frozen=True)
@@ -179,22 +179,17 @@ class BA(Method):
         cfg = self.cfgs[0]
         self.buf_rows += B
         if cfg.renorm:
-            self.W.div_(self.W.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
+            unit_rows_(self.W)
         if self.step_count % cfg.adapt_every == 0:
             self.adapt()
 
     def after_step(self, info):
-        cfg = self.cfgs[0]
-        if cfg.renorm:
-            self.W.data = unit_rows(self.W.data)
         y = info["pre"].detach()
         # z >= 0 under both activations (y > 0 with b <= 0 implies u > 0), so sign(z) is the firing indicator;
         # one float pass, ~4x cheaper than count_nonzero's bool -> int64 conversion on CPU
         self.buf_count += torch.sign(info["z"].detach()).sum(1, keepdim=True)
         self.buf_max = torch.maximum(self.buf_max, y.amax(1, keepdim=True))
-        self.buf_rows += y.shape[1]
-        if self.step_count % cfg.adapt_every == 0:
-            self.adapt()
+        self.after_hand_step(y.shape[1])  # the rest is what the hand-written step does after its chunks
 
     def adapt(self) -> None:
         """One bias-adaptation step from the buffer (see the module docstring), then clear the buffer."""

@@ -70,6 +70,11 @@ def unit_rows(w: torch.Tensor) -> torch.Tensor:
     return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def unit_rows_(w: torch.Tensor) -> torch.Tensor:
+    """``unit_rows`` in place (a parameter stays the same tensor for its optimiser)."""
+    return w.div_(w.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
+
+
 class Method:
     """Base class.  Subclasses set ``name``, ``Config``, ``PER_MODEL`` and implement ``forward``/``loss``.
 
@@ -132,8 +137,9 @@ class Method:
 
     # ---- the hand-written step (autograd through ``loss`` is its reference; tests compare the two)
     #: bytes of one model's (B, M) intermediate a thread may keep for itself: a chunk of the ensemble
-    #: stays in the cores' caches.  Measured for BA on the standard cell (E = 8, 2 threads): 1 model per
-    #: pass 654, 2 models 909, 4 845, 8 871 model-steps/s.
+    #: stays in the cores' caches.  Measured for BA on the standard cell (E = 8, 2 threads): 2 models per
+    #: pass 964, 4 933, 8 909 model-steps/s; 1 model per pass ran at 0.7x of 2 (its matmuls split
+    #: poorly over the two threads).
     chunk_bytes = 2**20
 
     def chunk_models(self, B: int) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import require
-from .base import Method, MethodConfig, check_number, reconstruction_loss, register, unit_rows
+from .base import Method, MethodConfig, check_number, reconstruction_loss, register, unit_rows, unit_rows_
 
 
 class Untied(Method):
@@ -39,8 +39,7 @@ class Untied(Method):
         return torch.baddbmm(self.b_dec, z, self.W_dec), z, pre
 
     def after_step(self, info):
-        if self.unit_decoder:
-            self.W_dec.data = unit_rows(self.W_dec.data)
+        self.after_hand_step(info["z"].shape[1])
 
     # ---- the hand-written step (see Method._hand_step); subclasses supply hand_code and the penalty
     def hand_code(self, pre: torch.Tensor, sl: slice, z: torch.Tensor) -> torch.Tensor:
@@ -85,7 +84,7 @@ class Untied(Method):
 
     def after_hand_step(self, B):
         if self.unit_decoder:
-            self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
+            unit_rows_(self.W_dec)
 
     def decoder(self):
         return self.W_dec.detach()
