@@ -81,11 +81,10 @@ def reject_repeats(idx: torch.Tensor, n: int, gens: list) -> torch.Tensor:
     round only redrawn rows can repeat, so only they are checked again."""
     E, B, S = idx.shape
     flat = idx.view(E * B, S)
-    rows = torch.arange(E * B, device=idx.device)
+    rows = None  # all of them, in the first round
     while True:
-        cand = flat[rows]
-        repeats = _has_repeat(cand)  # (R,)
-        rows = rows[repeats]
+        repeats = _has_repeat(flat if rows is None else flat[rows])  # (R,)
+        rows = repeats.nonzero().flatten() if rows is None else rows[repeats]
         if rows.numel() == 0:
             return idx
         counts = torch.bincount(rows // B, minlength=E).tolist()  # rows ascend, so grouped by model
@@ -94,13 +93,16 @@ def reject_repeats(idx: torch.Tensor, n: int, gens: list) -> torch.Tensor:
 
 
 def _has_repeat(rows: torch.Tensor) -> torch.Tensor:
-    """(R, S) ints -> (R,) bool: does the row hold an index twice.  Column-pair comparisons for small S
-    (15 cheap passes at most), a sort beyond."""
-    S = rows.shape[1]
+    """(R, S) ints -> (R,) bool: does the row hold an index twice.  Measured on CPU (S = 4): for many rows,
+    column-pair comparisons (57 µs for 4096 rows vs 117 all-pairs, 191 sorted); for the few redrawn rows,
+    one all-pairs comparison (13 µs vs 38 by columns); a sort for large S."""
+    R, S = rows.shape
     if S > 6:
         srt = rows.sort(dim=1).values
         return (srt[:, 1:] == srt[:, :-1]).any(dim=1)
-    rep = torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
+    if R <= 512:
+        return (rows.unsqueeze(1) == rows.unsqueeze(2)).sum((1, 2)) > S
+    rep = torch.zeros(R, dtype=torch.bool, device=rows.device)
     for i in range(S):
         for j in range(i + 1, S):
             rep |= rows[:, i] == rows[:, j]
