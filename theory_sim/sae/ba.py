@@ -146,34 +146,46 @@ class BA(Method):
     def hand_written(self) -> bool:
         return not self.cfgs[0].train_pre_bias
 
-    def chunk_grads(self, x, sl, grads):
-        """Five batched matmuls and five passes over the chunk's (C, B, M) intermediates."""
-        C, B, d = x.shape
+    def hand_prepare(self, x):
+        E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
-        ws = self.workspace({"y": (K, B, M), "s": (K, B, M), "gz": (K, B, M)})
-        y, s, gz = (ws[k][:C] for k in ("y", "s", "gz"))
-        W, a, b = self.W[sl], self.a[sl], self.b[sl]
-        xc = x - self.b_pre[sl]  # (C, B, d)
+        ctx = self.workspace({"y": (K, B, M), "s": (K, B, M), "gz": (K, B, M), "r": (K, B, d),
+                              "dWd": (E, M, d), "max": (E, 1, M), "count": (E, 1, M), "norm": (E,)})
+        ctx["xc"] = x - self.b_pre  # (E, B, d)
+        ctx["Wd"] = self.W * self.a.transpose(1, 2)  # decoder rows a_m w_m, (E, M, d)
+        return ctx
+
+    def chunk_grads(self, ctx, sl, grads):
+        """Five batched matmuls and six passes over the chunk's (C, B, M) intermediates."""
+        xc, Wd, W, b = ctx["xc"][sl], ctx["Wd"][sl], self.W[sl], self.b[sl]
+        C, B, _ = xc.shape
+        y, s, gz, r = (ctx[k][:C] for k in ("y", "s", "gz", "r"))
         u = torch.bmm(xc, W.transpose(1, 2), out=y)  # projections w·(x − b_pre), (C, B, M)
-        # max_b (u + b) = max_b u + b exactly (rounding is monotone), so the buffer reads u before the bias
-        torch.maximum(self.buf_max[sl], u.amax(1, keepdim=True).add_(b), out=self.buf_max[sl])
+        # max_b (u + b) = max_b u + b exactly (rounding is monotone): hand_finish adds b once per step
+        torch.amax(u, 1, keepdim=True, out=ctx["max"][sl])
         if self.cfgs[0].activation == "jumprelu":
             torch.sign(torch.add(u, b).clamp_min_(0), out=s)  # 1[y > 0]
             z = u.mul_(s)  # the bias-free projection, gated
         else:
             z = u.add_(b).clamp_min_(0)
             torch.sign(z, out=s)  # the firing indicator 1[y > 0]
-        self.buf_count[sl] += s.sum(1, keepdim=True)
-        Wd = W * a.transpose(1, 2)  # decoder rows a_m w_m, (C, M, d)
-        r = torch.bmm(z, Wd).sub_(xc)  # x̂ − x, (C, B, d)
-        loss = torch.linalg.vector_norm(r, dim=(1, 2)).square_().mul_(0.5 / B)
-        g = r.mul_(1.0 / B)  # dL/dx̂ for the batch-mean loss
-        dWd = torch.bmm(z.transpose(1, 2), g)  # decoder's ∂L/∂(a_m w_m), (C, M, d)
-        torch.bmm(g, Wd.transpose(1, 2), out=gz).mul_(s)  # dL/dy, (C, B, M)
-        torch.baddbmm(dWd * a.transpose(1, 2), gz.transpose(1, 2), xc, out=grads[0])
+        torch.sum(s, 1, keepdim=True, out=ctx["count"][sl])
+        torch.baddbmm(xc, z, Wd, beta=-1, out=r)  # x̂ − x, (C, B, d)
+        torch.linalg.vector_norm(r, dim=(1, 2), out=ctx["norm"][sl])
+        # the batch mean's 1/B rides on the matmuls (alpha) instead of a pass over r
+        dWd = ctx["dWd"][sl]
+        torch.baddbmm(dWd, z.transpose(1, 2), r, beta=0, alpha=1 / B, out=dWd)  # ∂L/∂(a_m w_m), (C, M, d)
+        torch.baddbmm(gz, r, Wd.transpose(1, 2), beta=0, alpha=1 / B, out=gz).mul_(s)  # ∂L/∂y, (C, B, M)
+        torch.bmm(gz.transpose(1, 2), xc, out=grads[0])  # the encoder's share of ∂L/∂w
+
+    def hand_finish(self, ctx, grads, B):
+        dWd = ctx["dWd"]
+        torch.maximum(self.buf_max, ctx["max"].add_(self.b), out=self.buf_max)
+        self.buf_count += ctx["count"]
+        grads[0].addcmul_(dWd, self.a.transpose(1, 2))  # + the decoder's share a_m ∂L/∂(a_m w_m)
         if self.cfgs[0].train_scale:
-            torch.sum(dWd * W, -1, out=grads[1][:, 0, :])
-        return loss
+            torch.sum(dWd * self.W, -1, out=grads[1][:, 0, :])
+        return torch.square(ctx["norm"]).mul_(0.5 / B)
 
     def after_hand_step(self, B):
         cfg = self.cfgs[0]

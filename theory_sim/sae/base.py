@@ -154,23 +154,34 @@ class Method:
         """Whether this configuration trains through ``chunk_grads`` (else autograd through ``loss``)."""
         return False
 
-    def chunk_grads(self, x: torch.Tensor, sl: slice, grads: list[torch.Tensor]) -> torch.Tensor:
-        """Forward and hand-written gradients of models ``sl`` on x (C, B, d): writes the gradient of each
-        of ``parameters()`` into ``grads`` (their [sl] views), returns the loss (C,)."""
+    def hand_prepare(self, x: torch.Tensor) -> dict:
+        """The hand-written step's context: the workspace (reused buffers) plus whatever the chunks share
+        that is computed once for the whole ensemble (centred inputs, scaled decoders: (E, ...) tensors,
+        sliced [sl] by each chunk). Small per-ensemble work lives here and in ``hand_finish``, not in the
+        chunk loop, where each op's dispatch would be paid once per chunk."""
+        raise NotImplementedError
+
+    def chunk_grads(self, ctx: dict, sl: slice, grads: list[torch.Tensor]) -> None:
+        """The (C, B, M) work of models ``sl``: writes their share of each of ``parameters()``' gradients
+        into ``grads`` (their [sl] views) and their per-model sums into ``ctx``'s (E, ...) buffers."""
+        raise NotImplementedError
+
+    def hand_finish(self, ctx: dict, grads: list[torch.Tensor], B: int) -> torch.Tensor:
+        """Completes the gradients from the chunks' sums, feeds the feedback buffers; returns the loss (E,)."""
         raise NotImplementedError
 
     def after_hand_step(self, B: int) -> None:
-        """What ``after_step`` does, after a hand-written step on B rows (chunk_grads fed the buffers)."""
+        """What ``after_step`` does, after a hand-written step on B rows (``hand_finish`` fed the buffers)."""
 
     def workspace(self, shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
         """Reused buffers {name: tensor of that shape} for the hand-written step's intermediates, made
-        again only when the shapes change; the caller slices them to a chunk's size."""
+        again only when the shapes change; (K, ...) buffers are sliced to a chunk's size by the caller."""
         ws = getattr(self, "_ws", None)
         if ws is None or ws["_shapes"] != shapes:
             ws = {k: torch.empty(shp, device=self.device) for k, shp in shapes.items()}
             ws["_shapes"] = shapes
             self._ws = ws
-        return ws
+        return dict(ws)
 
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
         """One step on x (E, B, d); returns the per-model loss (E,) (detached)."""
@@ -190,19 +201,23 @@ class Method:
         pages: measured 4.7 of a 15 ms BA step in page faults) and walks them in extra passes; here they
         live in reused buffers, and the ensemble goes through in cache-sized chunks."""
         params = self.parameters()
+        B = x.shape[1]
         with torch.no_grad():
-            grads = [torch.empty_like(p) for p in params]
-            loss = torch.empty(self.E, device=self.device)
-            C = self.chunk_models(x.shape[1])
+            grads = getattr(self, "_grads", None)
+            if grads is None or [g.shape for g in grads] != [p.shape for p in params]:
+                grads = self._grads = [torch.empty_like(p) for p in params]
+            ctx = self.hand_prepare(x)
+            C = self.chunk_models(B)
             for e0 in range(0, self.E, C):
                 sl = slice(e0, min(self.E, e0 + C))
-                loss[sl] = self.chunk_grads(x[sl], sl, [g[sl] for g in grads])
+                self.chunk_grads(ctx, sl, [g[sl] for g in grads])
+            loss = self.hand_finish(ctx, grads, B)
             for p, g in zip(params, grads):
                 p.grad = g
         self.opt.step()
         self.step_count += 1
         with torch.no_grad():
-            self.after_hand_step(x.shape[1])
+            self.after_hand_step(B)
         return loss
 
     def state(self) -> dict[str, torch.Tensor]:

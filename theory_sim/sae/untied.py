@@ -46,41 +46,55 @@ class Untied(Method):
         """The code of pre (C, B, M), written into z (C, B, M) (pre may be overwritten); returns z."""
         raise NotImplementedError
 
-    def penalty_grads(self, z: torch.Tensor, sl: slice, B: int):
-        """The sparsity penalty's (loss (C,), ∂/∂z per neuron (C, 1, M), ∂/∂W_dec (C, M, d)) or None."""
+    def hand_prepare(self, x):
+        E, B, d = x.shape
+        K, M = self.chunk_models(B), self.M
+        ctx = self.workspace({"pre": (K, B, M), "z": (K, B, M), "r": (K, B, d), "norm": (E,),
+                              "rsum": (E, 1, d), "zsum": (E, 1, M)})
+        ctx["xc"] = x - self.b_dec  # (E, B, d)
+        ctx["dz"] = self.penalty_dz(B)
+        return ctx
+
+    def penalty_dz(self, B: int) -> torch.Tensor | None:
+        """The sparsity penalty's ∂/∂z per neuron, (E, 1, M), or None (no penalty)."""
         return None
 
-    def chunk_grads(self, x, sl, grads):
+    def chunk_grads(self, ctx, sl, grads):
         """Five matmuls: b_dec's gradient through the encoder is Σ_b ∂L/∂pre · W_enc = (∂L/∂b_enc) W_enc,
-        a (1, M)·(M, d) product, so no (B, d) input gradient is formed."""
-        C, B, d = x.shape
-        K, M = self.chunk_models(B), self.M
-        ws = self.workspace({"pre": (K, B, M), "z": (K, B, M), "s": (K, B, M)})
-        pre, z, s = (ws[k][:C] for k in ("pre", "z", "s"))
-        W_enc, b_enc, b_dec, W_dec = self.W_enc[sl], self.b_enc[sl], self.b_dec[sl], self.W_dec[sl]
-        gW_enc, gb_enc, gb_dec, gW_dec = grads
-        xc = x - b_dec
+        a (1, M)·(M, d) product (in hand_finish), so no (B, d) input gradient is formed."""
+        xc = ctx["xc"][sl]
+        C, B, _ = xc.shape
+        pre, z, r = (ctx[k][:C] for k in ("pre", "z", "r"))
+        W_enc, b_enc, W_dec = self.W_enc[sl], self.b_enc[sl], self.W_dec[sl]
+        gW_enc, gb_enc, _, gW_dec = grads
         torch.bmm(xc, W_enc.transpose(1, 2), out=pre).add_(b_enc)
         z = self.hand_code(pre, sl, z)
-        torch.sign(z, out=s)  # every code here is >= 0 and passes gradient exactly where z > 0
-        r = torch.bmm(z, W_dec).sub_(xc)  # x̂ − x, (C, B, d)
-        loss = torch.linalg.vector_norm(r, dim=(1, 2)).square_().mul_(0.5 / B)
-        g = r.mul_(1.0 / B)
-        pen = self.penalty_grads(z, sl, B)
-        gz = pre  # pre is spent: its buffer takes dL/dz, then dL/dpre
-        if pen is None:
-            torch.bmm(g, W_dec.transpose(1, 2), out=gz)
+        torch.baddbmm(xc, z, W_dec, beta=-1, out=r)  # x̂ − x, (C, B, d)
+        torch.linalg.vector_norm(r, dim=(1, 2), out=ctx["norm"][sl])
+        torch.sum(r, 1, keepdim=True, out=ctx["rsum"][sl])
+        gz = pre  # pre is spent: its buffer takes ∂L/∂z, then ∂L/∂pre; 1/B rides on the matmuls (alpha)
+        if ctx["dz"] is None:
+            torch.baddbmm(gz, r, W_dec.transpose(1, 2), beta=0, alpha=1 / B, out=gz)
         else:
-            torch.baddbmm(pen[1], g, W_dec.transpose(1, 2), out=gz)
-        gz.mul_(s)
-        torch.bmm(z.transpose(1, 2), g, out=gW_dec)
-        if pen is not None:
-            loss += pen[0]
-            gW_dec += pen[2]
+            torch.baddbmm(ctx["dz"][sl], r, W_dec.transpose(1, 2), alpha=1 / B, out=gz)
+            torch.sum(z, 1, keepdim=True, out=ctx["zsum"][sl])
+        # every code here is >= 0 and passes gradient exactly where z > 0: one pass, no mask tensor
+        torch.ops.aten.threshold_backward.grad_input(gz, z, 0, grad_input=gz)
+        torch.baddbmm(gW_dec, z.transpose(1, 2), r, beta=0, alpha=1 / B, out=gW_dec)
         torch.bmm(gz.transpose(1, 2), xc, out=gW_enc)
         torch.sum(gz, 1, keepdim=True, out=gb_enc)
-        torch.sub(g.sum(1, keepdim=True), torch.bmm(gb_enc, W_enc), out=gb_dec)
+
+    def hand_finish(self, ctx, grads, B):
+        gW_enc, gb_enc, gb_dec, gW_dec = grads
+        torch.sub(ctx["rsum"].mul_(1 / B), torch.bmm(gb_enc, self.W_enc), out=gb_dec)
+        loss = torch.square(ctx["norm"]).mul_(0.5 / B)
+        if ctx["dz"] is not None:
+            loss += self.penalty_finish(ctx["zsum"], gW_dec, B)
         return loss
+
+    def penalty_finish(self, zsum: torch.Tensor, gW_dec: torch.Tensor, B: int) -> torch.Tensor:
+        """The penalty's loss (E,) from Σ_b z (E, 1, M); adds its ∂/∂W_dec into gW_dec."""
+        raise NotImplementedError
 
     def after_hand_step(self, B):
         if self.unit_decoder:
@@ -121,14 +135,17 @@ class L1(Untied):
     def hand_code(self, pre, sl, z):
         return torch.clamp_min(pre, 0, out=z)
 
-    def penalty_grads(self, z, sl, B):
-        """λ·mean_b Σ_m z_bm ‖d_m‖: ∂/∂z_bm = λ‖d_m‖/B, ∂/∂d_m = λ (Σ_b z_bm / B) d_m/‖d_m‖."""
-        lam = self.lam[sl].unsqueeze(-1)  # (C, 1, 1)
-        norm = self.W_dec[sl].norm(dim=-1).unsqueeze(1)  # (C, 1, M)
-        zbar = z.sum(1, keepdim=True) / B  # (C, 1, M)
-        loss = lam[:, 0, 0] * (zbar * norm).sum(-1)[:, 0]
-        dW = (lam * zbar / norm.clamp_min(1e-12)).transpose(1, 2) * self.W_dec[sl]
-        return loss, lam * norm / B, dW
+    def penalty_dz(self, B):
+        """λ·mean_b Σ_m z_bm ‖d_m‖: ∂/∂z_bm = λ‖d_m‖/B."""
+        return self.lam.unsqueeze(-1) * self.W_dec.norm(dim=-1).unsqueeze(1) / B
+
+    def penalty_finish(self, zsum, gW_dec, B):
+        """∂/∂d_m = λ (Σ_b z_bm / B) d_m/‖d_m‖."""
+        lam = self.lam.unsqueeze(-1)  # (E, 1, 1)
+        norm = self.W_dec.norm(dim=-1).unsqueeze(1)  # (E, 1, M)
+        zbar = zsum / B
+        gW_dec += (lam * zbar / norm.clamp_min(1e-12)).transpose(1, 2) * self.W_dec
+        return lam[:, 0, 0] * (zbar * norm).sum(-1)[:, 0]
 
     def loss(self, x):
         x_hat, z, pre = self.forward(x)
