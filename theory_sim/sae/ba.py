@@ -149,7 +149,7 @@ class BA(Method):
     def hand_prepare(self, x):
         E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
-        ctx = self.workspace({"y": (K, B, M), "s": (K, B, M), "gz": (K, B, M), "r": (K, B, d),
+        ctx = self.workspace({"y": (K, B, M), "s": (K, B, M), "r": (K, B, d),
                               "dWd": (E, M, d), "max": (E, 1, M), "count": (E, 1, M), "norm": (E,)})
         ctx["xc"] = x - self.b_pre  # (E, B, d)
         ctx["Wd"] = self.W * self.a.transpose(1, 2)  # decoder rows a_m w_m, (E, M, d)
@@ -159,7 +159,7 @@ class BA(Method):
         """Five batched matmuls and six passes over the chunk's (C, B, M) intermediates."""
         xc, Wd, W, b = ctx["xc"][sl], ctx["Wd"][sl], self.W[sl], self.b[sl]
         C, B, _ = xc.shape
-        y, s, gz, r = (ctx[k][:C] for k in ("y", "s", "gz", "r"))
+        y, s, r = (ctx[k][:C] for k in ("y", "s", "r"))
         u = torch.bmm(xc, W.transpose(1, 2), out=y)  # projections w·(x − b_pre), (C, B, M)
         # max_b (u + b) = max_b u + b exactly (rounding is monotone): hand_finish adds b once per step
         torch.amax(u, 1, keepdim=True, out=ctx["max"][sl])
@@ -175,7 +175,8 @@ class BA(Method):
         # the batch mean's 1/B rides on the matmuls (alpha) instead of a pass over r
         dWd = ctx["dWd"][sl]
         torch.baddbmm(dWd, z.transpose(1, 2), r, beta=0, alpha=1 / B, out=dWd)  # ∂L/∂(a_m w_m), (C, M, d)
-        torch.baddbmm(gz, r, Wd.transpose(1, 2), beta=0, alpha=1 / B, out=gz).mul_(s)  # ∂L/∂y, (C, B, M)
+        gz = y  # z is spent: its buffer takes ∂L/∂y, (C, B, M) (two such buffers per model fit its core's L2)
+        torch.baddbmm(gz, r, Wd.transpose(1, 2), beta=0, alpha=1 / B, out=gz).mul_(s)
         torch.bmm(gz.transpose(1, 2), xc, out=grads[0])  # the encoder's share of ∂L/∂w
 
     def hand_finish(self, ctx, grads, B):
