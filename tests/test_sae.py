@@ -27,7 +27,7 @@ def test_reconstruction_loss_by_hand():
 
 def test_ba_forward_by_hand():
     sae = make(BA, BAConfig(width=2, p=0.5, pre_bias="zero"), d=2)
-    sae.W.data = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    sae.Wt.data = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).transpose(1, 2).contiguous()
     sae.a.data = torch.tensor([[[2.0, 3.0]]])
     sae.b = torch.tensor([[[-0.5, -0.1]]])
     x = torch.tensor([[[1.0, 0.05]]])
@@ -36,7 +36,7 @@ def test_ba_forward_by_hand():
     assert torch.allclose(z, torch.tensor([[[0.5, 0.0]]]))
     assert torch.allclose(x_hat, torch.tensor([[[1.0, 0.0]]]))  # a·z·w = 2·0.5·e1
     sae2 = make(BA, BAConfig(width=2, p=0.5, pre_bias="zero", activation="jumprelu"), d=2)
-    sae2.W.data, sae2.b = sae.W.data.clone(), sae.b.clone()
+    sae2.Wt.data, sae2.b = sae.Wt.data.clone(), sae.b.clone()
     _, z2, _ = sae2.forward(x)
     assert torch.allclose(z2, torch.tensor([[[1.0, 0.0]]]))  # jumprelu: magnitude is wᵀx, bias only gates
 
@@ -45,7 +45,7 @@ def test_bias_gets_no_gradient_and_prebias_fixed_by_default():
     sae = make(BA, BAConfig(width=4, p=0.2))
     assert not sae.b.requires_grad and not sae.b_pre.requires_grad
     names = {id(t) for t in sae.parameters()}
-    assert id(sae.W) in names and id(sae.b) not in names
+    assert id(sae.Wt) in names and id(sae.b) not in names
 
 
 def test_adaptation_moves_exactly_the_right_neurons():

@@ -111,7 +111,9 @@ class BA(Method):
 
     def init(self, x0):
         cfg, E, M, dev = self.cfgs[0], self.E, self.M, self.device
-        self.W = self.random_directions(M).requires_grad_(True)  # (E, M, d)
+        # stored as (E, d, M): the weight-gradient matmuls then write their outputs in the orientation
+        # this CPU's GEMM runs fastest (measured 203 vs 235 us per (2, 512, 512, 64) product)
+        self.Wt = self.random_directions(M).transpose(1, 2).contiguous().requires_grad_(True)
         self.a = (self.per_model("scale_init").view(E, 1, 1) * torch.ones(E, 1, M, device=dev)).requires_grad_(cfg.train_scale)
         self.b = self.per_model("bias_init").view(E, 1, 1) * torch.ones(E, 1, M, device=dev)
         mean = x0.mean(1, keepdim=True) if cfg.pre_bias == "mean" else torch.zeros(E, 1, self.d, device=dev)
@@ -122,9 +124,14 @@ class BA(Method):
         self.gm, self.gp = self.per_model("gamma_minus"), self.per_model("gamma_plus")
         self._reset_buffer()
 
+    @property
+    def W(self) -> torch.Tensor:
+        """The directions w_m as an (E, M, d) view of the (E, d, M) parameter ``Wt``."""
+        return self.Wt.transpose(1, 2)
+
     def parameters(self):
         cfg = self.cfgs[0]
-        return [self.W] + ([self.a] if cfg.train_scale else []) + ([self.b_pre] if cfg.train_pre_bias else [])
+        return [self.Wt] + ([self.a] if cfg.train_scale else []) + ([self.b_pre] if cfg.train_pre_bias else [])
 
     def _reset_buffer(self):
         self.buf_count = torch.zeros(self.E, 1, self.M, device=self.device)
@@ -150,17 +157,17 @@ class BA(Method):
         E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
         ctx = self.workspace({"y": (K, B, M), "s": (K, B, M), "r": (K, B, d),
-                              "dWd": (E, M, d), "max": (E, 1, M), "count": (E, 1, M), "norm": (E,)})
+                              "dWd": (E, d, M), "max": (E, 1, M), "count": (E, 1, M), "norm": (E,)})
         ctx["xc"] = x - self.b_pre  # (E, B, d)
-        ctx["Wd"] = self.W * self.a.transpose(1, 2)  # decoder rows a_m w_m, (E, M, d)
+        ctx["Wd"] = self.Wt * self.a  # decoder rows a_m w_m, as columns: (E, d, M)
         return ctx
 
     def chunk_grads(self, ctx, sl, grads):
         """Five batched matmuls and six passes over the chunk's (C, B, M) intermediates."""
-        xc, Wd, W, b = ctx["xc"][sl], ctx["Wd"][sl], self.W[sl], self.b[sl]
+        xc, Wd, Wt, b = ctx["xc"][sl], ctx["Wd"][sl], self.Wt[sl], self.b[sl]
         C, B, _ = xc.shape
         y, s, r = (ctx[k][:C] for k in ("y", "s", "r"))
-        u = torch.bmm(xc, W.transpose(1, 2), out=y)  # projections w·(x − b_pre), (C, B, M)
+        u = torch.bmm(xc, Wt, out=y)  # projections w·(x − b_pre), (C, B, M)
         # max_b (u + b) = max_b u + b exactly (rounding is monotone): hand_finish adds b once per step
         torch.amax(u, 1, keepdim=True, out=ctx["max"][sl])
         if self.cfgs[0].activation == "jumprelu":
@@ -170,29 +177,29 @@ class BA(Method):
             z = u.add_(b).clamp_min_(0)
             torch.sign(z, out=s)  # the firing indicator 1[y > 0]
         torch.sum(s, 1, keepdim=True, out=ctx["count"][sl])
-        torch.baddbmm(xc, z, Wd, beta=-1, out=r)  # x̂ − x, (C, B, d)
+        torch.baddbmm(xc, z, Wd.transpose(1, 2), beta=-1, out=r)  # x̂ − x, (C, B, d)
         torch.linalg.vector_norm(r, dim=(1, 2), out=ctx["norm"][sl])
         # the batch mean's 1/B rides on the matmuls (alpha) instead of a pass over r
         dWd = ctx["dWd"][sl]
-        torch.baddbmm(dWd, z.transpose(1, 2), r, beta=0, alpha=1 / B, out=dWd)  # ∂L/∂(a_m w_m), (C, M, d)
+        torch.baddbmm(dWd, r.transpose(1, 2), z, beta=0, alpha=1 / B, out=dWd)  # ∂L/∂(a_m w_m), (C, d, M)
         gz = y  # z is spent: its buffer takes ∂L/∂y, (C, B, M) (two such buffers per model fit its core's L2)
-        torch.baddbmm(gz, r, Wd.transpose(1, 2), beta=0, alpha=1 / B, out=gz).mul_(s)
-        torch.bmm(gz.transpose(1, 2), xc, out=grads[0])  # the encoder's share of ∂L/∂w
+        torch.baddbmm(gz, r, Wd, beta=0, alpha=1 / B, out=gz).mul_(s)
+        torch.bmm(xc.transpose(1, 2), gz, out=grads[0])  # the encoder's share of ∂L/∂w, (C, d, M)
 
     def hand_finish(self, ctx, grads, B):
         dWd = ctx["dWd"]
         torch.maximum(self.buf_max, ctx["max"].add_(self.b), out=self.buf_max)
         self.buf_count += ctx["count"]
-        grads[0].addcmul_(dWd, self.a.transpose(1, 2))  # + the decoder's share a_m ∂L/∂(a_m w_m)
+        grads[0].addcmul_(dWd, self.a)  # + the decoder's share a_m ∂L/∂(a_m w_m)
         if self.cfgs[0].train_scale:
-            torch.sum(dWd * self.W, -1, out=grads[1][:, 0, :])
+            torch.sum(dWd * self.Wt, 1, out=grads[1][:, 0, :])
         return torch.square(ctx["norm"]).mul_(0.5 / B)
 
     def after_hand_step(self, B):
         cfg = self.cfgs[0]
         self.buf_rows += B
         if cfg.renorm:
-            unit_rows_(self.W)
+            unit_rows_(self.Wt, dim=1)
         if self.step_count % cfg.adapt_every == 0:
             self.adapt()
 
@@ -225,6 +232,11 @@ class BA(Method):
 
     def decoder(self):
         return self.W.detach()
+
+    def state(self):
+        st = super().state()
+        st["W"] = st.pop("Wt").transpose(1, 2)  # saved as (E, M, d), as every method's directions are
+        return st
 
 
 @register
