@@ -111,8 +111,8 @@ def test_weights_renormalised_after_step():
 
 def test_l1_loss_by_hand():
     sae = make(L1, L1Config(width=2, l1=0.5), d=2)
-    sae.W_enc.data = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
-    sae.W_dec.data = torch.tensor([[[2.0, 0.0], [0.0, 1.0]]])
+    sae.W_encT.data = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).transpose(1, 2).contiguous()
+    sae.W_decT.data = torch.tensor([[[2.0, 0.0], [0.0, 1.0]]]).transpose(1, 2).contiguous()
     sae.b_enc.data.zero_()
     sae.b_dec.data.zero_()
     x = torch.tensor([[[1.0, 3.0]]])

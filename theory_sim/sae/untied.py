@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import require
-from .base import Method, MethodConfig, check_number, reconstruction_loss, register, unit_rows, unit_rows_
+from .base import Method, MethodConfig, check_number, reconstruction_loss, register, unit_rows_
 
 
 class Untied(Method):
@@ -18,17 +18,40 @@ class Untied(Method):
     unit_decoder = False
 
     def init(self, x0):
-        W = self.random_directions(self.M)
-        self.W_dec = W.clone().requires_grad_(self.train_decoder)
-        self.W_enc = W.clone().requires_grad_(True)
+        # both stored as (E, d, M) columns (the (E, M, d) rows are views): the weight-gradient matmuls
+        # then write their outputs in the orientation this CPU's GEMM runs fastest (as BA's directions)
+        Wt = self.random_directions(self.M).transpose(1, 2).contiguous()
+        self.W_decT = Wt.clone().requires_grad_(self.train_decoder)
+        self.W_encT = Wt.clone().requires_grad_(True)
         self.b_enc = torch.zeros(self.E, 1, self.M, device=self.device, requires_grad=True)
         self.b_dec = x0.mean(1, keepdim=True).clone().requires_grad_(True)
 
+    @property
+    def W_enc(self) -> torch.Tensor:
+        """(E, M, d) encoder rows, a view of the parameter ``W_encT``."""
+        return self.W_encT.transpose(1, 2)
+
+    @property
+    def W_dec(self) -> torch.Tensor:
+        """(E, M, d) decoder rows, a view of the parameter ``W_decT``."""
+        return self.W_decT.transpose(1, 2)
+
+    def decoder_norms(self) -> torch.Tensor:
+        """‖d_m‖ as (E, 1, M) (a sum of squares over the storage's outer axis: torch's CPU norm there is 20x
+        slower)."""
+        return torch.sum(self.W_decT * self.W_decT, 1, keepdim=True).sqrt()
+
     def parameters(self):
-        return [self.W_enc, self.b_enc, self.b_dec] + ([self.W_dec] if self.train_decoder else [])
+        return [self.W_encT, self.b_enc, self.b_dec] + ([self.W_decT] if self.train_decoder else [])
+
+    def state(self):
+        st = super().state()
+        for k in ("W_enc", "W_dec"):  # saved as (E, M, d) rows, as every method's directions are
+            st[k] = st.pop(k + "T").transpose(1, 2)
+        return st
 
     def preact(self, x):
-        return torch.baddbmm(self.b_enc, x - self.b_dec, self.W_enc.transpose(1, 2))
+        return torch.baddbmm(self.b_enc, x - self.b_dec, self.W_encT)
 
     def code(self, pre: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -65,40 +88,40 @@ class Untied(Method):
         xc = ctx["xc"][sl]
         C, B, _ = xc.shape
         pre, z, r = (ctx[k][:C] for k in ("pre", "z", "r"))
-        W_enc, b_enc, W_dec = self.W_enc[sl], self.b_enc[sl], self.W_dec[sl]
-        gW_enc, gb_enc, _, gW_dec = grads
-        torch.bmm(xc, W_enc.transpose(1, 2), out=pre).add_(b_enc)
+        W_encT, b_enc, W_decT = self.W_encT[sl], self.b_enc[sl], self.W_decT[sl]
+        gW_encT, gb_enc, _, gW_decT = grads  # (C, d, M), (C, 1, M), (C, 1, d), (C, d, M)
+        torch.bmm(xc, W_encT, out=pre).add_(b_enc)
         z = self.hand_code(pre, sl, z)
-        torch.baddbmm(xc, z, W_dec, beta=-1, out=r)  # x̂ − x, (C, B, d)
+        torch.baddbmm(xc, z, W_decT.transpose(1, 2), beta=-1, out=r)  # x̂ − x, (C, B, d)
         torch.linalg.vector_norm(r, dim=(1, 2), out=ctx["norm"][sl])
         torch.sum(r, 1, keepdim=True, out=ctx["rsum"][sl])
         gz = pre  # pre is spent: its buffer takes ∂L/∂z, then ∂L/∂pre; 1/B rides on the matmuls (alpha)
         if ctx["dz"] is None:
-            torch.baddbmm(gz, r, W_dec.transpose(1, 2), beta=0, alpha=1 / B, out=gz)
+            torch.baddbmm(gz, r, W_decT, beta=0, alpha=1 / B, out=gz)
         else:
-            torch.baddbmm(ctx["dz"][sl], r, W_dec.transpose(1, 2), alpha=1 / B, out=gz)
+            torch.baddbmm(ctx["dz"][sl], r, W_decT, alpha=1 / B, out=gz)
             torch.sum(z, 1, keepdim=True, out=ctx["zsum"][sl])
         # every code here is >= 0 and passes gradient exactly where z > 0: one pass, no mask tensor
         torch.ops.aten.threshold_backward.grad_input(gz, z, 0, grad_input=gz)
-        torch.baddbmm(gW_dec, z.transpose(1, 2), r, beta=0, alpha=1 / B, out=gW_dec)
-        torch.bmm(gz.transpose(1, 2), xc, out=gW_enc)
+        torch.baddbmm(gW_decT, r.transpose(1, 2), z, beta=0, alpha=1 / B, out=gW_decT)
+        torch.bmm(xc.transpose(1, 2), gz, out=gW_encT)
         torch.sum(gz, 1, keepdim=True, out=gb_enc)
 
     def hand_finish(self, ctx, grads, B):
-        gW_enc, gb_enc, gb_dec, gW_dec = grads
+        gW_encT, gb_enc, gb_dec, gW_decT = grads
         torch.sub(ctx["rsum"].mul_(1 / B), torch.bmm(gb_enc, self.W_enc), out=gb_dec)
         loss = torch.square(ctx["norm"]).mul_(0.5 / B)
         if ctx["dz"] is not None:
-            loss += self.penalty_finish(ctx["zsum"], gW_dec, B)
+            loss += self.penalty_finish(ctx["zsum"], gW_decT, B)
         return loss
 
-    def penalty_finish(self, zsum: torch.Tensor, gW_dec: torch.Tensor, B: int) -> torch.Tensor:
-        """The penalty's loss (E,) from Σ_b z (E, 1, M); adds its ∂/∂W_dec into gW_dec."""
+    def penalty_finish(self, zsum: torch.Tensor, gW_decT: torch.Tensor, B: int) -> torch.Tensor:
+        """The penalty's loss (E,) from Σ_b z (E, 1, M); adds its ∂/∂W_decT (E, d, M) into gW_decT."""
         raise NotImplementedError
 
     def after_hand_step(self, B):
         if self.unit_decoder:
-            unit_rows_(self.W_dec)
+            unit_rows_(self.W_decT, dim=1)
 
     def decoder(self):
         return self.W_dec.detach()
@@ -137,19 +160,19 @@ class L1(Untied):
 
     def penalty_dz(self, B):
         """λ·mean_b Σ_m z_bm ‖d_m‖: ∂/∂z_bm = λ‖d_m‖/B."""
-        return self.lam.unsqueeze(-1) * self.W_dec.norm(dim=-1).unsqueeze(1) / B
+        return self.lam.unsqueeze(-1) * self.decoder_norms() / B
 
-    def penalty_finish(self, zsum, gW_dec, B):
+    def penalty_finish(self, zsum, gW_decT, B):
         """∂/∂d_m = λ (Σ_b z_bm / B) d_m/‖d_m‖."""
         lam = self.lam.unsqueeze(-1)  # (E, 1, 1)
-        norm = self.W_dec.norm(dim=-1).unsqueeze(1)  # (E, 1, M)
+        norm = self.decoder_norms()  # (E, 1, M)
         zbar = zsum / B
-        gW_dec += (lam * zbar / norm.clamp_min(1e-12)).transpose(1, 2) * self.W_dec
+        gW_decT += (lam * zbar / norm.clamp_min(1e-12)) * self.W_decT
         return lam[:, 0, 0] * (zbar * norm).sum(-1)[:, 0]
 
     def loss(self, x):
         x_hat, z, pre = self.forward(x)
-        penalty = (z * self.W_dec.norm(dim=-1).unsqueeze(1)).sum(-1).mean(-1)
+        penalty = (z * self.decoder_norms()).sum(-1).mean(-1)
         return reconstruction_loss(x_hat, x) + self.lam.squeeze(-1) * penalty, {"pre": pre, "z": z}
 
 
@@ -186,7 +209,7 @@ class TopK(Untied):
 
     def init(self, x0):
         super().init(x0)
-        self.W_dec.data = unit_rows(self.W_dec.data)
+        unit_rows_(self.W_decT.data, dim=1)
         self.k = self.per_model("k").long()
         self.kmax = max(c.k for c in self.cfgs)
         self.since_fired = torch.zeros(self.E, 1, self.M, device=self.device)
