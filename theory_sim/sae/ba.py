@@ -140,13 +140,13 @@ class BA(Method):
 
     def forward(self, x):
         xc = x - self.b_pre
-        y = torch.baddbmm(self.b, xc, self.W.transpose(1, 2))  # (E, B, M), bias fused into the matmul
+        y = torch.baddbmm(self.b, xc, self.Wt)  # (E, B, M), bias fused into the matmul
         if self.cfgs[0].activation == "relu":
             z = torch.relu(y)
         else:
             z = (y - self.b) * (y > 0)  # the bias-free projection, gated by the bias
-        # a scales decoder rows: (E, M, d) work instead of an (E, B, M) product
-        x_hat = torch.baddbmm(self.b_pre, z, self.W * self.a.transpose(1, 2))
+        # a scales decoder rows: (E, d, M) work instead of an (E, B, M) product
+        x_hat = torch.baddbmm(self.b_pre, z, (self.Wt * self.a).transpose(1, 2))
         return x_hat, z, y
 
     # ---- the hand-written step (see Method._hand_step)
