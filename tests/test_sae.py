@@ -27,7 +27,7 @@ def test_reconstruction_loss_by_hand():
 
 def test_ba_forward_by_hand():
     sae = make(BA, BAConfig(width=2, p=0.5, pre_bias="zero"), d=2)
-    sae.Wt.data = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).transpose(1, 2).contiguous()
+    sae.WT.data = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).transpose(1, 2).contiguous()
     sae.a.data = torch.tensor([[[2.0, 3.0]]])
     sae.b = torch.tensor([[[-0.5, -0.1]]])
     x = torch.tensor([[[1.0, 0.05]]])
@@ -36,7 +36,7 @@ def test_ba_forward_by_hand():
     assert torch.allclose(z, torch.tensor([[[0.5, 0.0]]]))
     assert torch.allclose(x_hat, torch.tensor([[[1.0, 0.0]]]))  # a·z·w = 2·0.5·e1
     sae2 = make(BA, BAConfig(width=2, p=0.5, pre_bias="zero", activation="jumprelu"), d=2)
-    sae2.Wt.data, sae2.b = sae.Wt.data.clone(), sae.b.clone()
+    sae2.WT.data, sae2.b = sae.WT.data.clone(), sae.b.clone()
     _, z2, _ = sae2.forward(x)
     assert torch.allclose(z2, torch.tensor([[[1.0, 0.0]]]))  # jumprelu: magnitude is wᵀx, bias only gates
 
@@ -45,7 +45,7 @@ def test_bias_gets_no_gradient_and_prebias_fixed_by_default():
     sae = make(BA, BAConfig(width=4, p=0.2))
     assert not sae.b.requires_grad and not sae.b_pre.requires_grad
     names = {id(t) for t in sae.parameters()}
-    assert id(sae.Wt) in names and id(sae.b) not in names
+    assert id(sae.WT) in names and id(sae.b) not in names
 
 
 def test_adaptation_moves_exactly_the_right_neurons():
@@ -270,3 +270,17 @@ def test_handwritten_step_chunks_the_ensemble_without_changing_it():
     for t in range(7):
         assert torch.allclose(one.train_step(xs[t]), many.train_step(xs[t]), atol=1e-6)
     assert torch.allclose(one.W, many.W, atol=1e-6) and torch.equal(one.b, many.b)
+
+
+@pytest.mark.parametrize("cls,cfg,names", [(BA, BAConfig(width=6), ("W",)), (L1, L1Config(width=6), ("W_enc", "W_dec"))])
+def test_directions_are_saved_as_rows_whatever_the_storage(cls, cfg, names):
+    """Directions are stored as (E, d, M) columns for the matmuls' sake; what is saved (and W, W_enc,
+    W_dec, decoder()) are (E, M, d) rows, the same numbers."""
+    sae = make(cls, cfg, E=2, d=5)
+    st = sae.state()
+    for name in names:
+        assert st[name].shape == (2, 6, 5) and torch.equal(st[name], getattr(sae, name).detach())
+        assert torch.equal(st[name], getattr(sae, name + "T").detach().transpose(1, 2))
+        assert name + "T" not in st
+    assert torch.equal(sae.decoder(), st[names[-1]])
+    assert torch.allclose(sae.decoder().norm(dim=-1), torch.ones(2, 6), atol=1e-6)

@@ -113,7 +113,7 @@ class BA(Method):
         cfg, E, M, dev = self.cfgs[0], self.E, self.M, self.device
         # stored as (E, d, M): the weight-gradient matmuls then write their outputs in the orientation
         # this CPU's GEMM runs fastest (measured 203 vs 235 us per (2, 512, 512, 64) product)
-        self.Wt = self.random_directions(M).transpose(1, 2).contiguous().requires_grad_(True)
+        self.WT = self.random_directions(M).transpose(1, 2).contiguous().requires_grad_(True)
         self.a = (self.per_model("scale_init").view(E, 1, 1) * torch.ones(E, 1, M, device=dev)).requires_grad_(cfg.train_scale)
         self.b = self.per_model("bias_init").view(E, 1, 1) * torch.ones(E, 1, M, device=dev)
         mean = x0.mean(1, keepdim=True) if cfg.pre_bias == "mean" else torch.zeros(E, 1, self.d, device=dev)
@@ -126,12 +126,12 @@ class BA(Method):
 
     @property
     def W(self) -> torch.Tensor:
-        """The directions w_m as an (E, M, d) view of the (E, d, M) parameter ``Wt``."""
-        return self.Wt.transpose(1, 2)
+        """The directions w_m as an (E, M, d) view of the (E, d, M) parameter ``WT``."""
+        return self.WT.transpose(1, 2)
 
     def parameters(self):
         cfg = self.cfgs[0]
-        return [self.Wt] + ([self.a] if cfg.train_scale else []) + ([self.b_pre] if cfg.train_pre_bias else [])
+        return [self.WT] + ([self.a] if cfg.train_scale else []) + ([self.b_pre] if cfg.train_pre_bias else [])
 
     def _reset_buffer(self):
         self.buf_count = torch.zeros(self.E, 1, self.M, device=self.device)
@@ -140,13 +140,13 @@ class BA(Method):
 
     def forward(self, x):
         xc = x - self.b_pre
-        y = torch.baddbmm(self.b, xc, self.Wt)  # (E, B, M), bias fused into the matmul
+        y = torch.baddbmm(self.b, xc, self.WT)  # (E, B, M), bias fused into the matmul
         if self.cfgs[0].activation == "relu":
             z = torch.relu(y)
         else:
             z = (y - self.b) * (y > 0)  # the bias-free projection, gated by the bias
         # a scales decoder rows: (E, d, M) work instead of an (E, B, M) product
-        x_hat = torch.baddbmm(self.b_pre, z, (self.Wt * self.a).transpose(1, 2))
+        x_hat = torch.baddbmm(self.b_pre, z, (self.WT * self.a).transpose(1, 2))
         return x_hat, z, y
 
     # ---- the hand-written step (see Method._hand_step)
@@ -159,15 +159,15 @@ class BA(Method):
         ctx = self.workspace({"y": (K, B, M), "s": (K, B, M), "r": (K, B, d),
                               "dWd": (E, d, M), "max": (E, 1, M), "count": (E, 1, M), "norm": (E,)})
         ctx["xc"] = x - self.b_pre  # (E, B, d)
-        ctx["Wd"] = self.Wt * self.a  # decoder rows a_m w_m, as columns: (E, d, M)
+        ctx["Wd"] = self.WT * self.a  # decoder rows a_m w_m, as columns: (E, d, M)
         return ctx
 
     def chunk_grads(self, ctx, sl, grads):
         """Five batched matmuls and six passes over the chunk's (C, B, M) intermediates."""
-        xc, Wd, Wt, b = ctx["xc"][sl], ctx["Wd"][sl], self.Wt[sl], self.b[sl]
+        xc, Wd, WT, b = ctx["xc"][sl], ctx["Wd"][sl], self.WT[sl], self.b[sl]
         C, B, _ = xc.shape
         y, s, r = (ctx[k][:C] for k in ("y", "s", "r"))
-        u = torch.bmm(xc, Wt, out=y)  # projections w·(x − b_pre), (C, B, M)
+        u = torch.bmm(xc, WT, out=y)  # projections w·(x − b_pre), (C, B, M)
         # max_b (u + b) = max_b u + b exactly (rounding is monotone): hand_finish adds b once per step
         torch.amax(u, 1, keepdim=True, out=ctx["max"][sl])
         if self.cfgs[0].activation == "jumprelu":
@@ -192,14 +192,14 @@ class BA(Method):
         self.buf_count += ctx["count"]
         grads[0].addcmul_(dWd, self.a)  # + the decoder's share a_m ∂L/∂(a_m w_m)
         if self.cfgs[0].train_scale:
-            torch.sum(dWd * self.Wt, 1, out=grads[1][:, 0, :])
+            torch.sum(dWd * self.WT, 1, out=grads[1][:, 0, :])
         return torch.square(ctx["norm"]).mul_(0.5 / B)
 
     def after_hand_step(self, B):
         cfg = self.cfgs[0]
         self.buf_rows += B
         if cfg.renorm:
-            unit_rows_(self.Wt, dim=1)
+            unit_rows_(self.WT, dim=1)
         if self.step_count % cfg.adapt_every == 0:
             self.adapt()
 
@@ -235,7 +235,7 @@ class BA(Method):
 
     def state(self):
         st = super().state()
-        st["W"] = st.pop("Wt").transpose(1, 2)  # saved as (E, M, d), as every method's directions are
+        st["W"] = st.pop("WT").transpose(1, 2)  # saved as (E, M, d), as every method's directions are
         return st
 
 

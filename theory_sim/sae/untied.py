@@ -20,9 +20,9 @@ class Untied(Method):
     def init(self, x0):
         # both stored as (E, d, M) columns (the (E, M, d) rows are views): the weight-gradient matmuls
         # then write their outputs in the orientation this CPU's GEMM runs fastest (as BA's directions)
-        Wt = self.random_directions(self.M).transpose(1, 2).contiguous()
-        self.W_decT = Wt.clone().requires_grad_(self.train_decoder)
-        self.W_encT = Wt.clone().requires_grad_(True)
+        WT = self.random_directions(self.M).transpose(1, 2).contiguous()
+        self.W_decT = WT.clone().requires_grad_(self.train_decoder)
+        self.W_encT = WT.clone().requires_grad_(True)
         self.b_enc = torch.zeros(self.E, 1, self.M, device=self.device, requires_grad=True)
         self.b_dec = x0.mean(1, keepdim=True).clone().requires_grad_(True)
 
