@@ -70,14 +70,18 @@ def unit_rows(w: torch.Tensor) -> torch.Tensor:
     return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def vector_norms(w: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Euclidean norms of w's vectors along ``dim`` (kept as a size-1 axis)."""
+    if dim % w.dim() == w.dim() - 1:
+        return w.norm(dim=-1, keepdim=True)
+    # torch's CPU norm over an outer axis measured 20x slower than this sum of squares
+    return torch.sum(w * w, dim, keepdim=True).sqrt_()
+
+
 def unit_rows_(w: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``unit_rows`` in place (a parameter stays the same tensor for its optimiser); ``dim``: the vectors'
     axis (1 for directions stored as (E, d, M) columns)."""
-    if dim % w.dim() == w.dim() - 1:
-        norm = w.norm(dim=-1, keepdim=True)
-    else:  # torch's CPU norm over an outer axis measured 20x slower than this sum of squares
-        norm = torch.sum(w * w, dim, keepdim=True).sqrt_()
-    return w.div_(norm.clamp_min_(1e-12))
+    return w.div_(vector_norms(w, dim).clamp_min_(1e-12))
 
 
 class Method:

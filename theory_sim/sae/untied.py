@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import require
-from .base import Method, MethodConfig, check_number, reconstruction_loss, register, unit_rows_
+from .base import Method, MethodConfig, check_number, reconstruction_loss, register, unit_rows_, vector_norms
 
 
 class Untied(Method):
@@ -37,9 +37,8 @@ class Untied(Method):
         return self.W_decT.transpose(1, 2)
 
     def decoder_norms(self) -> torch.Tensor:
-        """‖d_m‖ as (E, 1, M) (a sum of squares over the storage's outer axis: torch's CPU norm there is 20x
-        slower)."""
-        return torch.sum(self.W_decT * self.W_decT, 1, keepdim=True).sqrt()
+        """‖d_m‖ as (E, 1, M)."""
+        return vector_norms(self.W_decT, 1)
 
     def parameters(self):
         return [self.W_encT, self.b_enc, self.b_dec] + ([self.W_decT] if self.train_decoder else [])
@@ -75,11 +74,12 @@ class Untied(Method):
         ctx = self.workspace({"pre": (K, B, M), "z": (K, B, M), "r": (K, B, d), "norm": (E,),
                               "rsum": (E, 1, d), "zsum": (E, 1, M)})
         ctx["xc"] = x - self.b_dec  # (E, B, d)
-        ctx["dz"] = self.penalty_dz(B)
+        ctx["dz"] = self.penalty_dz(ctx, B)
         return ctx
 
-    def penalty_dz(self, B: int) -> torch.Tensor | None:
-        """The sparsity penalty's ∂/∂z per neuron, (E, 1, M), or None (no penalty)."""
+    def penalty_dz(self, ctx: dict, B: int) -> torch.Tensor | None:
+        """The sparsity penalty's ∂/∂z per neuron, (E, 1, M), or None (no penalty); may leave in ``ctx``
+        what ``penalty_finish`` needs."""
         return None
 
     def chunk_grads(self, ctx, sl, grads):
@@ -112,11 +112,12 @@ class Untied(Method):
         torch.sub(ctx["rsum"].mul_(1 / B), torch.bmm(gb_enc, self.W_enc), out=gb_dec)
         loss = torch.square(ctx["norm"]).mul_(0.5 / B)
         if ctx["dz"] is not None:
-            loss += self.penalty_finish(ctx["zsum"], gW_decT, B)
+            loss += self.penalty_finish(ctx, gW_decT, B)
         return loss
 
-    def penalty_finish(self, zsum: torch.Tensor, gW_decT: torch.Tensor, B: int) -> torch.Tensor:
-        """The penalty's loss (E,) from Σ_b z (E, 1, M); adds its ∂/∂W_decT (E, d, M) into gW_decT."""
+    def penalty_finish(self, ctx: dict, gW_decT: torch.Tensor, B: int) -> torch.Tensor:
+        """The penalty's loss (E,) from Σ_b z (``ctx["zsum"]``, (E, 1, M)); adds its ∂/∂W_decT (E, d, M)
+        into gW_decT."""
         raise NotImplementedError
 
     def after_hand_step(self, B):
@@ -158,15 +159,16 @@ class L1(Untied):
     def hand_code(self, pre, sl, z):
         return torch.clamp_min(pre, 0, out=z)
 
-    def penalty_dz(self, B):
+    def penalty_dz(self, ctx, B):
         """λ·mean_b Σ_m z_bm ‖d_m‖: ∂/∂z_bm = λ‖d_m‖/B."""
-        return self.lam.unsqueeze(-1) * self.decoder_norms() / B
+        ctx["dnorm"] = self.decoder_norms()  # (E, 1, M), the decoder before this step's update
+        return self.lam.unsqueeze(-1) * ctx["dnorm"] / B
 
-    def penalty_finish(self, zsum, gW_decT, B):
+    def penalty_finish(self, ctx, gW_decT, B):
         """∂/∂d_m = λ (Σ_b z_bm / B) d_m/‖d_m‖."""
         lam = self.lam.unsqueeze(-1)  # (E, 1, 1)
-        norm = self.decoder_norms()  # (E, 1, M)
-        zbar = zsum / B
+        norm = ctx["dnorm"]
+        zbar = ctx["zsum"] / B
         gW_decT += (lam * zbar / norm.clamp_min(1e-12)) * self.W_decT
         return lam[:, 0, 0] * (zbar * norm).sum(-1)[:, 0]
 
