@@ -6,8 +6,10 @@ only sees its own loss) and Adam is elementwise, so optimiser state is per model
 listed in ``PER_MODEL`` may differ between the models of one ensemble (they become (E, 1, 1) tensors);
 all others must be equal (they are part of the batch key).
 
-BA, GBA, L1 and TopK (without AuxK) train through hand-written gradients (``chunk_grads``), the ensemble
-in cache-sized chunks; their ``loss`` stays the definition, and tests hold the two paths equal.
+BA, GBA, L1 and TopK (without AuxK) train through hand-written gradients (``hand_prepare`` once per
+step, ``chunk_grads`` per cache-sized chunk of the ensemble, ``hand_finish``); their ``loss`` stays the
+definition, and tests hold the two paths equal. Their directions are stored as (E, d, M) columns (the
+GEMM's faster orientation for the weight gradients); the (E, M, d) rows are views.
 """
 from __future__ import annotations
 
