@@ -69,7 +69,7 @@ def check_choice(cfg, name: str, allowed: tuple) -> None:
 
 
 def unit_rows(w: torch.Tensor) -> torch.Tensor:
-    return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return w / vector_norms(w).clamp_min(1e-12)
 
 
 def vector_norms(w: torch.Tensor, dim: int = -1) -> torch.Tensor:

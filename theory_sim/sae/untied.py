@@ -108,7 +108,7 @@ class Untied(Method):
         torch.sum(gz, 1, keepdim=True, out=gb_enc)
 
     def hand_finish(self, ctx, grads, B):
-        gW_encT, gb_enc, gb_dec, gW_decT = grads
+        _, gb_enc, gb_dec, gW_decT = grads
         torch.sub(ctx["rsum"].mul_(1 / B), torch.bmm(gb_enc, self.W_enc), out=gb_dec)
         loss = torch.square(ctx["norm"]).mul_(0.5 / B)
         if ctx["dz"] is not None:
