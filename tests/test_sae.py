@@ -222,42 +222,104 @@ def test_no_hyperparameter_shadows_a_result_column():
         assert not {f.name for f in dataclasses.fields(cls.Config)} & metric_names, cls.name
 
 
+def _hand_written_methods():
+    """Every registered method whose default configuration trains through the hand-written step."""
+    from theory_sim.sae import REGISTRY
+    out = []
+    for name, cls in sorted(REGISTRY.items()):
+        if cls([cls.Config(width=12)], 5, [0], "cpu", torch.zeros(1, 4, 5)).hand_written():
+            out.append(name)
+    return out
+
+
+def _variants(cls, **shared):
+    """Three configs of ``cls`` whose per-model hyperparameters differ (numbers scaled ×0.5, ×1, ×2; a
+    target L0 switched on for two of them), with adaptation and control every few steps."""
+    import dataclasses
+    fields = {f.name: f.default for f in dataclasses.fields(cls.Config)}
+    base = {"width": 12, **{k: 3 for k in ("adapt_every", "control_every") if k in fields}, **shared}
+    cfgs = []
+    for i, scale in enumerate((0.5, 1.0, 2.0)):
+        kw = dict(base)
+        for k in cls.PER_MODEL:
+            v = fields[k]
+            if k == "target_l0":
+                kw[k] = (0.0, 2.0, 5.0)[i]
+            elif isinstance(v, int) and not isinstance(v, bool):
+                kw[k] = max(1, int(v * scale))
+            elif isinstance(v, float) and v > 0:
+                kw[k] = min(v * scale, 0.9) if k in ("p", "htf", "ltf") else v * scale
+        cfgs.append(cls.Config(**kw))
+    return cfgs
+
+
+def _assert_same_step(fused, ref, where):
+    """After one step from the same state: the same gradients (Adam's moments: its first step stores
+    (1 − β₁)·g and (1 − β₂)·g²) and the same buffers (biases, feedback counts, controlled coefficients).
+    Parameters themselves are not compared: Adam's g/(|g| + ε) turns a 1e-8 rounding difference in a
+    near-zero gradient into a full lr-sized step of either sign, so instead ``_sync`` copies the reference's
+    state into the hand-written model before the next step."""
+    params = {id(p) for p in ref.parameters()}
+    for pf, pr in zip(fused.parameters(), ref.parameters()):
+        for k in ("exp_avg", "exp_avg_sq"):
+            a, b = fused.opt.state[pf][k], ref.opt.state[pr][k]
+            assert torch.allclose(a, b, atol=1e-7, rtol=1e-4), f"{where}: Adam {k} of a {tuple(pr.shape)} parameter"
+    for k, v in vars(ref).items():
+        if isinstance(v, torch.Tensor) and id(v) not in params:
+            assert torch.allclose(getattr(fused, k), v, atol=1e-6, equal_nan=True), f"{where}: buffer {k}"
+
+
+def _sync(fused, ref):
+    with torch.no_grad():
+        for pf, pr in zip(fused.parameters(), ref.parameters()):
+            pf.copy_(pr)
+            for k, v in ref.opt.state[pr].items():
+                fused.opt.state[pf][k].copy_(v)
+        params = {id(p) for p in ref.parameters()}
+        for k, v in vars(ref).items():
+            if isinstance(v, torch.Tensor) and id(v) not in params:
+                setattr(fused, k, v.clone())
+
+
+def _run_pair(cls, cfgs, steps=9, seed=1):
+    xs = torch.randn(steps, len(cfgs), 16, 5, generator=torch.Generator().manual_seed(seed)) + 0.3
+    fused = cls(cfgs, 5, list(range(len(cfgs))), "cpu", xs[0])
+    ref = cls(cfgs, 5, list(range(len(cfgs))), "cpu", xs[0])
+    assert fused.hand_written()
+    for t in range(steps):
+        lf = fused.train_step(xs[t])
+        lr = ref.autograd_step(xs[t])  # the reference: autograd through ``loss``, whatever hand_written says
+        assert torch.allclose(lf, lr, atol=1e-5), f"loss at step {t}"
+        _assert_same_step(fused, ref, f"step {t}")
+        _sync(fused, ref)
+    return fused, ref
+
+
+@pytest.mark.parametrize("name", _hand_written_methods())
+def test_handwritten_step_matches_autograd(name):
+    """Each method with a hand-written step (found from the registry) against autograd through its
+    ``loss``: parameters, buffers and Adam state after every one of several steps, per-model
+    hyperparameters differing inside the ensemble and feedback rules (adaptation, L0 control) firing."""
+    cls = get_method(name)
+    fused, ref = _run_pair(cls, _variants(cls))
+    if hasattr(ref, "b") and isinstance(ref.b, torch.Tensor) and not ref.b.requires_grad:
+        assert ref.b.ne(0).any()  # adaptation ran and moved biases
+    if getattr(ref, "controlled", False):
+        assert not torch.allclose(ref.lam.view(-1)[1:], ref.per_model(
+            "l1" if name == "l1" else "l0_coef").view(-1)[1:])  # the controller moved its coefficients
+
+
+def test_the_registry_has_the_expected_hand_written_methods():
+    """So a method that silently lost its fast path (or a registry lookup that finds none) is noticed."""
+    assert set(_hand_written_methods()) >= {"ba", "gba", "l1", "topk"}
+
+
 @pytest.mark.parametrize("activation", ["relu", "jumprelu"])
 @pytest.mark.parametrize("train_scale", [True, False])
-@pytest.mark.parametrize("cls,cfg_cls", [(BA, BAConfig), (GBA, GBAConfig)])
-def test_ba_handwritten_step_matches_autograd(cls, cfg_cls, activation, train_scale):
-    """BA's train_step writes its gradients out by hand; autograd through ``loss`` (the base class's
-    step) is the reference: same weights, scales, biases and buffers after steps that cross adaptations."""
-    from theory_sim.sae.base import Method
-    extra = {"groups": 3, "htf": 0.3, "ltf": 0.02} if cls is GBA else {"p": 0.1}
-    cfg = cfg_cls(width=12, activation=activation, train_scale=train_scale, adapt_every=4, **extra)
-    xs = torch.randn(9, 3, 16, 5, generator=torch.Generator().manual_seed(1))
-    fused, ref = make(cls, cfg, E=3, d=5, B=16), make(cls, cfg, E=3, d=5, B=16)
-    for t in range(9):
-        lf = fused.train_step(xs[t])
-        lr = Method.train_step(ref, xs[t])
-        assert torch.allclose(lf, lr, atol=1e-6)
-    assert ref.b.ne(0).any()  # adaptation ran and moved biases
-    for name in ("W", "a", "b", "buf_count", "buf_max"):
-        assert torch.allclose(getattr(fused, name), getattr(ref, name), atol=1e-5), name
-
-
-@pytest.mark.parametrize("cls,cfgs", [
-    (L1, [L1Config(width=12, l1=v) for v in (0.0, 0.05, 0.3)]),
-    (TopK, [TopKConfig(width=12, k=v) for v in (1, 3, 5)]),
-])
-def test_untied_handwritten_step_matches_autograd(cls, cfgs):
-    """L1 and TopK (without AuxK) train through hand-written gradients; autograd through ``loss`` is the
-    reference (per-model λ and k differ inside the ensemble)."""
-    from theory_sim.sae.base import Method
-    xs = torch.randn(8, 3, 16, 5, generator=torch.Generator().manual_seed(2))
-    x0 = xs[0]
-    fused, ref = cls(cfgs, 5, [0, 1, 2], "cpu", x0), cls(cfgs, 5, [0, 1, 2], "cpu", x0)
-    assert fused.hand_written()
-    for t in range(8):
-        assert torch.allclose(fused.train_step(xs[t]), Method.train_step(ref, xs[t]), atol=1e-6)
-    for name in ("W_enc", "b_enc", "b_dec", "W_dec"):
-        assert torch.allclose(getattr(fused, name), getattr(ref, name), atol=1e-5), name
+@pytest.mark.parametrize("cls", [BA, GBA])
+def test_ba_handwritten_step_matches_autograd_in_every_variant(cls, activation, train_scale):
+    """BA/GBA's switches change the hand-written formulas (gated magnitude, trained scale)."""
+    _run_pair(cls, _variants(cls, activation=activation, train_scale=train_scale))
 
 
 def test_handwritten_step_chunks_the_ensemble_without_changing_it():
@@ -284,3 +346,55 @@ def test_directions_are_saved_as_rows_whatever_the_storage(cls, cfg, names):
         assert name + "T" not in st
     assert torch.equal(sae.decoder(), st[names[-1]])
     assert torch.allclose(sae.decoder().norm(dim=-1), torch.ones(2, 6), atol=1e-6)
+
+
+def test_l0_controller_update_by_hand():
+    """Three models, targets 2, 0 (off) and 4; after control_every = 2 steps on 5 rows each (10 rows),
+    measured L0 = 7, 7, 1.5: λ ← λ·exp(gain·clip(log((L0 + ½)/(target + ½)), −1, 1))."""
+    cfgs = [L1Config(width=8, l1=0.1, target_l0=t, control_every=2, control_gain=0.5) for t in (2.0, 0.0, 4.0)]
+    sae = L1(cfgs, 3, [0, 1, 2], "cpu", torch.zeros(3, 4, 3))
+    sae.ctl_active = torch.tensor([70.0, 70.0, 15.0])
+    sae.step_count = 1
+    sae.control(5)  # not yet: step 1 of 2
+    assert torch.equal(sae.lam.view(-1), torch.full((3,), 0.1))
+    sae.step_count = 2
+    sae.control(5)
+    want = [0.1 * math.exp(0.5 * 1.0),  # log(7.5 / 2.5) = 1.10, clipped to 1
+            0.1,  # no target: fixed coefficient
+            0.1 * math.exp(0.5 * math.log(2.0 / 4.5))]
+    assert sae.lam.view(-1).tolist() == pytest.approx(want, rel=1e-6)
+    assert sae.ctl_rows == 0 and sae.ctl_active.sum() == 0  # the count restarts
+
+
+def test_l0_controller_keeps_the_coefficient_in_range():
+    sae = L1([L1Config(width=8, l1=999.0, target_l0=1.0, control_every=1, control_gain=5.0)], 3, [0], "cpu",
+             torch.zeros(1, 4, 3))
+    sae.ctl_active = torch.tensor([40.0])
+    sae.step_count = 1
+    sae.control(4)
+    assert sae.lam.item() == pytest.approx(L1.COEF_RANGE[1])
+
+
+@pytest.mark.parametrize("name,coef", [("l1", "l1"), ("jumprelu", "l0_coef")])
+def test_l0_controller_holds_each_model_at_its_target(name, coef):
+    """Two models of one ensemble with targets 2 and 6 on the same data end near their own L0."""
+    from theory_sim.model import GeneratorSpec
+    from theory_sim.train import GeneratorData, TrainConfig, train_ensemble
+    cls = get_method(name)
+    cfgs = [cls.Config(width=64, lr=1e-2, target_l0=t, **{coef: 0.05}) for t in (2.0, 6.0)]
+    spec = GeneratorSpec(n=32, d=16, s=3)
+    res = train_ensemble(name, cfgs, GeneratorData([spec, spec], "cpu"), [0, 0],
+                         TrainConfig(steps=600, batch=128, eval_samples=2048), progress=False)
+    assert res[0]["l0"] == pytest.approx(2.0, rel=0.3) and res[1]["l0"] == pytest.approx(6.0, rel=0.3)
+    assert res[0]["coef_final"] > res[1]["coef_final"]  # sparser needs a larger penalty
+
+
+def test_target_l0_over_s_resolves_to_a_multiple_of_the_expected_l0():
+    from theory_sim.model import GeneratorSpec
+    from theory_sim.train import resolve_hyper, spec_scales
+    spec = GeneratorSpec(n=64, d=16, s=4)
+    cfg = resolve_hyper("l1", {"target_l0_over_s": 1.5}, *spec_scales(spec))
+    assert cfg.target_l0 == pytest.approx(6.0)
+    with pytest.raises(ConfigError) as e:
+        resolve_hyper("l1", {"target_l0_over_s": 1.5}, None, None)
+    assert e.value.field == "target_l0_over_s"

@@ -158,6 +158,9 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
         if field in ("p", "htf", "ltf"):
             g.add_argument(f"--{field}-over-f", dest=f"hp_{field}_over_f", type=float, default=None,
                            help=f"{field} as a multiple of the mean feature frequency f")
+        if field == "target_l0":
+            g.add_argument("--target-l0-over-s", dest="hp_target_l0_over_s", type=float, default=None,
+                           help="target_l0 as a multiple of the data's expected L0 s")
 
 
 def method_params_from_args(args) -> dict:

@@ -3,7 +3,8 @@
 Data can be the generator's (``GeneratorSpec`` per model), a user's tensor of samples (N, d), or a callable
 returning batches (B, d); ground-truth features (n, d) are optional (without them only quality metrics).
 Hyperparameters named ``X_over_f`` are resolved to ``X = value · f`` with f the spec's mean feature
-frequency (e.g. ``p_over_f``, ``htf_over_f``, ``ltf_over_f``).
+frequency (e.g. ``p_over_f``, ``htf_over_f``, ``ltf_over_f``); ``X_over_s`` to ``X = value · f·n`` (the
+expected L0, e.g. ``target_l0_over_s``).
 """
 from __future__ import annotations
 
@@ -118,19 +119,42 @@ def _ground_truth(V, d, E, device):
 
 
 # ------------------------------------------------------------------------------------------ hyperparameters
-def resolve_hyper(method: str, params: dict, f: float | None):
-    """Method config from a dict; ``X_over_f`` keys become ``X = value · f``."""
+#: derived hyperparameter suffixes: ``X_over_f`` is X = value · f (the mean feature frequency), ``X_over_s`` is
+#: X = value · s̄ (the data's expected L0, f · n), e.g. ``p_over_f``, ``htf_over_f``, ``target_l0_over_s``
+DERIVED = {"_over_f": "f", "_over_s": "s"}
+
+
+def derived_base(key: str) -> str:
+    """The hyperparameter a key sets: ``p_over_f`` → ``p``, ``target_l0_over_s`` → ``target_l0``, ``k`` → ``k``."""
+    for suffix in DERIVED:
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
+def resolve_hyper(method: str, params: dict, f: float | None, l0: float | None = None):
+    """Method config from a dict; ``X_over_f`` keys become ``X = value · f``, ``X_over_s`` keys
+    ``X = value · l0`` (l0: the data's expected L0; f · n for generator data)."""
     out = {}
+    scales = {"f": f, "s": l0}
     for k, v in params.items():
-        if k.endswith("_over_f"):
-            base = k[: -len("_over_f")]
-            require(f is not None, k, f"needs generator data to know f; give {base} directly")
-            require(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, k, f"must be a number > 0, got {v!r}")
+        base = derived_base(k)
+        if base != k:
+            ref = DERIVED[k[len(base):]]
+            require(scales[ref] is not None, k, f"needs generator data to know {ref}; give {base} directly")
+            require(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0, k,
+                    f"must be a number > 0, got {v!r}")
             require(base not in params, k, f"give either {k} or {base}, not both")
-            out[base] = v * f
+            out[base] = v * scales[ref]
         else:
             out[k] = v
     return get_method(method).Config.from_dict(out)
+
+
+def spec_scales(spec: GeneratorSpec) -> tuple[float, float]:
+    """(f, expected L0) of a generator spec: what derived hyperparameters are multiples of."""
+    f = spec.mean_frequency()
+    return f, f * spec.n
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -191,6 +215,7 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
     z = torch.cat([c[1] for c in chunks], 1)
     targets = getattr(sae, "target", None)
     D = sae.decoder()
+    reports = sae.report()
     results = []
     for e in range(E):
         res = {"status": "done", "error": None, "seconds": train_seconds, "steps": steps_done,
@@ -204,6 +229,7 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
             continue
         q, qa = M.quality_metrics(x[e], x_hat[e], z[e], None if targets is None else targets[e].flatten())
         res.update(q)
+        res.update(reports[e])
         arrays.update(qa)
         if data.V is not None:
             r, ra = M.recovery_metrics(data.V[e], D[e])
@@ -242,12 +268,12 @@ def train(method: str = "ba", data=None, *, ground_truth=None, seeds=(0,), steps
         spec = data or GeneratorSpec()
         specs = [spec.replace(seed=s) for s in seeds]
         src = GeneratorData(specs, dev)
-        f = spec.mean_frequency()
+        f, l0 = spec_scales(spec)
         if ground_truth is not None:
             raise ConfigError("ground_truth", "the generator supplies its own features; give ground_truth only with user data")
     elif callable(data):
-        src, f = CallableData(data, len(seeds), dev, ground_truth), None
+        src, f, l0 = CallableData(data, len(seeds), dev, ground_truth), None, None
     else:
-        src, f = TensorData(data, seeds, dev, ground_truth), None
-    cfg = resolve_hyper(method, hyper, f)
+        src, f, l0 = TensorData(data, seeds, dev, ground_truth), None, None
+    cfg = resolve_hyper(method, hyper, f, l0)
     return train_ensemble(method, [cfg] * len(seeds), src, seeds, tc, progress, keep_weights)

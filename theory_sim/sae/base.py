@@ -146,6 +146,10 @@ class Method:
         """(E, M, d) decoder directions, the SAE's learned features."""
         raise NotImplementedError
 
+    def report(self) -> list[dict]:
+        """Per model, scalars the method adds to its results (e.g. a controlled coefficient's final value)."""
+        return [{} for _ in range(self.E)]
+
     # ---- the hand-written step (autograd through ``loss`` is its reference; tests compare the two)
     #: bytes of one model's (B, M) intermediate a thread may keep for itself: a chunk of the ensemble
     #: stays in the cores' caches.  Measured for BA on the standard cell (E = 8, 2 threads, data included):
@@ -198,6 +202,11 @@ class Method:
         """One step on x (E, B, d); returns the per-model loss (E,) (detached)."""
         if self.hand_written():
             return self._hand_step(x)
+        return self.autograd_step(x)
+
+    def autograd_step(self, x: torch.Tensor) -> torch.Tensor:
+        """The reference step: autograd through ``loss``, then ``after_step``. Always this path, whatever
+        ``hand_written()`` says, so tests can hold the hand-written step against it."""
         self.opt.zero_grad(set_to_none=True)
         loss, info = self.loss(x)
         loss.sum().backward()

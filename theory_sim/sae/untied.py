@@ -61,6 +61,7 @@ class Untied(Method):
         return torch.baddbmm(self.b_dec, z, self.W_dec), z, pre
 
     def after_step(self, info):
+        self.count_active(info["z"].detach())
         self.after_hand_step(info["z"].shape[1])
 
     # ---- the hand-written step (see Method._hand_step); subclasses supply hand_code and the penalty
@@ -92,6 +93,7 @@ class Untied(Method):
         gW_encT, gb_enc, _, gW_decT = grads  # (C, d, M), (C, 1, M), (C, 1, d), (C, d, M)
         torch.bmm(xc, W_encT, out=pre).add_(b_enc)
         z = self.hand_code(pre, sl, z)
+        self.count_active(z, sl)
         torch.baddbmm(xc, z, W_decT.transpose(1, 2), beta=-1, out=r)  # x̂ − x, (C, B, d)
         torch.linalg.vector_norm(r, dim=(1, 2), out=ctx["norm"][sl])
         torch.sum(r, 1, keepdim=True, out=ctx["rsum"][sl])
@@ -120,18 +122,89 @@ class Untied(Method):
         into gW_decT."""
         raise NotImplementedError
 
+    #: no L0 controller by default (``TargetL0`` overrides these)
+    controlled = False
+
+    def count_active(self, z: torch.Tensor, sl: slice = slice(None)) -> None:
+        pass
+
+    def control(self, B: int) -> None:
+        pass
+
     def after_hand_step(self, B):
         if self.unit_decoder:
             unit_rows_(self.W_decT, dim=1)
+        self.control(B)
 
     def decoder(self):
         return self.W_dec.detach()
 
 
+# ---------------------------------------------------------------------------------------------- L0 target
+@dataclass(frozen=True)
+class TargetL0Config(MethodConfig):
+    """Matched sparsity for penalty methods: with ``target_l0`` > 0 the penalty coefficient is a state,
+    not a constant — every ``control_every`` steps it is multiplied by
+    ``exp(control_gain · clip(log((L0 + ½) / (target_l0 + ½)), −1, 1))``, L0 the mean active latents per row
+    since the last update. The configured coefficient is the controller's starting value."""
+
+    target_l0: float = 0.0
+    control_every: int = 10
+    control_gain: float = 0.1
+
+    def validate(self):
+        super().validate()
+        check_number(self, "target_l0", 0, self.width)
+        require(isinstance(self.control_every, int) and not isinstance(self.control_every, bool)
+                and self.control_every >= 1, "control_every", f"must be an integer >= 1, got {self.control_every!r}")
+        check_number(self, "control_gain", 0, 10, lo_open=True)
+
+
+class TargetL0:
+    """Mixin for penalty methods whose per-model coefficient lives in ``self.lam`` (any shape with E
+    first): the penalty methods' analogue of bias adaptation (a feedback loop on an observable, L0)."""
+
+    #: bounds on the controlled coefficient, so a model that cannot reach its target does not run away
+    COEF_RANGE = (1e-6, 1e3)
+
+    def init_control(self):
+        self.target_l0 = self.per_model("target_l0").view(self.E)
+        self.controlled = bool((self.target_l0 > 0).any())
+        self.ctl_active = torch.zeros(self.E, device=self.device)
+        self.ctl_rows = 0
+
+    def count_active(self, z: torch.Tensor, sl: slice = slice(None)) -> None:
+        """Adds the active latents of z (C, B, M) to the controller's running count of models ``sl``."""
+        if self.controlled:
+            self.ctl_active[sl] += torch.sign(z).sum((1, 2))
+
+    def control(self, B: int) -> None:
+        """After a step on B rows: every ``control_every`` steps, moves each controlled model's coefficient
+        toward its target L0 (multiplicatively, in log space) and clears the count."""
+        if not self.controlled:
+            return
+        self.ctl_rows += B
+        cfg = self.cfgs[0]
+        if self.step_count % cfg.control_every:
+            return
+        l0 = self.ctl_active / self.ctl_rows
+        err = torch.log((l0 + 0.5) / (self.target_l0 + 0.5)).clamp_(-1, 1)
+        factor = torch.where(self.target_l0 > 0, torch.exp(cfg.control_gain * err), torch.ones_like(err))
+        lam = (self.lam.view(self.E) * factor).clamp_(*self.COEF_RANGE)
+        self.lam.copy_(lam.view_as(self.lam))
+        self.last_l0 = l0
+        self.ctl_active.zero_()
+        self.ctl_rows = 0
+
+    def report(self) -> list[dict]:
+        """Per model: the final coefficient (what the controller settled on, or the fixed one)."""
+        return [{"coef_final": float(v)} for v in self.lam.view(self.E).tolist()]
+
+
 # ---------------------------------------------------------------------------------------------- L1
 @dataclass(frozen=True)
-class L1Config(MethodConfig):
-    l1: float = 0.01
+class L1Config(TargetL0Config):
+    l1: float = 0.1
 
     def validate(self):
         super().validate()
@@ -139,16 +212,18 @@ class L1Config(MethodConfig):
 
 
 @register
-class L1(Untied):
-    """ReLU SAE, loss ½‖x̂ − x‖² + λ Σ_m ‖d_m‖ z_m (the paper's L1 baseline)."""
+class L1(TargetL0, Untied):
+    """ReLU SAE, loss ½‖x̂ − x‖² + λ Σ_m ‖d_m‖ z_m (the paper's L1 baseline); λ fixed, or held by feedback
+    at the value that gives each model its ``target_l0``."""
 
     name = "l1"
     Config = L1Config
-    PER_MODEL = ("l1",)
+    PER_MODEL = ("l1", "target_l0")
 
     def init(self, x0):
         super().init(x0)
         self.lam = self.per_model("l1").view(self.E, 1)
+        self.init_control()
 
     def code(self, pre):
         return torch.relu(pre)
@@ -271,8 +346,8 @@ class RandomDecoder(TopK):
 
 # ---------------------------------------------------------------------------------------------- JumpReLU
 @dataclass(frozen=True)
-class JumpReLUConfig(MethodConfig):
-    l0_coef: float = 0.01
+class JumpReLUConfig(TargetL0Config):
+    l0_coef: float = 0.1
     bandwidth: float = 0.05
     threshold_init: float = 0.1
 
@@ -316,12 +391,13 @@ class _Jump(torch.autograd.Function):
 
 
 @register
-class JumpReLU(Untied):
-    """z = u·1[u > θ] with trained per-neuron θ (STE), loss ½‖x̂ − x‖² + λ·L0."""
+class JumpReLU(TargetL0, Untied):
+    """z = u·1[u > θ] with trained per-neuron θ (STE), loss ½‖x̂ − x‖² + λ·L0; λ fixed, or held by
+    feedback at the value that gives each model its ``target_l0``."""
 
     name = "jumprelu"
     Config = JumpReLUConfig
-    PER_MODEL = ("l0_coef",)
+    PER_MODEL = ("l0_coef", "target_l0")
 
     def init(self, x0):
         super().init(x0)
@@ -329,6 +405,7 @@ class JumpReLU(Untied):
         self.log_theta = torch.full((self.E, 1, self.M), float(torch.tensor(th).log()), device=self.device,
                                     requires_grad=True)
         self.lam = self.per_model("l0_coef").view(self.E)
+        self.init_control()
 
     def parameters(self):
         return super().parameters() + [self.log_theta]

@@ -26,7 +26,7 @@ def run_batch(payload: dict) -> list[tuple[str, dict]]:
 
     A plain function of plain data, so Dask can ship it to any worker."""
     from ..model.spec import GeneratorSpec
-    from ..train import GeneratorData, TrainConfig, resolve_hyper, train_ensemble
+    from ..train import GeneratorData, TrainConfig, resolve_hyper, spec_scales, train_ensemble
     if payload.get("threads"):
         torch.set_num_threads(payload["threads"])
     dev = payload["device"]
@@ -34,7 +34,7 @@ def run_batch(payload: dict) -> list[tuple[str, dict]]:
         dev = "cuda" if torch.cuda.is_available() else "cpu"
     cells = payload["cells"]
     specs = [GeneratorSpec.from_dict({"seed": c["seed"], **c["data"]}) for c in cells]  # see Cell.spec
-    cfgs = [resolve_hyper(c["method"], c["params"], s.mean_frequency()) for c, s in zip(cells, specs)]
+    cfgs = [resolve_hyper(c["method"], c["params"], *spec_scales(s)) for c, s in zip(cells, specs)]
     tc = TrainConfig(**cells[0]["train"])
     data = GeneratorData(specs, dev)
     try:

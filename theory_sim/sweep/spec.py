@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..model.spec import GENERATOR_FIELDS, GeneratorSpec
 from ..sae import REGISTRY, get_method
-from ..train import TrainConfig, resolve_hyper
+from ..train import TrainConfig, derived_base, resolve_hyper, spec_scales
 
 SCHEMA = 1
 TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "budgets", "report")
@@ -81,7 +81,7 @@ class Cell:
         return GeneratorSpec.from_dict({"seed": self.seed, **self.data})
 
     def method_config(self):
-        return resolve_hyper(self.method, self.params, self.spec().mean_frequency())
+        return resolve_hyper(self.method, self.params, *spec_scales(self.spec()))
 
     def batch_key(self) -> str:
         """Cells with equal keys can share one ensemble (equal shapes and shared hyperparameters)."""
@@ -254,10 +254,10 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
         mzips = m.pop("zip", [])
         allowed = {f.name for f in fields(get_method(name).Config)}
         for k in m:
-            base = k[: -len("_over_f")] if k.endswith("_over_f") else k
+            base = derived_base(k)
             if base not in allowed:
                 raise _err(path, f"{key}.{k}", f"unknown hyperparameter of {name}; allowed: {', '.join(sorted(allowed))} "
-                           "(and X_over_f for frequency X)")
+                           "(and X_over_f for a frequency X, X_over_s for a count X)")
         for params in _expand(m, mzips, f"{key}.", path):
             for point in data_points:
                 d = {**data, **point}
@@ -269,7 +269,7 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
                     except TypeError as e:
                         raise _err(path, "data", str(e)) from None
                     try:
-                        resolve_hyper(name, params, spec.mean_frequency())
+                        resolve_hyper(name, params, *spec_scales(spec))
                     except ConfigError as e:
                         raise _err(path, f"{key}.{e.field}", f"{str(e).split(': ', 1)[1]} (at {params})") from None
                     except TypeError as e:
