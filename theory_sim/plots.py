@@ -5,7 +5,6 @@ the sweep file's ``[plot]`` table (x, y, metric, curve = [...]) or from ``theory
 """
 from __future__ import annotations
 
-import itertools
 import math
 import textwrap
 import tomllib
@@ -21,7 +20,9 @@ import pandas as pd  # noqa: E402
 
 from . import theory  # noqa: E402
 from .errors import ConfigError  # noqa: E402
-from .metrics import CURVE_TAUS, consistency  # noqa: E402
+from .analysis import (_short, cell_summary, converged, crossings, magnitude_recovery, reading_labels,  # noqa: E402
+                       seed_pair_consistency, tune_per_cell, variant_labels)
+from .metrics import CURVE_TAUS  # noqa: E402
 from .store import Store, load_results  # noqa: E402
 
 LABELS = {
@@ -33,8 +34,6 @@ LABELS = {
 }
 CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table")
 _OUTLINE = pe.withStroke(linewidth=3.2, foreground="black")
-HYPER_COLUMNS = ("p_over_f", "p", "k", "l1", "l0_coef", "htf", "ltf", "htf_over_f", "ltf_over_f", "lr", "groups",
-                 "train_scale", "activation")
 
 
 def _label(col: str) -> str:
@@ -81,51 +80,109 @@ def _done(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return df[df.status == "done"]
 
 
-def _seed_summary(df, keys, metric):
-    g = df.groupby(keys, dropna=False)[metric]
-    return g.mean().rename("mean").to_frame().join(g.std().rename("sd")).join(g.count().rename("seeds")).reset_index()
+def _summarise(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+    """Per cell: mean, interval (analysis.cell_summary), how many of its runs did not converge, the mean
+    chance level (FRR@0.9 of the random init) and, for tuned tables, the choice and any grid-edge flag."""
+    summ = cell_summary(df, keys, metric)
+    extra = df.assign(_nc=~converged(df))
+    agg = {"not_converged": ("_nc", "sum")}
+    if "chance_frr_0.9" in df.columns:
+        agg["chance_frr_0.9"] = ("chance_frr_0.9", "mean")
+    for c in ("tuned_choice", "tuned_edge"):
+        if c in df.columns:
+            agg[c] = (c, "first")
+    more = extra.groupby(keys, dropna=False, sort=True).agg(**agg).reset_index()
+    return summ.merge(more, on=keys, how="left")
+
+
+def _as_variants(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Every method variant its own label, so no summary averages over a hyperparameter."""
+    df = df.copy()
+    df["label"] = variant_labels(df, axes)
+    return df
+
+
+def _context(df: pd.DataFrame, axes) -> str:
+    """"n = 128, d = 42": the data knobs that are fixed across the figure (for its title)."""
+    parts = [f"{k} = {_short(df[k].iloc[0])}" for k in ("n", "d", "s") if k in df.columns and k not in axes
+             and df[k].nunique() == 1]
+    return ", ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------ phase diagram
 def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, title: str = "",
-                  tuned: str | None = None) -> list[str]:
-    """Heatmap of mean ``metric`` over seeds on (x, y), one panel per label, shared colour scale [0, 1],
-    the empirical 50 % contour, and the theorem's band (p/f axis) and d = √n line where they apply."""
+                  tuned: str | None = None, level: float = 0.5) -> list[str]:
+    """Heatmap of the mean ``metric`` over seeds on (x, y), one panel per method variant (or per label,
+    tuned per cell by ``tuned``), shared colour scale [0, 1]; each cell shows its mean and 95 % interval
+    (analysis), cells where a feedback rule missed its target are hatched ("n.c."); per row, the fitted
+    ``level`` crossings along x with their intervals; the theorem's band (p/f axis) and d = √n line."""
     df = _done(df, metric)
     for col in (x, y):
         if col not in df.columns:
             raise ConfigError("plot", f"{col!r} is not an axis of this sweep")
+    if x == y:
+        raise ConfigError("plot", f"x and y must differ, both are {x!r}")
+    variant = "default hyperparameters, each variant its own panel"
     if tuned:
+        if tuned not in df.columns:
+            raise ConfigError("plot.tuned", f"{tuned!r} is not a results column")
         df = tune_per_cell(df, [x, y], metric, by=tuned)
+        variant = f"tuned per cell by {tuned}" + (" (oracle)" if tuned == metric else "")
+    else:
+        df = _as_variants(df, [x, y])
     labels = list(dict.fromkeys(df.label))
-    summ = _seed_summary(df, ["label", x, y], metric)
+    summ = _summarise(df, ["label", x, y], metric)
     ncol = min(3, len(labels))
     nrow = math.ceil(len(labels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 4.2 * nrow), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 4.4 * nrow), squeeze=False, constrained_layout=True)
     xlog, ylog = _is_log(df[x]), _is_log(df[y])
     mesh = None
+    boundary_rows = []
     for ax, lab in zip(axes.flat, labels):
         s = summ[summ.label == lab]
         no_x = s[x].isna().all()  # a method without this axis (e.g. TopK on p/f): one "n/a" column
-        xs, ys = ([0.0] if no_x else sorted(s[x].dropna().unique())), sorted(s[y].unique())
+        xs, ys = ([0.0] if no_x else sorted(s[x].dropna().unique())), sorted(s[y].dropna().unique())
         Z = np.full((len(ys), len(xs)), np.nan)
+        cells = {}
         for _, r in s.iterrows():
             if pd.notna(r[y]) and (no_x or pd.notna(r[x])):
-                Z[ys.index(r[y]), 0 if no_x else xs.index(r[x])] = r["mean"]
+                i, j = ys.index(r[y]), 0 if no_x else xs.index(r[x])
+                Z[i, j] = r["mean"]
+                cells[(i, j)] = r
         lx = xlog and not no_x
-        mesh = ax.pcolormesh(_edges(xs, lx), _edges(ys, ylog), Z, vmin=0, vmax=1, cmap="viridis", shading="flat")
-        if len(xs) > 1 and len(ys) > 1 and np.nanmax(Z) >= 0.5 > np.nanmin(Z):
-            cs = ax.contour(xs, ys, np.nan_to_num(Z, nan=0.0), levels=[0.5], colors="white", linewidths=1.8)
-            cs.set(path_effects=[_OUTLINE])
-            ax.plot([], [], color="white", lw=1.8, path_effects=[_OUTLINE], label="empirical 50 % contour")
-        for (i, j), v in np.ndenumerate(Z):
-            if not np.isnan(v):
-                ax.text(xs[j], ys[i], f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if v > 0.6 else "white")
+        ex, ey = _edges(xs, lx), _edges(ys, ylog)
+        mesh = ax.pcolormesh(ex, ey, Z, vmin=0, vmax=1, cmap="viridis", shading="flat")
+        for (i, j), r in cells.items():
+            v = r["mean"]
+            txt = f"{v:.2f}"
+            if pd.notna(r["low"]):
+                txt += f"\n[{r['low']:.2f}, {r['high']:.2f}]"
+            if r.get("not_converged", 0):
+                txt += "\nn.c."
+                ax.add_patch(plt.Rectangle((ex[j], ey[i]), ex[j + 1] - ex[j], ey[i + 1] - ey[i], fill=False,
+                                           hatch="//", edgecolor="red", lw=0))
+            ax.text(xs[j], ys[i], txt, ha="center", va="center", fontsize=6, linespacing=1.0,
+                    color="black" if v > 0.6 else "white")
+        if not no_x and len(xs) >= 2:
+            for i, yv in enumerate(ys):
+                g = df[(df.label == lab) & (df[y] == yv)]
+                per = [g[g[x] == xv][metric].to_numpy(float) for xv in xs]
+                for c in crossings(xs, per, level, log=lx):
+                    boundary_rows.append({"label": lab, y: yv, "axis": x, "level": level, **c})
+                    err = None
+                    if pd.notna(c["low"]):
+                        err = [[c["estimate"] - c["low"]], [c["high"] - c["estimate"]]]
+                    ax.errorbar([c["estimate"]], [yv], xerr=err, fmt="D", ms=5, color="white", mec="black",
+                                ecolor="white", elinewidth=2, capsize=3, zorder=5)
+            if boundary_rows and boundary_rows[-1]["label"] == lab:
+                ax.errorbar([], [], xerr=[], fmt="D", ms=5, color="white", mec="black", ecolor="white",
+                            label=f"fitted {int(100 * level)} % crossing (95 % interval)")
         if not no_x:
             _overlay_theory(ax, df[df.label == lab], x, y, ys)
         ax.set_xscale("log" if lx else "linear")
         ax.set_yscale("log" if ylog else "linear")
+        ax.set_xlim(ex[0], ex[-1])
+        ax.set_ylim(ey[0], ey[-1])
         if no_x:
             ax.set_xticks([0.0], [f"{x}: n/a"])
         elif lx:
@@ -136,16 +193,25 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
         ax.set_xlabel(_label(x))
         ax.set_ylabel(_label(y))
         seeds = sorted(set(s.seeds))
-        ax.set_title(f"{lab}  ({'/'.join(map(str, seeds))} seed{'s' if max(seeds) > 1 else ''} per cell)", fontsize=10)
+        head = f"{lab}  ({'/'.join(map(str, seeds))} seed{'s' if max(seeds) > 1 else ''} per cell)"
+        if "chance_frr_0.9" in s.columns and metric == "frr_0.9" and s["chance_frr_0.9"].notna().any():
+            head += f"\nchance (random init): {s['chance_frr_0.9'].min():.2f}–{s['chance_frr_0.9'].max():.2f}"
+        if "tuned_edge" in s.columns and (s.tuned_edge.fillna("") != "").any():
+            head += "\nbest choice on the edge of its grid in some cells — widen it"
+        ax.set_title(head, fontsize=9, color="darkred" if "widen" in head else "black")
         handles, _ = ax.get_legend_handles_labels()
         if handles:  # below the panel, so no cell is hidden
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7, frameon=False)
     for ax in axes.flat[len(labels):]:
         ax.axis("off")
     fig.colorbar(mesh, ax=axes.ravel().tolist(), label=_label(metric), shrink=0.9)
-    head = title or f"{_label(metric)} over {x} × {y}"
-    fig.suptitle(textwrap.fill(head + (f" (tuned per cell by {tuned})" if tuned else ""), 75 * ncol // 2 + 30), fontsize=10)
-    return _save(fig, out, summ.rename(columns={"mean": metric + "_mean", "sd": metric + "_sd"}))
+    ctx = _context(df, [x, y])
+    head = (title or f"{_label(metric)} over {x} × {y}") + (f" [{ctx}]" if ctx else "") + f" — {variant}"
+    fig.suptitle(textwrap.fill(head, 75 * ncol // 2 + 30), fontsize=10)
+    table = summ.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")})
+    if boundary_rows:
+        pd.DataFrame(boundary_rows).to_csv(str(out) + "_boundaries.csv", index=False)
+    return _save(fig, out, table)
 
 
 def _overlay_theory(ax, df, x, y, ys):
@@ -166,36 +232,29 @@ def _overlay_theory(ax, df, x, y, ys):
         ax.axhline(math.sqrt(row0["n"]), color="orange", ls=":", lw=1.6, label="d = √n (heavy | light)")
 
 
-def tune_per_cell(df: pd.DataFrame, axes: list[str], metric: str, by: str) -> pd.DataFrame:
-    """For each label and grid point, keep the hyperparameter variant with the best mean ``by``
-    (``explained_variance``: what a user can tune on; or the metric itself: the oracle)."""
-    hyper = [c for c in HYPER_COLUMNS if c in df.columns and c not in axes and df[c].nunique(dropna=False) > 1]
-    if not hyper:
-        return df
-    keep = []
-    for _, g in df.groupby(["label", *axes], dropna=False):
-        score = g.groupby(hyper, dropna=False)[by].mean()
-        best = score.idxmax() if len(score) else None
-        best = best if isinstance(best, tuple) else (best,)
-        mask = np.ones(len(g), dtype=bool)
-        for h, v in zip(hyper, best):
-            mask &= (g[h].values == v) | (pd.isna(g[h].values) & pd.isna(v))
-        keep.append(g[mask])
-    return pd.concat(keep)
-
-
 # ------------------------------------------------------------------------------------------ 1-D curves
-def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "", hyper_in_label: bool = True) -> list[str]:
-    """metric vs x per label (mean ± sd over seeds), with the theorem's reference where it applies."""
+def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> list[str]:
+    """metric vs x per method variant (mean over seeds with its 95 % interval, analysis), with the chance
+    level and the theorem's reference where they apply."""
     df = _done(df, metric).copy()
     if x not in df.columns:
         raise ConfigError("plot", f"{x!r} is not an axis of this sweep")
-    df["series"] = _series(df, [x]) if hyper_in_label else df.label
-    summ = _seed_summary(df, ["series", x], metric)
+    if x == metric:
+        raise ConfigError("plot", f"x and the metric must differ, both are {x!r}")
+    df = _as_variants(df, [x])
+    summ = _summarise(df, ["label", x], metric)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
-    for lab, s in summ.groupby("series", sort=False):
+    for lab, s in summ.groupby("label", sort=False):
         s = s.sort_values(x)
-        ax.errorbar(s[x], s["mean"], yerr=s["sd"].fillna(0), marker="o", capsize=3, label=lab)
+        err = np.array([s["mean"] - s["low"], s["high"] - s["mean"]])
+        ax.errorbar(s[x], s["mean"], yerr=np.nan_to_num(err), marker="o", capsize=3, label=lab)
+        nc = s[s.not_converged > 0]
+        if len(nc):
+            ax.scatter(nc[x], nc["mean"], marker="x", s=60, color="red", zorder=4)
+    if (summ.not_converged > 0).any():
+        ax.scatter([], [], marker="x", color="red", label="did not converge (a feedback rule missed its target)")
+    if metric == "frr_0.9" and "chance_frr_0.9" in summ.columns and summ["chance_frr_0.9"].notna().any():
+        ax.axhline(summ["chance_frr_0.9"].max(), color="gray", ls=":", label="chance (random init, max)")
     if _is_log(df[x]):
         ax.set_xscale("log")
     if x in ("cooccurrence", "data_rho2") and df["n"].nunique() == 1:
@@ -214,28 +273,16 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "", hyp
     ax.set_ylabel(_label(metric))
     if metric.startswith("frr") or metric in ("mmcs", "mcc"):
         ax.set_ylim(-0.03, 1.03)
-    ax.set_title(title or f"{_label(metric)} vs {x}  (seeds per point: {'/'.join(map(str, seeds))})", fontsize=10)
+    ctx = _context(df, [x])
+    ax.set_title(title or f"{_label(metric)} vs {x}" + (f" [{ctx}]" if ctx else "")
+                 + f"\nmean and 95 % interval over {'/'.join(map(str, seeds))} seeds per point", fontsize=10)
     ax.legend(fontsize=7)
-    return _save(fig, out, summ)
-
-
-def _short(v) -> str:
-    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
-
-
-def _series(df, axes):
-    """A legend label per method variant: label plus the hyperparameters that vary inside it."""
-    hyper = [c for c in HYPER_COLUMNS if c in df.columns and c not in axes]
-    out = []
-    for _, r in df.iterrows():
-        varying = [h for h in hyper if pd.notna(r[h]) and df[df.label == r.label][h].nunique() > 1]
-        out.append(r.label + ("" if not varying else " (" + ", ".join(f"{h}={_short(r[h])}" for h in varying) + ")"))
-    return out
+    return _save(fig, out, summ.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")}))
 
 
 def frr_vs_tau(df, store: Store, out: Path, title="") -> list[str]:
     df = df[df.status == "done"].copy()
-    df["series"] = _series(df, [])
+    df["series"] = variant_labels(df)
     rows = []
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     for lab, g in df.groupby("series", sort=False):
@@ -257,7 +304,7 @@ def frr_vs_tau(df, store: Store, out: Path, title="") -> list[str]:
 def frontier(df, out: Path, title="") -> list[str]:
     """Sparsity–reconstruction frontier: FVU (log) vs L0, one line per label through its variants."""
     df = df[df.status == "done"].copy()
-    df["series"] = _series(df, [])
+    df["series"] = variant_labels(df)
     summ = df.groupby(["label", "series"], sort=False)[["l0", "fvu", "frr_0.9"]].mean().reset_index()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     for lab, s in summ.groupby("label", sort=False):
@@ -272,29 +319,12 @@ def frontier(df, out: Path, title="") -> list[str]:
     return _save(fig, out, summ)
 
 
-def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> list[float]:
-    """Consistency of every ordered pair of seeds among the rows ``g`` of one method variant that share a
-    data model (rows with a stored decoder only): one value per pair."""
-    import torch
-    from .model.spec import GENERATOR_FIELDS
-    data_cols = [c for c in GENERATOR_FIELDS if c in g.columns and c != "seed"]
-    vals = []
-    for _, point in g.groupby(data_cols, dropna=False):  # same data model, different cell seeds
-        decs = {}
-        for _, r in point.iterrows():
-            a = store.load_arrays(r.cell_hash)
-            if "decoder" in a:
-                decs[r.seed] = (torch.from_numpy(a["decoder"]), torch.from_numpy(a["neuron_freq"] > 0))
-        vals += [consistency(decs[i][0], decs[j][0], tau, decs[i][1]) for i, j in itertools.permutations(sorted(decs), 2)]
-    return vals
-
-
 def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
     """Cross-seed consistency: fraction of alive neurons of one seed's SAE with a cos ≥ 0.9 partner in
     another seed's SAE (same data model, same hyperparameters), mean over seed pairs. Meaningful when the
     sweep fixes ``[data] seed`` so that seeds differ only in the SAE's initialisation."""
     df = df[df.status == "done"].copy()
-    df["series"] = _series(df, [])
+    df["series"] = variant_labels(df)
     rows = []
     for lab, g in df.groupby("series", sort=False):
         vals = seed_pair_consistency(g, store)
@@ -313,37 +343,10 @@ def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
     return _save(fig, out, table)
 
 
-def row_spec(r: pd.Series):
-    """The GeneratorSpec of a results row (a fixed ``data_seed`` wins over the cell seed)."""
-    from .model.spec import GENERATOR_FIELDS, GeneratorSpec
-    data = {k: (list(r[k]) if isinstance(r[k], tuple) else r[k]) for k in GENERATOR_FIELDS if k in r.index}
-    data = {k: v for k, v in data.items() if not (isinstance(v, float) and math.isnan(v)) and v is not None}
-    if "data_seed" in r.index and pd.notna(r["data_seed"]):
-        data["seed"] = int(r["data_seed"])
-    return GeneratorSpec.from_dict(data)
-
-
-def magnitude_recovery(g: pd.DataFrame, store: Store, tau: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature magnitudes h_i and whether each feature was recovered (best cos ≥ tau), concatenated
-    over the rows ``g`` with per_feature magnitudes and stored arrays: two (Σ n,) arrays."""
-    from .model.sampler import feature_magnitudes
-    hs, rec = [], []
-    for _, r in g.iterrows():
-        h = feature_magnitudes(row_spec(r))
-        a = store.load_arrays(r.cell_hash)
-        if h is None or "feature_best" not in a:
-            continue
-        hs.append(h.numpy())
-        rec.append(a["feature_best"] >= tau)
-    if not hs:
-        return np.array([]), np.array([], dtype=bool)
-    return np.concatenate(hs), np.concatenate(rec)
-
-
 def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
     """Per-feature recovery (best cos ≥ 0.9) vs the feature's magnitude h_i (per_feature magnitudes)."""
     df = df[df.status == "done"].copy()
-    df["series"] = _series(df, [])
+    df["series"] = variant_labels(df)
     rows = []
     for lab, g in df.groupby("series", sort=False):
         hs, rec = magnitude_recovery(g, store)
@@ -366,14 +369,6 @@ def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
     ax.set_title(title or "recovery vs feature magnitude (balance)", fontsize=10)
     ax.legend(fontsize=7)
     return _save(fig, out, table)
-
-
-def reading_labels(df: pd.DataFrame) -> pd.DataFrame:
-    """Adds ``reading``: the label, marked "· unit-norm rows" where the data were row-normalised."""
-    df = df.copy()
-    rn = df["row_norm"] if "row_norm" in df.columns else pd.Series(False, index=df.index)
-    df["reading"] = [lab + (" · unit-norm rows" if v is True else "") for lab, v in zip(df.label, rn)]
-    return df
 
 
 def paper_table(df, paper: dict, out: Path, title="") -> list[str]:

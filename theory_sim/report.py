@@ -1,8 +1,8 @@
 """``theory-sim reproduce``: run the paper's experiments, draw their figures, write REPORT.md.
 
 Every verdict is computed from the stored results by a rule stated next to it in the report (no number is
-typed in by hand except the paper's own, which live in the sweep files' ``[report.paper]`` tables and
-in ``PAPER`` below). A claim whose experiment did not run says so.
+typed in by hand except the paper's own, which live in the sweep files' ``[report.paper]`` tables). Each
+experiment's rule is one entry of ``CLAIMS``; a new experiment is a sweep file plus one rule there.
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from . import analysis as A
 from . import theory
 from .errors import ConfigError
 from .plots import plot_sweep
@@ -21,18 +23,6 @@ from .sweep import load_sweep, run_sweep
 
 EXPERIMENTS = ("theorem", "resonance", "cooccurrence", "width_magnitude", "imbalanced", "phase", "noise", "frontier")
 SWEEP_DIR = Path(__file__).resolve().parent.parent / "sweeps"
-
-
-def _verdict(ok: list[bool], primary: bool = True) -> str:
-    """With ``primary``, ok[0] is the claim's main positive condition: without it nothing is reproduced;
-    otherwise the conditions are equal halves of the claim."""
-    if not ok:
-        return "not run"
-    if primary and not ok[0]:
-        return "not reproduced"
-    if all(ok):
-        return "reproduced"
-    return "partly" if any(ok) else "not reproduced"
 
 
 def _fmt(v, pct=False):
@@ -45,157 +35,369 @@ def _done(df):
     return df[df.status == "done"]
 
 
+def pooled(df: pd.DataFrame, metric: str = "frr_0.9") -> tuple[float, float, float]:
+    """Mean of ``metric`` over the rows ``df`` (cells × seeds) with its interval: per seed, the mean over
+    the cells; then analysis.seed_interval over those per-seed means (Wilson-widened for a fraction, with
+    n × cells items per seed)."""
+    if not len(df):
+        return (math.nan, math.nan, math.nan)
+    per_seed = df.groupby("seed")[metric].mean().to_numpy(float)
+    n_items = None
+    if A.is_fraction(metric):
+        cells = max(1, len(df) // max(1, df["seed"].nunique()))
+        n_items = int(df["n"].iloc[0]) * cells
+    return A.seed_interval(per_seed, n_items)
+
+
+def _variant(df, **kw):
+    """Rows of one method variant: hyperparameter columns equal to the given values."""
+    m = pd.Series(True, index=df.index)
+    for k, v in kw.items():
+        m &= df[k] == v if k in df.columns else False
+    return df[m]
+
+
+def edge_flags(df: pd.DataFrame, axes: list[str], by: str = "frr_0.9") -> list[str]:
+    """"label: choice (high edge of a–b)" for every label whose best variant (tuned per cell by ``by``) sits
+    on the edge of its grid somewhere: the baseline may not have been at its best."""
+    t = A.tune_per_cell(_done(df), axes, by, by=by)
+    out = []
+    for lab, g in t.groupby("label", sort=False):
+        edges = sorted({e for e in g.tuned_edge if e})
+        if edges:
+            out.append(f"{lab}: {'; '.join(edges)}")
+    return out
+
+
+def _edge_note(df, axes, by="frr_0.9") -> str:
+    flags = edge_flags(df, axes, by)
+    if not flags:
+        return f" Every method's best choice (by {by}) lies inside its grid."
+    return f" **Edge of grid — widen it** (best by {by} on a grid edge): " + "; ".join(flags) + "."
+
+
+def _any(conds):
+    """Tri-state OR."""
+    if any(c is True for c in conds):
+        return True
+    return None if any(c is None for c in conds) else False
+
+
+def _all(conds):
+    """Tri-state AND."""
+    if any(c is False for c in conds):
+        return False
+    return None if any(c is None for c in conds) else True
+
+
 # ------------------------------------------------------------------------------------------ claims
-def claim_theorem(df) -> dict:
+# Every claim function takes the experiment's done-or-failed rows (and, where arrays are needed, the store)
+# and returns {claim, paper, rule, ours, verdict}; the rule is fixed before the numbers are read, and every
+# comparison in it is tri-state (analysis.at_least / at_most on 95 % intervals), so an interval that
+# straddles a threshold yields "inconclusive" rather than a verdict.
+def claim_theorem(df, store=None) -> dict:
     df = _done(df).copy()
     # FRR of the random initialisation (step 0): in small d a wide random dictionary matches features by chance
     df["frr_init"] = [t[0] if isinstance(t, (list, tuple)) and len(t) else float("nan") for t in df["frr_0.9_by_step"]]
     inside = df.apply(lambda r: theory.in_band(r.p_over_f * r.s / r.n, r.s / r.n, r.d) and r.d >= math.sqrt(r.n), axis=1)
     meaningful = inside & (df.frr_init < 0.5)
-    a = df[meaningful]["frr_0.9"].mean() if meaningful.any() else float("nan")
-    a0 = df[meaningful]["frr_init"].mean() if meaningful.any() else float("nan")
-    b = df[~inside]["frr_0.9"].mean() if (~inside).any() else float("nan")
-    by_p = df[df.frr_init < 0.5].groupby("p_over_f")["frr_0.9"].mean()
-    init_by_d = df.groupby("d")["frr_init"].mean()
+    below = (df.p_over_f < 1) & (df.frr_init < 0.5)
+    above = (df.p_over_f * df.s / df.n > df.apply(lambda r: theory.resonance_band(r.s / r.n, r.d)[1], axis=1)) & (df.frr_init < 0.5)
+    a, a0 = pooled(df[meaningful]), pooled(df[meaningful], "frr_init")
     at_f = df[meaningful & (df.p_over_f == 1.0)]
-    ok = [bool(len(at_f) and at_f["frr_0.9"].mean() >= 0.95 and (at_f["frr_0.9"] - at_f.frr_init).mean() >= 0.5),
-          bool(a >= 0.95 and a - a0 >= 0.5)] if not math.isnan(a) else []
+    gain = A.difference_interval(at_f["frr_0.9"], at_f.frr_init) if len(at_f) else (math.nan,) * 3
+    gain_all = A.difference_interval(df[meaningful]["frr_0.9"], df[meaningful].frr_init)
+    ok = [_all([A.at_least(pooled(at_f), 0.95), A.at_least(gain, 0.5)]),
+          _all([A.at_least(a, 0.95), A.at_least(gain_all, 0.5)])] if meaningful.any() else []
+    by_p = "; ".join(f"{k:g}: {A.fmt_interval(pooled(g))}" for k, g in df[df.frr_init < 0.5].groupby("p_over_f"))
+    init_by_d = ", ".join(f"{int(k)}: {_fmt(v, True)}" for k, v in df.groupby("d")["frr_init"].mean().items())
     return {"claim": "Modified BA recovers every feature (cos ≥ 1 − o(1)) in a constant number of steps inside "
                      "the band f ≲ p ≲ min(√f, f·d), light superposition",
             "paper": "every feature, probability ≥ 1 − n^{−4ε}, T = 1/ς steps",
-            "ours": f"FRR@0.9 after 1 step: {_fmt(a, True)} (from {_fmt(a0, True)} at init) mean over cells inside the band "
-                    f"(unit constants, d ≥ √n) whose random init matches < 50 % by chance; {_fmt(b, True)} outside the band. "
-                    "By p/f (cells with init < 50 %): " + ", ".join(f"{k:g}: {_fmt(v, True)}" for k, v in by_p.items())
-                    + ". FRR of the random init by d: " + ", ".join(f"{int(k)}: {_fmt(v, True)}" for k, v in init_by_d.items()),
-            "rule": "over in-band cells whose init is below 50 %: reproduced if the mean FRR@0.9 after the steps is ≥ 95 % and "
-                    "≥ 50 points above the init; partly if that holds only at the band's edge p = f",
-            "verdict": _verdict(ok)}
+            "rule": "over in-band cells (unit constants, d ≥ √n) whose random init matches < 50 % by chance: (1) at the "
+                    "band's edge p = f the FRR@0.9 after the steps is ≥ 95 % and ≥ 50 points above the init; (2) the same "
+                    "over every in-band cell. Reproduced if both, partly if (1) only; each comparison on its 95 % interval",
+            "ours": f"FRR@0.9 after 1 step over in-band cells: {A.fmt_interval(a)} (init {A.fmt_interval(a0)}); at p = f: "
+                    f"{A.fmt_interval(pooled(at_f))}. By p/f (cells with init < 50 %): {by_p}. FRR of the random init by d: "
+                    f"{init_by_d}. Outside the band: below it (p < f) {A.fmt_interval(pooled(df[below]))}, above it "
+                    f"{A.fmt_interval(pooled(df[above]))}. The theorem's band is sufficient, not necessary: recovery below "
+                    "p = f says nothing against it, but it does say the lower edge p ≳ f is not where recovery starts in "
+                    "these data",
+            "verdict": A.verdict(ok)}
 
 
-def _band_widths(df, metric="frr_0.9"):
-    """Per d: the p/f values where the mean FRR ≥ 0.5 (on the sweep's geometric p/f grid)."""
-    m = _done(df).groupby(["d", "p_over_f"])[metric].mean().reset_index()
-    return {d: sorted(g[g[metric] >= 0.5].p_over_f) for d, g in m.groupby("d")}, m
+def band_edges(df: pd.DataFrame, metric: str = "frr_0.9", level: float = 0.5) -> dict:
+    """Per d: the fitted crossings of ``level`` along p/f (analysis.crossings on per-seed values)."""
+    out = {}
+    for d, g in _done(df).groupby("d"):
+        xs = sorted(g.p_over_f.unique())
+        per = [g[g.p_over_f == x][metric].to_numpy(float) for x in xs]
+        out[d] = {"xs": xs, "crossings": A.crossings(xs, per, level), "means": [float(np.mean(v)) for v in per]}
+    return out
 
 
-def claim_resonance(df) -> dict:
+def _log2_width(e: dict) -> tuple[float, float, float, bool]:
+    """The band's width in log2(p/f) at one d, with bounds from the crossings' intervals; open=True when
+    recovery reaches the grid's lowest p/f (then the width is a lower bound)."""
+    xs, cr, means = e["xs"], e["crossings"], e["means"]
+    if max(means) < 0.5:
+        return (0.0, 0.0, 0.0, False)
+    rise = [c for c in cr if c["direction"] == "rising"]
+    fall = [c for c in cr if c["direction"] == "falling"]
+    lo = rise[0] if rise else None
+    hi = fall[-1] if fall else None
+    lo_v = (lo["estimate"], lo.get("low", math.nan), lo.get("high", math.nan)) if lo else (xs[0],) * 3
+    hi_v = (hi["estimate"], hi.get("low", math.nan), hi.get("high", math.nan)) if hi else (xs[-1],) * 3
+    w = math.log2(hi_v[0] / lo_v[0])
+    w_lo = math.log2(hi_v[1] / lo_v[2]) if not (math.isnan(hi_v[1]) or math.isnan(lo_v[2])) else w
+    w_hi = math.log2(hi_v[2] / lo_v[1]) if not (math.isnan(hi_v[2]) or math.isnan(lo_v[1])) else w
+    return (w, min(w, w_lo), max(w, w_hi), lo is None)
+
+
+def _edge_text(c) -> str:
+    iv = f" [{c['low']:.3g}, {c['high']:.3g}]" if not math.isnan(c["low"]) else ""
+    return f"{c['direction']} at p/f = {c['estimate']:.3g}{iv} (bracket {c['lower']:.3g}–{c['upper']:.3g})"
+
+
+def claim_resonance(df, store=None) -> dict:
     df = _done(df)
     n = int(df.n.iloc[0])
-    bands, m = _band_widths(df)
-    heavy = [len(v) for d, v in bands.items() if d < math.sqrt(n)]
-    light = [len(v) for d, v in bands.items() if d > math.sqrt(n)]
-    near_f = m[(m.p_over_f >= 0.5) & (m.p_over_f <= 2)].groupby("d")["frr_0.9"].max()
-    top = m[m.p_over_f == m.p_over_f.max()].set_index("d")["frr_0.9"]
-    banded = [d for d in near_f.index if near_f[d] >= 0.8 and top[d] <= 0.35]
-    ok = [bool(banded), bool(heavy and light and np.mean(light) > np.mean(heavy))]
+    f = float(df.s.iloc[0]) / n
+    edges = band_edges(df)
+    lines, upper_ok, lower_found = [], [], []
+    widths = {}
+    for d, e in edges.items():
+        theory_hi = theory.resonance_band_ratio(f, d)[1]
+        txt = "; ".join(_edge_text(c) for c in e["crossings"]) or "no crossing of 50 %"
+        lines.append(f"d = {int(d)}: {txt} (peak {_fmt(max(e['means']), True)}; theory's upper edge {theory_hi:.3g})")
+        fall = [c for c in e["crossings"] if c["direction"] == "falling"]
+        peak = max(range(len(e["xs"])), key=lambda i: e["means"][i])
+        g = df[(df.d == d) & (df.p_over_f == e["xs"][peak])]
+        upper_ok.append(_all([A.at_least(pooled(g), 0.8), True if fall else False]))
+        lower_found.append(any(c["direction"] == "rising" for c in e["crossings"]))
+        widths[d] = _log2_width(e)
+    heavy = [widths[d] for d in widths if d < math.sqrt(n)]
+    light = [widths[d] for d in widths if d > math.sqrt(n)]
+    wider = None
+    if heavy and light:
+        lo_light, hi_heavy = max(w[1] for w in light), max(w[2] for w in heavy)
+        hi_light, lo_heavy = max(w[2] for w in light), max(w[1] for w in heavy)
+        wider = True if lo_light > hi_heavy else (False if hi_light <= lo_heavy else None)
+    ok = [_any(upper_ok), bool(any(lower_found)), wider]
+    wtxt = ", ".join(f"{int(d)}: {w[0]:.1f} [{w[1]:.1f}, {w[2]:.1f}]{' (open below: a lower bound)' if w[3] else ''}"
+                     for d, w in widths.items())
     return {"claim": "Neuron resonance: recovery only inside a band around p ≈ f; the band is wider when d > √n",
             "paper": "heatmaps: a band around p/f ≈ 1, narrow in heavy, wide in light superposition",
-            "ours": "p/f values with FRR@0.9 ≥ 50 % per d: " + "; ".join(f"d={d}: {[f'{v:g}' for v in b] or 'none'}"
-                                                                  for d, b in bands.items())
-                    + ". Best FRR at p/f ∈ [0.5, 2] by d: " + ", ".join(f"{int(d)}: {_fmt(v, True)}" for d, v in near_f.items())
-                    + "; at the largest p/f: " + ", ".join(f"{int(d)}: {_fmt(v, True)}" for d, v in top.items())
-                    + (f". Note: the band has no lower edge on this grid (recovery at the smallest p/f = {m.p_over_f.min():g})"
-                       if any(b and b[0] == m.p_over_f.min() for b in bands.values()) else ""),
-            "rule": "reproduced if (a) at some d, FRR@0.9 ≥ 80 % at some p/f ∈ [0.5, 2] and ≤ 35 % at the largest p/f (a band "
-                    "in p exists) and (b) the band (grid points with FRR ≥ 50 %) is wider on average for d > √n than d < √n",
-            "verdict": _verdict(ok)}
+            "rule": "per d, the 50 % crossings of FRR@0.9 along p/f are fitted (logistic in log p/f on per-seed values, "
+                    "bootstrap interval over seeds). (1) at some d the peak FRR is ≥ 80 % (interval) and recovery falls "
+                    "through 50 % above it (an upper edge); (2) a lower edge (a rising crossing) is found at some d; (3) "
+                    "the widest light-superposition band (d > √n, width in log2 p/f between its edges) is wider than the "
+                    "widest heavy one beyond both intervals. Reproduced if all three; partly if (1) and not all",
+            "ours": "Crossings: " + " | ".join(lines) + f". Band widths (log2 p/f): {wtxt}."
+                    + ("" if any(lower_found) else f" No lower edge down to p/f = {min(df.p_over_f):g}: the band's lower "
+                       "edge was not found on this grid"),
+            "verdict": A.verdict(ok)}
 
 
-def claim_cooccurrence(df) -> dict:
+def claim_cooccurrence(df, store=None) -> dict:
     df = _done(df)
     n = int(df.n.iloc[0])
     thr = theory.cooccurrence_threshold(n)
-    rows = []
-    ok = []
-    for lab, g in df.groupby("label"):
-        lo = g[g.data_rho2 < thr]["frr_0.9"].mean()
-        hi = g[g.data_rho2 > 2 * thr]["frr_0.9"].mean()
-        rows.append(f"{lab}: {_fmt(lo, True)} with measured ρ₂ < n^(-1/2) = {thr:.3f}, {_fmt(hi, True)} with ρ₂ > 2·n^(-1/2)")
-        if lab.startswith("BA"):
-            ok.append(bool(lo - hi >= 0.3))
+    rows, ok = [], []
+    df = df.assign(variant=A.variant_labels(df, ["cooccurrence"]))
+    for lab, g in df.groupby("variant", sort=False):
+        lo, hi = g[g.data_rho2 < thr], g[g.data_rho2 > 2 * thr]
+        drop = A.difference_interval(lo.groupby("seed")["frr_0.9"].mean(), hi.groupby("seed")["frr_0.9"].mean())
+        xs = sorted(g.cooccurrence.unique())
+        cr = A.crossings(xs, [g[g.cooccurrence == x]["frr_0.9"].to_numpy(float) for x in xs])
+        half = "; ".join(f"falls through 50 % at r ≈ {c['estimate']:.3g}"
+                         + (f" [{c['low']:.3g}, {c['high']:.3g}]" if not math.isnan(c["low"]) else "")
+                         + f" = {c['estimate'] / thr:.2g} × n^(-1/2)" for c in cr if c["direction"] == "falling")
+        rows.append(f"{lab}: {A.fmt_interval(pooled(lo))} with measured ρ₂ < n^(-1/2) = {thr:.3f}, "
+                    f"{A.fmt_interval(pooled(hi))} with ρ₂ > 2·n^(-1/2) (drop {A.fmt_interval(drop)})"
+                    + (f"; {half}" if half else ""))
+        if g.method.iloc[0] == "ba" and g.p_over_f.iloc[0] == 1.0:
+            ok.append(A.at_least(drop, 0.3))
     return {"claim": "Recovery degrades once the co-occurrence ρ₂ passes n^{-1/2}",
             "paper": "FRR falls past ρ₂ ≈ n^{-1/2}",
-            "ours": "; ".join(rows),
-            "rule": "reproduced if BA's mean FRR@0.9 drops by ≥ 30 points from ρ₂ < n^{-1/2} to ρ₂ > 2 n^{-1/2} (measured ρ₂)",
-            "verdict": _verdict(ok)}
+            "rule": "reproduced if BA's (p = f) mean FRR@0.9 drops by ≥ 30 points from measured ρ₂ < n^{-1/2} to ρ₂ > "
+                    "2 n^{-1/2} (Welch 95 % interval of the drop over seeds); the other methods are shown at every "
+                    "variant for comparison, not judged",
+            "ours": "; ".join(rows) + "." + _edge_note(df.drop(columns="variant"), ["cooccurrence"]),
+            "verdict": A.verdict(ok)}
 
 
 def claim_width_magnitude(df, store: Store) -> dict:
     df = _done(df)
-    ba = df[df.label.str.startswith("BA")]
-    by_w = ba.groupby("width")["frr_0.9"].mean()
-    widest = ba[ba.width == ba.width.max()]
-    from .plots import magnitude_recovery
-    rec_lo = rec_hi = float("nan")
-    hs, rec = magnitude_recovery(widest, store)
-    if len(hs):
-        med = np.median(hs)
-        rec_lo, rec_hi = rec[hs < med].mean(), rec[hs >= med].mean()
-    ok = [bool(by_w.iloc[-1] > by_w.iloc[0] + 0.1), bool(rec_hi > rec_lo + 0.1)] if len(by_w) > 1 else []
+    ba = _variant(df[df.method == "ba"], p_over_f=1.0)
+    by_w = {w: pooled(g) for w, g in ba.groupby("width")}
+    ws = sorted(by_w)
+    gain = (A.difference_interval(ba[ba.width == ws[-1]].groupby("seed")["frr_0.9"].mean(),
+                                  ba[ba.width == ws[0]].groupby("seed")["frr_0.9"].mean()) if len(ws) > 1
+            else (math.nan,) * 3)
+    widest = ba[ba.width == ws[-1]] if ws else ba
+    per_seed_gap, lo_all, hi_all = [], [], []
+    for _, g in widest.groupby("seed"):
+        hs, rec = A.magnitude_recovery(g, store)
+        if len(hs):
+            med = np.median(hs)
+            lo_all.append(rec[hs < med].mean())
+            hi_all.append(rec[hs >= med].mean())
+            per_seed_gap.append(hi_all[-1] - lo_all[-1])
+    gap = A.seed_interval(per_seed_gap)
+    ok = [A.at_least(gain, 0.1), A.at_least(gap, 0.1)] if len(ws) > 1 else []
     return {"claim": "Recovery needs width; weak features (small h_i) need more (width ∝ 1/h²)",
             "paper": "FRR rises with M; feature balance matters",
-            "ours": "BA FRR@0.9 by width: " + ", ".join(f"{int(w)}: {_fmt(v, True)}" for w, v in by_w.items())
-                    + f"; at the largest width, features with h below the median recovered {_fmt(rec_lo, True)}, above {_fmt(rec_hi, True)}",
-            "rule": "reproduced if FRR at the largest width exceeds the smallest by ≥ 10 points and strong features are "
-                    "recovered ≥ 10 points more often than weak ones; partly if one of the two holds",
-            "verdict": _verdict(ok, primary=False)}
+            "rule": "for BA at p = f: (1) FRR@0.9 at the largest width exceeds the smallest by ≥ 10 points; (2) at the "
+                    "largest width, features with h above the median are recovered ≥ 10 points more often than those "
+                    "below (per seed, t interval). Reproduced if both, partly if one; 95 % intervals",
+            "ours": "BA (p = f) FRR@0.9 by width: " + ", ".join(f"{int(w)}: {A.fmt_interval(v)}" for w, v in by_w.items())
+                    + f"; gain {A.fmt_interval(gain)}. At the largest width, weak features recovered "
+                    f"{_fmt(float(np.mean(lo_all)) if lo_all else math.nan, True)}, strong "
+                    f"{_fmt(float(np.mean(hi_all)) if hi_all else math.nan, True)} (gap {A.fmt_interval(gap)})."
+                    + _edge_note(df, ["width"]),
+            "verdict": A.verdict(ok, primary=False)}
 
 
-def claim_imbalanced(df, paper: dict) -> dict:
-    from .plots import reading_labels
-    df = reading_labels(_done(df))
+#: the reading of the unstated input scaling that the paper's text supports: the bias range [−1, 0] and
+#: the theorem's O(1) pre-activations presume inputs of unit scale
+SUPPORTED_READING = "unit-norm rows"
+
+
+def claim_imbalanced(df, paper: dict, store=None) -> dict:
+    df = A.reading_labels(_done(df))
     rows, per_reading = [], {}
     for (lab, rd), g in df.groupby(["label", "reading"], sort=False):
-        a, b = g["frr_0.8"].mean() * 100, g["frr_0.9"].mean() * 100
+        if g.method.iloc[0] == "topk" and g.k.nunique() > 1:
+            continue  # the K axis is summarised below
+        a8, a9 = pooled(g, "frr_0.8"), pooled(g, "frr_0.9")
         ref = paper.get(lab)
         norm = "unit-norm rows" if rd != lab else "raw rows"
-        rows.append(f"{rd}: ours {a:.1f} / {b:.1f} %" + (f" vs paper {ref[0]} / {ref[1]} %" if ref else " (not in the paper)"))
+        rows.append(f"{rd}: ours {A.fmt_interval(a8)} / {A.fmt_interval(a9)}"
+                    + (f" vs paper {ref[0]} / {ref[1]} %" if ref else " (not in the paper)"))
         if ref:
-            close = bool(abs(a - ref[0]) <= 10 and abs(b - ref[1]) <= 10)
-            per_reading.setdefault(norm, {"gba": [], "rest": []})["gba" if "covers f" in lab else "rest"].append(close)
-    verdicts = {k: _verdict([any(v["gba"]), all(v["gba"] + v["rest"])]) for k, v in per_reading.items()}
-    best = "reproduced" if "reproduced" in verdicts.values() else ("partly" if "partly" in verdicts.values() else "not reproduced")
+            match = _all([_within(a8, ref[0] / 100, 0.10), _within(a9, ref[1] / 100, 0.10)])
+            per_reading.setdefault(norm, {"gba": [], "rest": []})["gba" if "covers f" in lab else "rest"].append(match)
+    verdicts = {k: A.verdict([_any(v["gba"]), _all(v["gba"] + v["rest"])]) for k, v in per_reading.items()}
+    ks = []
+    topk = df[df.method == "topk"]
+    for (rd, k), g in topk.groupby(["row_norm" if "row_norm" in topk.columns else "method", "k"]):
+        ks.append((bool(rd) if isinstance(rd, (bool, np.bool_)) else False, int(k), pooled(g, "frr_0.9")))
+    ktxt = "; ".join(f"{'unit-norm' if rn else 'raw'} rows: " + ", ".join(f"K={k} {A.fmt_interval(v)}" for r2, k, v in ks if r2 == rn)
+                     for rn in sorted({r for r, _, _ in ks}))
+    best = verdicts.get(SUPPORTED_READING, "not run")
     return {"claim": "Imbalanced set (half s = 3, half s = 20): GBA with a TAF range covering f recovers ≈ 100 % at τ = 0.9 "
                      "while TopK with K = 30, 50 falls to ≈ 24 %",
             "paper": "FRR@0.8 / 0.9 (%): " + "; ".join(f"{k} {v[0]} / {v[1]}" for k, v in paper.items()),
-            "ours": "; ".join(rows) + ". Verdict per reading: " + ", ".join(f"{k}: {v}" for k, v in verdicts.items()),
-            "rule": "a row matches if both numbers are within 10 points of the paper's; a reading reproduces the claim if "
-                    "every row matches, partly if a GBA range covering f matches (the headline) but other rows do not; "
-                    "the verdict is the best reading's",
-            "verdict": best}
+            "rule": "a row matches the paper when both its 95 % intervals lie within 10 points of the paper's numbers "
+                    "(no match when both lie outside; otherwise undecided); a reading reproduces the claim if every row "
+                    "matches, partly if a GBA range covering f matches but other rows do not. Each reading is judged; "
+                    f"the verdict shown is the {SUPPORTED_READING} reading's, the one the paper's text supports (its bias "
+                    "range [−1, 0] presumes O(1) pre-activations)",
+            "ours": "; ".join(rows) + f". TopK's whole K axis, FRR@0.9: {ktxt}. Verdict per reading: "
+                    + ", ".join(f"{k}: **{v}**" for k, v in verdicts.items()),
+            "verdict": best + "".join(f"; {k}: {v}" for k, v in verdicts.items() if k != SUPPORTED_READING)}
+
+
+def _within(iv, target: float, tol: float):
+    """Tri-state: the interval inside [target − tol, target + tol] (True), wholly outside (False), or not."""
+    m, lo, hi = iv
+    if math.isnan(m):
+        return None
+    lo, hi = (m, m) if math.isnan(lo) else (lo, hi)
+    if target - tol <= lo and hi <= target + tol:
+        return True
+    if hi < target - tol or lo > target + tol:
+        return False
+    return None
 
 
 def claim_frontier(df, store: Store) -> dict:
-    from .plots import _series, seed_pair_consistency
     df = _done(df).copy()
-    df["series"] = _series(df, [])
-    cons = {}
-    for lab, g in df.groupby("label"):  # pairs of seeds within each variant, pooled per method
-        vals = [v for _, variant in g.groupby("series") for v in seed_pair_consistency(variant, store)]
-        cons[lab] = float(np.nanmean(vals)) if vals else float("nan")
-    # frontier: best FVU among a method's variants whose L0 ≤ 2 s
+    df["series"] = A.variant_labels(df)
     s = float(df.s.iloc[0])
-    fvu = {lab: g[g.l0 <= 2 * s].fvu.min() if (g.l0 <= 2 * s).any() else float("nan") for lab, g in df.groupby("label")}
+    cons, best_cons = {}, {}
+    for lab, g in df.groupby("label"):
+        for ser, variant in g.groupby("series"):
+            vals = A.seed_pair_consistency(variant, store)
+            if vals:
+                cons.setdefault(lab, {})[ser] = vals
+        if lab in cons:
+            best = max(cons[lab], key=lambda k: np.nanmean(cons[lab][k]))
+            best_cons[lab] = (best, cons[lab][best])
+    # frontier: per method, the variant with the lowest mean FVU among those whose mean L0 ≤ 2 s
+    fvu = {}
+    for lab, g in df.groupby("label"):
+        m = g.groupby("series")[["l0", "fvu"]].mean()
+        m = m[m.l0 <= 2 * s]
+        if len(m):
+            ser = m.fvu.idxmin()
+            fvu[lab] = (ser, A.seed_interval(g[g.series == ser].fvu.to_numpy(float)))
     ok = []
-    if not math.isnan(cons.get("GBA", float("nan"))) and not math.isnan(cons.get("TopK", float("nan"))):
-        ok.append(bool(cons["GBA"] > cons["TopK"]))
-    if all(k in fvu and not math.isnan(fvu[k]) for k in ("GBA", "TopK", "L1", "BA")):
-        ok.append(bool(fvu["GBA"] <= 1.2 * fvu["TopK"] and fvu["GBA"] < min(fvu["L1"], fvu["BA"])))
+    if "GBA" in best_cons and "TopK" in best_cons:
+        ok.append(A.at_least(A.difference_interval(best_cons["GBA"][1], best_cons["TopK"][1]), 1e-9))
+    if "GBA" in fvu and "TopK" in fvu:
+        g_iv, t_iv = fvu["GBA"][1], fvu["TopK"][1]
+        others = [fvu[k][1] for k in fvu if k not in ("GBA", "TopK")]
+        ok.append(_all([A.at_most(g_iv, 1.2 * t_iv[0])] + [A.at_most(g_iv, o[0]) if not math.isnan(o[0]) else None
+                                                          for o in others]))
+    elif "TopK" in fvu:
+        ok.append(False)  # GBA has no variant on the sparse side of the frontier at all
     return {"claim": "GBA reaches the TopK sparsity–loss frontier, far better than L1 and BA, and is more consistent "
                      "across seeds than TopK (LLM claims; here their synthetic analogue)",
             "paper": "LLM-scale figures (not reproducible here)",
-            "ours": "cross-seed consistency (cos ≥ 0.9 partner): " + ", ".join(f"{k} {_fmt(v, True)}" for k, v in cons.items())
-                    + f"; best FVU at L0 ≤ 2s = {2 * s:g}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in fvu.items()),
-            "rule": "reproduced if GBA is more consistent than TopK and its best FVU at L0 ≤ 2s is within 20 % of TopK's "
-                    "and below both L1's and BA's",
-            "verdict": _verdict(ok)}
+            "rule": "each method at its best: (1) the most consistent GBA variant is more consistent than the most "
+                    "consistent TopK variant (Welch interval of the difference over seed pairs above 0); (2) among "
+                    f"variants with mean L0 ≤ 2s = {2 * s:g}, GBA's lowest FVU is within 20 % of TopK's and below every "
+                    "other method's best (GBA's interval against the others' means). Reproduced if both, partly if one, "
+                    "not reproduced if (1) fails",
+            "ours": "cross-seed consistency (cos ≥ 0.9 partner), best variant per method: "
+                    + ", ".join(f"{k} {A.fmt_interval(A.seed_interval(v[1]))} ({v[0]})" for k, v in best_cons.items())
+                    + f"; best FVU at L0 ≤ {2 * s:g}: "
+                    + ", ".join(f"{k} {A.fmt_interval(v[1], pct=False)} ({v[0]})" for k, v in fvu.items())
+                    + (". GBA has no variant with L0 ≤ 2s" if "GBA" not in fvu else "") + ".",
+            "verdict": A.verdict(ok)}
+
+
+def claim_phase(df, store=None) -> dict:
+    df = _done(df)
+    parts = []
+    for lab, g in df.groupby("label", sort=False):
+        t = A.tune_per_cell(g, ["s", "shared"], "frr_0.9", by="frr_0.9")
+        cells = [(k, pooled(c)) for k, c in t.groupby(["s", "shared"])]
+        (s_, sh), best = max(cells, key=lambda kv: kv[1][0])
+        ev = A.tune_per_cell(g, ["s", "shared"], "frr_0.9", by="explained_variance")
+        parts.append(f"{lab}: easiest cell (s = {s_:g}, a = {sh:g}) {A.fmt_interval(best)} tuned by FRR (oracle; "
+                     f"{t[(t.s == s_) & (t.shared == sh)].tuned_choice.iloc[0] or 'one variant'}); mean over cells "
+                     f"tuned by FRR {A.fmt_interval(pooled(t))}, by EV {A.fmt_interval(pooled(ev))}")
+    return {"claim": "(design's phase diagram) FRR over sparsity × incoherence for every method, each at its best",
+            "paper": "—", "rule": "descriptive: each method tuned per cell over its grid (decades and matched L0)",
+            "ours": "; ".join(parts) + "." + _edge_note(df, ["s", "shared"]), "verdict": "measured"}
 
 
 def describe(df, x, metric="frr_0.9") -> str:
     df = _done(df)
-    m = df.groupby(["label", x])[metric].mean().reset_index()
-    return "; ".join(f"{lab}: " + ", ".join(f"{x}={v:g} → {_fmt(f, True)}" for v, f in zip(g[x], g[metric]))
-                     for lab, g in m.groupby("label", sort=False))
+    df = df.assign(variant=A.variant_labels(df, [x]))
+    return "; ".join(f"{lab}: " + ", ".join(f"{x}={v:g} → {A.fmt_interval(pooled(c, metric))}" for v, c in g.groupby(x))
+                     for lab, g in df.groupby("variant", sort=False))
+
+
+def claim_noise(df, store=None) -> dict:
+    return {"claim": "(no claim in the paper) FRR vs SNR", "paper": "—", "rule": "descriptive",
+            "ours": describe(df, "snr") + "." + _edge_note(df, ["snr"]), "verdict": "measured"}
+
+
+#: experiment name → its rule (one signature: the rows, the store, the sweep's [report.paper] table)
+CLAIMS = {
+    "theorem": lambda df, store, paper: claim_theorem(df),
+    "resonance": lambda df, store, paper: claim_resonance(df),
+    "cooccurrence": lambda df, store, paper: claim_cooccurrence(df),
+    "width_magnitude": lambda df, store, paper: claim_width_magnitude(df, store),
+    "imbalanced": lambda df, store, paper: claim_imbalanced(df, paper),
+    "phase": lambda df, store, paper: claim_phase(df),
+    "noise": lambda df, store, paper: claim_noise(df),
+    "frontier": lambda df, store, paper: claim_frontier(df, store),
+}
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -219,37 +421,11 @@ def reproduce(out: str, budget: str = "quick", device: str = "auto", experiments
         train_s = float((df.seconds / df.batch_size.clip(lower=1)).sum()) if len(df) else 0.0  # Σ over ensembles
         sec = {"name": name, "description": sweep.description.replace("\n", " "), "figures": pngs, "cells": len(df),
                "failed": int((df.status == "failed").sum()), "train_seconds": train_s}
-        if name == "theorem":
-            sec.update(claim_theorem(df))
-        elif name == "resonance":
-            sec.update(claim_resonance(df))
-        elif name == "cooccurrence":
-            sec.update(claim_cooccurrence(df))
-        elif name == "width_magnitude":
-            sec.update(claim_width_magnitude(df, store))
-        elif name == "imbalanced":
-            sec.update(claim_imbalanced(df, paper))
-        elif name == "frontier":
-            sec.update(claim_frontier(df, store))
-        elif name == "noise":
-            sec.update({"claim": "(no claim in the paper) FRR vs SNR", "paper": "—", "ours": describe(df, "snr"),
-                        "rule": "descriptive", "verdict": "measured"})
-        elif name == "phase":
-            sec.update({"claim": "(design's phase diagram) FRR over sparsity × incoherence for every method",
-                        "paper": "—", "ours": _phase_summary(df), "rule": "descriptive", "verdict": "measured"})
+        sec["not_converged"] = int((~A.converged(df[df.status == "done"])).sum())
+        sec.update(CLAIMS[name](df, store, paper))
         sections.append(sec)
     report = _write_report(out, budget, sections, timings)
     return report
-
-
-def _phase_summary(df) -> str:
-    df = _done(df)
-    parts = []
-    for lab, g in df.groupby("label", sort=False):
-        best = g.groupby(["s", "shared"])["frr_0.9"].max().mean()
-        by_ev = g.loc[g.groupby(["s", "shared"])["explained_variance"].idxmax()]["frr_0.9"].mean()
-        parts.append(f"{lab}: mean over cells of FRR@0.9 tuned by EV {_fmt(by_ev, True)}, by FRR (oracle) {_fmt(best, True)}")
-    return "; ".join(parts)
 
 
 def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -> Path:
@@ -261,14 +437,24 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -
              "Every number below is computed from the results stored beside this file by the rule stated with it; "
              "the paper's numbers come from the sweep files. Budgets other than `full` are smaller than the paper's "
              "experiments (fewer seeds, smaller widths, fewer steps): read their verdicts as such.", "",
+             "**How to read the numbers.** A value is the mean over seeds with its 95 % interval in brackets: the "
+             "Student-t interval over seeds, widened for a recovery fraction to contain the Wilson interval of the "
+             "pooled feature count (k of n × seeds), so three seeds that agree still carry finite-feature uncertainty. "
+             "A rule compares intervals, not means: a condition whose interval straddles its threshold is undecided, "
+             "and a verdict that an undecided condition could flip is **inconclusive**. Boundaries are fitted "
+             "crossings (logistic in log x on per-seed values, bootstrap interval over seeds). Every comparison gives "
+             "each method a grid spanning its working range (decades, or matched L0 through the L0 controller); a "
+             "method whose best choice sits on the edge of its grid is flagged \"edge of grid — widen it\". Cells where a "
+             "feedback rule missed its target (BA/GBA frequencies off by more than 2× on average, an L0 target "
+             "missed by more than 25 %) are counted as not converged and hatched in the figures.", "",
              "| experiment | claim | verdict |", "|---|---|---|"]
     for s in sections:
         lines.append(f"| [{s['name']}](#{s['name']}) | {s['claim']} | **{s['verdict']}** |")
     for s in sections:
         lines += ["", f"## {s['name']}", "", s["description"], "",
-                  f"- **claim**: {s['claim']}", f"- **paper**: {s['paper']}", f"- **ours**: {s['ours']}",
-                  f"- **rule**: {s['rule']}", f"- **verdict**: **{s['verdict']}**",
-                  f"- cells: {s['cells']} ({s['failed']} failed); training time {s['train_seconds']:.0f} s "
+                  f"- **claim**: {s['claim']}", f"- **paper**: {s['paper']}", f"- **rule** (fixed before the numbers): {s['rule']}",
+                  f"- **ours**: {s['ours']}", f"- **verdict**: **{s['verdict']}**",
+                  f"- cells: {s['cells']} ({s['failed']} failed, {s['not_converged']} did not converge); training time {s['train_seconds']:.0f} s "
                   f"(sum over ensembles, as stored); this run: {timings[s['name']]:.0f} s", ""]
         for p in s["figures"]:  # the report sits beside its figures: links are bare file names
             lines.append(f"![{s['name']}]({Path(p).name})")

@@ -22,6 +22,7 @@ from .errors import ConfigError, require
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, derive_seed
 from .model.spec import GeneratorSpec
 from .sae import get_method
+from .sae.base import DERIVED, derived_base  # noqa: F401  (derived_base is re-exported)
 
 
 @dataclass(frozen=True)
@@ -119,19 +120,6 @@ def _ground_truth(V, d, E, device):
 
 
 # ------------------------------------------------------------------------------------------ hyperparameters
-#: derived hyperparameter suffixes: ``X_over_f`` is X = value · f (the mean feature frequency), ``X_over_s`` is
-#: X = value · s̄ (the data's expected L0, f · n), e.g. ``p_over_f``, ``htf_over_f``, ``target_l0_over_s``
-DERIVED = {"_over_f": "f", "_over_s": "s"}
-
-
-def derived_base(key: str) -> str:
-    """The hyperparameter a key sets: ``p_over_f`` → ``p``, ``target_l0_over_s`` → ``target_l0``, ``k`` → ``k``."""
-    for suffix in DERIVED:
-        if key.endswith(suffix):
-            return key[: -len(suffix)]
-    return key
-
-
 def resolve_hyper(method: str, params: dict, f: float | None, l0: float | None = None):
     """Method config from a dict; ``X_over_f`` keys become ``X = value · f``, ``X_over_s`` keys
     ``X = value · l0`` (l0: the data's expected L0; f · n for generator data)."""
@@ -145,10 +133,20 @@ def resolve_hyper(method: str, params: dict, f: float | None, l0: float | None =
             require(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0, k,
                     f"must be a number > 0, got {v!r}")
             require(base not in params, k, f"give either {k} or {base}, not both")
-            out[base] = v * scales[ref]
+            val = v * scales[ref]
+            if _int_field(method, base):  # a count (TopK's k = k_over_s · s): the nearest integer, at least 1
+                val = max(1, round(val))
+            out[base] = val
         else:
             out[k] = v
     return get_method(method).Config.from_dict(out)
+
+
+def _int_field(method: str, name: str) -> bool:
+    for f in fields(get_method(method).Config):
+        if f.name == name:
+            return f.type in (int, "int")
+    return False
 
 
 def spec_scales(spec: GeneratorSpec) -> tuple[float, float]:
@@ -169,6 +167,7 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
     t0 = time.perf_counter()
     x0 = data.sample(max(tc.batch, 4096 if method == "mba" else tc.batch))
     sae = cls(cfgs, data.d, seeds, device, x0)
+    D0 = sae.decoder().clone()  # the random initialisation: its FRR is the chance level of the recovery metrics
     failed = [None] * E
     bad = torch.zeros(E, dtype=torch.bool, device=device)
     traj = [[] for _ in range(E)]
@@ -203,11 +202,11 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
         torch.cuda.synchronize()
     steps_done = step
     train_seconds = time.perf_counter() - t0
-    return _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights)
+    return _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0)
 
 
 @torch.no_grad()
-def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights):
+def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0):
     E = sae.E
     x = data.eval_batch(tc.eval_samples)
     chunks = [sae.forward(x[:, a:a + 4096]) for a in range(0, x.shape[1], 4096)]
@@ -234,6 +233,7 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
         if data.V is not None:
             r, ra = M.recovery_metrics(data.V[e], D[e])
             res.update(r)
+            res["chance_frr_0.9"] = M.frr(M.best_cosines(data.V[e], D0[e])[0], 0.9)
             arrays.update(ra)
         if traj[e]:
             arrays["frr_trajectory"] = np.array(traj[e], dtype=np.float64)

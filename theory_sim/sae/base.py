@@ -259,6 +259,19 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (x_hat - x).pow(2).sum(-1).mean(-1)
 
 
+#: derived hyperparameter suffixes: ``X_over_f`` is X = value · f (the mean feature frequency), ``X_over_s`` is
+#: X = value · s̄ (the data's expected L0, f · n), e.g. ``p_over_f``, ``htf_over_f``, ``target_l0_over_s``
+DERIVED = {"_over_f": "f", "_over_s": "s"}
+
+
+def derived_base(key: str) -> str:
+    """The hyperparameter a key sets: ``p_over_f`` → ``p``, ``target_l0_over_s`` → ``target_l0``, ``k`` → ``k``."""
+    for suffix in DERIVED:
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
 REGISTRY: dict[str, type[Method]] = {}
 
 

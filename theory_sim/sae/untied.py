@@ -197,8 +197,10 @@ class TargetL0:
         self.ctl_rows = 0
 
     def report(self) -> list[dict]:
-        """Per model: the final coefficient (what the controller settled on, or the fixed one)."""
-        return [{"coef_final": float(v)} for v in self.lam.view(self.E).tolist()]
+        """Per model: the final coefficient (what the controller settled on, or the fixed one) and the
+        target L0 it was held at (NaN without one)."""
+        return [{"coef_final": float(v), "l0_target": float(t) if t > 0 else float("nan")}
+                for v, t in zip(self.lam.view(self.E).tolist(), self.target_l0.tolist())]
 
 
 # ---------------------------------------------------------------------------------------------- L1

@@ -1,0 +1,111 @@
+"""Intervals, tri-state rules, verdicts, boundary crossings and grid-edge checks on hand-made tables."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, strategies as st
+
+from theory_sim import analysis as A
+
+
+def test_wilson_by_hand():
+    # k = 8 of n = 10, z = 1.96: the textbook interval (0.4902, 0.9433)
+    lo, hi = A.wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+
+
+def test_seed_interval_t_over_seeds():
+    m, lo, hi = A.seed_interval([1.0, 2.0, 3.0])
+    half = 4.302653 * 1.0 / math.sqrt(3)  # t(0.975, 2) · sd / √S
+    assert (m, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half), rel=1e-5)
+
+
+def test_seed_interval_of_a_fraction_never_collapses():
+    """Three seeds that all recover 100 % of 128 features: the t interval is a point, the Wilson interval
+    of 384 of 384 is not."""
+    m, lo, hi = A.seed_interval([1.0, 1.0, 1.0], n_items=128)
+    assert m == 1.0 and hi == 1.0 and 0.98 < lo < 1.0
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=6), st.integers(1, 500))
+def test_seed_interval_contains_the_mean_and_stays_in_range(vals, n):
+    m, lo, hi = A.seed_interval(vals, n_items=n)
+    assert 0 <= lo <= m + 1e-12 and m - 1e-12 <= hi <= 1
+
+
+@pytest.mark.parametrize("iv,thr,want", [((0.9, 0.85, 0.95), 0.8, True), ((0.6, 0.5, 0.7), 0.8, False),
+                                         ((0.8, 0.7, 0.9), 0.8, None), ((0.9, math.nan, math.nan), 0.8, True)])
+def test_at_least_is_tri_state(iv, thr, want):
+    assert A.at_least(iv, thr) is want
+
+
+@pytest.mark.parametrize("iv,thr,want", [((0.2, 0.1, 0.3), 0.35, True), ((0.5, 0.4, 0.6), 0.35, False),
+                                         ((0.3, 0.2, 0.4), 0.35, None)])
+def test_at_most_is_tri_state(iv, thr, want):
+    assert A.at_most(iv, thr) is want
+
+
+@pytest.mark.parametrize("conds,primary,want", [
+    ([True, True], True, "reproduced"), ([True, False], True, "partly"), ([False, True], True, "not reproduced"),
+    ([False, False], False, "not reproduced"), ([False, True], False, "partly"), ([None, True], True, "inconclusive"),
+    ([False, None], True, "not reproduced"),  # the primary failed: the other cannot change it
+    ([True, None], True, "inconclusive"), ([], True, "not run"), ([None], True, "inconclusive"),
+])
+def test_verdict_table(conds, primary, want):
+    assert A.verdict(conds, primary) == want
+
+
+def test_every_verdict_is_reachable():
+    """A rule that cannot return "not reproduced" (or any other verdict) is a defect."""
+    seen = {A.verdict(c, p) for p in (True, False) for c in
+            ([True], [False], [None], [True, False], [None, True], [])}
+    assert seen == set(A.VERDICTS)
+
+
+def test_difference_interval_welch():
+    d, lo, hi = A.difference_interval([1.0, 1.0, 1.0], [0.0, 0.2, 0.4])
+    assert d == pytest.approx(0.8) and lo < 0.8 < hi and lo > 0.2
+
+
+def _band(xs, centre_lo, centre_hi, seeds=3, noise=0.03, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.log(xs)
+    m = 1 / (1 + np.exp(-4 * (t - np.log(centre_lo)))) * 1 / (1 + np.exp(4 * (t - np.log(centre_hi))))
+    return [np.clip(v + rng.normal(0, noise, seeds), 0, 1) for v in m]
+
+
+def test_crossings_find_both_edges_of_a_band():
+    xs = np.geomspace(1 / 16, 64, 11)
+    found = A.crossings(xs, _band(xs, 0.25, 8.0))
+    assert [c["direction"] for c in found] == ["rising", "falling"]
+    lo_edge, hi_edge = found
+    assert lo_edge["lower"] <= 0.25 * 1.3 and lo_edge["estimate"] == pytest.approx(0.25, rel=0.25)
+    assert hi_edge["estimate"] == pytest.approx(8.0, rel=0.25)
+    for c in found:
+        assert c["lower"] <= c["estimate"] <= c["upper"] or abs(math.log(c["estimate"] / c["lower"])) < 1
+        assert c["low"] <= c["estimate"] <= c["high"] and c["seeds"] == 3
+
+
+def test_crossings_none_when_the_curve_never_crosses():
+    xs = np.geomspace(1, 8, 4)
+    assert A.crossings(xs, [np.array([0.9, 0.95])] * 4) == []
+
+
+def test_grid_edge():
+    assert A.grid_edge([0.01, 0.1, 1.0], 1.0) == "high"
+    assert A.grid_edge([0.01, 0.1, 1.0], 0.01) == "low"
+    assert A.grid_edge([0.01, 0.1, 1.0], 0.1) is None
+    assert A.grid_edge([0.1], 0.1) is None
+
+
+def test_converged_flags_missed_targets():
+    df = pd.DataFrame({"freq_log_error": [0.1, 1.5, np.nan, np.nan], "l0_target": [np.nan, np.nan, 6.0, 6.0],
+                       "l0": [10.0, 10.0, 6.5, 9.0]})
+    assert A.converged(df).tolist() == [True, False, True, False]
+
+
+def test_cell_summary_counts_seeds_not_rows():
+    df = pd.DataFrame({"label": ["a"] * 4, "x": [1, 1, 1, 1], "seed": [0, 1, 0, 1], "frr_0.9": [1, 1, 0, 0], "n": 10})
+    s = A.cell_summary(df, ["label", "x"], "frr_0.9")
+    assert s.seeds.iloc[0] == 2 and s.runs.iloc[0] == 4

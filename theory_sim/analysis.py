@@ -1,0 +1,390 @@
+"""What is computed from results before anything is drawn or claimed: per-cell intervals over seeds,
+tri-state comparisons against a rule's threshold, verdicts that can be "inconclusive", recovery
+boundaries (crossings of a level along an axis) with their intervals, and grid-edge checks for tuned
+hyperparameters.
+
+Interval construction (stated once, used everywhere): for a cell with S seeds whose metric values are
+y_1..y_S, the interval is the Student-t 95 % interval of their mean (seed-to-seed variation); for a
+recovery fraction (FRR@τ) it is widened to contain the Wilson 95 % interval of the pooled count —
+k of n·S features recovered — so that seeds that agree exactly still carry the finite-feature
+uncertainty. One seed: the Wilson interval alone (fractions) or no interval (other metrics).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from .metrics import consistency
+from .store import Store
+
+LEVEL = 0.95
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not run")
+
+
+# ------------------------------------------------------------------------------------------ intervals
+def wilson(k: float, n: float, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k / n."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, mid - half), min(1.0, mid + half))
+
+
+def seed_interval(values, n_items: int | None = None, level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high) over seeds of one cell (see the module docstring). values: (S,) per-seed metric;
+    n_items: features per seed when the metric is a recovery fraction (then the Wilson widening applies)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return (math.nan, math.nan, math.nan)
+    m = float(v.mean())
+    lo = hi = math.nan
+    if len(v) >= 2:
+        half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+        lo, hi = m - half, m + half
+    if n_items:
+        wl, wh = wilson(m * n_items * len(v), n_items * len(v), level)
+        lo, hi = (wl, wh) if math.isnan(lo) else (min(lo, wl), max(hi, wh))
+        lo, hi = max(0.0, lo), min(1.0, hi)
+    return (m, lo, hi)
+
+
+def is_fraction(metric: str) -> bool:
+    return metric.startswith("frr_")
+
+
+def cell_summary(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+    """One row per distinct ``keys``: ``mean``, ``low``, ``high`` (the interval above), ``sd``, ``seeds``
+    (distinct seeds, never variants) and ``runs`` (rows pooled; more than seeds only if a caller pooled
+    variants, which the plots refuse)."""
+    rows = []
+    for key, g in df.groupby(keys, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        n_items = int(g["n"].iloc[0]) if is_fraction(metric) and "n" in g.columns else None
+        m, lo, hi = seed_interval(g[metric].to_numpy(dtype=float), n_items)
+        rows.append({**dict(zip(keys, key)), "mean": m, "low": lo, "high": hi,
+                     "sd": float(g[metric].std()) if len(g) > 1 else math.nan,
+                     "seeds": int(g["seed"].nunique()) if "seed" in g.columns else len(g), "runs": len(g)})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------ rules
+def at_least(interval: tuple[float, float, float], threshold: float) -> bool | None:
+    """True if the whole interval is ≥ threshold, False if the whole interval is below, None if it
+    straddles (the data cannot decide). Without an interval the mean decides."""
+    m, lo, hi = interval
+    if math.isnan(m):
+        return None
+    if math.isnan(lo) or math.isnan(hi):
+        return bool(m >= threshold)
+    if lo >= threshold:
+        return True
+    if hi < threshold:
+        return False
+    return None
+
+
+def at_most(interval, threshold: float) -> bool | None:
+    """True if the whole interval is ≤ threshold, False if the whole interval is above, None if it straddles."""
+    m, lo, hi = interval
+    if math.isnan(m):
+        return None
+    if math.isnan(lo) or math.isnan(hi):
+        return bool(m <= threshold)
+    if hi <= threshold:
+        return True
+    if lo > threshold:
+        return False
+    return None
+
+
+def difference_interval(a, b, level: float = LEVEL) -> tuple[float, float, float]:
+    """mean(a) − mean(b) for two independent samples of per-seed values, with a Welch t interval
+    (no interval with fewer than two values on a side)."""
+    a = np.asarray([x for x in a if np.isfinite(x)], float)
+    b = np.asarray([x for x in b if np.isfinite(x)], float)
+    if not len(a) or not len(b):
+        return (math.nan, math.nan, math.nan)
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return (diff, math.nan, math.nan)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return (diff, diff, diff)
+    dof = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
+    half = stats.t.ppf(0.5 + level / 2, dof) * se
+    return (diff, diff - half, diff + half)
+
+
+def verdict(conditions: list[bool | None], primary: bool = True) -> str:
+    """The claim's verdict from its conditions (True met, False failed, None undecided by the intervals).
+
+    Decided conditions alone: with ``primary``, conditions[0] is the claim's main positive condition and
+    without it nothing is reproduced; all met → reproduced; none met → not reproduced; else partly. An
+    undecided condition makes the verdict "inconclusive" exactly when resolving it either way would
+    change the verdict."""
+    if not conditions:
+        return "not run"
+    undecided = [i for i, c in enumerate(conditions) if c is None]
+    outcomes = set()
+    for fill in range(2 ** len(undecided)):
+        c = list(conditions)
+        for j, i in enumerate(undecided):
+            c[i] = bool(fill >> j & 1)
+        outcomes.add(_decided_verdict(c, primary))
+    return outcomes.pop() if len(outcomes) == 1 else "inconclusive"
+
+
+def _decided_verdict(ok: list[bool], primary: bool) -> str:
+    if primary and not ok[0]:
+        return "not reproduced"
+    if all(ok):
+        return "reproduced"
+    return "partly" if any(ok) else "not reproduced"
+
+
+def fmt_interval(iv, pct: bool = True) -> str:
+    """"71.1 % [62.0, 80.3]" (pct) or "0.311 [0.29, 0.33]"."""
+    m, lo, hi = iv
+    if m is None or math.isnan(m):
+        return "—"
+    if pct:
+        core = f"{100 * m:.1f} %"
+        return core if math.isnan(lo) else f"{core} [{100 * lo:.1f}, {100 * hi:.1f}]"
+    core = f"{m:.3g}"
+    return core if math.isnan(lo) else f"{core} [{lo:.3g}, {hi:.3g}]"
+
+
+# ------------------------------------------------------------------------------------------ boundaries
+def _sigmoid(t, t0, slope):
+    return 1.0 / (1.0 + np.exp(-slope * (t - t0)))
+
+
+def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: int = 200,
+              seed: int = 0) -> list[dict]:
+    """Where a cell-mean curve crosses ``level`` along one axis (a band has two crossings).
+
+    xs: (K,) sorted axis values; per_seed: K arrays of per-seed metric values in [0, 1]. Each sign change
+    of mean − level between neighbours is a bracket [lower, upper]; the estimate is the crossing of a
+    logistic in log x (or x) fitted by least squares to the per-seed values of the monotone stretch around
+    the bracket, its interval the 2.5–97.5 % percentiles over a bootstrap that resamples seeds within each
+    cell (a refit that fails or leaves the bracket's stretch is dropped). Returns dicts with ``lower``,
+    ``upper``, ``estimate``, ``low``, ``high``, ``direction`` ('rising' | 'falling'), ``cells``, ``seeds``."""
+    xs = np.asarray(xs, float)
+    t = np.log(xs) if log else xs
+    means = np.array([np.mean(v) if len(v) else np.nan for v in per_seed])
+    out = []
+    ok = ~np.isnan(means)
+    idx = np.flatnonzero(ok)
+    rng = np.random.default_rng(seed)
+    for a, b in zip(idx[:-1], idx[1:]):
+        da, db = means[a] - level, means[b] - level
+        if not ((da >= 0) != (db >= 0)):
+            continue
+        rising = db > da
+        # the monotone stretch around [a, b]: extend while the mean keeps moving the same way
+        lo_i, hi_i = a, b
+        while lo_i > idx[0] and ((means[lo_i - 1] <= means[lo_i]) == rising) and not np.isnan(means[lo_i - 1]):
+            lo_i -= 1
+        while hi_i < idx[-1] and ((means[hi_i + 1] >= means[hi_i]) == rising) and not np.isnan(means[hi_i + 1]):
+            hi_i += 1
+        cells = list(range(lo_i, hi_i + 1))
+
+        def fit(samples):
+            tt = np.concatenate([[t[i]] * len(samples[i]) for i in cells])
+            yy = np.concatenate([samples[i] for i in cells])
+            # start at the bracket's linear interpolation
+            t0 = t[a] + (t[b] - t[a]) * (level - means[a]) / (means[b] - means[a])
+            slope0 = (4 if rising else -4) / max(t[b] - t[a], 1e-9)
+            try:
+                (c, s), _ = optimize.curve_fit(lambda q, c, s: _sigmoid(q, c, s) * 1.0, tt, yy, p0=(t0, slope0),
+                                               maxfev=2000)
+            except (RuntimeError, optimize.OptimizeWarning, ValueError):
+                return math.nan
+            # level ≠ 0.5: solve sigmoid = level
+            c_level = c + math.log(level / (1 - level)) / s if 0 < level < 1 and s != 0 else c
+            if not (t[cells[0]] - (t[b] - t[a]) <= c_level <= t[cells[-1]] + (t[b] - t[a])):
+                return math.nan
+            return c_level
+
+        per = [np.asarray(per_seed[i], float) for i in range(len(xs))]
+        est = fit(per)
+        if math.isnan(est):  # no logistic fits the stretch: the bracket's linear interpolation
+            est = t[a] + (t[b] - t[a]) * (level - means[a]) / (means[b] - means[a])
+        boots = []
+        for _ in range(n_boot):
+            sample = [rng.choice(v, len(v)) if len(v) else v for v in per]
+            boots.append(fit(sample))
+        boots = np.array([v for v in boots if not math.isnan(v)])
+        lo_b, hi_b = (np.percentile(boots, [2.5, 97.5]) if len(boots) >= 20 else (math.nan, math.nan))
+        back = np.exp if log else (lambda q: q)
+        out.append({"lower": float(xs[a]), "upper": float(xs[b]), "estimate": float(back(est)),
+                    "low": float(back(lo_b)) if not math.isnan(lo_b) else math.nan,
+                    "high": float(back(hi_b)) if not math.isnan(hi_b) else math.nan,
+                    "direction": "rising" if rising else "falling", "cells": len(cells),
+                    "seeds": int(min(len(per_seed[a]), len(per_seed[b])))})
+    return out
+
+
+# ------------------------------------------------------------------------------------------ tuning
+def grid_edge(values, chosen) -> str | None:
+    """'low' or 'high' if ``chosen`` sits on that edge of a hyperparameter grid of ≥ 2 numeric values
+    (the working range may lie beyond it), else None."""
+    vals = sorted({float(v) for v in values if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                   and np.isfinite(v)})
+    if len(vals) < 2 or chosen is None or not isinstance(chosen, (int, float, np.number)) or isinstance(chosen, bool):
+        return None
+    if float(chosen) == vals[0]:
+        return "low"
+    if float(chosen) == vals[-1]:
+        return "high"
+    return None
+
+
+# ------------------------------------------------------------------------------------------ convergence
+#: a BA/GBA model whose neurons fire at more than 2× or less than ½× their target frequency on average
+#: (mean |log(freq / target)| over alive neurons above log 2) did not reach its targets
+FREQ_LOG_ERROR_BOUND = math.log(2)
+#: an L0-targeted model more than 25 % away from its target L0 did not reach it
+L0_REL_ERROR_BOUND = 0.25
+
+
+def converged(df: pd.DataFrame) -> pd.Series:
+    """Per results row: False where a feedback rule measurably missed its target (the bounds above), True
+    elsewhere (including methods without a target)."""
+    ok = pd.Series(True, index=df.index)
+    if "freq_log_error" in df.columns:
+        ok &= ~(df["freq_log_error"] > FREQ_LOG_ERROR_BOUND)
+    if "l0_target" in df.columns and "l0" in df.columns:
+        t = pd.to_numeric(df["l0_target"], errors="coerce")
+        miss = (t > 0) & ((df["l0"] - t).abs() > L0_REL_ERROR_BOUND * t)
+        ok &= ~miss.fillna(False)
+    return ok
+
+
+# ------------------------------------------------------------------------------------------ per-variant analyses
+def tune_per_cell(df: pd.DataFrame, axes: list[str], metric: str, by: str) -> pd.DataFrame:
+    """For each label and grid point, keep the hyperparameter variant with the best mean ``by`` over
+    seeds (``explained_variance``: what a user can tune on; or the metric itself: the oracle). Adds
+    ``tuned_choice`` ("l1=0.3") and ``tuned_edge`` ("l1=1 (high edge of 0.01–1)" when the choice sits on
+    an edge of that cell's grid — the best value may lie beyond it — else "")."""
+    hyper = hyper_columns(df, axes)
+    if not hyper:
+        return df.assign(tuned_choice="", tuned_edge="")
+    keep = []
+    for _, g in df.groupby(["label", *axes], dropna=False):
+        varying = [h for h in hyper if g[h].nunique(dropna=True) > 1]
+        if not varying:
+            keep.append(g.assign(tuned_choice="", tuned_edge=""))
+            continue
+        score = g.groupby(varying, dropna=False)[by].mean()
+        best = score.idxmax()
+        best = best if isinstance(best, tuple) else (best,)
+        mask = np.ones(len(g), dtype=bool)
+        edges = []
+        for h, v in zip(varying, best):
+            mask &= (g[h].values == v) | (pd.isna(g[h].values) & pd.isna(v))
+            side = grid_edge(g[h].dropna().unique(), v)
+            if side:
+                vals = sorted(g[h].dropna().unique())
+                edges.append(f"{h}={_short(v)} ({side} edge of {_short(vals[0])}–{_short(vals[-1])})")
+        choice = ", ".join(f"{h}={_short(v)}" for h, v in zip(varying, best))
+        keep.append(g[mask].assign(tuned_choice=choice, tuned_edge="; ".join(edges)))
+    return pd.concat(keep)
+
+
+def hyper_columns(df: pd.DataFrame, axes=()) -> list[str]:
+    """The results columns that are method hyperparameters (any registered method's config field, or a
+    derived ``X_over_f`` / ``X_over_s`` key), except ``axes``."""
+    from .sae import REGISTRY
+    from .sae.base import derived_base
+    names = {f.name for cls in REGISTRY.values() for f in dataclasses.fields(cls.Config)}
+    return [c for c in df.columns if c not in axes and derived_base(c) in names]
+
+
+
+
+def _short(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else str(v)
+
+
+def variant_labels(df: pd.DataFrame, axes=()) -> list[str]:
+    """A label per results row naming its method variant: the label plus the hyperparameters that vary
+    inside that label ("L1 (l1=0.3)"), so that no summary pools two variants as if they were seeds."""
+    hyper = hyper_columns(df, axes)
+    out = []
+    for _, r in df.iterrows():
+        varying = [h for h in hyper if pd.notna(r[h]) and df[df.label == r.label][h].nunique() > 1]
+        out.append(r.label + ("" if not varying else " (" + ", ".join(f"{h}={_short(r[h])}" for h in varying) + ")"))
+    return out
+
+
+
+
+def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> list[float]:
+    """Consistency of every ordered pair of seeds among the rows ``g`` of one method variant that share a
+    data model (rows with a stored decoder only): one value per pair."""
+    import torch
+    from .model.spec import GENERATOR_FIELDS
+    data_cols = [c for c in GENERATOR_FIELDS if c in g.columns and c != "seed"]
+    vals = []
+    for _, point in g.groupby(data_cols, dropna=False):  # same data model, different cell seeds
+        decs = {}
+        for _, r in point.iterrows():
+            a = store.load_arrays(r.cell_hash)
+            if "decoder" in a:
+                decs[r.seed] = (torch.from_numpy(a["decoder"]), torch.from_numpy(a["neuron_freq"] > 0))
+        vals += [consistency(decs[i][0], decs[j][0], tau, decs[i][1]) for i, j in itertools.permutations(sorted(decs), 2)]
+    return vals
+
+
+
+
+def row_spec(r: pd.Series):
+    """The GeneratorSpec of a results row (a fixed ``data_seed`` wins over the cell seed)."""
+    from .model.spec import GENERATOR_FIELDS, GeneratorSpec
+    data = {k: (list(r[k]) if isinstance(r[k], tuple) else r[k]) for k in GENERATOR_FIELDS if k in r.index}
+    data = {k: v for k, v in data.items() if not (isinstance(v, float) and math.isnan(v)) and v is not None}
+    if "data_seed" in r.index and pd.notna(r["data_seed"]):
+        data["seed"] = int(r["data_seed"])
+    return GeneratorSpec.from_dict(data)
+
+
+
+
+def magnitude_recovery(g: pd.DataFrame, store: Store, tau: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature magnitudes h_i and whether each feature was recovered (best cos ≥ tau), concatenated
+    over the rows ``g`` with per_feature magnitudes and stored arrays: two (Σ n,) arrays."""
+    from .model.sampler import feature_magnitudes
+    hs, rec = [], []
+    for _, r in g.iterrows():
+        h = feature_magnitudes(row_spec(r))
+        a = store.load_arrays(r.cell_hash)
+        if h is None or "feature_best" not in a:
+            continue
+        hs.append(h.numpy())
+        rec.append(a["feature_best"] >= tau)
+    if not hs:
+        return np.array([]), np.array([], dtype=bool)
+    return np.concatenate(hs), np.concatenate(rec)
+
+
+
+
+def reading_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``reading``: the label, marked "· unit-norm rows" where the data were row-normalised."""
+    df = df.copy()
+    rn = df["row_norm"] if "row_norm" in df.columns else pd.Series(False, index=df.index)
+    df["reading"] = [lab + (" · unit-norm rows" if v is True else "") for lab, v in zip(df.label, rn)]
+    return df
+
+
