@@ -206,6 +206,11 @@ class TargetL0:
 # ---------------------------------------------------------------------------------------------- L1
 @dataclass(frozen=True)
 class L1Config(TargetL0Config):
+    """Defaults from a measured sweep (n 128, d 42, s 3, width 512, 3000 steps, target L0 3/6/12): lr 1e-2
+    recovers FRR@0.9 = 100 % at every target (at width 256, 1500 steps: 98–100 %); lr 1e-3 — the old default —
+    37–84 %; lr 3e-3 80–100 %."""
+
+    lr: float = 1e-2
     l1: float = 0.1
 
     def validate(self):
@@ -349,6 +354,12 @@ class RandomDecoder(TopK):
 # ---------------------------------------------------------------------------------------------- JumpReLU
 @dataclass(frozen=True)
 class JumpReLUConfig(TargetL0Config):
+    """lr 3e-3 from a measured sweep (n 128, d 42, s 3, width 512, 3000 steps): FRR@0.9 = 100 % at target L0 3,
+    6 and 12 (lr 1e-3: 98–99 %, 1e-2: 98–100 %, 3e-2: 95–99 %). On exactly s-sparse data JumpReLU's L0 settles
+    near s by reconstruction alone: targets above that are out of the controller's reach (it can only add
+    sparsity), and such runs are flagged as not converged."""
+
+    lr: float = 3e-3
     l0_coef: float = 0.1
     bandwidth: float = 0.05
     threshold_init: float = 0.1
