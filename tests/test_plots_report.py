@@ -107,7 +107,7 @@ def test_bench_counts_the_matmuls_the_step_runs(method, extra):
     from theory_sim.bench import flops_per_model_step
     from theory_sim.model.spec import GeneratorSpec
     from theory_sim.sae import get_method, make_config
-    from theory_sim.train import GeneratorData
+    from theory_sim.training import GeneratorData
     B, d, M, s, E = 32, 8, 16, 2, 3
     spec = GeneratorSpec(n=32, d=d, s=s)
     data = GeneratorData([spec.replace(seed=i) for i in range(E)], torch.device("cpu"))

@@ -379,7 +379,7 @@ def test_l0_controller_keeps_the_coefficient_in_range():
 def test_l0_controller_holds_each_model_at_its_target(name, coef):
     """Two models of one ensemble with targets 2 and 6 on the same data end near their own L0."""
     from theory_sim.model import GeneratorSpec
-    from theory_sim.train import GeneratorData, TrainConfig, train_ensemble
+    from theory_sim.training import GeneratorData, TrainConfig, train_ensemble
     cls = get_method(name)
     cfgs = [cls.Config(width=64, lr=1e-2, target_l0=t, **{coef: 0.05}) for t in (2.0, 6.0)]
     spec = GeneratorSpec(n=32, d=16, s=3)
@@ -391,7 +391,7 @@ def test_l0_controller_holds_each_model_at_its_target(name, coef):
 
 def test_target_l0_over_s_resolves_to_a_multiple_of_the_expected_l0():
     from theory_sim.model import GeneratorSpec
-    from theory_sim.train import resolve_hyper, spec_scales
+    from theory_sim.training import resolve_hyper, spec_scales
     spec = GeneratorSpec(n=64, d=16, s=4)
     cfg = resolve_hyper("l1", {"target_l0_over_s": 1.5}, *spec_scales(spec))
     assert cfg.target_l0 == pytest.approx(6.0)

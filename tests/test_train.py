@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from theory_sim.errors import ConfigError
 from theory_sim.model import GeneratorSpec, ModelSampler, make_features
-from theory_sim.train import GeneratorData, TrainConfig, resolve_hyper, train, train_ensemble
+from theory_sim.training import GeneratorData, TrainConfig, resolve_hyper, train, train_ensemble
 
 SPEC = GeneratorSpec(n=32, d=16, s=2)
 
@@ -107,3 +107,16 @@ def test_mba_recovers_inside_theorem_regime(n, p_over_f, seed):
     spec = GeneratorSpec(n=n, d=n // 2, s=2, seed=seed)
     r = train("mba", spec, seeds=[seed], steps=2, batch=8192, width=4096, p_over_f=p_over_f, progress=False)[0]
     assert max(r["frr_0.9_by_step"][1:]) == 1.0
+
+
+def test_top_level_train_can_be_called_twice_and_shows_its_signature():
+    """``theory_sim.train`` is the function, not a module that an import replaces."""
+    import inspect
+
+    import theory_sim
+    import theory_sim.training  # noqa: F401  (importing the module must not shadow the function)
+    X = np.abs(np.random.default_rng(0).normal(size=(256, 6))).astype(np.float32)
+    for _ in range(2):
+        r = theory_sim.train("topk", X, steps=5, batch=32, width=8, k=2, progress=False)[0]
+        assert r["status"] == "done"
+    assert callable(theory_sim.train) and "ground_truth" in inspect.signature(theory_sim.train).parameters

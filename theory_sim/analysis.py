@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -206,9 +207,10 @@ def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: 
             t0 = t[a] + (t[b] - t[a]) * (level - means[a]) / (means[b] - means[a])
             slope0 = (4 if rising else -4) / max(t[b] - t[a], 1e-9)
             try:
-                (c, s), _ = optimize.curve_fit(lambda q, c, s: _sigmoid(q, c, s) * 1.0, tt, yy, p0=(t0, slope0),
-                                               maxfev=2000)
-            except (RuntimeError, optimize.OptimizeWarning, ValueError):
+                with warnings.catch_warnings():  # a flat stretch leaves the covariance undefined: not needed here
+                    warnings.simplefilter("ignore", optimize.OptimizeWarning)
+                    (c, s), _ = optimize.curve_fit(_sigmoid, tt, yy, p0=(t0, slope0), maxfev=2000)
+            except (RuntimeError, ValueError):
                 return math.nan
             # level ≠ 0.5: solve sigmoid = level
             c_level = c + math.log(level / (1 - level)) / s if 0 < level < 1 and s != 0 else c

@@ -25,7 +25,7 @@ import time
 import torch
 
 from .model.spec import GeneratorSpec
-from .train import GeneratorData, resolve_hyper
+from .training import GeneratorData, resolve_hyper
 
 STANDARD = dict(d=64, n=256, s=4, width=512, batch=512)
 METHOD_PARAMS = {"ba": {"p_over_f": 1.0}, "gba": {}, "topk": {"k": 4}, "l1": {"l1": 0.01},

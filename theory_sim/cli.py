@@ -8,6 +8,7 @@ import math
 import sys
 import typing
 
+from .device import resolve_device
 from .errors import ConfigError
 from .model.spec import GeneratorSpec
 
@@ -108,17 +109,6 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def resolve_device(name: str):
-    import torch
-    if name not in ("auto", "cpu", "cuda"):
-        raise ConfigError("device", f"must be one of auto, cpu, cuda; got {name!r}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", "cuda was requested but torch sees no CUDA device; use cpu or auto")
-    return torch.device(name)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="theory-sim", description="Theory-verification simulations for sparse autoencoders "
                 "(Chen et al., provable feature recovery by bias adaptation).")
@@ -175,7 +165,7 @@ def method_params_from_args(args) -> dict:
 
 def cmd_train(args) -> int:
     from .sae import get_method
-    from .train import train
+    from .training import train
     get_method(args.method)
     hyper = method_params_from_args(args)
     data, gt = None, None

@@ -24,7 +24,7 @@ import torch
 from theory_sim import GeneratorSpec
 from theory_sim.metrics import best_cosines, frr
 from theory_sim.model import ModelSampler, make_features
-from theory_sim.train import train
+from theory_sim.training import train
 
 
 def saelens_train(kind: str, X: torch.Tensor, coef, steps: int, batch: int, lr: float, seed: int):

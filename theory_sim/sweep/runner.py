@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..device import resolve_device
 from ..errors import ConfigError
 from ..store import Store, provenance
 from .spec import Cell, Sweep, make_batches
@@ -26,12 +27,10 @@ def run_batch(payload: dict) -> list[tuple[str, dict]]:
 
     A plain function of plain data, so Dask can ship it to any worker."""
     from ..model.spec import GeneratorSpec
-    from ..train import GeneratorData, TrainConfig, resolve_hyper, spec_scales, train_ensemble
+    from ..training import GeneratorData, TrainConfig, resolve_hyper, spec_scales, train_ensemble
     if payload.get("threads"):
         torch.set_num_threads(payload["threads"])
-    dev = payload["device"]
-    if dev == "auto":
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = resolve_device(payload["device"])
     cells = payload["cells"]
     specs = [GeneratorSpec.from_dict({"seed": c["seed"], **c["data"]}) for c in cells]  # see Cell.spec
     cfgs = [resolve_hyper(c["method"], c["params"], *spec_scales(s)) for c, s in zip(cells, specs)]
@@ -69,8 +68,7 @@ def default_max_batch(device: str) -> int:
     """Models per ensemble: on CPU E = 8 (theory-sim bench, standard cell: E = 8 runs at 1.8x E = 1 per
     model and E = 32 only ~7 % faster than E = 8, while smaller tasks keep Dask retries and the progress bar
     fine-grained); on CUDA 64 (the GPU needs wide batches to fill)."""
-    dev = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    return 64 if str(dev).startswith("cuda") else 8
+    return 64 if resolve_device(device).type == "cuda" else 8
 
 
 def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "local", workers: int = 2,

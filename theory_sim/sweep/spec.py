@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..model.spec import GENERATOR_FIELDS, GeneratorSpec
 from ..sae import REGISTRY, get_method
-from ..train import TrainConfig, derived_base, resolve_hyper, spec_scales
+from ..training import TrainConfig, derived_base, resolve_hyper, spec_scales
 
 SCHEMA = 1
 TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "budgets", "report")

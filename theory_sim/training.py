@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics as M
+from .device import resolve_device
 from .errors import ConfigError, require
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, derive_seed
 from .model.spec import GeneratorSpec
@@ -259,8 +260,7 @@ def train(method: str = "ba", data=None, *, ground_truth=None, seeds=(0,), steps
     callable ``fn(B) -> (B, d)``, or None (the default spec). ground_truth: (n, d) features for recovery
     metrics with user data. hyper: the method's hyperparameters (``p_over_f`` etc. allowed with a spec).
     """
-    from .cli import resolve_device
-    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    dev = resolve_device(device)
     seeds = list(seeds)
     require(len(seeds) >= 1, "seeds", "give at least one seed")
     tc = TrainConfig(steps=steps, batch=batch, eval_samples=eval_samples, record_every=record_every)

@@ -1,0 +1,111 @@
+"""Each report rule held to hand-made results tables: every rule can say "reproduced", "not reproduced"
+and (where intervals can straddle its threshold) "inconclusive"."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from theory_sim import report as R
+
+
+def _rows(cells, seeds=(0, 1, 2), **const):
+    """cells: list of (dict of columns, [per-seed metric values] or a scalar) → results rows."""
+    out = []
+    for cols, vals in cells:
+        vals = vals if isinstance(vals, (list, tuple)) else [vals] * len(seeds)
+        for sd, v in zip(seeds, vals):
+            out.append({"status": "done", "seed": sd, **const, **cols, "frr_0.9": v})
+    return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------------------------------------- resonance
+def _resonance(peak_light, width_light, lower_edge=True, noise=0.0):
+    """n 256, s 4; d = 8 (heavy) never recovers; d = 96 (light) recovers ``peak_light`` on a band of
+    ``width_light`` grid points starting at the 2nd point (or the 1st when there is no lower edge)."""
+    xs = [2.0 ** k for k in range(-4, 5)]
+    rng = np.random.default_rng(0)
+    cells = []
+    start = 1 if lower_edge else 0
+    for i, x in enumerate(xs):
+        inside = start <= i < start + width_light
+        cells.append(({"d": 8, "p_over_f": x}, [0.0] * 3))
+        v = peak_light if inside else 0.0
+        cells.append(({"d": 96, "p_over_f": x}, list(np.clip(v + rng.normal(0, noise, 3), 0, 1))))
+    return _rows(cells, n=256, s=4, method="ba", label="BA")
+
+
+def test_resonance_reproduced_with_both_edges_and_a_wider_light_band():
+    assert R.claim_resonance(_resonance(1.0, 5))["verdict"] == "reproduced"
+
+
+def test_resonance_partly_without_a_lower_edge():
+    r = R.claim_resonance(_resonance(1.0, 5, lower_edge=False))
+    assert r["verdict"] == "partly" and "lower edge was not found" in r["ours"]
+
+
+def test_resonance_not_reproduced_without_recovery():
+    assert R.claim_resonance(_resonance(0.3, 5))["verdict"] == "not reproduced"
+
+
+# ---------------------------------------------------------------------------------------------- cooccurrence
+def _cooc(lo_vals, hi_vals):
+    cells = []
+    for r, rho, vals in [(0.03, 0.03, lo_vals), (0.05, 0.05, lo_vals), (0.5, 0.5, hi_vals), (1.0, 1.0, hi_vals)]:
+        cells.append(({"cooccurrence": r, "data_rho2": rho}, vals))
+    return _rows(cells, n=128, method="ba", label="BA", p_over_f=1.0)
+
+
+def test_cooccurrence_verdicts():
+    assert R.claim_cooccurrence(_cooc([1.0, 1.0, 1.0], [0.2, 0.25, 0.3]))["verdict"] == "reproduced"
+    assert R.claim_cooccurrence(_cooc([1.0, 1.0, 1.0], [0.95, 0.97, 0.99]))["verdict"] == "not reproduced"
+    # a drop of ≈ 30 points with seeds that disagree: the interval straddles the threshold
+    assert R.claim_cooccurrence(_cooc([1.0, 0.7, 1.0], [0.9, 0.4, 0.8]))["verdict"] == "inconclusive"
+
+
+# ---------------------------------------------------------------------------------------------- theorem
+def _theorem(at_f, init=0.0):
+    cells = []
+    for d in (24, 48):
+        for pf in (0.5, 1.0, 2.0):
+            cells.append(({"d": d, "p_over_f": pf, "frr_0.9_by_step": [init, at_f]}, at_f))
+    return _rows(cells, n=48, s=2, method="mba", label="MBA")
+
+
+def test_theorem_verdicts():
+    assert R.claim_theorem(_theorem(1.0))["verdict"] == "reproduced"
+    assert R.claim_theorem(_theorem(0.3))["verdict"] == "not reproduced"
+
+
+# ---------------------------------------------------------------------------------------------- imbalanced
+def _imbalanced(gba, topk30):
+    cells = [({"label": "GBA (0.5 → 1e-3, ICLR; covers f)", "method": "gba", "row_norm": True, "frr_0.8": gba}, gba),
+             ({"label": "TopK K=30", "method": "topk", "k": 30, "row_norm": True, "frr_0.8": 0.984}, topk30)]
+    return _rows(cells, n=128)
+
+
+PAPER = {"GBA (0.5 → 1e-3, ICLR; covers f)": [100.0, 100.0], "TopK K=30": [98.4, 24.2]}
+
+
+def test_imbalanced_verdicts():
+    assert R.claim_imbalanced(_imbalanced(1.0, 0.242), PAPER)["verdict"].startswith("reproduced")
+    assert R.claim_imbalanced(_imbalanced(1.0, 0.9), PAPER)["verdict"].startswith("partly")
+    assert R.claim_imbalanced(_imbalanced(0.1, 0.9), PAPER)["verdict"].startswith("not reproduced")
+
+
+# ---------------------------------------------------------------------------------------------- within / pooled
+def test_within_is_tri_state():
+    assert R._within((0.95, 0.92, 0.98), 1.0, 0.10) is True
+    assert R._within((0.5, 0.4, 0.6), 1.0, 0.10) is False
+    assert R._within((0.9, 0.85, 0.95), 1.0, 0.10) is None
+
+
+def test_pooled_interval_over_seed_means():
+    df = _rows([({"x": 1}, [1.0, 0.5, 0.0]), ({"x": 2}, [1.0, 0.5, 0.0])], n=100)
+    m, lo, hi = R.pooled(df)
+    assert m == pytest.approx(0.5) and lo < 0.0 + 1e-9 and hi > 0.99  # three seeds 1, .5, 0: a wide t interval
+    assert math.isnan(R.pooled(df.iloc[:0])[0])
+
+
+def test_every_claim_has_a_rule():
+    assert set(R.CLAIMS) == set(R.EXPERIMENTS)
