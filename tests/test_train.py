@@ -88,7 +88,7 @@ def test_train_cli_json_keys_and_bad_input():
 
 @pytest.mark.slow
 def test_ba_resonance_light_superposition():
-    """shared/paper.md §6 regime (n 128, d 42, s 3, width 512, 3000 steps): BA recovers at p = f, not at p = 4f."""
+    """the paper's regime (n 128, d 42, s 3, width 512, 3000 steps): BA recovers at p = f, not at p = 4f."""
     spec = GeneratorSpec(n=128, d=42, s=3)
     f = spec.mean_frequency()
     cfgs = [resolve_hyper("ba", {"width": 512, "p_over_f": pf}, f) for pf in (1, 4)]

@@ -30,7 +30,7 @@ from .training import GeneratorData, resolve_hyper
 STANDARD = dict(d=64, n=256, s=4, width=512, batch=512)
 METHOD_PARAMS = {"ba": {"p_over_f": 1.0}, "gba": {}, "topk": {"k": 4}, "l1": {"l1": 0.01},
                  "batchtopk": {"k": 4}, "jumprelu": {"l0_coef": 0.01}}
-SAELENS_REFERENCE_STEPS_PER_S = 99.0  # design.md: SAELens 6.54 train_toy_sae, same cell, 2-core machine
+SAELENS_REFERENCE_STEPS_PER_S = 99.0  # SAELens 6.54 train_toy_sae measured on the same cell on a 2-core machine of this kind (docs/crosscheck)
 
 
 def _sync(dev):
@@ -200,7 +200,7 @@ def format_bench(b: dict) -> str:
                      f"{r['flops_over_BdM']:>10.2f} {r['achieved_gflops']:>9.1f} {100 * r['fraction_of_peak']:>7.1f}% "
                      f"{100 * r['fraction_of_peak_mean']:>6.1f}% {r['peak_rss_mb']:>12.0f}")
     if "topk_E1_vs_saelens_reference" in b:
-        lines.append(f"topk E=1 / SAELens reference ({SAELENS_REFERENCE_STEPS_PER_S:g} steps/s, design.md, "
+        lines.append(f"topk E=1 / SAELens reference ({SAELENS_REFERENCE_STEPS_PER_S:g} steps/s, measured earlier, "
                      f"not measured in this run): {b['topk_E1_vs_saelens_reference']:.2f}x")
     if "quickstart_grid" in b:
         g = b["quickstart_grid"]

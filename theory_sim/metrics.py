@@ -1,4 +1,4 @@
-"""Recovery and quality metrics (names as in shared/paper.md §7).
+"""Recovery and quality metrics (names and definitions: docs/science.md §5).
 
 All cosine computations are chunked over features, so n = 65,536 features × M = 65,536 neurons never
 hold the whole n × M matrix: memory is O(chunk · M). MCC uses scipy's Hungarian solver on the dense

@@ -1,4 +1,4 @@
-"""The recovery theorem's conditions (Thm 6.1; shared/paper.md §4) as functions.
+"""The recovery theorem's conditions (Thm 6.1; docs/science.md §3) as functions.
 
 The theorem's "≲" hide constants. Here every bound takes them explicitly, defaulting to 1 (ε = ς = 0),
 so the drawn boundary is the theorem's scaling with unit constants, and the empirical 50 % contour is

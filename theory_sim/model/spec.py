@@ -1,6 +1,6 @@
 """The generator spec: every knob of the statistical model X = H V (+ noise), validated.
 
-Decisions the paper leaves open (shared/paper.md §1), each a switch here:
+Decisions the paper leaves open (docs/science.md §1), each a switch here:
 - ``support``: ``exact`` (every row exactly s non-zeros, uniform subsets — the theorem's model),
   ``bernoulli`` (feature i fires independently with frequency f_i: uniform s/n, Zipf, or an explicit list,
   optionally with co-occurrence groups), ``mixture`` (each row draws its sparsity from ``mixture_s`` with

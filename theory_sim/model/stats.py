@@ -97,7 +97,7 @@ def measure(spec: GeneratorSpec, samples: int = 20000, device: str | torch.devic
 
 
 def data_conditions(spec: GeneratorSpec, stats: dict) -> dict:
-    """The theorem's data assumptions (shared/paper.md §1, §4) that a sample can be checked for.
+    """The theorem's data assumptions (docs/science.md §1, §3) that a sample can be checked for.
 
     - ``theorem_model``: V Gaussian and H uniformly s-sparse (the recovery theorem's exact assumptions);
     - ``low_cooccurrence`` (H3): rho2 < n^{-1/2};

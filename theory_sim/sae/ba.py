@@ -1,4 +1,4 @@
-"""Bias adaptation (BA) and Group Bias Adaptation (GBA): shared/paper.md §2–§3.
+"""Bias adaptation (BA) and Group Bias Adaptation (GBA): docs/science.md §2.
 
 Tied SAE  f(x) = Σ_m a_m w_m φ(w_mᵀ(x − b_pre) + b_m) + b_pre,  loss ½‖f(x) − x‖², no sparsity penalty.
 Adam trains w (and a, b_pre where switched on); the biases b get no gradient. Every ``adapt_every`` steps,

@@ -1,4 +1,4 @@
-"""Modified BA — the algorithm the recovery theorem (Thm 6.1) analyses; shared/paper.md §3.
+"""Modified BA — the algorithm the recovery theorem (Thm 6.1) analyses; docs/science.md §2.
 
 Tied unit-norm weights, one target frequency p, biases held fixed, output scale a → 0, a smooth ReLU,
 spherical gradient descent. In the a → 0 limit the loss gradient of neuron m is

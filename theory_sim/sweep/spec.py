@@ -35,6 +35,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -51,6 +52,8 @@ TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)) + ("seeds",)
 PLOT_KEYS = ("x", "y", "metric", "curve", "tuned")
 BUDGETS = ("tiny", "quick", "full")
+#: a sweep name becomes part of file names: no path separators, no leading dot
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,10 @@ def axis_values(v, key: str, path: str) -> list:
             raise _err(path, key, f"{kind} needs [start, stop, num] of numbers, got {args!r}")
         a, b, c = args
         if kind == "range":
-            vals = list(range(int(a), int(b) + 1, int(c))) if c > 0 else []
+            if not all(isinstance(x, int) for x in args) or c <= 0:
+                raise _err(path, key, f"range needs integers [start, stop, step > 0] (stop included), got {args!r}; "
+                           "use linspace or a list for non-integer values")
+            vals = list(range(a, b + 1, c))
         else:
             if c < 1 or int(c) != c:
                 raise _err(path, key, f"{kind} num must be an integer >= 1, got {c!r}")
@@ -209,8 +215,9 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
     over = dict(budgets.get(budget, {}))
     all_methods = over.pop("all_methods", {})
     cfg = _deep_merge(cfg, over)
-    if not isinstance(cfg.get("name"), str) or not cfg["name"]:
-        raise _err(path, "name", "required: a non-empty string naming the experiment")
+    if not isinstance(cfg.get("name"), str) or not SAFE_NAME.fullmatch(cfg["name"]):
+        raise _err(path, "name", "required: a file stem of letters, digits, '_', '-' and '.' (not starting with "
+                   f"'.'; it names the figures inside --out), got {cfg.get('name')!r}")
     data = cfg.get("data", {})
     grid = dict(cfg.get("grid", {}))
     zips = grid.pop("zip", [])
