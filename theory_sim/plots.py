@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from . import theory  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .analysis import (_short, cell_summary, converged, crossings, magnitude_recovery, reading_labels,  # noqa: E402
-                       seed_pair_consistency, tune_per_cell, variant_labels)
+                       seed_interval, seed_pair_consistency, tune_per_cell, variant_labels)
 from .metrics import CURVE_TAUS  # noqa: E402
 from .store import Store, load_results  # noqa: E402
 
@@ -209,9 +209,10 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
     head = (title or f"{_label(metric)} over {x} × {y}") + (f" [{ctx}]" if ctx else "") + f" — {variant}"
     fig.suptitle(textwrap.fill(head, 75 * ncol // 2 + 30), fontsize=10)
     table = summ.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")})
-    if boundary_rows:
+    paths = _save(fig, out, table)
+    if boundary_rows:  # beside the figure: the fitted crossings it draws
         pd.DataFrame(boundary_rows).to_csv(str(out) + "_boundaries.csv", index=False)
-    return _save(fig, out, table)
+    return paths
 
 
 def _overlay_theory(ax, df, x, y, ys):
@@ -302,19 +303,36 @@ def frr_vs_tau(df, store: Store, out: Path, title="") -> list[str]:
 
 
 def frontier(df, out: Path, title="") -> list[str]:
-    """Sparsity–reconstruction frontier: FVU (log) vs L0, one line per label through its variants."""
+    """Sparsity–reconstruction frontier: FVU (log) vs L0, one line per label through its variants, each
+    point the mean over seeds with its 95 % interval in both coordinates and labelled with the
+    hyperparameters that make the variant."""
     df = df[df.status == "done"].copy()
     df["series"] = variant_labels(df)
-    summ = df.groupby(["label", "series"], sort=False)[["l0", "fvu", "frr_0.9"]].mean().reset_index()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    rows = []
+    for (lab, ser), g in df.groupby(["label", "series"], sort=False):
+        l0, fvu = seed_interval(g.l0.to_numpy(float)), seed_interval(g.fvu.to_numpy(float))
+        rows.append({"label": lab, "series": ser, "variant": ser[len(lab):].strip(" ()"), "l0": l0[0], "l0_low": l0[1],
+                     "l0_high": l0[2], "fvu": fvu[0], "fvu_low": fvu[1], "fvu_high": fvu[2],
+                     "frr_0.9": g["frr_0.9"].mean(), "seeds": g.seed.nunique()})
+    summ = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(7.2, 5.0), constrained_layout=True)
     for lab, s in summ.groupby("label", sort=False):
         s = s.sort_values("l0")
-        ax.plot(s.l0, s.fvu.clip(lower=1e-4), marker="o", label=lab)
+        y = s.fvu.clip(lower=1e-4)
+        xerr = np.nan_to_num(np.array([s.l0 - s.l0_low, s.l0_high - s.l0]).clip(min=0))
+        yerr = np.nan_to_num(np.array([y - s.fvu_low.clip(lower=1e-4), s.fvu_high.clip(lower=1e-4) - y]).clip(min=0))
+        line = ax.errorbar(s.l0, y, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=lab)
+        for _, r in s.iterrows():
+            if r.variant:
+                ax.annotate(r.variant, (r.l0, max(r.fvu, 1e-4)), textcoords="offset points", xytext=(4, 3), fontsize=6,
+                            color=line[0].get_color())
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(_label("l0"))
     ax.set_ylabel("fraction of variance unexplained (FVU)")
-    ax.set_title(title or "sparsity–reconstruction frontier (lower-left is better)", fontsize=10)
+    seeds = sorted(set(summ.seeds)) if len(summ) else [0]
+    ax.set_title(title or f"sparsity–reconstruction frontier (lower-left is better) [{_context(df, [])}]\n"
+                 f"mean and 95 % interval over {'/'.join(map(str, seeds))} seeds", fontsize=10)
     ax.legend(fontsize=7)
     return _save(fig, out, summ)
 
@@ -372,27 +390,37 @@ def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
 
 
 def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
-    """Bars of our FRR@0.8 / FRR@0.9 per label (mean over seeds), the paper's numbers as markers."""
+    """Bars of our FRR@0.8 / FRR@0.9 per label and reading (mean over seeds, 95 % interval as error bars),
+    the paper's numbers as markers."""
     df = reading_labels(df[df.status == "done"])
+    df = df.assign(reading=[r if lab == v else v + r[len(lab):] for r, lab, v in
+                            zip(df.reading, df.label, variant_labels(df))])
     labels = list(dict.fromkeys(df.reading))
     rows = []
     for lab in labels:
         g = df[df.reading == lab]
-        ours = [g["frr_0.8"].mean() * 100, g["frr_0.9"].mean() * 100]
+        n = int(g["n"].iloc[0])
+        i8, i9 = (seed_interval(g[m].to_numpy(float), n) for m in ("frr_0.8", "frr_0.9"))
         ref = paper.get(g.label.iloc[0], [np.nan, np.nan])
-        rows.append({"label": lab, "ours_frr_0.8": ours[0], "ours_frr_0.9": ours[1], "paper_frr_0.8": ref[0],
-                     "paper_frr_0.9": ref[1], "seeds": len(g)})
+        rows.append({"label": lab, "ours_frr_0.8": 100 * i8[0], "ours_frr_0.8_low": 100 * i8[1],
+                     "ours_frr_0.8_high": 100 * i8[2], "ours_frr_0.9": 100 * i9[0], "ours_frr_0.9_low": 100 * i9[1],
+                     "ours_frr_0.9_high": 100 * i9[2], "paper_frr_0.8": ref[0], "paper_frr_0.9": ref[1],
+                     "seeds": g.seed.nunique()})
     table = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(0.9 * len(labels) + 3, 4.8), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(0.7 * len(labels) + 3, 5.2), constrained_layout=True)
     xi = np.arange(len(labels))
-    ax.bar(xi - 0.2, table["ours_frr_0.8"], 0.4, label="ours τ = 0.8")
-    ax.bar(xi + 0.2, table["ours_frr_0.9"], 0.4, label="ours τ = 0.9")
+    for off, t, name in ((-0.2, "0.8", "ours τ = 0.8"), (0.2, "0.9", "ours τ = 0.9")):
+        m = table[f"ours_frr_{t}"]
+        err = np.nan_to_num(np.array([m - table[f"ours_frr_{t}_low"], table[f"ours_frr_{t}_high"] - m]).clip(min=0))
+        ax.bar(xi + off, m, 0.4, yerr=err, capsize=2, label=name)
     ax.scatter(xi - 0.2, table["paper_frr_0.8"], marker="_", s=400, color="k", zorder=3, label="paper τ = 0.8")
     ax.scatter(xi + 0.2, table["paper_frr_0.9"], marker="_", s=400, color="r", zorder=3, label="paper τ = 0.9")
-    ax.set_xticks(xi, labels, rotation=20, ha="right", fontsize=8)
+    ax.set_xticks(xi, labels, rotation=35, ha="right", fontsize=7)
     ax.set_ylim(0, 105)
     ax.set_ylabel("FRR (%)")
-    ax.set_title(title or "ours (bars) vs the paper (markers)", fontsize=10)
+    seeds = sorted(set(table.seeds)) if len(table) else [0]
+    ax.set_title(title or f"ours (bars, 95 % interval over {'/'.join(map(str, seeds))} seeds) vs the paper (markers)",
+                 fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
     return _save(fig, out, table)
 
