@@ -109,3 +109,47 @@ def test_pooled_interval_over_seed_means():
 
 def test_every_claim_has_a_rule():
     assert set(R.CLAIMS) == set(R.EXPERIMENTS)
+
+
+# ---------------------------------------------------------------------------------------------- frontier
+class FakeStore:
+    """load_arrays(hash) from a dict: what the rules read of a cell's arrays."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def load_arrays(self, h):
+        return self.arrays.get(h, {})
+
+
+def _frontier(gba_consistent: bool, gba_fvu: float):
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(16, 8)).astype(np.float32)
+    rows, arrays = [], {}
+    for lab, method, l0, fvu, consistent in [("GBA", "gba", 5.0, gba_fvu, gba_consistent),
+                                             ("TopK", "topk", 3.0, 0.10, True), ("L1", "l1", 4.0, 0.30, False)]:
+        for seed in range(3):
+            h = f"{lab}{seed}"
+            dec = shared if consistent else rng.normal(size=(16, 8)).astype(np.float32)
+            arrays[h] = {"decoder": dec, "neuron_freq": np.ones(16)}
+            rows.append({"status": "done", "label": lab, "method": method, "seed": seed, "cell_hash": h, "n": 32,
+                         "d": 8, "s": 3, "l0": l0, "fvu": fvu * (1 + 0.01 * seed), "frr_0.9": 1.0})
+    return pd.DataFrame(rows), FakeStore(arrays)
+
+
+def test_frontier_verdicts():
+    # GBA as consistent as TopK (not more): condition (1) fails → not reproduced whatever its FVU
+    assert R.claim_frontier(*_frontier(True, 0.11))["verdict"] == "not reproduced"
+    df, st = _frontier(False, 0.11)
+    assert R.claim_frontier(df, st)["verdict"] == "not reproduced"
+
+
+def test_frontier_reproduced_when_gba_is_more_consistent_and_on_the_frontier():
+    df, st = _frontier(True, 0.11)
+    # TopK made inconsistent: GBA now beats it on consistency, and its FVU is within 20 % of TopK's
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        st.arrays[f"TopK{seed}"]["decoder"] = rng.normal(size=(16, 8)).astype(np.float32)
+    assert R.claim_frontier(df, st)["verdict"] == "reproduced"
+    df.loc[df.label == "GBA", "fvu"] = 0.5  # off the frontier: partly
+    assert R.claim_frontier(df, st)["verdict"] == "partly"
