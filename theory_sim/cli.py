@@ -9,10 +9,11 @@ import sys
 import typing
 
 from .device import resolve_device
-from .errors import ConfigError
+from .errors import ConfigError, Interrupted
 from .model.spec import GeneratorSpec
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -362,6 +363,9 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"theory-sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt as e:  # one line, not a traceback; a sweep says how far it got
+        print(f"theory-sim: {e}" if isinstance(e, Interrupted) else "theory-sim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

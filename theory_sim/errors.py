@@ -19,3 +19,11 @@ def reject_unknown(d: dict, known, what: str) -> None:
     for k in d:
         if k not in known:
             raise ConfigError(k, f"unknown {what}; allowed: {', '.join(sorted(known))}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep, carrying how far it got (the CLI prints one line from it and exits 130)."""
+
+    def __init__(self, done: int, total: int):
+        self.done, self.total = done, total
+        super().__init__(f"interrupted: {done} of {total} cells stored; rerun the same command to resume")

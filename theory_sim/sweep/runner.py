@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from ..errors import ConfigError
+from ..errors import ConfigError, Interrupted
 from ..store import Store, provenance
 from .spec import Cell, Sweep, make_batches
 
@@ -116,6 +116,8 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
         elapsed = time.perf_counter() - t0
         bar.set_postfix(cells_per_s=f"{summary.ran / max(elapsed, 1e-9):.2f}", failed=summary.failed)
 
+    if done0 and progress:
+        print(f"{sweep.name}: resuming, {done0} of {len(sweep.cells)} cells already stored", file=sys.stderr)
     try:
         if executor == "local":
             threads = None
@@ -123,6 +125,8 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
                 store_batch(run_batch(_payload(b, device, threads)))
         else:
             _run_dask(batches, device, workers, scheduler, store_batch)
+    except KeyboardInterrupt:
+        raise Interrupted(len(sweep.cells) - len(todo), len(sweep.cells)) from None
     finally:
         bar.close()
         con.close()
