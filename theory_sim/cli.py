@@ -72,13 +72,16 @@ def add_generator_options(p: argparse.ArgumentParser) -> None:
                        help=f"{_HELP.get(f.name, f.name)} (default {f.default})")
 
 
-def generator_spec_from_args(args) -> GeneratorSpec:
+def generator_spec_from_args(args, base: GeneratorSpec | None = None) -> GeneratorSpec:
+    """The spec the options describe; with ``base`` (a reloaded spec), the options given override it."""
     kw = {k[4:]: v for k, v in vars(args).items() if k.startswith("gen_") and v is not None}
     if isinstance(kw.get("s"), float) and kw["s"].is_integer():
         kw["s"] = int(kw["s"])
     for k, v in kw.items():
         if isinstance(v, float) and math.isnan(v):
             raise ConfigError(k, "must be a number, got NaN")
+    if base is not None:
+        return base.replace(**kw)
     return GeneratorSpec(**kw)
 
 
@@ -97,11 +100,18 @@ def dump_json(obj) -> str:
 
 # ---------------------------------------------------------------------- commands
 def cmd_sample(args) -> int:
+    from .model.export import check_save_dir, load_spec, save_sample
     from .model.stats import measure
-    spec = generator_spec_from_args(args)
+    spec = generator_spec_from_args(args, base=load_spec(args.spec) if args.spec else None)
     if args.samples <= 0:
         raise ConfigError("samples", f"must be > 0, got {args.samples}")
-    stats = measure(spec, args.samples, device=resolve_device(args.device))
+    device = resolve_device(args.device)
+    if args.save is not None:
+        check_save_dir(args.save)  # before drawing anything
+        shapes = save_sample(spec, args.samples, args.save, device)
+        print(f"wrote {', '.join(f'{k} {tuple(v)}' for k, v in shapes.items())} and spec.json to {args.save}",
+              file=sys.stderr)
+    stats = measure(spec, args.samples, device=device)
     if args.json:
         print(dump_json(stats))
     else:
@@ -120,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--samples", type=int, default=20000, help="rows to draw (default 20000)")
     sp.add_argument("--device", default="cpu", help="auto | cpu | cuda (default cpu)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--save", metavar="DIR", help="also write X.npy (N, d), V.npy (n, d), H as H_indices.npy / "
+                    "H_values.npy and spec.json into DIR (new or empty): data other tools can train on")
+    sp.add_argument("--spec", metavar="FILE", help="start from a saved spec.json (options given override it)")
     sp.set_defaults(func=cmd_sample)
 
     for register in _EXTRA_COMMANDS:
