@@ -65,13 +65,28 @@ def test_phase_diagram_files_and_csv_match_store(tmp_path):
     assert ((cons.consistency >= 0) & (cons.consistency <= 1)).all()
 
 
-def test_plot_cli_bad_metric(tmp_path):
-    f = tmp_path / "p.toml"
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plotbad")
+    f = tmp / "p.toml"
     f.write_text(textwrap.dedent(PHASE).replace("seeds = [0, 1]", "seeds = [0]"))
-    run_sweep(load_sweep(f), str(tmp_path / "o"), progress=False)
-    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "plot", str(tmp_path / "o"), "--metric", "bogus"],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "metric" in r.stderr
+    run_sweep(load_sweep(f), str(tmp / "o"), progress=False)
+    return tmp / "o"
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--metric", "bogus"], "metric"), (["--metric", "status"], "metric"), (["--metric", "label"], "metric"),
+    (["--x", "d", "--y", "d"], "y"), (["--x", "d", "--y", "p_over_f"], "y"),  # TopK has no p_over_f
+    (["--x", "nope"], "x"), (["--x", "label"], "x"), (["--x", "d", "--y", "k"], "y"),  # BA has no k
+])
+def test_plot_cli_bad_arguments_one_line_exit_2_nothing_written(small_store, args, field):
+    figs = small_store / "figures"
+    before = sorted(figs.rglob("*")) if figs.exists() else []
+    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "plot", str(small_store), *args], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"error: {field}:" in r.stderr, r.stderr
+    assert (sorted(figs.rglob("*")) if figs.exists() else []) == before
 
 
 def test_bench_json_keys():

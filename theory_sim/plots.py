@@ -75,9 +75,27 @@ def _save(fig, path_base: Path, table: pd.DataFrame) -> list[str]:
 
 
 def _done(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    if metric not in df.columns:
-        raise ConfigError("metric", f"{metric!r} is not a results column; try frr_0.9, mmcs, mcc, explained_variance")
-    return df[df.status == "done"]
+    if metric not in df.columns or not pd.api.types.is_numeric_dtype(df[metric]) or df[metric].dtype == bool:
+        raise ConfigError("metric", f"{metric!r} is not a numeric results column; try frr_0.9, mmcs, mcc, "
+                          "explained_variance, l0")
+    done = df[df.status == "done"]
+    if done.empty:
+        raise ConfigError("plot", "no finished cells to draw yet (theory-sim status shows why)")
+    return done
+
+
+def check_axes(df: pd.DataFrame, axes: list[str]) -> None:
+    """Each axis a numeric results column that every method of the figure has (one line otherwise)."""
+    done = df[df.status == "done"]
+    for role, col in zip(("x", "y"), axes):
+        if col not in df.columns:
+            raise ConfigError(role, f"{col!r} is not a results column of this sweep")
+        if not pd.api.types.is_numeric_dtype(done[col].dropna()) or done[col].dropna().empty:
+            raise ConfigError(role, f"{col!r} has no numeric values to put on an axis")
+        missing = sorted({lab for lab, g in done.groupby("label") if g[col].isna().all()})
+        if missing and role == "y":
+            raise ConfigError(role, f"{col!r} is not an axis of {', '.join(missing)}; choose one every method has "
+                              "(a grid axis), or put it on x")
 
 
 def _summarise(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
@@ -436,6 +454,12 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
     name = meta["sweep_name"]
     x, y = x or plot.get("x"), y or plot.get("y")
     metric = metric or plot.get("metric", "frr_0.9")
+    _done(df, metric)
+    if y and not x:
+        raise ConfigError("x", "a phase diagram needs x as well as y")
+    if x and y and x == y:
+        raise ConfigError("y", f"x and y must differ, both are {x!r}")
+    check_axes(df, [a for a in (x, y) if a])
     fig_dir = Path(fig_dir or Path(out_dir) / "figures")
     paths = []
     if x and y:
