@@ -63,7 +63,35 @@ def test_uniqueness_by_hand():
     D = torch.tensor([[1.0, 0, 0], [1.0, 0.01, 0], [0, 1.0, 0], [0.5, 0.5, 0.7]])
     fb, fa, nb, na = M.best_cosines(V, D)
     # aligned neurons 0, 1, 2 match features 0, 0, 1 → 2 distinct / 3 aligned
-    assert M.uniqueness(fb, nb, na) == pytest.approx(2 / 3)
+    assert M.aligned_uniqueness(fb, nb, na) == pytest.approx(2 / 3)
+    # SynthSAEBench's: over all 4 latents, best |cos| matches 0, 0, 1, 2 → 3 distinct / 4 latents
+    assert M.uniqueness(M.best_abs_match(V, D)) == pytest.approx(3 / 4)
+    # defined when nothing aligns (the aligned version has nothing to judge: NaN)
+    far = torch.tensor([[0.6, 0.6, 0.52], [0.5, 0.6, 0.62]])
+    assert M.uniqueness(M.best_abs_match(V, far)) > 0
+    assert math.isnan(M.aligned_uniqueness(*[t for i, t in enumerate(M.best_cosines(V, far)) if i != 1]))
+
+
+def test_mcc_is_absolute_and_mcc_signed_is_not():
+    """SynthSAEBench's MCC matches on |cos|: a negated dictionary scores 1; the signed one cannot do better
+    than matching orthogonal pairs (0)."""
+    V = torch.eye(3)
+    assert M.mcc(V, -V) == pytest.approx(1.0) and M.mcc(V, -V, signed=True) == pytest.approx(0.0)
+
+
+def test_classification_metrics_by_hand():
+    """Two features, three latents: latent 0 ↔ feature 0 fires on rows 0, 1 (feature 0 present on rows 0,
+    2): TP 1, FP 1, FN 1, TN 1 → P = R = F1 = acc = ½; latent 1 ↔ feature 1 fires exactly where it is present
+    (rows 1, 3): all 1; latent 2 (also feature 1, never fires): P 0 (undefined → 0), R 0, F1 0, acc ½."""
+    V = torch.eye(2)
+    D = torch.tensor([[1.0, 0.1], [0.1, 1.0], [0.2, -0.9]])
+    z = torch.tensor([[1.0, 0, 0], [0.5, 2.0, 0], [0, 0, 0], [0, 1.0, 0]])
+    rows, cols = torch.tensor([0, 2, 1, 3]), torch.tensor([0, 0, 1, 1])
+    m = M.classification_metrics(z, D, V, rows, cols)
+    assert m["precision"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert m["recall"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert m["f1"] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert m["accuracy"] == pytest.approx((0.5 + 1 + 0.5) / 3)
 
 
 def test_consistency():

@@ -206,3 +206,28 @@ def test_row_norm_gives_unit_rows_and_keeps_old_hashes():
     assert torch.allclose(x.norm(dim=1), torch.ones(100), atol=1e-5)
     assert "row_norm" not in GeneratorSpec().to_dict()  # at its default: stored cell hashes are unchanged
     assert GeneratorSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(support="bernoulli"), dict(support="mixture", mixture_s=(2, 5)),
+                                dict(magnitude="uniform", noise_std=0.1)])
+def test_sample_with_support_is_the_same_stream_and_its_coordinates_rebuild_h(kw):
+    """The evaluation rows carry H's non-zeros as coordinates: x is bitwise what sample_x draws, and the
+    coordinates are exactly where the dense h of sample() is positive."""
+    spec = GeneratorSpec(n=32, d=8, s=3, seed=4, **kw)
+    x, rows, cols = ModelSampler(spec).sample_with_support(300)
+    assert torch.equal(x, ModelSampler(spec).sample_x(300))
+    h = ModelSampler(spec).sample(300)[2]
+    mask = torch.zeros_like(h, dtype=torch.bool)
+    mask[rows, cols] = True
+    assert torch.equal(mask, h > 0)
+
+
+def test_eval_rows_are_the_ensemble_samplers():
+    """Evaluation draws per model (to know H) but must be the rows the ensemble sampler draws."""
+    from theory_sim.model.sampler import STREAM_EVAL
+    from theory_sim.training import GeneratorData
+    specs_ = [GeneratorSpec(n=32, d=8, s=2, seed=k) for k in range(3)]
+    data = GeneratorData(specs_, "cpu")
+    x, supports = data.eval_batch(200)
+    assert torch.equal(x, EnsembleSampler(specs_, "cpu", STREAM_EVAL, features=data.V).sample(200))
+    assert len(supports) == 3 and supports[0][0].numel() == 400

@@ -217,7 +217,9 @@ def test_no_hyperparameter_shadows_a_result_column():
     import dataclasses
     from theory_sim.sae import REGISTRY
     metric_names = {"l0", "dead_fraction", "explained_variance", "fvu", "mse", "shrinkage", "mmcs", "mcc",
-                    "uniqueness", "seconds", "steps", "status", "error", "freq_log_error", "coef_final", "l0_target", "chance_frr_0.9"}
+                    "uniqueness", "seconds", "steps", "status", "error", "freq_log_error", "coef_final", "l0_target", "chance_frr_0.9",
+                    "mcc_signed", "aligned_uniqueness", "dead_latents", "precision", "recall", "f1", "accuracy",
+                    "loss_drop_last_tenth", "converged", "not_converged_because"}
     for cls in REGISTRY.values():
         assert not {f.name for f in dataclasses.fields(cls.Config)} & metric_names, cls.name
 

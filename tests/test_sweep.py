@@ -312,3 +312,18 @@ def test_ctrl_c_prints_one_line_exits_130_and_resumes(tmp_path):
     r = cli("sweep", str(f), "--out", str(out), "--max-batch", "2")
     assert r.returncode == 0 and "resuming" in r.stderr
     assert set(load_results(out).status) == {"done"}
+
+
+def test_non_convergence_is_stored_warned_and_counted(tmp_path):
+    """40 steps are far too few for BA's biases to reach their targets: the cells say so (``converged`` False
+    with a reason), the sweep warns, ``status`` counts them per method."""
+    f = write(tmp_path, SMALL)
+    out = tmp_path / "o"
+    r = cli("sweep", str(f), "--out", str(out), "--budget", "tiny", "--no-progress")
+    assert r.returncode == 0 and "did not converge" in r.stderr, r.stderr
+    df = load_results(out)
+    ba = df[df.method == "ba"]
+    assert (~ba.converged.astype(bool)).all() and ba.not_converged_because.str.contains("targets").all()
+    st = cli("status", str(out))
+    line = [ln for ln in st.stdout.splitlines() if ln.startswith("ba")][0]
+    assert "not_converged" in st.stdout and line.split()[-1] == str(len(ba))

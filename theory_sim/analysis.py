@@ -253,24 +253,17 @@ def grid_edge(values, chosen) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ convergence
-#: a BA/GBA model whose neurons fire at more than 2× or less than ½× their target frequency on average
-#: (mean |log(freq / target)| over alive neurons above log 2) did not reach its targets
-FREQ_LOG_ERROR_BOUND = math.log(2)
-#: an L0-targeted model more than 25 % away from its target L0 did not reach it
-L0_REL_ERROR_BOUND = 0.25
-
-
 def converged(df: pd.DataFrame) -> pd.Series:
-    """Per results row: False where a feedback rule measurably missed its target (the bounds above), True
-    elsewhere (including methods without a target)."""
-    ok = pd.Series(True, index=df.index)
-    if "freq_log_error" in df.columns:
-        ok &= ~(df["freq_log_error"] > FREQ_LOG_ERROR_BOUND)
-    if "l0_target" in df.columns and "l0" in df.columns:
-        t = pd.to_numeric(df["l0_target"], errors="coerce")
-        miss = (t > 0) & ((df["l0"] - t).abs() > L0_REL_ERROR_BOUND * t)
-        ok &= ~miss.fillna(False)
-    return ok
+    """Per results row: the stored ``converged`` (metrics.converged at training time); for rows stored
+    before that column existed, the same rule applied to their metrics."""
+    from .metrics import converged as rule
+    cols = [c for c in ("freq_log_error", "l0_target", "l0", "loss_drop_last_tenth") if c in df.columns]
+    recomputed = pd.Series([rule({c: r[c] for c in cols})[0] for _, r in df[cols].iterrows()], index=df.index,
+                           dtype=bool)
+    if "converged" not in df.columns:
+        return recomputed
+    stored = df["converged"]
+    return stored.where(stored.notna(), recomputed).astype(bool)
 
 
 # ------------------------------------------------------------------------------------------ per-variant analyses

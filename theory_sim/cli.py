@@ -201,6 +201,9 @@ def cmd_train(args) -> int:
         if "frr_curve" in arrays:
             r["frr_curve"] = [float(v) for v in arrays["frr_curve"]]
         r["method"], r["device"] = args.method, str(resolve_device(args.device))
+    for i, r in enumerate(res):
+        if r.get("converged") is False:
+            print(f"warning: seed {seeds[i]} did not converge: {r.get('not_converged_because')}", file=sys.stderr)
     out = res[0] if len(res) == 1 else res
     if args.json:
         print(dump_json(out))
@@ -246,6 +249,10 @@ def cmd_sweep(args) -> int:
                   progress=not args.no_progress, retry_failed=args.retry_failed)
     print(f"{sweep.name} [{args.budget}]: {s.total} cells, {s.already_done} already done, ran {s.ran} "
           f"({s.failed} failed) in {s.seconds:.1f}s -> {args.out}", file=sys.stderr)
+    if s.not_converged:
+        print(f"warning: {s.not_converged} of the {s.ran} cells just run did not converge (a feedback rule missed "
+              f"its target or the loss was still falling); theory-sim status {args.out} counts them per method, "
+              "the plots mark them", file=sys.stderr)
     if args.plot:
         from .plots import plot_sweep
         for p in plot_sweep(args.out):

@@ -1,4 +1,6 @@
-"""Recovery and quality metrics (names and definitions: docs/science.md §5).
+"""Recovery and quality metrics (names and definitions: docs/science.md §5; where a name is shared with
+SAELens's synthetic benchmark, SynthSAEBench — mcc, uniqueness, dead_latents, precision, recall, f1,
+accuracy — the definition is theirs).
 
 All cosine computations are chunked over features, so n = 65,536 features × M = 65,536 neurons never
 hold the whole n × M matrix: memory is O(chunk · M). MCC uses scipy's Hungarian solver on the dense
@@ -7,6 +9,8 @@ best neurons (scipy.sparse.csgraph.min_weight_full_bipartite_matching) — exact
 matching uses only such candidate edges, which it does when features are recovered.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -54,12 +58,19 @@ def frr_curve(feature_best: torch.Tensor, taus=CURVE_TAUS) -> list[float]:
     return [frr(feature_best, t) for t in taus]
 
 
-def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048) -> float:
-    """Mean matched cosine under the best one-to-one matching of features and neurons (Hungarian)."""
+def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = False) -> float:
+    """Mean matched |cosine| under the best one-to-one matching of features and neurons (Hungarian), over
+    the min(n, M) matched pairs — SynthSAEBench's MCC. ``signed``: the signed cosine instead (the paper's
+    convention for FRR: a negated feature is not a recovered one)."""
     V, D = _unit(V), _unit(D.to(V.device))
     n, M = V.shape[0], D.shape[0]
+
+    def cos(a, b):
+        c = a @ b.T
+        return c if signed else c.abs()
+
     if n * M <= DENSE_MCC_LIMIT:
-        c = (V @ D.T).cpu().double().numpy()
+        c = cos(V, D).cpu().double().numpy()
         r, k = linear_sum_assignment(c, maximize=True)
         return float(c[r, k].sum() / min(n, M))
     if n > M:  # match the smaller side fully
@@ -67,7 +78,7 @@ def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048) -> float:
     kc = min(MCC_CANDIDATES, M)
     rows, cols, vals = [], [], []
     for a in range(0, n, chunk):
-        top = (V[a:a + chunk] @ D.T).topk(kc, dim=1)
+        top = cos(V[a:a + chunk], D).topk(kc, dim=1)
         rows.append(np.repeat(np.arange(a, a + top.values.shape[0]), kc))
         cols.append(top.indices.cpu().numpy().ravel())
         vals.append(top.values.cpu().double().numpy().ravel())
@@ -81,9 +92,18 @@ def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048) -> float:
     return float((2.0 - np.asarray(g[r, k]).ravel()).sum() / n)
 
 
-def uniqueness(feature_best, neuron_best, neuron_arg, tau: float = 0.9) -> float:
-    """Among neurons aligned with some feature (best cosine >= tau), the fraction of distinct features
-    they match: 1 = no two aligned neurons share a feature; nan when no neuron is aligned."""
+def uniqueness(neuron_abs_arg: torch.Tensor) -> float:
+    """SynthSAEBench's uniqueness: distinct true features among every latent's best |cos| match, divided by
+    the number of latents (1 = every latent tracks its own feature). neuron_abs_arg: (M,) best-|cos| feature
+    index per latent."""
+    M = neuron_abs_arg.numel()
+    return neuron_abs_arg.unique().numel() / M if M else 0.0
+
+
+def aligned_uniqueness(feature_best, neuron_best, neuron_arg, tau: float = 0.9) -> float:
+    """Among neurons aligned with some feature (best signed cosine >= tau), the fraction of distinct features
+    they match: 1 = no two aligned neurons share a feature; NaN when no neuron is aligned (nothing to
+    judge)."""
     aligned = neuron_best >= tau
     k = int(aligned.sum())
     if k == 0:
@@ -110,10 +130,54 @@ def recovery_metrics(V: torch.Tensor, D: torch.Tensor) -> tuple[dict, dict]:
     out = {f"frr_{t}": frr(fb, t) for t in TAUS}
     out["mmcs"] = fb.mean().item()
     out["mcc"] = mcc(V, D)
-    out["uniqueness"] = uniqueness(fb, nb, na)
+    out["mcc_signed"] = mcc(V, D, signed=True)
+    out["uniqueness"] = uniqueness(best_abs_match(V, D))
+    out["aligned_uniqueness"] = aligned_uniqueness(fb, nb, na)
     arrays = {"feature_best": fb.cpu().numpy(), "feature_arg": fa.cpu().numpy(),
               "neuron_best": nb.cpu().numpy(), "frr_curve": np.array(frr_curve(fb))}
     return out, arrays
+
+
+def best_abs_match(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """(M,) index of each decoder direction's best |cos| true feature (SynthSAEBench's matching)."""
+    V, D = _unit(V), _unit(D.to(V.device))
+    best = torch.full((D.shape[0],), -1.0, device=V.device)
+    arg = torch.zeros(D.shape[0], dtype=torch.long, device=V.device)
+    for a in range(0, V.shape[0], chunk):
+        cb, ca = (V[a:a + chunk] @ D.T).abs().max(0)
+        better = cb > best
+        best = torch.where(better, cb, best)
+        arg = torch.where(better, ca + a, arg)
+    return arg
+
+
+@torch.no_grad()
+def classification_metrics(z: torch.Tensor, D: torch.Tensor, V: torch.Tensor, rows: torch.Tensor,
+                           cols: torch.Tensor) -> dict:
+    """Each latent as a detector of its best-|cos| true feature, over N evaluation rows (SynthSAEBench's
+    definitions): per latent TP/FP/FN/TN from "fires" (z != 0) and "the feature is present" (h > 0); the
+    means over all M latents of precision TP/(TP+FP), recall TP/(TP+FN), F1 (0 where undefined) and
+    accuracy. z: (N, M) codes; D: (M, d) decoder; V: (n, d) features; rows, cols: (K,) the coordinates of
+    H's non-zeros in those N rows."""
+    N, M = z.shape
+    match = best_abs_match(V, D)  # (M,)
+    feats, inv = match.unique(return_inverse=True)  # the U features some latent matches
+    pos = torch.full((V.shape[0],), -1, dtype=torch.long, device=z.device)
+    pos[feats] = torch.arange(feats.numel(), device=z.device)
+    present = torch.zeros(N, feats.numel(), dtype=torch.bool, device=z.device)
+    keep = pos[cols] >= 0
+    present[rows[keep], pos[cols[keep]]] = True
+    gt = present[:, inv]  # (N, M): latent m's feature present in row b
+    fires = z != 0
+    tp = (fires & gt).sum(0).double()
+    fp = (fires & ~gt).sum(0).double()
+    fn = (~fires & gt).sum(0).double()
+    tn = N - tp - fp - fn
+    prec = torch.where(tp + fp > 0, tp / (tp + fp).clamp_min(1), torch.zeros_like(tp))
+    rec = torch.where(tp + fn > 0, tp / (tp + fn).clamp_min(1), torch.zeros_like(tp))
+    f1 = torch.where(prec + rec > 0, 2 * prec * rec / (prec + rec).clamp_min(1e-12), torch.zeros_like(tp))
+    return {"precision": prec.mean().item(), "recall": rec.mean().item(), "f1": f1.mean().item(),
+            "accuracy": ((tp + tn) / N).mean().item()}
 
 
 @torch.no_grad()
@@ -133,6 +197,7 @@ def quality_metrics(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, targe
     out = {
         "l0": active.float().sum(1).mean().item(),
         "dead_fraction": (freq == 0).float().mean().item(),
+        "dead_latents": int((freq == 0).sum().item()),  # SynthSAEBench's name: a count
         "explained_variance": ev,
         "fvu": 1 - ev,
         "mse": (resid / x.shape[0]).item(),
@@ -143,3 +208,30 @@ def quality_metrics(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, targe
         if bool(alive.any()):
             out["freq_log_error"] = (freq[alive].log() - targets[alive].log()).abs().mean().item()
     return out, {"neuron_freq": freq.cpu().numpy()}
+
+
+#: a BA/GBA model whose neurons fire at more than 2× or less than ½× their target frequency on average
+#: (mean |log(freq / target)| over alive neurons above log 2) did not reach its targets
+FREQ_LOG_ERROR_BOUND = math.log(2)
+#: an L0-targeted model more than 25 % away from its target L0 did not reach it
+L0_REL_ERROR_BOUND = 0.25
+#: a run whose mean loss over its last tenth of steps is still more than 5 % below the tenth before was
+#: cut short (BA's adaptations make the loss jumpy: a plateau is judged on tenths, not single steps)
+LOSS_DROP_BOUND = 0.05
+
+
+def converged(res: dict) -> tuple[bool, str]:
+    """Whether one model's feedback rules reached their targets and its loss levelled off, with the reason
+    when not: reads ``freq_log_error`` (BA/GBA), ``l0`` against ``l0_target`` (L0-controlled methods) and
+    ``loss_drop_last_tenth`` (every method); a missing or NaN reading passes."""
+    why = []
+    fe = res.get("freq_log_error")
+    if fe is not None and fe == fe and fe > FREQ_LOG_ERROR_BOUND:
+        why.append(f"neuron frequencies {math.exp(fe):.2g}x off their targets on average")
+    t, l0 = res.get("l0_target"), res.get("l0")
+    if t is not None and t == t and t > 0 and l0 is not None and abs(l0 - t) > L0_REL_ERROR_BOUND * t:
+        why.append(f"L0 {l0:.3g} vs target {t:.3g}")
+    d = res.get("loss_drop_last_tenth")
+    if d is not None and d == d and d > LOSS_DROP_BOUND:
+        why.append(f"loss still falling ({100 * d:.0f} % over the last tenth of the steps)")
+    return (not why, "; ".join(why))

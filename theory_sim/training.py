@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from . import metrics as M
 from .device import resolve_device
 from .errors import ConfigError, require
-from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, derive_seed
+from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, ModelSampler, derive_seed
 from .model.spec import GeneratorSpec
 from .sae import get_method
 from .sae.base import DERIVED, derived_base  # noqa: F401  (derived_base is re-exported)
@@ -64,7 +64,14 @@ class GeneratorData:
         return self.train.sample(B)
 
     def eval_batch(self, N):
-        return EnsembleSampler(self.specs, self.device, STREAM_EVAL, features=self.V).sample(N)
+        """(x (E, N, d), supports): the evaluation rows of each model (its own eval stream, the rows the
+        ensemble sampler would draw) and, per model, H's non-zeros as (rows, cols) coordinates."""
+        xs, supports = [], []
+        for e, spec in enumerate(self.specs):
+            x, rows, cols = ModelSampler(spec, self.device, STREAM_EVAL, features=self.V[e]).sample_with_support(N)
+            xs.append(x)
+            supports.append((rows, cols))
+        return torch.stack(xs), supports
 
 
 class TensorData:
@@ -85,7 +92,7 @@ class TensorData:
         return torch.stack([self.X[torch.randint(N, (B,), generator=g, device=self.device)] for g in self.gens])
 
     def eval_batch(self, N):
-        return self.X[:N].unsqueeze(0).expand(len(self.gens), -1, -1)
+        return self.X[:N].unsqueeze(0).expand(len(self.gens), -1, -1), None
 
 
 class CallableData:
@@ -107,7 +114,7 @@ class CallableData:
         return torch.stack([self._call(B) for _ in range(self.E)])
 
     def eval_batch(self, N):
-        return torch.stack([self._call(N) for _ in range(self.E)])
+        return torch.stack([self._call(N) for _ in range(self.E)]), None
 
 
 def _ground_truth(V, d, E, device):
@@ -185,9 +192,19 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
         record(0)
     bar = tqdm(total=tc.steps, desc=desc or method, file=sys.stderr, disable=not progress, delay=2.0,
                unit="step", leave=False)
+    # the mean loss over the last tenth of the steps and the tenth before it: a run still falling fast
+    # at its end was cut short (metrics.converged reads the relative drop)
+    tenth = max(1, tc.steps // 10)
+    loss_last = torch.zeros(E, device=device)
+    loss_prev = torch.zeros(E, device=device)
+    t_loop = time.perf_counter()
     for step in range(1, tc.steps + 1):
         loss = sae.train_step(data.sample(tc.batch))
         bad |= ~torch.isfinite(loss)
+        if step > tc.steps - tenth:
+            loss_last += loss
+        elif step > tc.steps - 2 * tenth:
+            loss_prev += loss
         if step % tc.check_every == 0 or step == tc.steps:
             if bool(bad.any()):
                 for e in torch.nonzero(bad).flatten().tolist():
@@ -203,13 +220,15 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
         torch.cuda.synchronize()
     steps_done = step
     train_seconds = time.perf_counter() - t0
-    return _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0)
+    loop_rate = steps_done / max(time.perf_counter() - t_loop, 1e-9)
+    drop = ((loss_prev - loss_last) / loss_prev.abs().clamp_min(1e-12)).tolist() if tc.steps >= 20 else [math.nan] * E
+    return _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop)
 
 
 @torch.no_grad()
-def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0):
+def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop):
     E = sae.E
-    x = data.eval_batch(tc.eval_samples)
+    x, supports = data.eval_batch(tc.eval_samples)
     chunks = [sae.forward(x[:, a:a + 4096]) for a in range(0, x.shape[1], 4096)]
     x_hat = torch.cat([c[0] for c in chunks], 1)
     z = torch.cat([c[1] for c in chunks], 1)
@@ -219,7 +238,7 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
     results = []
     for e in range(E):
         res = {"status": "done", "error": None, "seconds": train_seconds, "steps": steps_done,
-               "steps_per_second": steps_done / train_seconds, "ensemble_size": E}
+               "steps_per_second": loop_rate, "ensemble_size": E, "loss_drop_last_tenth": drop[e]}
         arrays = {}
         if failed[e] is None and not bool(torch.isfinite(D[e]).all()):
             failed[e] = "diverged: non-finite decoder weights"
@@ -234,6 +253,8 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
         if data.V is not None:
             r, ra = M.recovery_metrics(data.V[e], D[e])
             res.update(r)
+            if supports is not None:
+                res.update(M.classification_metrics(z[e], D[e], data.V[e], *supports[e]))
             res["chance_frr_0.9"] = M.frr(M.best_cosines(data.V[e], D0[e])[0], 0.9)
             arrays.update(ra)
         if traj[e]:
@@ -247,6 +268,9 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
                     arrays["w_" + k] = v[e].cpu().numpy()
         if not all(math.isfinite(v) for v in q.values()):
             res.update(status="failed", error="non-finite metrics")
+        res["converged"], why = M.converged(res)
+        if why:
+            res["not_converged_because"] = why
         results.append({**res, "arrays": arrays})
     return results
 

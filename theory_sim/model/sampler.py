@@ -212,6 +212,20 @@ class ModelSampler:
         """x (B, d) only: the training path (never builds the dense (B, n) H for exact/mixture)."""
         return self._add_noise(self._signal(self._draw(B)))
 
+    def sample_with_support(self, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x (B, d), rows (K,), cols (K,)): x exactly as ``sample_x`` gives it (same stream) and the K
+        non-zero coefficients of H as coordinates, without forming the dense (B, n) H."""
+        draw = self._draw(B)
+        x = self._add_noise(self._signal(draw))
+        if draw[0] == "dense":
+            rows, cols = draw[1].nonzero(as_tuple=True)
+        else:
+            _, idx, vals = draw
+            nz = vals > 0
+            rows = torch.arange(B, device=idx.device).view(B, 1).expand_as(idx)[nz]
+            cols = idx[nz]
+        return x, rows, cols
+
     def sample(self, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (x, signal, h): x = h V + noise (B, d), signal = h V (B, d), h (B, n) >= 0.
         Same random stream as ``sample_x``: x is identical to what ``sample_x`` gives."""

@@ -7,6 +7,7 @@ cell exactly once.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class RunSummary:
     failed: int
     seconds: float
     new_cells: int
+    not_converged: int = 0
 
 
 def default_max_batch(device: str) -> int:
@@ -108,13 +110,16 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
             dev = r.pop("device", device)
             prov = prov_cache.setdefault(dev, provenance(dev))
             failed = r["status"] == "failed"
+            nc = not failed and r.get("converged") is False
             if store.write_result(con, h, r, prov):
                 summary.ran += 1
                 summary.failed += failed
+                summary.not_converged += nc
                 todo.discard(h)
                 bar.update(1)
         elapsed = time.perf_counter() - t0
-        bar.set_postfix(cells_per_s=f"{summary.ran / max(elapsed, 1e-9):.2f}", failed=summary.failed)
+        bar.set_postfix(cells_per_s=f"{summary.ran / max(elapsed, 1e-9):.2f}", failed=summary.failed,
+                        not_converged=summary.not_converged)
 
     if done0 and progress:
         print(f"{sweep.name}: resuming, {done0} of {len(sweep.cells)} cells already stored", file=sys.stderr)
@@ -163,11 +168,20 @@ def status_table(out: str):
         raise ConfigError("out", f"no results database in {out!r}")
     store.check_compatible(None, True)
     rows = [r for r in store.rows() if r.get("current", 1)]
-    df = pd.DataFrame([{k: r[k] for k in ("method", "label", "status")} for r in rows])
+    df = pd.DataFrame([{**{k: r[k] for k in ("method", "label", "status")},
+                        "not_converged": r["status"] == "done" and not _converged(r)} for r in rows])
     if df.empty:
         return df
     t = df.groupby(["method", "label", "status"]).size().unstack(fill_value=0)
     for col in ("done", "failed", "pending"):
         if col not in t:
             t[col] = 0
-    return t[["done", "failed", "pending"]]
+    t["not_converged"] = df.groupby(["method", "label"])["not_converged"].sum()
+    return t[["done", "failed", "pending", "not_converged"]]
+
+
+def _converged(row: dict) -> bool:
+    """A stored cell's convergence (metrics.converged), from its stored metrics."""
+    from ..metrics import converged
+    m = json.loads(row["metrics"]) if row.get("metrics") else {}
+    return bool(m["converged"]) if "converged" in m else converged(m)[0]
