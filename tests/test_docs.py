@@ -26,3 +26,13 @@ def test_no_doc_or_docstring_points_outside_the_repository():
     root = DOCS.parent
     for p in [*root.glob("theory_sim/**/*.py"), *root.glob("docs/*.md"), root / "README.md"]:
         assert "shared/" not in p.read_text().replace("shared/ component", ""), p
+
+
+def test_every_hyperparameter_has_help_for_the_command_line():
+    """``theory-sim train --help`` says what each field means: every Config field has a HELP entry."""
+    for name, cls in REGISTRY.items():
+        helps = {}
+        for klass in cls.Config.__mro__:
+            helps.update(getattr(klass, "HELP", {}))
+        for f in dataclasses.fields(cls.Config):
+            assert helps.get(f.name), f"{name}.{f.name} has no help text"

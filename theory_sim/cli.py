@@ -150,21 +150,28 @@ def _bool(text: str) -> bool:
 def add_method_options(p: argparse.ArgumentParser) -> None:
     """One option per hyperparameter of any registered method (plus ``--X-over-f`` for frequencies)."""
     from .sae import REGISTRY
-    g = p.add_argument_group("method hyperparameters (each method accepts its own; see docs)")
+    g = p.add_argument_group("method hyperparameters (each method accepts its own; docs/methods.md)")
     seen = {}
     for name, cls in sorted(REGISTRY.items()):
+        helps = {}
+        for klass in reversed(cls.Config.__mro__):  # a subclass's words win
+            helps.update(getattr(klass, "HELP", {}))
         for f in dataclasses.fields(cls.Config):
-            seen.setdefault(f.name, (type(f.default), []))[1].append(name)
-    for field, (typ, users) in sorted(seen.items()):
+            typ, users, text = seen.setdefault(f.name, (type(f.default), {}, helps.get(f.name, "")))
+            users[name] = f.default
+    for field, (typ, users, text) in sorted(seen.items()):
         conv = _bool if typ is bool else (int if typ is int else (float if typ is float else str))
+        defaults = set(map(repr, users.values()))
+        dflt = (f"default {next(iter(users.values()))}" if len(defaults) == 1
+                else "default " + ", ".join(f"{m} {v}" for m, v in users.items()))
         g.add_argument("--" + field.replace("_", "-"), dest="hp_" + field, type=conv, default=None,
-                       help=f"({', '.join(users)})")
+                       metavar=conv.__name__.lstrip("_").upper(), help=f"{text} [{', '.join(users)}; {dflt}]".replace("%", "%%"))
         if field in ("p", "htf", "ltf"):
-            g.add_argument(f"--{field}-over-f", dest=f"hp_{field}_over_f", type=float, default=None,
+            g.add_argument(f"--{field}-over-f", dest=f"hp_{field}_over_f", type=float, default=None, metavar="FLOAT",
                            help=f"{field} as a multiple of the mean feature frequency f")
-        if field == "target_l0":
-            g.add_argument("--target-l0-over-s", dest="hp_target_l0_over_s", type=float, default=None,
-                           help="target_l0 as a multiple of the data's expected L0 s")
+        if field in ("target_l0", "k"):
+            g.add_argument(f"--{field.replace('_', '-')}-over-s", dest=f"hp_{field}_over_s", type=float, default=None, metavar="FLOAT",
+                           help=f"{field} as a multiple of the data's expected L0 s")
 
 
 def method_params_from_args(args) -> dict:
@@ -228,9 +235,9 @@ def _register_train(sub) -> None:
     tp.add_argument("--method", default="ba", help=f"one of {', '.join(sorted(REGISTRY))} (default ba)")
     add_generator_options(tp)
     add_method_options(tp)
-    tp.add_argument("--steps", type=int, default=3000)
-    tp.add_argument("--batch", type=int, default=512)
-    tp.add_argument("--eval-samples", type=int, default=8192)
+    tp.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
+    tp.add_argument("--batch", type=int, default=512, help="rows per step (default 512)")
+    tp.add_argument("--eval-samples", type=int, default=8192, help="rows the metrics are computed on (default 8192)")
     tp.add_argument("--seeds", type=int, default=1, help="train this many seeds (seed, seed+1, ...) as one ensemble")
     tp.add_argument("--data", help="a .npy (N, d) array of your own samples instead of the generator")
     tp.add_argument("--ground-truth", help="a .npy (n, d) array of true features for --data")
@@ -288,7 +295,8 @@ def _register_sweep(sub) -> None:
     sp = sub.add_parser("sweep", help="run a sweep file into a results folder (resumable)")
     sp.add_argument("file", help="sweeps/NAME.toml")
     sp.add_argument("--out", required=True, help="results folder (SQLite store + arrays)")
-    sp.add_argument("--budget", default="full", choices=["tiny", "quick", "full"])
+    sp.add_argument("--budget", default="full", choices=["tiny", "quick", "full"],
+                    help="the file's [budgets.tiny|quick] overrides, or full: the file as written (default full)")
     sp.add_argument("--device", default="auto", help="auto | cpu | cuda")
     sp.add_argument("--executor", default="local", choices=["local", "dask"])
     sp.add_argument("--workers", type=int, default=2, help="Dask LocalCluster worker processes")
@@ -341,7 +349,9 @@ def cmd_reproduce(args) -> int:
 def _register_reproduce(sub) -> None:
     rp = sub.add_parser("reproduce", help="run the paper's experiments, draw their figures and write REPORT.md")
     rp.add_argument("--out", required=True)
-    rp.add_argument("--budget", default="quick", choices=["tiny", "quick", "full"])
+    rp.add_argument("--budget", default="quick", choices=["tiny", "quick", "full"],
+                    help="tiny: seconds (a smoke test); quick: the committed figures (about an hour on 2 cores); "
+                    "full: the sweep files as written (default quick)")
     rp.add_argument("--device", default="auto")
     rp.add_argument("--only", help="comma list of experiments (default: all)")
     rp.add_argument("--no-progress", action="store_true")

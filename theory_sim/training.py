@@ -164,9 +164,14 @@ def spec_scales(spec: GeneratorSpec) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------------------------------ the loop
+#: steps between progress callbacks (a sweep's bar moves inside an ensemble)
+PROGRESS_EVERY = 25
+
 def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainConfig = TrainConfig(),
-                   progress: bool = True, keep_weights: bool = False, desc: str | None = None) -> list[dict]:
-    """Trains len(cfgs) models together. Returns one result dict per model:
+                   progress: bool = True, keep_weights: bool = False, desc: str | None = None,
+                   on_steps=None) -> list[dict]:
+    """Trains len(cfgs) models together; ``on_steps(k)`` (optional) hears every ``PROGRESS_EVERY`` steps
+    that each model advanced k more steps. Returns one result dict per model:
     ``status`` ('done' | 'failed'), ``error``, metric scalars, ``seconds``, ``steps_per_second``, and
     ``arrays`` (per-feature best cosine, per-neuron frequency, FRR trajectory, optionally weights)."""
     cls = get_method(method)
@@ -215,6 +220,8 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
         if record_every and step % record_every == 0:
             record(step)
         bar.update(1)
+        if on_steps is not None and step % PROGRESS_EVERY == 0:
+            on_steps(PROGRESS_EVERY)
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()

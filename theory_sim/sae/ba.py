@@ -28,6 +28,7 @@ Decisions where the paper is silent (all switches):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -37,6 +38,21 @@ from .base import Method, MethodConfig, check_choice, check_number, register, un
 
 @dataclass(frozen=True)
 class BAConfig(MethodConfig):
+    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
+        "p": "target activation frequency of every neuron (p_over_f: a multiple of f)",
+        "activation": "relu, or jumprelu (bias-free magnitude gated by the bias)",
+        "train_scale": "Adam trains the output scale a",
+        "scale_init": "initial output scale a",
+        "renorm": "w back on the unit sphere after each step",
+        "adapt_every": "steps between bias adaptations",
+        "gamma_minus": "step γ₋ for over-active neurons",
+        "gamma_plus": "step γ₊ for dead neurons",
+        "dead_eps": "a neuron at or below this frequency is dead",
+        "bias_init": "initial bias in [-1, 0]",
+        "pre_bias": "b_pre: mean (of the first batch) or zero",
+        "train_pre_bias": "Adam trains b_pre",
+    }
+
     lr: float = 3e-3
     p: float = 0.0234
     activation: str = "relu"
@@ -76,6 +92,12 @@ class BAConfig(MethodConfig):
 
 @dataclass(frozen=True)
 class GBAConfig(BAConfig):
+    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
+        "groups": "number of neuron groups K",
+        "htf": "highest target frequency (group 0)",
+        "ltf": "lowest target frequency (group K-1)",
+    }
+
     groups: int = 10
     htf: float = 0.1
     ltf: float = 1e-3

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 
@@ -26,6 +27,11 @@ from ..model.sampler import STREAM_INIT, cpu_generator
 @dataclass(frozen=True)
 class MethodConfig:
     """Hyperparameters every method has."""
+
+    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
+        "width": "neurons (latents) M",
+        "lr": "Adam learning rate",
+    }
 
     width: int = 512
     lr: float = 1e-3

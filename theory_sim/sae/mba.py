@@ -15,6 +15,7 @@ frequency p; no pre-bias (the theorem's data are uncentred, X = HV). No Adam: ea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -24,6 +25,13 @@ from .base import Method, MethodConfig, check_number, register, unit_rows
 
 @dataclass(frozen=True)
 class MBAConfig(MethodConfig):
+    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
+        "p": "target frequency; the fixed bias fires each neuron at ≈ p",
+        "smooth": "knee δ of the smooth ReLU",
+        "power_step": "the a → 0 power step (else a Riemannian step)",
+        "step_size": "η of the Riemannian step",
+    }
+
     p: float = 0.0234
     smooth: float = 0.05
     power_step: bool = True

@@ -6,11 +6,20 @@ b_dec at the mean of the first batch. Only the code z = σ(pre) and the penalty 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from ..errors import require
-from .base import Method, MethodConfig, check_number, reconstruction_loss, register, unit_rows_, vector_norms
+from .base import (
+    Method,
+    MethodConfig,
+    check_number,
+    reconstruction_loss,
+    register,
+    unit_rows_,
+    vector_norms,
+)
 
 
 class Untied(Method):
@@ -148,6 +157,12 @@ class TargetL0Config(MethodConfig):
     ``exp(control_gain · clip(log((L0 + ½) / (target_l0 + ½)), −1, 1))``, L0 the mean active latents per row
     since the last update. The configured coefficient is the controller's starting value."""
 
+    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
+        "target_l0": "hold L0 at this value by feedback on the penalty (0: off; target_l0_over_s: a multiple of s)",
+        "control_every": "steps between L0-controller updates",
+        "control_gain": "L0-controller gain per update (log scale)",
+    }
+
     target_l0: float = 0.0
     control_every: int = 10
     control_gain: float = 0.1
@@ -210,6 +225,10 @@ class L1Config(TargetL0Config):
     recovers FRR@0.9 = 100 % at every target (at width 256, 1500 steps: 98–100 %); lr 1e-3 — the old default —
     37–84 %; lr 3e-3 80–100 %."""
 
+    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
+        "l1": "L1 penalty λ (the controller's start with target_l0)",
+    }
+
     lr: float = 1e-2
     l1: float = 0.1
 
@@ -263,6 +282,12 @@ class L1(TargetL0, Untied):
 # ---------------------------------------------------------------------------------------------- TopK
 @dataclass(frozen=True)
 class TopKConfig(MethodConfig):
+    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
+        "k": "active latents per row (k_over_s: a multiple of s)",
+        "auxk": "AuxK loss weight on dead latents (0: off)",
+        "dead_steps": "steps without firing before a latent is dead (AuxK)",
+    }
+
     k: int = 3
     auxk: float = 0.0
     dead_steps: int = 200
@@ -358,6 +383,12 @@ class JumpReLUConfig(TargetL0Config):
     6 and 12 (lr 1e-3: 98–99 %, 1e-2: 98–100 %, 3e-2: 95–99 %). On exactly s-sparse data JumpReLU's L0 settles
     near s by reconstruction alone: targets above that are out of the controller's reach (it can only add
     sparsity), and such runs are flagged as not converged."""
+
+    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
+        "l0_coef": "L0 penalty λ (the controller's start with target_l0)",
+        "bandwidth": "straight-through kernel width ε",
+        "threshold_init": "initial threshold θ",
+    }
 
     lr: float = 3e-3
     l0_coef: float = 0.1

@@ -7,7 +7,9 @@ cell exactly once.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -23,8 +25,9 @@ from .spec import Cell, Sweep, make_batches
 DATA_STATS_SAMPLES = 10000
 
 
-def run_batch(payload: dict) -> list[tuple[str, dict]]:
+def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
     """Trains one ensemble. payload: method, cells (config dicts with 'hash' and 'label'), device, threads.
+    on_steps(k): called as the ensemble advances by k model-steps (in-process progress).
 
     A plain function of plain data, so Dask can ship it to any worker."""
     from ..model.spec import GeneratorSpec
@@ -38,7 +41,8 @@ def run_batch(payload: dict) -> list[tuple[str, dict]]:
     tc = TrainConfig(**cells[0]["train"])
     data = GeneratorData(specs, dev)
     try:
-        results = train_ensemble(payload["method"], cfgs, data, [c["seed"] for c in cells], tc, progress=False)
+        results = train_ensemble(payload["method"], cfgs, data, [c["seed"] for c in cells], tc, progress=False,
+                                 on_steps=on_steps)
     except (RuntimeError, ValueError, FloatingPointError) as e:  # e.g. a NaN that breaks a solver
         results = [{"status": "failed", "error": f"{type(e).__name__}: {e}", "arrays": {}} for _ in cells]
     from ..model.stats import measure
@@ -100,8 +104,18 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
     prov_cache: dict[str, dict] = {}
     summary = RunSummary(len(sweep.cells), done0, 0, 0, 0.0, new)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(sweep.cells), initial=done0, desc=f"{sweep.name} cells", unit="cell", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    # the bar counts model-steps (a cell of S steps is S of them), so it moves inside an ensemble and its
+    # ETA weighs cells by their work; the description counts cells
+    steps = {c.hash: c.train["steps"] for c in sweep.cells}
+    work_done = sum(steps[c.hash] for c in sweep.cells if c.hash not in todo)
+    bar = tqdm(total=sum(steps.values()), initial=work_done, desc=f"{sweep.name}: {done0}/{len(sweep.cells)} cells",
+               unit=" model-steps", unit_scale=True, file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    credited: dict[str, int] = {}  # model-steps already shown for cells in flight
+
+    def on_steps(k, hashes):
+        for h in hashes:
+            credited[h] = credited.get(h, 0) + k
+        bar.update(k * len(hashes))
 
     def store_batch(results):
         for h, r in results:
@@ -116,10 +130,9 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
                 summary.failed += failed
                 summary.not_converged += nc
                 todo.discard(h)
-                bar.update(1)
-        elapsed = time.perf_counter() - t0
-        bar.set_postfix(cells_per_s=f"{summary.ran / max(elapsed, 1e-9):.2f}", failed=summary.failed,
-                        not_converged=summary.not_converged)
+                bar.update(max(0, steps[h] - credited.pop(h, 0)))
+        bar.set_description(f"{sweep.name}: {len(sweep.cells) - len(todo)}/{len(sweep.cells)} cells", refresh=False)
+        bar.set_postfix(failed=summary.failed, not_converged=summary.not_converged)
 
     if done0 and progress:
         print(f"{sweep.name}: resuming, {done0} of {len(sweep.cells)} cells already stored", file=sys.stderr)
@@ -127,7 +140,8 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
         if executor == "local":
             threads = None
             for b in batches:
-                store_batch(run_batch(_payload(b, device, threads)))
+                pending = [c.hash for c in b if c.hash in todo]
+                store_batch(run_batch(_payload(b, device, threads), lambda k, hs=pending: on_steps(k, hs)))
         else:
             _run_dask(batches, device, workers, scheduler, store_batch)
     except KeyboardInterrupt:
@@ -147,7 +161,10 @@ def _run_dask(batches, device, workers, scheduler, store_batch):
     else:
         if not (isinstance(workers, int) and workers >= 1):
             raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        # 127.0.0.1 only and no dashboard: nothing is exposed beyond this machine; worker logs silenced
+        # (their shutdown heartbeats otherwise end a successful run with tracebacks)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               host="127.0.0.1", silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
         threads = 1 if cluster is not None else None
@@ -155,9 +172,22 @@ def _run_dask(batches, device, workers, scheduler, store_batch):
         for fut in as_completed(futures):
             store_batch(fut.result())
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with _quiet("distributed"):
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """Silences a library's logger while a cluster shuts down (the messages are about its own teardown)."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def status_table(out: str):
