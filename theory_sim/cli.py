@@ -9,10 +9,12 @@ import sys
 import typing
 
 from .device import resolve_device
-from .errors import ConfigError, Interrupted
+from .errors import ConfigError, Interrupted, StoreError
 from .model.spec import GeneratorSpec
 
 EXIT_BAD_INPUT = 2
+MAX_SEEDS = 1024  # `train --seeds`: one ensemble
+MAX_SAMPLES = 10**9  # `sample --samples`: measured in batches, but 10^9 rows already take hours
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
@@ -103,8 +105,8 @@ def cmd_sample(args) -> int:
     from .model.export import check_save_dir, load_spec, save_sample
     from .model.stats import measure
     spec = generator_spec_from_args(args, base=load_spec(args.spec) if args.spec else None)
-    if args.samples <= 0:
-        raise ConfigError("samples", f"must be > 0, got {args.samples}")
+    if not 0 < args.samples <= MAX_SAMPLES:
+        raise ConfigError("samples", f"must be in [1, {MAX_SAMPLES}], got {args.samples}")
     device = resolve_device(args.device)
     if args.save is not None:
         check_save_dir(args.save)  # before drawing anything
@@ -191,6 +193,10 @@ def cmd_train(args) -> int:
     hyper = method_params_from_args(args)
     data, gt = None, None
     if args.data:
+        given = [k[4:] for k, v in vars(args).items() if k.startswith("gen_") and v is not None and k != "gen_seed"]
+        if given:
+            raise ConfigError(given[0], "is a generator option; with --data the array fixes the data (only --seed, "
+                              "the batch order and initialisation, applies)")
         data = _load_array(args.data, "data")
         if args.ground_truth:
             gt = _load_array(args.ground_truth, "ground_truth")
@@ -198,8 +204,8 @@ def cmd_train(args) -> int:
         data = generator_spec_from_args(args)
         if args.ground_truth:
             raise ConfigError("ground_truth", "only with --data (the generator knows its own features)")
-    if args.seeds < 1:
-        raise ConfigError("seeds", f"must be >= 1, got {args.seeds}")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise ConfigError("seeds", f"must be in [1, {MAX_SEEDS}] (one ensemble), got {args.seeds}")
     seeds = [(args.gen_seed or 0) + i for i in range(args.seeds)]
     res = train(args.method, data, ground_truth=gt, seeds=seeds, steps=args.steps, batch=args.batch,
                 eval_samples=args.eval_samples, device=args.device, progress=not args.no_progress, **hyper)
@@ -221,10 +227,35 @@ def cmd_train(args) -> int:
     return 0 if all(r["status"] == "done" for r in res) else 1
 
 
+#: the most entries a --data / --ground-truth array may have (2^31 float32: 8 GiB)
+MAX_ARRAY_ENTRIES = 2**31
+
+
 def _load_array(path: str, field: str):
+    """A real-valued 2-D ``.npy`` array as float32, checked from its header before anything is read: a
+    regular file, the .npy format (not .npz, text or an empty file), a real numeric dtype (not complex,
+    string, object or structured), two non-empty axes, a size that fits."""
+    import os
+
     import numpy as np
+    if not os.path.isfile(path):
+        raise ConfigError(field, f"{path!r} is not a regular file (give a .npy array)")
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                     else np.lib.format.read_array_header_2_0(f))
+    except (OSError, ValueError, EOFError) as e:
+        raise ConfigError(field, f"{path!r} is not a .npy array ({e}); save one with numpy.save") from None
+    if dtype.kind not in "fiu" or dtype.fields is not None:
+        raise ConfigError(field, f"{path!r} holds {dtype} values; give real numbers (float or integer)")
+    if len(shape) != 2 or min(shape) < 1:
+        raise ConfigError(field, f"{path!r} has shape {shape}; give a 2-D array with at least one row and column")
+    if shape[0] * shape[1] > MAX_ARRAY_ENTRIES:
+        raise ConfigError(field, f"{path!r} claims shape {shape}, more than {MAX_ARRAY_ENTRIES} entries")
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        return np.asarray(arr, dtype=np.float32)
     except (OSError, ValueError) as e:
         raise ConfigError(field, f"cannot read {path!r} as a .npy array ({e})") from None
 
@@ -275,18 +306,33 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from pathlib import Path
+
     from .store import load_results
-    df = load_results(args.out)
     if not args.csv and not args.parquet:
         raise ConfigError("export", "give --csv FILE and/or --parquet FILE")
+    folder = Path(args.out).resolve()
+    for field, target in (("csv", args.csv), ("parquet", args.parquet)):
+        if target is None:
+            continue
+        t = Path(target)
+        if not str(target).strip() or t.is_dir():
+            raise ConfigError(field, f"needs a file path, got {target!r}")
+        if not t.parent.resolve().is_dir():
+            raise ConfigError(field, f"the folder of {target!r} does not exist")
+        if t.resolve().parent == folder and t.name.startswith("results.sqlite") or folder / "arrays" in t.resolve().parents:
+            raise ConfigError(field, f"{target!r} is part of the results store; write the export elsewhere")
+    if args.parquet:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ConfigError("parquet", "needs pyarrow: pip install 'theory-sim[parquet]'") from None
+    df = load_results(args.out)
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {len(df)} rows to {args.csv}")
     if args.parquet:
-        try:
-            df.to_parquet(args.parquet, index=False)
-        except ImportError:
-            raise ConfigError("parquet", "needs pyarrow (pip install pyarrow)") from None
+        df.to_parquet(args.parquet, index=False)
         print(f"wrote {len(df)} rows to {args.parquet}")
     return 0
 
@@ -393,6 +439,9 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"theory-sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StoreError as e:
+        print(f"theory-sim: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:  # one line, not a traceback; a sweep says how far it got
         print(f"theory-sim: {e}" if isinstance(e, Interrupted) else "theory-sim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

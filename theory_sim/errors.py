@@ -5,7 +5,7 @@ class ConfigError(ValueError):
     """Bad user input. ``field`` names the offending key; the message says what is allowed."""
 
     def __init__(self, field: str, message: str):
-        self.field = field
+        self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
 
 
@@ -27,3 +27,21 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, done: int, total: int):
         self.done, self.total = done, total
         super().__init__(f"interrupted: {done} of {total} cells stored; rerun the same command to resume")
+
+
+class StoreError(Exception):
+    """The results store could not be written (disk full, permissions): one line for the CLI, exit 1; a
+    rerun of the same command after fixing the cause completes the sweep."""
+
+
+def normalise_integers(obj) -> None:
+    """Turns numpy scalars in a frozen dataclass's fields into Python ints and floats, so ``np.int64(3)``
+    is an integer everywhere and hashes and JSON see plain numbers."""
+    import dataclasses
+    import numbers
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)):
+            object.__setattr__(obj, f.name, int(v))
+        elif isinstance(v, numbers.Real) and not isinstance(v, (bool, int, float, numbers.Integral)):
+            object.__setattr__(obj, f.name, float(v))

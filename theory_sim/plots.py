@@ -24,6 +24,7 @@ from .analysis import (_short, cell_summary, converged, crossings, magnitude_rec
                        seed_interval, seed_pair_consistency, tune_per_cell, variant_labels)
 from .metrics import CURVE_TAUS  # noqa: E402
 from .store import Store, load_results  # noqa: E402
+from .sweep.spec import CURVE_KINDS, SAFE_NAME  # noqa: E402
 
 LABELS = {
     "p_over_f": "target frequency p / feature frequency f", "d": "dimension d", "n": "features n",
@@ -32,7 +33,6 @@ LABELS = {
     "data_mu_max": "measured μ = max |cos(v_i, v_j)|", "mag_value": "feature magnitude h", "l0": "L0 (active neurons per sample)",
     "explained_variance": "explained variance", "coherence": "target max |cos| μ",
 }
-CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table")
 _OUTLINE = pe.withStroke(linewidth=3.2, foreground="black")
 
 
@@ -448,10 +448,17 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
     """Draw what the sweep's [plot] table asks for (options override it). Returns the PNG paths."""
     store = Store(out_dir)
     df = load_results(out_dir, current_only=True)
+    lost = store.lost_arrays()
+    if lost:
+        raise ConfigError("out", f"{len(lost)} finished cells in {out_dir} have lost their arrays; rerun the sweep "
+                          "command on this folder to recompute them")
     meta = store.meta()
     cfg = tomllib.loads(meta["sweep_source"])
     plot = cfg.get("plot", {})
     name = meta["sweep_name"]
+    if not SAFE_NAME.fullmatch(name):  # a store written before names were checked: never a path
+        raise ConfigError("out", f"the stored sweep name {name!r} is not a safe file stem; rerun the sweep with a "
+                          "valid name")
     x, y = x or plot.get("x"), y or plot.get("y")
     metric = metric or plot.get("metric", "frr_0.9")
     _done(df, metric)

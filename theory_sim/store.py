@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .model.spec import LATER_FIELDS
 
 SCHEMA_VERSION = 1
@@ -74,6 +75,13 @@ def provenance(device: str) -> dict:
             "device": device, "python": platform.python_version(), "host": platform.node()}
 
 
+def free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB free there"
+    except OSError:
+        return "free space unknown"
+
+
 class Store:
     def __init__(self, out_dir: str | Path):
         self.dir = Path(out_dir)
@@ -82,7 +90,36 @@ class Store:
 
     # ---------------------------------------------------------------- open / create
     def exists(self) -> bool:
-        return self.path.exists()
+        """Whether an initialised store is here (a leftover empty file from a failed creation is not one)."""
+        return self.path.exists() and self.path.stat().st_size > 0
+
+    def create(self) -> None:
+        """Creates an empty, initialised database atomically: built in a private temp file, then linked into
+        place only if no store appeared meanwhile (a concurrent creator wins and this one uses its store). A
+        0-byte leftover of an earlier failed creation is replaced. Disk full (or any OS error) leaves no
+        partial store behind and raises StoreError with the folder and its free space."""
+        if self.exists():
+            return
+        if self.path.exists():  # 0 bytes: never initialised, nothing to keep
+            self.path.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".results-", suffix=".sqlite.tmp")
+        os.close(fd)
+        try:
+            con = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                con.executescript(_DDL)
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            finally:
+                con.close()
+            try:
+                os.link(tmp, self.path)  # atomic, and fails if another process created the store first
+            except FileExistsError:
+                pass
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"cannot create the results database in {self.dir}: {e} "
+                             f"({free_space(self.dir)}); free space and rerun the same command") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -90,8 +127,9 @@ class Store:
         con.execute("PRAGMA synchronous=NORMAL")
         return con
 
-    def check_compatible(self, sweep_name: str | None, force: bool) -> None:
-        """Refuses a store of a newer schema, or of another sweep (unless force). Writes nothing."""
+    def check_compatible(self, sweep_name: str | None, force: bool, sweep_path: str | None = None) -> None:
+        """Refuses a store of a newer schema, or of another sweep — another name, or the same name from
+        another file (unless force; an edited file at the same path is the same sweep). Writes nothing."""
         if not self.exists():
             return
         con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
@@ -101,26 +139,39 @@ class Store:
             raise ConfigError("out", f"{self.path} is not a theory-sim results database ({e})") from None
         finally:
             con.close()
+        if "schema_version" not in meta:  # tables made but never filled in by a creator that died
+            raise ConfigError("out", f"{self.path} was never initialised (an interrupted creation); delete it and rerun")
         v = int(meta.get("schema_version", 0))
         if v > SCHEMA_VERSION:
             raise ConfigError("out", f"{self.path} was written by a newer theory-sim (schema {v} > {SCHEMA_VERSION}); "
                               "upgrade theory-sim to read it")
-        if sweep_name is not None and meta.get("sweep_name") != sweep_name and not force:
+        if sweep_name is None or force or "sweep_name" not in meta:  # a fresh store: its creator is filling it in
+            return
+        if meta.get("sweep_name") != sweep_name:
             raise ConfigError("out", f"{self.dir} holds results of sweep {meta.get('sweep_name')!r}, not {sweep_name!r}; "
                               "use another --out or pass --force")
+        if sweep_path and meta.get("sweep_path") and meta["sweep_path"] != sweep_path:
+            raise ConfigError("out", f"{self.dir} holds results of another sweep file named {sweep_name!r} "
+                              f"({meta['sweep_path']}); use another --out or pass --force")
 
-    def init(self, sweep_name: str, source: str, cells) -> int:
+    def init(self, sweep_name: str, source: str, cells, sweep_path: str | None = None, force: bool = False) -> int:
         """Creates the folder and tables, records the sweep and inserts its cells as pending.
         Returns how many cells were new."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.arrays_dir.mkdir(exist_ok=True)
+        self.create()
         con = self.connect()
         try:
             con.executescript(_DDL)
             if "current" not in [r[1] for r in con.execute("PRAGMA table_info(cells)")]:  # stores made before the flag
                 con.execute("ALTER TABLE cells ADD COLUMN current INTEGER NOT NULL DEFAULT 1")
             con.execute("BEGIN IMMEDIATE")
-            for k, v in (("schema_version", str(SCHEMA_VERSION)), ("sweep_name", sweep_name), ("sweep_source", source)):
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("sweep_name") not in (None, sweep_name) and not force:  # a creator that raced us
+                raise ConfigError("out", f"{self.dir} was just created for sweep {meta['sweep_name']!r} by another "
+                                  "process; use another --out")
+            for k, v in (("schema_version", str(SCHEMA_VERSION)), ("sweep_name", sweep_name), ("sweep_source", source),
+                         ("sweep_path", sweep_path or meta.get("sweep_path", ""))):
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
             before = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
@@ -175,6 +226,17 @@ class Store:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+    def lost_arrays(self, con=None) -> list[str]:
+        """Hashes of cells marked done whose ``.npz`` arrays are gone (every done cell writes some)."""
+        own = con is None
+        con = con or self.connect()
+        try:
+            done = [h for (h,) in con.execute("SELECT cell_hash FROM cells WHERE status='done'")]
+        finally:
+            if own:
+                con.close()
+        return [h for h in done if not (self.arrays_dir / f"{h}.npz").exists()]
 
     def load_arrays(self, cell_hash: str) -> dict[str, np.ndarray]:
         p = self.arrays_dir / f"{cell_hash}.npz"

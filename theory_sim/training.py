@@ -19,11 +19,15 @@ from tqdm.auto import tqdm
 
 from . import metrics as M
 from .device import resolve_device
-from .errors import ConfigError, require
+from .errors import ConfigError, normalise_integers, require
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, ModelSampler, derive_seed
 from .model.spec import GeneratorSpec
 from .sae import get_method
 from .sae.base import DERIVED, derived_base  # noqa: F401  (derived_base is re-exported)
+
+
+#: upper limits of the training budget (a typo like 1e12 steps is refused, not run for years)
+TRAIN_LIMITS = {"steps": 10**8, "batch": 2**20, "eval_samples": 2**22}
 
 
 @dataclass(frozen=True)
@@ -36,14 +40,16 @@ class TrainConfig:
     save_decoder: bool = False  # keep each model's decoder (M, d) in its arrays (cross-seed consistency)
 
     def __post_init__(self):
+        normalise_integers(self)
         require(isinstance(self.save_decoder, bool), "save_decoder", f"must be true or false, got {self.save_decoder!r}")
         for f in fields(self):
             if f.name == "save_decoder":
                 continue
             v = getattr(self, f.name)
             lo = 0 if f.name == "record_every" else 1
-            require(isinstance(v, int) and not isinstance(v, bool) and v >= lo, f.name,
-                    f"must be an integer >= {lo}, got {v!r}")
+            hi = TRAIN_LIMITS.get(f.name, 2**62)
+            require(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, f.name,
+                    f"must be an integer in [{lo}, {hi}], got {v!r}")
 
     def to_dict(self):
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -78,7 +84,7 @@ class TensorData:
     """A user's samples X (N, d); each model draws its own batch order (seeded); evaluated on X itself."""
 
     def __init__(self, X, seeds, device, ground_truth=None):
-        X = torch.as_tensor(X, dtype=torch.float32)
+        X = _real_tensor(X, "data")
         require(X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0, "data", f"must be a (N, d) array, got shape {tuple(X.shape)}")
         require(bool(torch.isfinite(X).all()), "data", "contains NaN or inf")
         self.X = X.to(device)
@@ -117,12 +123,31 @@ class CallableData:
         return torch.stack([self._call(N) for _ in range(self.E)]), None
 
 
+def _real_tensor(a, field: str) -> torch.Tensor:
+    """A float32 tensor from an array-like of real numbers; complex, string, object or boolean input is a
+    ConfigError (torch would drop an imaginary part silently)."""
+    kind = getattr(getattr(a, "dtype", None), "kind", None)
+    if isinstance(a, torch.Tensor):
+        ok = not (a.is_complex() or a.dtype == torch.bool)
+    else:
+        try:
+            arr = np.asarray(a)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(field, f"must be an array of real numbers ({e})") from None
+        kind = arr.dtype.kind
+        ok = kind in "fiu"
+        a = arr
+    if not ok:
+        raise ConfigError(field, f"must hold real numbers, got dtype {getattr(a, 'dtype', kind)}")
+    return torch.as_tensor(a, dtype=torch.float32)
+
+
 def _ground_truth(V, d, E, device):
     if V is None:
         return None
-    V = torch.as_tensor(V, dtype=torch.float32)
-    require(V.ndim == 2 and V.shape[1] == d, "ground_truth",
-            f"must be (n, d) with d = {d} matching the data, got shape {tuple(V.shape)}")
+    V = _real_tensor(V, "ground_truth")
+    require(V.ndim == 2 and V.shape[1] == d and V.shape[0] >= 1, "ground_truth",
+            f"must be (n, d) with n >= 1 and d = {d} matching the data, got shape {tuple(V.shape)}")
     require(bool(torch.isfinite(V).all()), "ground_truth", "contains NaN or inf")
     return V.to(device).unsqueeze(0).expand(E, -1, -1)
 

@@ -25,7 +25,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, fields
 
-from ..errors import reject_unknown, require
+from ..errors import normalise_integers, reject_unknown, require
 
 # knob -> the default that reproduces the behaviour before the knob existed (see GeneratorSpec.to_dict)
 LATER_FIELDS = {"row_norm": False}
@@ -39,6 +39,10 @@ MAGNITUDE_KINDS = ("constant", "uniform", "lognormal", "per_feature")
 def _finite(name: str, v: float) -> None:
     require(isinstance(v, (int, float)) and not isinstance(v, bool), name, f"must be a number, got {v!r}")
     require(math.isfinite(v), name, f"must be finite, got {v!r}")
+
+
+#: the most entries V (n, d) may have: 2^30 float32 is 4 GiB, beyond any sweep this suite runs on one device
+MAX_FEATURE_ENTRIES = 2**30
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class GeneratorSpec:
     seed: int = 0
 
     def __post_init__(self):
+        normalise_integers(self)
         for name in ("frequency_list", "mixture_s", "mixture_weights", "magnitudes"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, tuple):
@@ -85,7 +90,9 @@ class GeneratorSpec:
             require(isinstance(v, int) and not isinstance(v, bool), name, f"must be an integer, got {v!r}")
         require(self.n > 0, "n", f"must be a positive integer (n > 0), got {self.n}")
         require(self.d > 0, "d", f"must be a positive integer (d > 0), got {self.d}")
-        require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        require(0 <= self.seed < 2**63, "seed", f"must be in [0, 2^63), got {self.seed}")
+        require(self.n * self.d <= MAX_FEATURE_ENTRIES, "n", f"n × d = {self.n * self.d} entries of V exceed the limit "
+                f"of {MAX_FEATURE_ENTRIES} ({MAX_FEATURE_ENTRIES * 4 / 2**30:.0f} GiB of float32)")
         for name, allowed in (("features", FEATURE_KINDS), ("support", SUPPORT_KINDS),
                               ("frequencies", FREQUENCY_KINDS), ("magnitude", MAGNITUDE_KINDS)):
             require(getattr(self, name) in allowed, name, f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")

@@ -20,8 +20,12 @@ from typing import ClassVar
 
 import torch
 
-from ..errors import ConfigError, reject_unknown, require
+from ..errors import ConfigError, normalise_integers, reject_unknown, require
 from ..model.sampler import STREAM_INIT, cpu_generator
+
+
+#: the widest SAE a config accepts (2^20 neurons: a (B, M) float32 code at batch 512 is already 2 GiB)
+MAX_WIDTH = 2**20
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,12 @@ class MethodConfig:
     lr: float = 1e-3
 
     def validate(self) -> None:
-        require(isinstance(self.width, int) and not isinstance(self.width, bool) and self.width >= 1,
-                "width", f"must be an integer >= 1, got {self.width!r}")
+        require(isinstance(self.width, int) and not isinstance(self.width, bool) and 1 <= self.width <= MAX_WIDTH,
+                "width", f"must be an integer in [1, {MAX_WIDTH}], got {self.width!r}")
         require(_is_num(self.lr) and self.lr > 0, "lr", f"must be a number > 0, got {self.lr!r}")
 
     def __post_init__(self):
+        normalise_integers(self)
         self.validate()
 
     def to_dict(self) -> dict:

@@ -8,18 +8,23 @@ cell exactly once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
+import os
+import re
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from ..errors import ConfigError, Interrupted
-from ..store import Store, provenance
+from ..errors import ConfigError, Interrupted, StoreError
+from ..store import Store, free_space, provenance
 from .spec import Cell, Sweep, make_batches
 
 DATA_STATS_SAMPLES = 10000
@@ -31,7 +36,13 @@ def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
 
     A plain function of plain data, so Dask can ship it to any worker."""
     from ..model.spec import GeneratorSpec
-    from ..training import GeneratorData, TrainConfig, resolve_hyper, spec_scales, train_ensemble
+    from ..training import (
+        GeneratorData,
+        TrainConfig,
+        resolve_hyper,
+        spec_scales,
+        train_ensemble,
+    )
     if payload.get("threads"):
         torch.set_num_threads(payload["threads"])
     dev = resolve_device(payload["device"])
@@ -70,6 +81,23 @@ class RunSummary:
     not_converged: int = 0
 
 
+SCHEDULER = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?")
+
+
+def check_out_dir(out) -> None:
+    """--out: a folder path that is not a file and whose parent exists (nothing is created here)."""
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise ConfigError("out", f"needs a folder path, got {out!r}")
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ConfigError("out", f"{out!r} exists and is not a folder")
+    parent = p if p.exists() else p.parent
+    if not parent.is_dir():
+        raise ConfigError("out", f"the parent folder of {out!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError("out", f"cannot write into {str(parent)!r}")
+
+
 def default_max_batch(device: str) -> int:
     """Models per ensemble: on CPU E = 8 (theory-sim bench, standard cell: E = 8 runs at 1.8x E = 1 per
     model and E = 32 only ~7 % faster than E = 8, while smaller tasks keep Dask retries and the progress bar
@@ -91,12 +119,24 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
             import dask.distributed  # noqa: F401
         except ImportError:
             raise ConfigError("executor", "dask is not installed; pip install 'theory-sim[dask]' or use --executor local") from None
+        if scheduler is None and not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+            raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
+        if scheduler is not None and not SCHEDULER.fullmatch(str(scheduler)):
+            raise ConfigError("scheduler", f"must be an address like tcp://HOST:PORT, got {scheduler!r}")
+    resolve_device(device)
+    check_out_dir(out)
+    # every check above writes nothing; from here the store is created
     store = Store(out)
-    store.check_compatible(sweep.name, force)
-    new = store.init(sweep.name, sweep.source, sweep.cells)
+    store.check_compatible(sweep.name, force, sweep.path)
+    new = store.init(sweep.name, sweep.source, sweep.cells, sweep.path, force)
     con = store.connect()
     if retry_failed:
         con.execute("UPDATE cells SET status='pending', error=NULL WHERE status='failed'")
+    lost = store.lost_arrays(con)
+    if lost:  # repaired, not trusted: a done cell without its arrays is trained again
+        con.executemany("UPDATE cells SET status='pending' WHERE cell_hash=?", [(h,) for h in lost])
+        print(f"{sweep.name}: {len(lost)} finished cells had lost their arrays; training them again",
+              file=sys.stderr)
     status = store.statuses(con)
     todo = {c.hash for c in sweep.cells if status.get(c.hash) == "pending"}
     batches = [b for b in make_batches(sweep.cells, max_batch) if any(c.hash in todo for c in b)]
@@ -146,6 +186,12 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
             _run_dask(batches, device, workers, scheduler, store_batch)
     except KeyboardInterrupt:
         raise Interrupted(len(sweep.cells) - len(todo), len(sweep.cells)) from None
+    except (sqlite3.OperationalError, OSError) as e:  # disk full, permissions: what, where, how much space
+        if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            raise
+        done = len(sweep.cells) - len(todo)
+        raise StoreError(f"cannot write results in {out}: {e} ({free_space(Path(out))}); {done} of "
+                         f"{len(sweep.cells)} cells are stored: free space and rerun the same command") from None
     finally:
         bar.close()
         con.close()
@@ -207,7 +253,10 @@ def status_table(out: str):
         if col not in t:
             t[col] = 0
     t["not_converged"] = df.groupby(["method", "label"])["not_converged"].sum()
-    return t[["done", "failed", "pending", "not_converged"]]
+    lost = set(store.lost_arrays())
+    t["lost_arrays"] = pd.Series([r["cell_hash"] in lost for r in rows], index=df.index).groupby(
+        [df.method, df.label]).sum()
+    return t[["done", "failed", "pending", "not_converged", "lost_arrays"]]
 
 
 def _converged(row: dict) -> bool:

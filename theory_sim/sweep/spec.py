@@ -37,7 +37,7 @@ import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,11 @@ TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)) + ("seeds",)
 PLOT_KEYS = ("x", "y", "metric", "curve", "tuned")
 BUDGETS = ("tiny", "quick", "full")
+#: the figures ``[plot] curve`` may ask for (drawn by theory_sim.plots)
+CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table")
+BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods")
+#: the most cells one sweep file may define (each is a trained model; 10⁹ would exhaust memory listing them)
+MAX_CELLS = 200_000
 #: a sweep name becomes part of file names: no path separators, no leading dot
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
@@ -66,7 +71,6 @@ class Cell:
     train: dict
     seed: int
     label: str
-    entry: int  # index of the method entry in the sweep file
 
     @property
     def config(self) -> dict:
@@ -102,7 +106,6 @@ class Sweep:
     source: str
     path: str
     budget: str
-    raw: dict = field(repr=False, default_factory=dict)
 
 
 def _err(path, key, msg):
@@ -124,10 +127,12 @@ def axis_values(v, key: str, path: str) -> list:
             if not all(isinstance(x, int) for x in args) or c <= 0:
                 raise _err(path, key, f"range needs integers [start, stop, step > 0] (stop included), got {args!r}; "
                            "use linspace or a list for non-integer values")
+            if (b - a) // c + 1 > MAX_CELLS:
+                raise _err(path, key, f"range gives {(b - a) // c + 1} values, more than the {MAX_CELLS} cells a sweep may have")
             vals = list(range(a, b + 1, c))
         else:
-            if c < 1 or int(c) != c:
-                raise _err(path, key, f"{kind} num must be an integer >= 1, got {c!r}")
+            if c < 1 or int(c) != c or c > MAX_CELLS:
+                raise _err(path, key, f"{kind} num must be an integer in [1, {MAX_CELLS}], got {c!r}")
             if kind == "geomspace" and (a <= 0 or b <= 0):
                 raise _err(path, key, "geomspace endpoints must be > 0")
             fn = {"linspace": np.linspace, "logspace": np.logspace, "geomspace": np.geomspace}[kind]
@@ -193,9 +198,11 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
     """Parse and fully validate a sweep file; raises ConfigError naming the file and key."""
     path = str(path)
     try:
-        source = Path(path).read_text()
+        source = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError("sweep", f"cannot read {path!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError("sweep", f"{path!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         raw = tomllib.loads(source)
     except tomllib.TOMLDecodeError as e:
@@ -203,7 +210,16 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
     for k in raw:
         if k not in TOP_KEYS:
             raise _err(path, k, f"unknown key; allowed: {', '.join(TOP_KEYS)}")
+    for k in ("data", "grid", "train", "plot", "budgets", "report"):
+        _require_table(raw, k, path)
     budgets = raw.get("budgets", {})
+    for b, over in budgets.items():
+        _require_table(budgets, b, path, f"budgets.{b}")
+        for k, v in over.items():
+            if k not in BUDGET_KEYS:
+                raise _err(path, f"budgets.{b}.{k}", f"unknown key; allowed: {', '.join(BUDGET_KEYS)}")
+            if k != "methods":
+                _require_table(over, k, path, f"budgets.{b}.{k}")
     if budget not in BUDGETS:
         raise _err(path, "budget", f"must be one of {', '.join(BUDGETS)}; got {budget!r}")
     if budget != "full" and budget not in budgets:
@@ -218,9 +234,12 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
     if not isinstance(cfg.get("name"), str) or not SAFE_NAME.fullmatch(cfg["name"]):
         raise _err(path, "name", "required: a file stem of letters, digits, '_', '-' and '.' (not starting with "
                    f"'.'; it names the figures inside --out), got {cfg.get('name')!r}")
+    for k in ("data", "grid", "train", "plot"):
+        _require_table(cfg, k, path)
     data = cfg.get("data", {})
     grid = dict(cfg.get("grid", {}))
     zips = grid.pop("zip", [])
+    _require_zip(zips, "grid.zip", path)
     for sect, table in (("data", data), ("grid", grid)):
         if not isinstance(table, dict):
             raise _err(path, sect, "must be a table")
@@ -234,21 +253,37 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
             raise _err(path, f"train.{k}", f"unknown key; allowed: {', '.join(TRAIN_KEYS)}")
     seeds = axis_values(train.get("seeds", [0]), "train.seeds", path)
     for s in seeds:
-        if not (isinstance(s, int) and not isinstance(s, bool) and s >= 0):
-            raise _err(path, "train.seeds", f"seeds must be integers >= 0, got {s!r}")
+        if not (isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63):
+            raise _err(path, "train.seeds", f"seeds must be integers in [0, 2^63), got {s!r}")
     try:
         tc = TrainConfig(**{k: v for k, v in train.items() if k != "seeds"}).to_dict()
     except ConfigError as e:
-        raise _err(path, f"train.{e.field}", str(e).split(": ", 1)[1]) from None
+        raise _err(path, f"train.{e.field}", e.message) from None
     except TypeError as e:
         raise _err(path, "train", str(e)) from None
     plot = cfg.get("plot", {})
-    for k in plot:
-        if k not in PLOT_KEYS:
-            raise _err(path, f"plot.{k}", f"unknown key; allowed: {', '.join(PLOT_KEYS)}")
+    _check_plot(plot, path)
     methods = cfg.get("methods")
-    if not isinstance(methods, list) or not methods:
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, dict) for m in methods):
         raise _err(path, "methods", "give at least one [[methods]] table with a name")
+    if not isinstance(all_methods, dict):
+        raise _err(path, f"budgets.{budget}.all_methods", "must be a table of hyperparameters")
+    labels: dict[str, int] = {}
+    for i, m in enumerate(methods):
+        lab = m.get("label", m.get("name"))
+        if not isinstance(lab, str) or not lab:
+            raise _err(path, f"methods[{i}].label", f"must be a non-empty string, got {lab!r}")
+        if lab in labels:  # two entries under one label would be pooled as if they were seeds of one method
+            raise _err(path, f"methods[{i}].label", f"{lab!r} is already the label of methods[{labels[lab]}]; "
+                       "give each [[methods]] entry its own label")
+        labels[lab] = i
+    n_points = _count(grid, zips, "grid.", path)
+    n_cells = n_points * len(seeds) * sum(_count({k: v for k, v in {**m, **all_methods}.items()
+                                                    if k not in ("name", "label", "zip")}, m.get("zip", []),
+                                                   f"methods[{i}].", path) for i, m in enumerate(methods))
+    if n_cells > MAX_CELLS:  # counted from the axis lengths, before anything is listed
+        raise _err(path, "grid", f"{n_cells} cells exceed the limit of {MAX_CELLS}; split the sweep or coarsen "
+                   "its grid")
     data_points = _expand(grid, zips, "grid.", path)
     cells, seen = [], set()
     for i, m in enumerate(methods):
@@ -259,6 +294,7 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
             raise _err(path, f"{key}.name", f"unknown method {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
         label = m.pop("label", name)
         mzips = m.pop("zip", [])
+        _require_zip(mzips, f"{key}.zip", path)
         allowed = {f.name for f in fields(get_method(name).Config)}
         for k in m:
             base = derived_base(k)
@@ -272,21 +308,64 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
                     try:
                         spec = GeneratorSpec.from_dict({"seed": seed, **d})
                     except ConfigError as e:
-                        raise _err(path, f"data.{e.field}", f"{str(e).split(': ', 1)[1]} (at grid point {point})") from None
+                        raise _err(path, f"data.{e.field}", f"{e.message} (at grid point {point})") from None
                     except TypeError as e:
                         raise _err(path, "data", str(e)) from None
                     try:
                         resolve_hyper(name, params, *spec_scales(spec))
                     except ConfigError as e:
-                        raise _err(path, f"{key}.{e.field}", f"{str(e).split(': ', 1)[1]} (at {params})") from None
+                        raise _err(path, f"{key}.{e.field}", f"{e.message} (at {params})") from None
                     except TypeError as e:
                         raise _err(path, key, str(e)) from None
                     data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed" or "seed" in d}
-                    cell = Cell(data_dict, name, dict(sorted(params.items())), tc, int(seed), str(label), i)
+                    cell = Cell(data_dict, name, dict(sorted(params.items())), tc, int(seed), str(label))
                     if cell.hash not in seen:
                         seen.add(cell.hash)
                         cells.append(cell)
-    return Sweep(cfg["name"], cfg.get("description", ""), cells, plot, source, path, budget, raw)
+    return Sweep(cfg["name"], cfg.get("description", ""), cells, plot, source, str(Path(path).resolve()), budget)
+
+
+def _count(table: dict, zips: list, key_prefix: str, path: str) -> int:
+    """How many points ``_expand`` would make, from the axes' lengths (zipped groups count once)."""
+    lens = {k: len(axis_values(v, f"{key_prefix}{k}", path)) if not isinstance(v, dict) or _is_axis_table(v) else 1
+            for k, v in table.items()}
+    used, total = set(), 1
+    for z in zips:
+        if isinstance(z, list) and z and all(k in lens for k in z):
+            total *= lens[z[0]]
+            used.update(z)
+    for k, n in lens.items():
+        if k not in used:
+            total *= n
+    return total
+
+
+def _require_table(d: dict, key: str, path: str, name: str | None = None) -> None:
+    if key in d and not isinstance(d[key], dict):
+        raise _err(path, name or key, f"must be a table ([{name or key}] or key = {{...}}), got {type(d[key]).__name__}")
+
+
+def _require_zip(z, key: str, path: str) -> None:
+    if not (isinstance(z, list) and all(isinstance(g, list) and all(isinstance(k, str) for k in g) for g in z)):
+        raise _err(path, key, f"must be a list of lists of axis names, e.g. [[\"n\", \"d\"]], got {z!r}")
+
+
+def _check_plot(plot: dict, path: str) -> None:
+    """[plot] content, checked before anything runs (a bad figure request must not cost a whole sweep)."""
+    for k, v in plot.items():
+        if k not in PLOT_KEYS:
+            raise _err(path, f"plot.{k}", f"unknown key; allowed: {', '.join(PLOT_KEYS)}")
+        if k in ("x", "y", "metric") and not (isinstance(v, str) and v):
+            raise _err(path, f"plot.{k}", f"must be a column name (a string), got {v!r}")
+        if k in ("tuned", "curve") and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise _err(path, f"plot.{k}", f"must be a list of strings, got {v!r}")
+    for kind in plot.get("curve", []):
+        if kind not in CURVE_KINDS:
+            raise _err(path, "plot.curve", f"unknown curve {kind!r}; allowed: {', '.join(CURVE_KINDS)}")
+    if "y" in plot and "x" not in plot:
+        raise _err(path, "plot.y", "a phase diagram needs x as well")
+    if plot.get("x") is not None and plot.get("x") == plot.get("y"):
+        raise _err(path, "plot.y", f"x and y must differ, both are {plot['x']!r}")
 
 
 def make_batches(cells: list[Cell], max_batch: int) -> list[list[Cell]]:
