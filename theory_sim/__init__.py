@@ -1,5 +1,5 @@
 """theory-sim: theory-verification simulations for sparse autoencoders."""
-__version__ = "0.1.0"
+from .version import __version__
 
 from .errors import ConfigError  # noqa: E402
 from .model import GeneratorSpec, measure  # noqa: E402

@@ -431,7 +431,7 @@ def reproduce(out: str, budget: str = "quick", device: str = "auto", experiments
 def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -> Path:
     import torch
 
-    from . import __version__
+    from .version import __version__
     lines = [f"# theory-sim reproduction report ({budget} budget)", "",
              f"theory-sim {__version__}, torch {torch.__version__}, generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
              "Every number below is computed from the results stored beside this file by the rule stated with it; "

@@ -63,7 +63,7 @@ def _json(obj) -> str:
 def provenance(device: str) -> dict:
     import torch
 
-    from . import __version__
+    from .version import __version__
     commit = None
     try:
         root = Path(__file__).resolve().parent.parent
