@@ -153,3 +153,15 @@ def test_frontier_reproduced_when_gba_is_more_consistent_and_on_the_frontier():
     assert R.claim_frontier(df, st)["verdict"] == "reproduced"
     df.loc[df.label == "GBA", "fvu"] = 0.5  # off the frontier: partly
     assert R.claim_frontier(df, st)["verdict"] == "partly"
+
+
+def test_resonance_leaves_out_runs_that_missed_their_target_frequency():
+    """A lower edge made only of runs whose neurons never reached their target frequency is no lower edge."""
+    df = _resonance(1.0, 5, lower_edge=True)
+    df["freq_log_error"] = 0.1
+    low = df.p_over_f == df.p_over_f.min()
+    df.loc[low, "freq_log_error"] = 2.5  # 12x off target: not run at the p/f it is filed under
+    r = R.claim_resonance(df)
+    assert r["verdict"] == "partly" and "left out of the fits" in r["ours"]
+    df["freq_log_error"] = 0.1
+    assert R.claim_resonance(df)["verdict"] == "reproduced"
