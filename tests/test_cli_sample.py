@@ -75,3 +75,14 @@ def test_sample_save_refuses_bad_folders_and_writes_nothing(tmp_path, setup, msg
     r = run("sample", "--n", "16", "--d", "8", "--s", "2", "--samples", "100", "--save", str(target))
     assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_thread_choice_leaves_busy_cores_alone():
+    from theory_sim.device import choose_threads
+    from theory_sim.errors import ConfigError
+    assert choose_threads(cpus=2, load=0.1) == 2
+    assert choose_threads(cpus=2, load=1.2) == 1 and choose_threads(cpus=2, load=3.9) == 1
+    assert choose_threads(cpus=16, load=4.4) == 12
+    assert choose_threads(3, cpus=2, load=5) == 3  # asked for: obeyed
+    with pytest.raises(ConfigError):
+        choose_threads(0)

@@ -8,7 +8,7 @@ import math
 import sys
 import typing
 
-from .device import resolve_device
+from .device import resolve_device, set_threads
 from .errors import ConfigError, Interrupted, StoreError
 from .model.spec import GeneratorSpec
 
@@ -274,6 +274,8 @@ def _register_train(sub) -> None:
     tp.add_argument("--ground-truth", help="a .npy (n, d) array of true features for --data")
     tp.add_argument("--device", default="auto", help="auto | cpu | cuda")
     tp.add_argument("--no-progress", action="store_true")
+    tp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores not already busy, "
+                    "from the load average; or THEORY_SIM_THREADS)")
     tp.add_argument("--json", action="store_true", help="print one JSON object (a list for several seeds)")
     tp.set_defaults(func=cmd_train)
 
@@ -352,6 +354,8 @@ def _register_sweep(sub) -> None:
     sp.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     sp.add_argument("--plot", action="store_true", help="draw the sweep's figures when done")
     sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores not already busy, "
+                    "from the load average; or THEORY_SIM_THREADS)")
     sp.set_defaults(func=cmd_sweep)
     st = sub.add_parser("status", help="done / failed / pending cells per method of a results folder")
     st.add_argument("out")
@@ -401,6 +405,8 @@ def _register_reproduce(sub) -> None:
     rp.add_argument("--device", default="auto")
     rp.add_argument("--only", help="comma list of experiments (default: all)")
     rp.add_argument("--no-progress", action="store_true")
+    rp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores not already busy, "
+                    "from the load average; or THEORY_SIM_THREADS)")
     rp.set_defaults(func=cmd_reproduce)
 
 
@@ -425,6 +431,7 @@ def _register_bench(sub) -> None:
     bp.add_argument("--seconds", type=float, default=2.0, help="timing window per configuration")
     bp.add_argument("--no-grid", action="store_true", help="skip the batched-vs-serial quickstart grid")
     bp.add_argument("--json", action="store_true")
+    bp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all of this machine's)")
     bp.set_defaults(func=cmd_bench)
 
 
@@ -435,6 +442,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command != "bench" or getattr(args, "threads", None):  # bench measures the whole machine
+            set_threads(getattr(args, "threads", None))
         return args.func(args) or 0
     except ConfigError as e:
         print(f"theory-sim: error: {e}", file=sys.stderr)
