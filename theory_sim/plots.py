@@ -98,6 +98,13 @@ def check_axes(df: pd.DataFrame, axes: list[str]) -> None:
                               "(a grid axis), or put it on x")
 
 
+def _tick(v: float) -> str:
+    """1/64 rather than 0.015625 on a geometric axis."""
+    if 0 < v < 1 and abs(1 / v - round(1 / v)) < 1e-9:
+        return f"1/{round(1 / v)}"
+    return f"{v:g}"
+
+
 def _summarise(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
     """Per cell: mean, interval (analysis.cell_summary), how many of its runs did not converge, the mean
     chance level (FRR@0.9 of the random init) and, for tuned tables, the choice and any grid-edge flag."""
@@ -152,7 +159,10 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
     summ = _summarise(df, ["label", x, y], metric)
     ncol = min(3, len(labels))
     nrow = math.ceil(len(labels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 4.4 * nrow), squeeze=False, constrained_layout=True)
+    nx, ny = max(1, df[x].nunique()), max(1, df[y].nunique())
+    crowded = nx > 6  # then a cell shows its mean only (the interval is in the CSV)
+    pw, ph = max(5.0, 0.62 * nx + 1.8), max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(pw * ncol, ph * nrow), squeeze=False, constrained_layout=True)
     xlog, ylog = _is_log(df[x]), _is_log(df[y])
     mesh = None
     boundary_rows = []
@@ -173,7 +183,7 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
         for (i, j), r in cells.items():
             v = r["mean"]
             txt = f"{v:.2f}"
-            if pd.notna(r["low"]):
+            if pd.notna(r["low"]) and not crowded:
                 txt += f"\n[{r['low']:.2f}, {r['high']:.2f}]"
             if r.get("not_converged", 0):
                 txt += "\nn.c."
@@ -204,14 +214,15 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
         if no_x:
             ax.set_xticks([0.0], [f"{x}: n/a"])
         elif lx:
-            ax.set_xticks(xs, [f"{v:g}" for v in xs])
+            ax.set_xticks(xs, [_tick(v) for v in xs], rotation=45 if crowded else 0)
             ax.minorticks_off()
         if ylog:
             ax.set_yticks(ys, [f"{v:g}" for v in ys])
         ax.set_xlabel(_label(x))
         ax.set_ylabel(_label(y))
         seeds = sorted(set(s.seeds))
-        head = f"{lab}  ({'/'.join(map(str, seeds))} seed{'s' if max(seeds) > 1 else ''} per cell)"
+        head = f"{lab}  ({'/'.join(map(str, seeds))} seed{'s' if max(seeds) > 1 else ''} per cell" + (
+            "; 95 % intervals in the CSV)" if crowded else ")")
         if "chance_frr_0.9" in s.columns and metric == "frr_0.9" and s["chance_frr_0.9"].notna().any():
             head += f"\nchance (random init): {s['chance_frr_0.9'].min():.2f}–{s['chance_frr_0.9'].max():.2f}"
         if "tuned_edge" in s.columns and (s.tuned_edge.fillna("") != "").any():
@@ -219,7 +230,8 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
         ax.set_title(head, fontsize=9, color="darkred" if "widen" in head else "black")
         handles, _ = ax.get_legend_handles_labels()
         if handles:  # below the panel, so no cell is hidden
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7, frameon=False)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.24 if crowded else -0.16), ncol=2, fontsize=7,
+                      frameon=False)
     for ax in axes.flat[len(labels):]:
         ax.axis("off")
     fig.colorbar(mesh, ax=axes.ravel().tolist(), label=_label(metric), shrink=0.9)
