@@ -290,6 +290,7 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> 
         ax.set_xscale("log")
     if x in ("cooccurrence", "data_rho2") and df["n"].nunique() == 1:
         ax.axvline(theory.cooccurrence_threshold(int(df["n"].iloc[0])), color="r", ls="--", label="n^{-1/2} (H3)")
+    off_axis = ""
     if x == "width":
         r = df.iloc[0]
         p = r.get("data_f_mean", r["s"] / r["n"])
@@ -298,9 +299,9 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> 
         if lo <= wb <= hi:
             ax.axvline(wb, color="r", ls="--", label="Thm 6.1 width n·p^{−s} (p = f)")
         else:
-            ax.text(0.02, 0.02, f"Thm 6.1 width bound n·f^(−s) = {wb:.3g} (off this axis)", transform=ax.transAxes, fontsize=8)
+            off_axis = f"  (Thm 6.1 width bound n·f^(−s) = {wb:.3g}: off this axis)"
     seeds = sorted(set(summ.seeds))
-    ax.set_xlabel(_label(x))
+    ax.set_xlabel(_label(x) + off_axis)
     ax.set_ylabel(_label(metric))
     if metric.startswith("frr") or metric in ("mmcs", "mcc"):
         ax.set_ylim(-0.03, 1.03)
