@@ -109,3 +109,14 @@ def test_cell_summary_counts_seeds_not_rows():
     df = pd.DataFrame({"label": ["a"] * 4, "x": [1, 1, 1, 1], "seed": [0, 1, 0, 1], "frr_0.9": [1, 1, 0, 0], "n": 10})
     s = A.cell_summary(df, ["label", "x"], "frr_0.9")
     assert s.seeds.iloc[0] == 2 and s.runs.iloc[0] == 4
+
+
+def test_a_tie_between_an_edge_and_the_interior_is_no_edge_flag():
+    """Three λ all at 100 %: the optimum is not beyond the grid, so the interior choice wins and nothing is
+    flagged; a strictly best edge value is flagged."""
+    rows = [{"label": "L1", "x": 1, "l1": v, "seed": 0, "frr_0.9": f} for v, f in ((0.1, 1.0), (0.3, 1.0), (1.0, 1.0))]
+    t = A.tune_per_cell(pd.DataFrame(rows), ["x"], "frr_0.9", by="frr_0.9")
+    assert t.l1.iloc[0] == 0.3 and t.tuned_edge.iloc[0] == ""
+    rows[2]["frr_0.9"] = 1.1
+    t = A.tune_per_cell(pd.DataFrame(rows), ["x"], "frr_0.9", by="frr_0.9")
+    assert t.l1.iloc[0] == 1.0 and "high edge" in t.tuned_edge.iloc[0]

@@ -282,8 +282,12 @@ def tune_per_cell(df: pd.DataFrame, axes: list[str], metric: str, by: str) -> pd
             keep.append(g.assign(tuned_choice="", tuned_edge=""))
             continue
         score = g.groupby(varying, dropna=False)[by].mean()
-        best = score.idxmax()
-        best = best if isinstance(best, tuple) else (best,)
+        top = [k if isinstance(k, tuple) else (k,) for k in score.index[score >= score.max() - 1e-12]]
+
+        def on_edge(key):
+            return any(grid_edge(g[h].dropna().unique(), v) for h, v in zip(varying, key))
+        # a tie between an edge and an interior choice is no evidence that the optimum lies beyond the grid
+        best = next((k for k in top if not on_edge(k)), top[0])
         mask = np.ones(len(g), dtype=bool)
         edges = []
         for h, v in zip(varying, best):
