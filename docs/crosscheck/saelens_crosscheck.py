@@ -79,9 +79,9 @@ def main():
     grids = {
         ("theory-sim", "topk"): [("k", k, lr) for k in (3, 6) for lr in (1e-3, 3e-3)],
         ("SAELens", "topk"): [("k", k, lr) for k in (3, 6) for lr in (3e-4, 1e-3, 3e-3)],
-        ("theory-sim", "l1"): [("l1", c, lr) for c in (0.03, 0.1, 0.3) for lr in (1e-3, 1e-2)],
+        ("theory-sim", "l1"): [("l1", c, lr) for c in (0.1, 0.3) for lr in (1e-3, 1e-2)],
         # SAELens's loss is Σ_d (x̂ − x)², twice ours: its λ ≈ 2 × ours
-        ("SAELens", "l1"): [("l1", c, lr) for c in (0.1, 0.3, 1.0) for lr in (1e-3, 1e-2)],
+        ("SAELens", "l1"): [("l1", c, lr) for c in (0.3, 1.0, 3.0) for lr in (1e-3, 1e-2)],
     }
     best = {}
     for (impl, kind), grid in grids.items():
