@@ -322,6 +322,12 @@ def claim_imbalanced(df, paper: dict, store=None) -> dict:
             "verdict": best + "".join(f"; {k}: {v}" for k, v in verdicts.items() if k != SUPPORTED_READING)}
 
 
+def _clip01(iv):
+    """An interval of a fraction kept inside [0, 1] (a t interval of values near 0 can reach below)."""
+    m, lo, hi = iv
+    return (m, max(0.0, lo) if lo == lo else lo, min(1.0, hi) if hi == hi else hi)
+
+
 def _within(iv, target: float, tol: float):
     """Tri-state: the interval inside [target − tol, target + tol] (True), wholly outside (False), or not."""
     m, lo, hi = iv
@@ -375,7 +381,7 @@ def claim_frontier(df, store: Store) -> dict:
                     "other method's best (GBA's interval against the others' means). Reproduced if both, partly if one, "
                     "not reproduced if (1) fails",
             "ours": "cross-seed consistency (cos ≥ 0.9 partner), best variant per method: "
-                    + ", ".join(f"{k} {A.fmt_interval(A.seed_interval(v[1]))} ({v[0]})" for k, v in best_cons.items())
+                    + ", ".join(f"{k} {A.fmt_interval(_clip01(A.seed_interval(v[1])))} ({v[0]})" for k, v in best_cons.items())
                     + f"; best FVU at L0 ≤ {2 * s:g}: "
                     + ", ".join(f"{k} {A.fmt_interval(v[1], pct=False)} ({v[0]})" for k, v in fvu.items())
                     + (". GBA has no variant with L0 ≤ 2s" if "GBA" not in fvu else "") + ".",
