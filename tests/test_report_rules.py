@@ -165,3 +165,29 @@ def test_resonance_leaves_out_runs_that_missed_their_target_frequency():
     assert r["verdict"] == "partly" and "left out of the fits" in r["ours"]
     df["freq_log_error"] = 0.1
     assert R.claim_resonance(df)["verdict"] == "reproduced"
+
+
+# ---------------------------------------------------------------------------------------------- width / magnitude
+def _width(frr_small, frr_large, balance: bool):
+    """BA at p = f over two widths with per-feature magnitudes; at the largest width the stored per-feature
+    best cosines recover the strong half only (``balance``) or every feature."""
+    from theory_sim.analysis import row_spec
+    from theory_sim.model.sampler import feature_magnitudes
+    rows, arrays = [], {}
+    for w, v in ((64, frr_small), (512, frr_large)):
+        for seed in range(3):
+            h = f"w{w}s{seed}"
+            r = {"status": "done", "label": "BA", "method": "ba", "p_over_f": 1.0, "width": w, "seed": seed,
+                 "cell_hash": h, "n": 32, "d": 16, "s": 2, "magnitude": "per_feature", "mag_low": 0.2,
+                 "mag_high": 2.0, "frr_0.9": v}
+            hs = feature_magnitudes(row_spec(pd.Series(r))).numpy()
+            best = np.where(hs >= np.median(hs), 1.0, 0.0) if balance else np.ones_like(hs)
+            arrays[h] = {"feature_best": best}
+            rows.append(r)
+    return pd.DataFrame(rows), FakeStore(arrays)
+
+
+def test_width_magnitude_verdicts():
+    assert R.claim_width_magnitude(*_width(0.3, 0.8, True))["verdict"] == "reproduced"
+    assert R.claim_width_magnitude(*_width(0.5, 0.4, True))["verdict"] == "partly"
+    assert R.claim_width_magnitude(*_width(0.5, 0.4, False))["verdict"] == "not reproduced"
