@@ -29,8 +29,9 @@ def _unit(a: torch.Tensor) -> torch.Tensor:
     return a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def best_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048):
-    """Best signed cosines between true features V (n, d) and decoder directions D (M, d).
+def best_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, absolute: bool = False):
+    """Best signed cosines (``absolute``: best |cos|) between true features V (n, d) and decoder directions
+    D (M, d).
 
     Returns (feature_best (n,), feature_arg (n,), neuron_best (M,), neuron_arg (M,)).
     """
@@ -41,6 +42,8 @@ def best_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048):
     na = torch.zeros(M, dtype=torch.long, device=V.device)
     for a in range(0, n, chunk):
         c = V[a:a + chunk] @ D.T  # (chunk, M)
+        if absolute:
+            c = c.abs()
         fb[a:a + chunk], fa[a:a + chunk] = c.max(1)
         cb, ca = c.max(0)
         better = cb > nb
@@ -121,46 +124,40 @@ def consistency(D1: torch.Tensor, D2: torch.Tensor, tau: float = 0.9, alive1=Non
     return frr(best, tau)
 
 
-def recovery_metrics(V: torch.Tensor, D: torch.Tensor) -> tuple[dict, dict]:
+def recovery_metrics(V: torch.Tensor, D: torch.Tensor, match: torch.Tensor | None = None) -> tuple[dict, dict]:
     """Scalar recovery metrics and per-feature/per-neuron arrays for one model.
 
-    V: (n, d) true features; D: (M, d) decoder directions.
+    V: (n, d) true features; D: (M, d) decoder directions; match: (M,) ``best_abs_match(V, D)`` if the
+    caller has it already.
     """
     fb, fa, nb, na = best_cosines(V, D)
     out = {f"frr_{t}": frr(fb, t) for t in TAUS}
     out["mmcs"] = fb.mean().item()
     out["mcc"] = mcc(V, D)
     out["mcc_signed"] = mcc(V, D, signed=True)
-    out["uniqueness"] = uniqueness(best_abs_match(V, D))
+    out["uniqueness"] = uniqueness(best_abs_match(V, D) if match is None else match)
     out["aligned_uniqueness"] = aligned_uniqueness(fb, nb, na)
     arrays = {"feature_best": fb.cpu().numpy(), "feature_arg": fa.cpu().numpy(),
               "neuron_best": nb.cpu().numpy(), "frr_curve": np.array(frr_curve(fb))}
     return out, arrays
 
 
-def best_abs_match(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+def best_abs_match(V: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
     """(M,) index of each decoder direction's best |cos| true feature (SynthSAEBench's matching)."""
-    V, D = _unit(V), _unit(D.to(V.device))
-    best = torch.full((D.shape[0],), -1.0, device=V.device)
-    arg = torch.zeros(D.shape[0], dtype=torch.long, device=V.device)
-    for a in range(0, V.shape[0], chunk):
-        cb, ca = (V[a:a + chunk] @ D.T).abs().max(0)
-        better = cb > best
-        best = torch.where(better, cb, best)
-        arg = torch.where(better, ca + a, arg)
-    return arg
+    return best_cosines(V, D, absolute=True)[3]
 
 
 @torch.no_grad()
 def classification_metrics(z: torch.Tensor, D: torch.Tensor, V: torch.Tensor, rows: torch.Tensor,
-                           cols: torch.Tensor) -> dict:
+                           cols: torch.Tensor, match: torch.Tensor | None = None) -> dict:
     """Each latent as a detector of its best-|cos| true feature, over N evaluation rows (SynthSAEBench's
     definitions): per latent TP/FP/FN/TN from "fires" (z != 0) and "the feature is present" (h > 0); the
     means over all M latents of precision TP/(TP+FP), recall TP/(TP+FN), F1 (0 where undefined) and
     accuracy. z: (N, M) codes; D: (M, d) decoder; V: (n, d) features; rows, cols: (K,) the coordinates of
-    H's non-zeros in those N rows."""
+    H's non-zeros in those N rows; match: (M,) ``best_abs_match(V, D)`` if the caller has it already."""
     N, M = z.shape
-    match = best_abs_match(V, D)  # (M,)
+    if match is None:
+        match = best_abs_match(V, D)  # (M,)
     feats, inv = match.unique(return_inverse=True)  # the U features some latent matches
     pos = torch.full((V.shape[0],), -1, dtype=torch.long, device=z.device)
     pos[feats] = torch.arange(feats.numel(), device=z.device)

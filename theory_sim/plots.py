@@ -13,7 +13,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.patheffects as pe  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -33,7 +32,6 @@ LABELS = {
     "data_mu_max": "measured μ = max |cos(v_i, v_j)|", "mag_value": "feature magnitude h", "l0": "L0 (active neurons per sample)",
     "explained_variance": "explained variance", "coherence": "target max |cos| μ",
 }
-_OUTLINE = pe.withStroke(linewidth=3.2, foreground="black")
 
 
 def _label(col: str) -> str:

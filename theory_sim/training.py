@@ -126,19 +126,16 @@ class CallableData:
 def _real_tensor(a, field: str) -> torch.Tensor:
     """A float32 tensor from an array-like of real numbers; complex, string, object or boolean input is a
     ConfigError (torch would drop an imaginary part silently)."""
-    kind = getattr(getattr(a, "dtype", None), "kind", None)
     if isinstance(a, torch.Tensor):
         ok = not (a.is_complex() or a.dtype == torch.bool)
     else:
         try:
-            arr = np.asarray(a)
+            a = np.asarray(a)
         except (TypeError, ValueError) as e:
             raise ConfigError(field, f"must be an array of real numbers ({e})") from None
-        kind = arr.dtype.kind
-        ok = kind in "fiu"
-        a = arr
+        ok = a.dtype.kind in "fiu"
     if not ok:
-        raise ConfigError(field, f"must hold real numbers, got dtype {getattr(a, 'dtype', kind)}")
+        raise ConfigError(field, f"must hold real numbers, got dtype {a.dtype}")
     return torch.as_tensor(a, dtype=torch.float32)
 
 
@@ -283,10 +280,11 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
         res.update(reports[e])
         arrays.update(qa)
         if data.V is not None:
-            r, ra = M.recovery_metrics(data.V[e], D[e])
+            match = M.best_abs_match(data.V[e], D[e])  # shared by uniqueness and the per-latent metrics
+            r, ra = M.recovery_metrics(data.V[e], D[e], match)
             res.update(r)
             if supports is not None:
-                res.update(M.classification_metrics(z[e], D[e], data.V[e], *supports[e]))
+                res.update(M.classification_metrics(z[e], D[e], data.V[e], *supports[e], match=match))
             res["chance_frr_0.9"] = M.frr(M.best_cosines(data.V[e], D0[e])[0], 0.9)
             arrays.update(ra)
         if traj[e]:

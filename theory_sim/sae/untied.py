@@ -207,7 +207,6 @@ class TargetL0:
         factor = torch.where(self.target_l0 > 0, torch.exp(cfg.control_gain * err), torch.ones_like(err))
         lam = (self.lam.view(self.E) * factor).clamp_(*self.COEF_RANGE)
         self.lam.copy_(lam.view_as(self.lam))
-        self.last_l0 = l0
         self.ctl_active.zero_()
         self.ctl_rows = 0
 
