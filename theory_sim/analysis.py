@@ -237,6 +237,15 @@ def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: 
     return out
 
 
+def crossings_along(g: pd.DataFrame, x: str, metric: str, level: float = 0.5, log: bool = True,
+                    xs=None) -> tuple[list, list, list[dict]]:
+    """One curve's crossings: (xs, per-seed arrays of ``metric`` at each x, ``crossings``) for the rows ``g``
+    along axis ``x`` (``xs``: the axis values to use, default those present in g)."""
+    xs = sorted(g[x].dropna().unique()) if xs is None else list(xs)
+    per = [g[g[x] == v][metric].to_numpy(float) for v in xs]
+    return xs, per, crossings(xs, per, level, log=log)
+
+
 # ------------------------------------------------------------------------------------------ tuning
 def grid_edge(values, chosen) -> str | None:
     """'low' or 'high' if ``chosen`` sits on that edge of a hyperparameter grid of ≥ 2 numeric values

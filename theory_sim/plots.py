@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 
 from . import theory  # noqa: E402
 from .errors import ConfigError  # noqa: E402
-from .analysis import (_short, cell_summary, converged, crossings, magnitude_recovery, reading_labels,  # noqa: E402
+from .analysis import (_short, cell_summary, converged, crossings_along, magnitude_recovery, reading_labels,  # noqa: E402
                        seed_interval, seed_pair_consistency, tune_per_cell, variant_labels)
 from .metrics import CURVE_TAUS  # noqa: E402
 from .store import Store, load_results  # noqa: E402
@@ -191,9 +191,8 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
                     color="black" if v > 0.6 else "white")
         if not no_x and len(xs) >= 2:
             for i, yv in enumerate(ys):
-                g = df[(df.label == lab) & (df[y] == yv)]
-                per = [g[g[x] == xv][metric].to_numpy(float) for xv in xs]
-                for c in crossings(xs, per, level, log=lx):
+                _, _, found = crossings_along(df[(df.label == lab) & (df[y] == yv)], x, metric, level, lx, xs)
+                for c in found:
                     boundary_rows.append({"label": lab, y: yv, "axis": x, "level": level, **c})
                     err = None
                     if pd.notna(c["low"]):

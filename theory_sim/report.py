@@ -131,9 +131,8 @@ def band_edges(df: pd.DataFrame, metric: str = "frr_0.9", level: float = 0.5) ->
     """Per d: the fitted crossings of ``level`` along p/f (analysis.crossings on per-seed values)."""
     out = {}
     for d, g in _done(df).groupby("d"):
-        xs = sorted(g.p_over_f.unique())
-        per = [g[g.p_over_f == x][metric].to_numpy(float) for x in xs]
-        out[d] = {"xs": xs, "crossings": A.crossings(xs, per, level), "means": [float(np.mean(v)) for v in per]}
+        xs, per, found = A.crossings_along(g, "p_over_f", metric, level)
+        out[d] = {"xs": xs, "crossings": found, "means": [float(np.mean(v)) for v in per]}
     return out
 
 
@@ -231,8 +230,7 @@ def claim_cooccurrence(df, store=None) -> dict:
     for lab, g in df.groupby("variant", sort=False):
         lo, hi = g[g.data_rho2 < thr], g[g.data_rho2 > 2 * thr]
         drop = A.difference_interval(lo.groupby("seed")["frr_0.9"].mean(), hi.groupby("seed")["frr_0.9"].mean())
-        xs = sorted(g.cooccurrence.unique())
-        cr = A.crossings(xs, [g[g.cooccurrence == x]["frr_0.9"].to_numpy(float) for x in xs])
+        _, _, cr = A.crossings_along(g, "cooccurrence", "frr_0.9")
         half = "; ".join(f"falls through 50 % at r ≈ {c['estimate']:.3g}"
                          + (f" [{c['low']:.3g}, {c['high']:.3g}]" if not math.isnan(c["low"]) else "")
                          + f" = {c['estimate'] / thr:.2g} × n^(-1/2)" for c in cr if c["direction"] == "falling")
