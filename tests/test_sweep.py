@@ -330,3 +330,6 @@ def test_non_convergence_is_stored_warned_and_counted(tmp_path):
     line = [ln for ln in st.stdout.splitlines() if ln.startswith("ba")][0].split()
     # the row starts with method and label, then one value per header column after "status"
     assert line[2 + header.index("not_converged") - 1] == str(len(ba))
+    topk = [ln.split() for ln in st.stdout.splitlines() if ln.startswith("topk")][0]
+    want = int((~df[df.method == "topk"].converged.astype(bool)).sum())
+    assert topk[2 + header.index("not_converged") - 1] == str(want)  # counted, not every done cell

@@ -260,6 +260,11 @@ def _load_array(path: str, field: str):
         raise ConfigError(field, f"cannot read {path!r} as a .npy array ({e})") from None
 
 
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores not already busy, "
+                   "from the load average; or THEORY_SIM_THREADS)")
+
+
 def _register_train(sub) -> None:
     from .sae import REGISTRY
     tp = sub.add_parser("train", help="train one method (several seeds = one ensemble) and print its metrics")
@@ -274,8 +279,7 @@ def _register_train(sub) -> None:
     tp.add_argument("--ground-truth", help="a .npy (n, d) array of true features for --data")
     tp.add_argument("--device", default="auto", help="auto | cpu | cuda")
     tp.add_argument("--no-progress", action="store_true")
-    tp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores not already busy, "
-                    "from the load average; or THEORY_SIM_THREADS)")
+    _add_threads(tp)
     tp.add_argument("--json", action="store_true", help="print one JSON object (a list for several seeds)")
     tp.set_defaults(func=cmd_train)
 
@@ -354,8 +358,7 @@ def _register_sweep(sub) -> None:
     sp.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     sp.add_argument("--plot", action="store_true", help="draw the sweep's figures when done")
     sp.add_argument("--no-progress", action="store_true")
-    sp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores not already busy, "
-                    "from the load average; or THEORY_SIM_THREADS)")
+    _add_threads(sp)
     sp.set_defaults(func=cmd_sweep)
     st = sub.add_parser("status", help="done / failed / pending cells per method of a results folder")
     st.add_argument("out")
@@ -405,8 +408,7 @@ def _register_reproduce(sub) -> None:
     rp.add_argument("--device", default="auto")
     rp.add_argument("--only", help="comma list of experiments (default: all)")
     rp.add_argument("--no-progress", action="store_true")
-    rp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores not already busy, "
-                    "from the load average; or THEORY_SIM_THREADS)")
+    _add_threads(rp)
     rp.set_defaults(func=cmd_reproduce)
 
 

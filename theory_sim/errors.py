@@ -45,3 +45,24 @@ def normalise_integers(obj) -> None:
             object.__setattr__(obj, f.name, int(v))
         elif isinstance(v, numbers.Real) and not isinstance(v, (bool, int, float, numbers.Integral)):
             object.__setattr__(obj, f.name, float(v))
+
+
+def check_folder(path, field: str, empty: bool = False):
+    """A folder to write into, checked without creating anything: a non-blank path that is not a file,
+    whose parent exists when it does not, writable, and (``empty``) without files in it yet. Returns it as
+    a Path; ConfigError naming ``field`` otherwise."""
+    import os
+    from pathlib import Path
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ConfigError(field, f"needs a folder path, got {path!r}")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(field, f"{str(path)!r} exists and is not a folder")
+    if empty and p.is_dir() and any(p.iterdir()):
+        raise ConfigError(field, f"{str(path)!r} is not empty; give a new or empty folder")
+    parent = p if p.exists() else p.parent
+    if not parent.is_dir():
+        raise ConfigError(field, f"the parent folder of {str(path)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(field, f"cannot write into {str(parent)!r}")
+    return p

@@ -9,13 +9,12 @@ with ``load_spec`` / ``theory-sim sample --spec``) plus ``samples`` and the file
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_folder
 from .sampler import ModelSampler, make_features
 from .spec import GeneratorSpec
 
@@ -27,18 +26,7 @@ MAX_BYTES = 8 * 2**30
 
 def check_save_dir(folder: str) -> Path:
     """The folder to save into: it may not exist yet (its parent must), or exist empty."""
-    if not folder:
-        raise ConfigError("save", "needs a folder path, got ''")
-    p = Path(folder)
-    if p.exists() and not p.is_dir():
-        raise ConfigError("save", f"{folder!r} exists and is not a folder")
-    if p.is_dir() and any(p.iterdir()):
-        raise ConfigError("save", f"{folder!r} is not empty; give a new or empty folder")
-    if not p.exists() and not p.parent.is_dir():
-        raise ConfigError("save", f"the parent folder of {folder!r} does not exist")
-    if not os.access(p if p.exists() else p.parent, os.W_OK):
-        raise ConfigError("save", f"cannot write into {folder!r}")
-    return p
+    return check_folder(folder, "save", empty=True)
 
 
 def save_sample(spec: GeneratorSpec, samples: int, folder: str, device="cpu") -> dict:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
-import os
 import re
 import sqlite3
 import sys
@@ -23,8 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from ..errors import ConfigError, Interrupted, StoreError
-from ..store import Store, free_space, provenance
+from ..errors import ConfigError, Interrupted, StoreError, check_folder
+from ..store import Store, free_space, load_results, provenance
 from .spec import Cell, Sweep, make_batches
 
 DATA_STATS_SAMPLES = 10000
@@ -84,20 +82,6 @@ class RunSummary:
 SCHEDULER = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?")
 
 
-def check_out_dir(out) -> None:
-    """--out: a folder path that is not a file and whose parent exists (nothing is created here)."""
-    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
-        raise ConfigError("out", f"needs a folder path, got {out!r}")
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise ConfigError("out", f"{out!r} exists and is not a folder")
-    parent = p if p.exists() else p.parent
-    if not parent.is_dir():
-        raise ConfigError("out", f"the parent folder of {out!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError("out", f"cannot write into {str(parent)!r}")
-
-
 def default_max_batch(device: str) -> int:
     """Models per ensemble: on CPU E = 8 (theory-sim bench, standard cell: E = 8 runs at 1.8x E = 1 per
     model and E = 32 only ~7 % faster than E = 8, while smaller tasks keep Dask retries and the progress bar
@@ -124,7 +108,7 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
         if scheduler is not None and not SCHEDULER.fullmatch(str(scheduler)):
             raise ConfigError("scheduler", f"must be an address like tcp://HOST:PORT, got {scheduler!r}")
     resolve_device(device)
-    check_out_dir(out)
+    check_folder(out, "out")
     # every check above writes nothing; from here the store is created
     store = Store(out)
     store.check_compatible(sweep.name, force, sweep.path)
@@ -237,30 +221,17 @@ def _quiet(logger: str):
 
 
 def status_table(out: str):
-    """Counts of done / failed / pending per (method, label), over the cells of the sweep as last run."""
-    import pandas as pd
-    store = Store(out)
-    if not store.exists():
-        raise ConfigError("out", f"no results database in {out!r}")
-    store.check_compatible(None, True)
-    rows = [r for r in store.rows() if r.get("current", 1)]
-    df = pd.DataFrame([{**{k: r[k] for k in ("method", "label", "status")},
-                        "not_converged": r["status"] == "done" and not _converged(r)} for r in rows])
+    """Counts of done / failed / pending per (method, label), over the cells of the sweep as last run, with
+    how many done cells did not converge (analysis.converged) and how many lost their arrays."""
+    from ..analysis import converged
+    df = load_results(out, current_only=True)
     if df.empty:
         return df
     t = df.groupby(["method", "label", "status"]).size().unstack(fill_value=0)
     for col in ("done", "failed", "pending"):
         if col not in t:
             t[col] = 0
-    t["not_converged"] = df.groupby(["method", "label"])["not_converged"].sum()
-    lost = set(store.lost_arrays())
-    t["lost_arrays"] = pd.Series([r["cell_hash"] in lost for r in rows], index=df.index).groupby(
-        [df.method, df.label]).sum()
+    keys = [df.method, df.label]
+    t["not_converged"] = ((df.status == "done") & ~converged(df)).groupby(keys).sum()
+    t["lost_arrays"] = df.cell_hash.isin(set(Store(out).lost_arrays())).groupby(keys).sum()
     return t[["done", "failed", "pending", "not_converged", "lost_arrays"]]
-
-
-def _converged(row: dict) -> bool:
-    """A stored cell's convergence (metrics.converged), from its stored metrics."""
-    from ..metrics import converged
-    m = json.loads(row["metrics"]) if row.get("metrics") else {}
-    return bool(m["converged"]) if "converged" in m else converged(m)[0]
