@@ -290,8 +290,9 @@ def cmd_sweep(args) -> int:
     sweep = load_sweep(args.file, args.budget)
     s = run_sweep(sweep, args.out, device=args.device, executor=args.executor, workers=args.workers,
                   scheduler=args.scheduler, max_batch=args.max_batch, force=args.force,
-                  progress=not args.no_progress, retry_failed=args.retry_failed)
-    print(f"{sweep.name} [{args.budget}]: {s.total} cells, {s.already_done} already done, ran {s.ran} "
+                  progress=not args.no_progress, retry_failed=args.retry_failed, worker_timeout=args.worker_timeout)
+    refined = f" ({s.refined} of them added by {s.rounds} refinement rounds)" if s.refined else ""
+    print(f"{sweep.name} [{args.budget}]: {s.total} cells{refined}, {s.already_done} already done, ran {s.ran} "
           f"({s.failed} failed) in {s.seconds:.1f}s -> {args.out}", file=sys.stderr)
     if s.not_converged:
         print(f"warning: {s.not_converged} of the {s.ran} cells just run did not converge (a feedback rule missed "
@@ -352,7 +353,10 @@ def _register_sweep(sub) -> None:
     sp.add_argument("--device", default="auto", help="auto | cpu | cuda")
     sp.add_argument("--executor", default="local", choices=["local", "dask"])
     sp.add_argument("--workers", type=int, default=2, help="Dask LocalCluster worker processes")
-    sp.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler")
+    sp.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler (a trusted cluster: Dask "
+                    "pickles tasks)")
+    sp.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
+                    help="how long to wait for a Dask scheduler to answer and have a worker (default 60)")
     sp.add_argument("--max-batch", type=int, default=None, help="models per ensemble (default 8 on CPU, 64 on CUDA)")
     sp.add_argument("--force", action="store_true", help="allow an --out made by another sweep file")
     sp.add_argument("--retry-failed", action="store_true", help="run failed cells again")
@@ -368,6 +372,24 @@ def _register_sweep(sub) -> None:
     ex.add_argument("--csv")
     ex.add_argument("--parquet")
     ex.set_defaults(func=cmd_export)
+
+
+def cmd_boundary(args) -> int:
+    from .sweep.refine import load_boundaries
+    found = load_boundaries(args.out, axis=args.axis, metric=args.metric, level=args.level, tolerance=args.tolerance)
+    if args.json:
+        print(dump_json(found))
+        return 0
+    if not found:
+        print("no crossings")
+    for b in found:
+        row = ", ".join(f"{k} = {v}" for k, v in b["row"].items())
+        iv = "" if math.isnan(b["low"]) else f" [{b['low']:.4g}, {b['high']:.4g}]"
+        print(f"{b['label']}{' (' + row + ')' if row else ''}: {b['metric']} {b['direction']} through {b['level']:g} "
+              f"at {b['axis']} = {b['estimate']:.4g}{iv}; bracket {b['lower']:.4g}–{b['upper']:.4g} "
+              f"({b['bracket_width']:.2g} tolerance units, {'decided' if b['decided'] else 'ends undecided'}), "
+              f"{b['cells']} cells, {b['seeds']} seeds")
+    return 0
 
 
 def cmd_plot(args) -> int:
@@ -437,7 +459,19 @@ def _register_bench(sub) -> None:
     bp.set_defaults(func=cmd_bench)
 
 
-_EXTRA_COMMANDS: list = [_register_train, _register_sweep, _register_plot, _register_reproduce, _register_bench]
+def _register_boundary(sub) -> None:
+    bp = sub.add_parser("boundary", help="where a metric crosses a level along an axis, per method and row "
+                        "(the sweep's [refine] table by default)")
+    bp.add_argument("out", help="results folder")
+    bp.add_argument("--axis", help="axis to read crossings along (default: [refine] axis, else [plot] x)")
+    bp.add_argument("--metric", help="default: [refine] metric, else the [plot] metric, else frr_0.9")
+    bp.add_argument("--level", type=float, help="default: [refine] level, else 0.5")
+    bp.add_argument("--tolerance", type=float, help="bracket width unit for bracket_width (ratio on a log axis)")
+    bp.add_argument("--json", action="store_true", help="print a JSON list, one object per crossing")
+    bp.set_defaults(func=cmd_boundary)
+
+
+_EXTRA_COMMANDS: list = [_register_train, _register_sweep, _register_plot, _register_boundary, _register_reproduce, _register_bench]
 
 
 def main(argv=None) -> int:

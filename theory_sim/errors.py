@@ -48,9 +48,10 @@ def normalise_integers(obj) -> None:
 
 
 def check_folder(path, field: str, empty: bool = False):
-    """A folder to write into, checked without creating anything: a non-blank path that is not a file,
-    whose parent exists when it does not, writable, and (``empty``) without files in it yet. Returns it as
-    a Path; ConfigError naming ``field`` otherwise."""
+    """A folder to write into, checked without creating anything: a non-blank path that is not a file, whose
+    nearest existing ancestor is a writable folder (missing folders in between are made when writing, like
+    ``mkdir -p``), and (``empty``) without files in it yet. Returns it as a Path; ConfigError naming
+    ``field`` otherwise."""
     import os
     from pathlib import Path
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
@@ -60,9 +61,11 @@ def check_folder(path, field: str, empty: bool = False):
         raise ConfigError(field, f"{str(path)!r} exists and is not a folder")
     if empty and p.is_dir() and any(p.iterdir()):
         raise ConfigError(field, f"{str(path)!r} is not empty; give a new or empty folder")
-    parent = p if p.exists() else p.parent
-    if not parent.is_dir():
-        raise ConfigError(field, f"the parent folder of {str(path)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(field, f"cannot write into {str(parent)!r}")
+    ancestor = p.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(field, f"{str(path)!r} lies under {str(ancestor)!r}, which is a file, not a folder")
+    if not os.access(ancestor, os.W_OK):
+        raise ConfigError(field, f"cannot write into {str(ancestor)!r}")
     return p

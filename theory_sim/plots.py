@@ -118,6 +118,15 @@ def _summarise(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
     return summ.merge(more, on=keys, how="left")
 
 
+def _common_values(summ: pd.DataFrame, x: str, y: str) -> tuple[list, int]:
+    """The x values every row has (a refined sweep's coarse grid: its ticks), and how many."""
+    per_row = [set(g[x].dropna()) for _, g in summ.groupby(y) if g[x].notna().any()]
+    common = sorted(set.intersection(*per_row)) if per_row else []
+    if len(common) < 2:
+        common = sorted(summ[x].dropna().unique())
+    return common, len(common)
+
+
 def _as_variants(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     """Every method variant its own label, so no summary averages over a hyperparameter."""
     df = df.copy()
@@ -157,41 +166,59 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
     summ = _summarise(df, ["label", x, y], metric)
     ncol = min(3, len(labels))
     nrow = math.ceil(len(labels) / ncol)
-    nx, ny = max(1, df[x].nunique()), max(1, df[y].nunique())
+    nx, ny = max(1, _common_values(summ, x, y)[1]), max(1, df[y].nunique())
     crowded = nx > 6  # then a cell shows its mean only (the interval is in the CSV)
     pw, ph = max(5.0, 0.62 * nx + 1.8), max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0)
     fig, axes = plt.subplots(nrow, ncol, figsize=(pw * ncol, ph * nrow), squeeze=False, constrained_layout=True)
-    xlog, ylog = _is_log(df[x]), _is_log(df[y])
+    xlog, ylog = _is_log(_common_values(summ, x, y)[0]), _is_log(df[y])  # judged on the coarse grid
     mesh = None
     boundary_rows = []
     for ax, lab in zip(axes.flat, labels):
         s = summ[summ.label == lab]
         no_x = s[x].isna().all()  # a method without this axis (e.g. TopK on p/f): one "n/a" column
-        xs, ys = ([0.0] if no_x else sorted(s[x].dropna().unique())), sorted(s[y].dropna().unique())
-        Z = np.full((len(ys), len(xs)), np.nan)
-        cells = {}
-        for _, r in s.iterrows():
-            if pd.notna(r[y]) and (no_x or pd.notna(r[x])):
-                i, j = ys.index(r[y]), 0 if no_x else xs.index(r[x])
-                Z[i, j] = r["mean"]
-                cells[(i, j)] = r
+        ys = sorted(s[y].dropna().unique())
         lx = xlog and not no_x
-        ex, ey = _edges(xs, lx), _edges(ys, ylog)
-        mesh = ax.pcolormesh(ex, ey, Z, vmin=0, vmax=1, cmap="viridis", shading="flat")
-        for (i, j), r in cells.items():
-            v = r["mean"]
-            txt = f"{v:.2f}"
-            if pd.notna(r["low"]) and not crowded:
-                txt += f"\n[{r['low']:.2f}, {r['high']:.2f}]"
-            if r.get("not_converged", 0):
-                txt += "\nn.c."
-                ax.add_patch(plt.Rectangle((ex[j], ey[i]), ex[j + 1] - ex[j], ey[i + 1] - ey[i], fill=False,
-                                           hatch="//", edgecolor="red", lw=0))
-            ax.text(xs[j], ys[i], txt, ha="center", va="center", fontsize=6, linespacing=1.0,
-                    color="black" if v > 0.6 else "white")
+        ey = _edges(ys, ylog)
+        # each row its own cells: a refined sweep (sweep/refine.py) has more, narrower cells near its crossings
+        row_cells = {yv: s[s[y] == yv].sort_values(x) for yv in ys}
+        coarse = [0.0] if no_x else _common_values(s, x, y)[0]
+        lo_e, hi_e = _edges(coarse, lx)[[0, -1]]
+        row_edges = {}
+        for yv, g in row_cells.items():
+            if len(g):  # inner edges halfway between the row's cells, outer ones those of the coarse grid
+                e = _edges([0.0] if no_x else list(g[x]), lx)
+                if no_x or g[x].min() == coarse[0]:
+                    e[0] = lo_e
+                if no_x or g[x].max() == coarse[-1]:
+                    e[-1] = hi_e
+                row_edges[yv] = e
+        lo_e, hi_e = min(e[0] for e in row_edges.values()), max(e[-1] for e in row_edges.values())
+        span = (math.log(hi_e / lo_e) if lx else hi_e - lo_e) or 1.0
+        cell_frac = 1 / len(coarse)  # a coarse cell's share of the width
+        for i, yv in enumerate(ys):
+            g, ex = row_cells[yv], row_edges.get(yv)
+            if ex is None:
+                continue
+            mesh = ax.pcolormesh(ex, ey[i:i + 2], g["mean"].to_numpy(float)[None, :], vmin=0, vmax=1, cmap="viridis",
+                                 shading="flat")
+            for j, (_, r) in enumerate(g.iterrows()):
+                v = r["mean"]
+                frac = (math.log(ex[j + 1] / ex[j]) if lx else ex[j + 1] - ex[j]) / span
+                txt = f"{v:.2f}" if frac >= 0.45 * cell_frac else ""  # refined cells too narrow for text: CSV
+                if txt and pd.notna(r["low"]) and not crowded and frac >= 0.9 * cell_frac:
+                    txt += f"\n[{r['low']:.2f}, {r['high']:.2f}]"
+                if r.get("not_converged", 0):
+                    txt += "\nn.c." if txt else ""
+                    ax.add_patch(plt.Rectangle((ex[j], ey[i]), ex[j + 1] - ex[j], ey[i + 1] - ey[i], fill=False,
+                                               hatch="//", edgecolor="red", lw=0))
+                if txt:
+                    ax.text(0.0 if no_x else r[x], yv, txt, ha="center", va="center", fontsize=6, linespacing=1.0,
+                            color="black" if v > 0.6 else "white")
+        xs = [0.0] if no_x else _common_values(s, x, y)[0]
+        ex = np.array([lo_e, hi_e])
         if not no_x and len(xs) >= 2:
             for i, yv in enumerate(ys):
-                _, _, found = crossings_along(df[(df.label == lab) & (df[y] == yv)], x, metric, level, lx, xs)
+                _, _, found = crossings_along(df[(df.label == lab) & (df[y] == yv)], x, metric, level, lx)
                 for c in found:
                     boundary_rows.append({"label": lab, y: yv, "axis": x, "level": level, **c})
                     err = None

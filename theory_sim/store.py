@@ -154,7 +154,8 @@ class Store:
             raise ConfigError("out", f"{self.dir} holds results of another sweep file named {sweep_name!r} "
                               f"({meta['sweep_path']}); use another --out or pass --force")
 
-    def init(self, sweep_name: str, source: str, cells, sweep_path: str | None = None, force: bool = False) -> int:
+    def init(self, sweep_name: str, source: str, cells, sweep_path: str | None = None, force: bool = False,
+             budget: str = "full") -> int:
         """Creates the folder and tables, records the sweep and inserts its cells as pending.
         Returns how many cells were new."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ class Store:
                 raise ConfigError("out", f"{self.dir} was just created for sweep {meta['sweep_name']!r} by another "
                                   "process; use another --out")
             for k, v in (("schema_version", str(SCHEMA_VERSION)), ("sweep_name", sweep_name), ("sweep_source", source),
-                         ("sweep_path", sweep_path or meta.get("sweep_path", ""))):
+                         ("sweep_path", sweep_path or meta.get("sweep_path", "")), ("sweep_budget", budget)):
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
             before = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
@@ -189,6 +190,28 @@ class Store:
         return after - before
 
     # ---------------------------------------------------------------- read / write
+    def add_cells(self, con: sqlite3.Connection, sweep_name: str, cells) -> int:
+        """Inserts refinement cells as pending (or marks stored ones current again); returns how many were
+        new. One transaction: a round is either recorded whole or not at all."""
+        con.execute("BEGIN IMMEDIATE")
+        before = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+        con.executemany(
+            "INSERT INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT(cell_hash) DO UPDATE SET label = excluded.label, current = 1",
+            [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells])
+        after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+        con.execute("COMMIT")
+        return after - before
+
+    def metric_of(self, con: sqlite3.Connection, metric: str) -> dict[str, float]:
+        """cell hash → ``metric`` of every done cell that has a finite value of it."""
+        out = {}
+        for h, m in con.execute("SELECT cell_hash, metrics FROM cells WHERE status='done'"):
+            v = json.loads(m).get(metric) if m else None
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                out[h] = float(v)
+        return out
+
     def statuses(self, con=None) -> dict[str, str]:
         own = con is None
         con = con or self.connect()

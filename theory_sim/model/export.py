@@ -38,7 +38,7 @@ def save_sample(spec: GeneratorSpec, samples: int, folder: str, device="cpu") ->
         raise ConfigError("samples", f"{samples} rows of d = {spec.d} need about {need / 2**30:.1f} GiB on disk "
                           f"(limit {MAX_BYTES / 2**30:.0f} GiB); draw fewer")
     p = check_save_dir(folder)
-    p.mkdir(exist_ok=True)
+    p.mkdir(parents=True, exist_ok=True)
     sampler = ModelSampler(spec, device)
     X = np.lib.format.open_memmap(p / "X.npy", mode="w+", dtype=np.float32, shape=(samples, spec.d))
     idx, vals = [], []

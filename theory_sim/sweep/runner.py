@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import re
 import sqlite3
 import sys
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from ..device import resolve_device
 from ..errors import ConfigError, Interrupted, StoreError, check_folder
 from ..store import Store, free_space, load_results, provenance
+from .refine import propose
 from .spec import Cell, Sweep, make_batches
 
 DATA_STATS_SAMPLES = 10000
@@ -77,9 +79,17 @@ class RunSummary:
     seconds: float
     new_cells: int
     not_converged: int = 0
+    refined: int = 0  # cells added by refinement (all rounds)
+    rounds: int = 0  # refinement rounds that added cells
 
 
 SCHEDULER = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?")
+#: seconds to wait for a Dask scheduler to answer and to have at least one worker
+WORKER_TIMEOUT = 60.0
+
+
+class ClusterError(StoreError):
+    """The Dask cluster could not be used (unreachable, no workers, workers that died): exit 1, one line."""
 
 
 def default_max_batch(device: str) -> int:
@@ -91,7 +101,9 @@ def default_max_batch(device: str) -> int:
 
 def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "local", workers: int = 2,
               scheduler: str | None = None, max_batch: int | None = None, force: bool = False, progress: bool = True,
-              retry_failed: bool = False) -> RunSummary:
+              retry_failed: bool = False, worker_timeout: float = WORKER_TIMEOUT) -> RunSummary:
+    """Trains every pending cell of the sweep into the store at ``out``, then, if the sweep has a [refine]
+    table, round after round the cells refinement asks for (sweep/refine.py). Resumable at any point."""
     if max_batch is None:
         max_batch = default_max_batch(device)
     if executor not in ("local", "dask"):
@@ -107,13 +119,23 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
             raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
         if scheduler is not None and not SCHEDULER.fullmatch(str(scheduler)):
             raise ConfigError("scheduler", f"must be an address like tcp://HOST:PORT, got {scheduler!r}")
+    if not (isinstance(worker_timeout, (int, float)) and 0 < worker_timeout < math.inf):
+        raise ConfigError("worker_timeout", f"must be a number of seconds > 0, got {worker_timeout!r}")
     resolve_device(device)
     check_folder(out, "out")
-    # every check above writes nothing; from here the store is created
     store = Store(out)
     store.check_compatible(sweep.name, force, sweep.path)
-    new = store.init(sweep.name, sweep.source, sweep.cells, sweep.path, force)
-    con = store.connect()
+    # every check above writes nothing; a cluster that cannot start is refused before the store exists
+    with _executor(executor, device, workers, scheduler, worker_timeout) as submit:
+        new = store.init(sweep.name, sweep.source, sweep.cells, sweep.path, force, sweep.budget)
+        con = store.connect()
+        try:
+            return _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_failed, new, out)
+        finally:
+            con.close()
+
+
+def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_failed, new, out) -> RunSummary:
     if retry_failed:
         con.execute("UPDATE cells SET status='pending', error=NULL WHERE status='failed'")
     lost = store.lost_arrays(con)
@@ -121,18 +143,49 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
         con.executemany("UPDATE cells SET status='pending' WHERE cell_hash=?", [(h,) for h in lost])
         print(f"{sweep.name}: {len(lost)} finished cells had lost their arrays; training them again",
               file=sys.stderr)
-    status = store.statuses(con)
-    todo = {c.hash for c in sweep.cells if status.get(c.hash) == "pending"}
-    batches = [b for b in make_batches(sweep.cells, max_batch) if any(c.hash in todo for c in b)]
-    done0 = len(sweep.cells) - len(todo)
-    prov_cache: dict[str, dict] = {}
-    summary = RunSummary(len(sweep.cells), done0, 0, 0, 0.0, new)
+    cells = list(sweep.cells)
+    summary = RunSummary(len(cells), 0, 0, 0, 0.0, new)
     t0 = time.perf_counter()
+    rounds = max((r.max_rounds for r in sweep.refine), default=0)
+    try:
+        _train(sweep.cells, sweep.name, store, con, submit, device, max_batch, progress, summary, out)
+        for rnd in range(1, rounds + 1):
+            add, seen = [], set()
+            for ref in sweep.refine:  # each refined axis proposes from the same results
+                if rnd <= ref.max_rounds:
+                    for c in propose(ref, cells, store.metric_of(con, ref.metric), list(sweep.seeds), sweep.derive):
+                        if c.hash not in seen:
+                            seen.add(c.hash)
+                            add.append(c)
+            if not add:
+                break
+            summary.new_cells += store.add_cells(con, sweep.name, add)
+            cells += add
+            summary.total += len(add)
+            summary.refined += len(add)
+            summary.rounds = rnd
+            _train(add, f"{sweep.name} refine {rnd}/{rounds}", store, con, submit, device, max_batch,
+                   progress, summary, out)
+    finally:
+        summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _train(cells, name, store, con, submit, device, max_batch, progress, summary, out) -> None:
+    """Trains the pending ones among ``cells`` (one round), writing each result as it arrives."""
+    status = store.statuses(con)
+    todo = {c.hash for c in cells if status.get(c.hash) == "pending"}
+    batches = [b for b in make_batches(cells, max_batch) if any(c.hash in todo for c in b)]
+    done0 = len(cells) - len(todo)
+    summary.already_done += done0
+    if done0 and progress:
+        print(f"{name}: resuming, {done0} of {len(cells)} cells already stored", file=sys.stderr)
+    prov_cache: dict[str, dict] = {}
     # the bar counts model-steps (a cell of S steps is S of them), so it moves inside an ensemble and its
     # ETA weighs cells by their work; the description counts cells
-    steps = {c.hash: c.train["steps"] for c in sweep.cells}
-    work_done = sum(steps[c.hash] for c in sweep.cells if c.hash not in todo)
-    bar = tqdm(total=sum(steps.values()), initial=work_done, desc=f"{sweep.name}: {done0}/{len(sweep.cells)} cells",
+    steps = {c.hash: c.train["steps"] for c in cells}
+    work_done = sum(steps[c.hash] for c in cells if c.hash not in todo)
+    bar = tqdm(total=sum(steps.values()), initial=work_done, desc=f"{name}: {done0}/{len(cells)} cells",
                unit=" model-steps", unit_scale=True, file=sys.stderr, disable=not progress, dynamic_ncols=True)
     credited: dict[str, int] = {}  # model-steps already shown for cells in flight
 
@@ -155,52 +208,82 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
                 summary.not_converged += nc
                 todo.discard(h)
                 bar.update(max(0, steps[h] - credited.pop(h, 0)))
-        bar.set_description(f"{sweep.name}: {len(sweep.cells) - len(todo)}/{len(sweep.cells)} cells", refresh=False)
+        bar.set_description(f"{name}: {len(cells) - len(todo)}/{len(cells)} cells", refresh=False)
         bar.set_postfix(failed=summary.failed, not_converged=summary.not_converged)
 
-    if done0 and progress:
-        print(f"{sweep.name}: resuming, {done0} of {len(sweep.cells)} cells already stored", file=sys.stderr)
     try:
-        if executor == "local":
-            threads = None
-            for b in batches:
-                pending = [c.hash for c in b if c.hash in todo]
-                store_batch(run_batch(_payload(b, device, threads), lambda k, hs=pending: on_steps(k, hs)))
-        else:
-            _run_dask(batches, device, workers, scheduler, store_batch)
+        submit(batches, todo, on_steps, store_batch)
     except KeyboardInterrupt:
-        raise Interrupted(len(sweep.cells) - len(todo), len(sweep.cells)) from None
+        raise Interrupted(len(cells) - len(todo), len(cells)) from None
     except (sqlite3.OperationalError, OSError) as e:  # disk full, permissions: what, where, how much space
         if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
             raise
-        done = len(sweep.cells) - len(todo)
+        done = len(cells) - len(todo)
         raise StoreError(f"cannot write results in {out}: {e} ({free_space(Path(out))}); {done} of "
-                         f"{len(sweep.cells)} cells are stored: free space and rerun the same command") from None
+                         f"{len(cells)} cells are stored: free space and rerun the same command") from None
     finally:
         bar.close()
-        con.close()
-    summary.seconds = time.perf_counter() - t0
-    return summary
 
 
-def _run_dask(batches, device, workers, scheduler, store_batch):
+@contextlib.contextmanager
+def _executor(kind, device, workers, scheduler, timeout):
+    """Yields submit(batches, todo, on_steps, store_batch), which trains the batches and hands each result
+    to store_batch in this process. Dask: one cluster for every round of the sweep."""
+    if kind == "local":
+        def submit(batches, todo, on_steps, store_batch):
+            for b in batches:
+                pending = [c.hash for c in b if c.hash in todo]
+                store_batch(run_batch(_payload(b, device, None), lambda k, hs=pending: on_steps(k, hs)))
+        yield submit
+        return
     from dask.distributed import Client, LocalCluster, as_completed
-    if scheduler:
-        client = Client(scheduler)
-        cluster = None
-    else:
-        if not (isinstance(workers, int) and workers >= 1):
-            raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
-        # 127.0.0.1 only and no dashboard: nothing is exposed beyond this machine; worker logs silenced
-        # (their shutdown heartbeats otherwise end a successful run with tracebacks)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               host="127.0.0.1", silence_logs=logging.CRITICAL)
-        client = Client(cluster)
+    from distributed.scheduler import KilledWorker
+    cluster = None
     try:
-        threads = 1 if cluster is not None else None
+        with _quiet("distributed"):
+            if scheduler:
+                try:
+                    client = Client(scheduler, timeout=f"{timeout}s")
+                except (OSError, TimeoutError) as e:
+                    raise ClusterError(f"cannot reach the Dask scheduler {scheduler} within {timeout:g} s ({e}); "
+                                       "start it or fix --scheduler") from None
+            else:
+                # 127.0.0.1 only and no dashboard: nothing is exposed beyond this machine; worker logs
+                # silenced (their shutdown heartbeats otherwise end a successful run with tracebacks)
+                try:
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, host="127.0.0.1", silence_logs=logging.CRITICAL)
+                except Exception as e:  # noqa: BLE001 — a worker that died while starting, ports, limits
+                    raise ClusterError(f"the local Dask cluster of {workers} workers did not start "
+                                       f"({type(e).__name__}: {e}); rerun, or use --executor local") from None
+                client = Client(cluster)
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError):
+            client.close()
+            raise ClusterError(f"the Dask scheduler {scheduler or 'LocalCluster'} has no workers after {timeout:g} s; "
+                               "start workers (dask worker ADDRESS) or raise --worker-timeout") from None
+    except BaseException:
+        if cluster is not None:
+            with _quiet("distributed"):
+                cluster.close()
+        raise
+    threads = 1 if cluster is not None else None
+
+    def submit(batches, todo, on_steps, store_batch):
         futures = [client.submit(run_batch, _payload(b, device, threads), pure=False, retries=2) for b in batches]
-        for fut in as_completed(futures):
-            store_batch(fut.result())
+        try:
+            for fut in as_completed(futures):
+                store_batch(fut.result())
+        except KilledWorker as e:
+            raise ClusterError(f"Dask workers died three times on one batch ({e}); the cells stored so far are kept: "
+                               "rerun the same command to resume") from None
+        finally:
+            for f in futures:
+                f.cancel()
+
+    try:
+        yield submit
     finally:
         with _quiet("distributed"):
             client.close()

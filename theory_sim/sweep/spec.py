@@ -22,6 +22,9 @@ seeds = [0, 1]                            # root seeds: data and SAE init (a `se
 [plot]                                    # default axes of `theory-sim plot`
 x = "p_over_f"
 y = "d"
+[refine]                                  # optional: bisect where the metric crosses a level (sweep/refine.py)
+axis = "p_over_f"
+tolerance = 1.25
 [budgets.tiny]                            # deep-merged over the file; `all_methods` merges into every method
 train = {steps = 200, seeds = [0]}
 all_methods = {width = 128}
@@ -37,7 +40,7 @@ import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +49,16 @@ from ..errors import ConfigError
 from ..model.spec import GENERATOR_FIELDS, GeneratorSpec
 from ..sae import REGISTRY, get_method
 from ..training import TrainConfig, derived_base, resolve_hyper, spec_scales
+from .refine import Refine, parse_refines
 
 SCHEMA = 1
-TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "budgets", "report")
+TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "budgets", "report", "refine")
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)) + ("seeds",)
 PLOT_KEYS = ("x", "y", "metric", "curve", "tuned")
 BUDGETS = ("tiny", "quick", "full")
 #: the figures ``[plot] curve`` may ask for (drawn by theory_sim.plots)
 CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table")
-BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods")
+BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods", "refine")
 #: the most cells one sweep file may define (each is a trained model; 10⁹ would exhaust memory listing them)
 MAX_CELLS = 200_000
 #: a sweep name becomes part of file names: no path separators, no leading dot
@@ -99,6 +103,9 @@ class Cell:
 
 @dataclass
 class Sweep:
+    """A validated sweep file. cells: the coarse grid's cells; refine: its [refine] tables (one per refined
+    axis; empty: none); seeds: train.seeds (refinement trains new axis values at these and adds seeds after)."""
+
     name: str
     description: str
     cells: list[Cell]
@@ -106,6 +113,29 @@ class Sweep:
     source: str
     path: str
     budget: str
+    refine: tuple[Refine, ...] = ()
+    seeds: tuple = (0,)
+    report: dict = field(default_factory=dict)  # [report]: e.g. the paper's numbers beside ours
+
+    def derive(self, cell: Cell, axis: str | None = None, value=None, seed: int | None = None) -> Cell | None:
+        """``cell`` at another value of ``axis`` and/or another seed, validated like a grid cell; None if the
+        data model or the method refuses that value (a refinement bracket then stays as it is)."""
+        data, params = dict(cell.data), dict(cell.params)
+        if axis is not None:
+            (data if axis in data else params)[axis] = value
+        try:
+            return make_cell(data, cell.method, params, cell.train, cell.seed if seed is None else seed, cell.label)
+        except ConfigError:
+            return None
+
+
+def make_cell(data: dict, method: str, params: dict, train: dict, seed: int, label: str) -> Cell:
+    """The cell for these inputs, validated (ConfigError naming the field otherwise). data: generator fields
+    (a ``seed`` among them fixes the data across cell seeds)."""
+    spec = GeneratorSpec.from_dict({"seed": seed, **data})
+    resolve_hyper(method, params, *spec_scales(spec))
+    data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed" or "seed" in data}
+    return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label))
 
 
 def _err(path, key, msg):
@@ -203,6 +233,26 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
         raise ConfigError("sweep", f"cannot read {path!r}: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise ConfigError("sweep", f"{path!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return parse_sweep(source, str(Path(path).resolve()), budget)
+
+
+def stored_sweep(out_dir: str | Path) -> Sweep:
+    """The sweep a results folder was last run with (its stored file text and budget), parsed again."""
+    from ..store import Store
+    store = Store(out_dir)
+    if not store.exists():
+        raise ConfigError("out", f"no results database in {str(out_dir)!r}")
+    meta = store.meta()
+    if "sweep_source" not in meta:
+        raise ConfigError("out", f"{out_dir} has no stored sweep (an interrupted creation); rerun the sweep command")
+    try:
+        return parse_sweep(meta["sweep_source"], meta.get("sweep_path", "stored sweep"), meta.get("sweep_budget", "full"))
+    except ConfigError as e:
+        raise ConfigError("out", f"the sweep stored in {out_dir} no longer validates ({e}); rerun it with --force") from None
+
+
+def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
+    """A sweep file's text → a validated Sweep (path: for messages and the store's same-file check)."""
     try:
         raw = tomllib.loads(source)
     except tomllib.TOMLDecodeError as e:
@@ -218,7 +268,7 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
         for k, v in over.items():
             if k not in BUDGET_KEYS:
                 raise _err(path, f"budgets.{b}.{k}", f"unknown key; allowed: {', '.join(BUDGET_KEYS)}")
-            if k != "methods":
+            if k not in ("methods", "refine"):
                 _require_table(over, k, path, f"budgets.{b}.{k}")
     if budget not in BUDGETS:
         raise _err(path, "budget", f"must be one of {', '.join(BUDGETS)}; got {budget!r}")
@@ -306,23 +356,31 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
                 d = {**data, **point}
                 for seed in seeds:
                     try:
-                        spec = GeneratorSpec.from_dict({"seed": seed, **d})
+                        GeneratorSpec.from_dict({"seed": seed, **d})
                     except ConfigError as e:
                         raise _err(path, f"data.{e.field}", f"{e.message} (at grid point {point})") from None
                     except TypeError as e:
                         raise _err(path, "data", str(e)) from None
                     try:
-                        resolve_hyper(name, params, *spec_scales(spec))
+                        cell = make_cell(d, name, params, tc, seed, label)
                     except ConfigError as e:
                         raise _err(path, f"{key}.{e.field}", f"{e.message} (at {params})") from None
                     except TypeError as e:
                         raise _err(path, key, str(e)) from None
-                    data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed" or "seed" in d}
-                    cell = Cell(data_dict, name, dict(sorted(params.items())), tc, int(seed), str(label))
                     if cell.hash not in seen:
                         seen.add(cell.hash)
                         cells.append(cell)
-    return Sweep(cfg["name"], cfg.get("description", ""), cells, plot, source, str(Path(path).resolve()), budget)
+    axes = {k: axis_values(v, f"grid.{k}", path) for k, v in grid.items()}
+    zipped = {k for z in zips for k in z}
+    for i, m in enumerate(methods):
+        zipped |= {k for z in {**m, **all_methods}.get("zip", []) for k in z}
+        m = {k: v for k, v in {**m, **all_methods}.items() if k not in ("name", "label", "zip")}
+        for k, v in m.items():
+            axes.setdefault(k, []).extend(axis_values(v, f"methods[{i}].{k}", path))
+    refine = parse_refines(cfg.get("refine"), path, axes, zipped, seeds, plot.get("metric"))
+    report = cfg.get("report", {})
+    return Sweep(cfg["name"], cfg.get("description", ""), cells, plot, source, path, budget, refine,
+                 tuple(int(s) for s in seeds), report)
 
 
 def _count(table: dict, zips: list, key_prefix: str, path: str) -> int:
