@@ -209,6 +209,7 @@ def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: 
             try:
                 with warnings.catch_warnings():  # a flat stretch leaves the covariance undefined: not needed here
                     warnings.simplefilter("ignore", optimize.OptimizeWarning)
+                    warnings.simplefilter("ignore", RuntimeWarning)  # exp overflow on a steep fit: harmless
                     (c, s), _ = optimize.curve_fit(_sigmoid, tt, yy, p0=(t0, slope0), maxfev=2000)
             except (RuntimeError, ValueError):
                 return math.nan

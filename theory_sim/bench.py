@@ -14,6 +14,10 @@
    matmuls; no (B, d) input gradient is formed, b_dec's reaches it as a (1, M)·(M, d) product), and
    12·B·d·M for the methods on autograd whose encoder input carries a trained b_dec.
 3. The quickstart grid (at a reduced step count) trained batched vs one model at a time.
+4. ``--refine``: boundary finding on a resonance-like experiment (BA's FRR@0.9 along p/f), a uniform grid at
+   the final resolution against refinement from a coarse grid, both through the real sweep pipeline in one
+   run: trained models, seconds, and the largest distance between their boundary estimates in tolerance
+   units (``refine_vs_uniform``).
 Memory per row: the resident high-water mark since the row began (the process's, where the kernel cannot
 reset it: ``peak_rss_is_per_config``), the resident size now, and on CUDA the peak allocated.
 """
@@ -165,8 +169,59 @@ def batched_vs_serial(device: torch.device, steps: int = 300) -> dict:
     return out
 
 
+REFINE_EXPERIMENT = {"n": 64, "s": 2, "d": 32, "width": 128, "lo": 1 / 16, "hi": 16, "coarse": 5,
+                     "tolerance": 2 ** 0.125, "steps": 1500, "seeds": [0, 1, 2], "eval_samples": 2048}
+
+
+def _refine_sweep(e: dict, values: str, refine: bool) -> str:
+    table = (f"\n[refine]\naxis = \"p_over_f\"\ntolerance = {e['tolerance']!r}\nmax_rounds = 12\n" if refine else "")
+    return (f"name = \"bench_{'refine' if refine else 'uniform'}\"\n[data]\nn = {e['n']}\ns = {e['s']}\nd = {e['d']}\n"
+            f"[[methods]]\nname = \"ba\"\nlabel = \"BA\"\nwidth = {e['width']}\np_over_f = {values}\n"
+            f"[train]\nsteps = {e['steps']}\nseeds = {e['seeds']}\neval_samples = {e['eval_samples']}\n" + table)
+
+
+def refine_vs_uniform(device: torch.device, experiment: dict | None = None) -> dict:
+    """One run of both ways to find where BA's FRR@0.9 crosses 50 % along p/f: a uniform geometric grid at
+    the final resolution (spacing ≤ the tolerance ratio) and refinement from a coarse grid to the same
+    tolerance. Returns uniform/refine models and seconds, both boundary lists, and max_disagreement: the
+    largest |log(estimate_u / estimate_r)| / log(tolerance) over crossings matched by direction and order
+    (inf when the two find different numbers of crossings)."""
+    import math
+    import tempfile
+    from pathlib import Path
+
+    from .sweep import parse_sweep, run_sweep
+    from .sweep.refine import load_boundaries
+    e = {**REFINE_EXPERIMENT, **(experiment or {})}
+    octaves = math.log(e["hi"] / e["lo"])
+    fine = math.ceil(octaves / math.log(e["tolerance"])) + 1  # spacing ≤ tolerance
+    out = {"experiment": e, "uniform_points": fine, "coarse_points": e["coarse"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, values, refine in (("uniform", f"{{geomspace = [{e['lo']!r}, {e['hi']!r}, {fine}]}}", False),
+                                     ("refine", f"{{geomspace = [{e['lo']!r}, {e['hi']!r}, {e['coarse']}]}}", True)):
+            sweep = parse_sweep(_refine_sweep(e, values, refine), f"bench_{kind}.toml")
+            folder = str(Path(tmp) / kind)
+            t = time.perf_counter()
+            summary = run_sweep(sweep, folder, device=str(device), progress=False)
+            out[f"{kind}_seconds"] = time.perf_counter() - t
+            out[f"{kind}_models"] = summary.total
+            out[f"{kind}_boundaries"] = load_boundaries(folder, axis="p_over_f", tolerance=e["tolerance"])
+    u, r = out["uniform_boundaries"], out["refine_boundaries"]
+    dist = []
+    for direction in ("rising", "falling"):
+        bu = [b for b in u if b["direction"] == direction]
+        br = [b for b in r if b["direction"] == direction]
+        if len(bu) != len(br):
+            dist.append(math.inf)
+        dist += [abs(math.log(a["estimate"] / b["estimate"])) / math.log(e["tolerance"]) for a, b in zip(bu, br)]
+    out["max_disagreement"] = max(dist) if dist else 0.0
+    out["model_ratio"] = out["uniform_models"] / max(1, out["refine_models"])
+    out["seconds_ratio"] = out["uniform_seconds"] / max(1e-9, out["refine_seconds"])
+    return out
+
+
 def run_bench(device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(1, 8, 32), seconds=2.0,
-              grid=True) -> dict:
+              grid=True, refine=False) -> dict:
     peaks = [matmul_peak(device)]
     rows = [time_method(m, E, device, seconds) for m in methods for E in sizes]
     peaks.append(matmul_peak(device))
@@ -183,6 +238,8 @@ def run_bench(device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(
         out["topk_E1_vs_saelens_reference"] = one[0]["steps_per_second"] / SAELENS_REFERENCE_STEPS_PER_S
     if grid:
         out["quickstart_grid"] = batched_vs_serial(device)
+    if refine:
+        out["refine"] = refine_vs_uniform(device)
     return out
 
 
@@ -209,4 +266,15 @@ def format_bench(b: dict) -> str:
         for m, r in g.get("by_method", {}).items():
             lines.append(f"  {m}: {r['cells']} cells in {r['ensembles']} ensembles: batched {r['batched_seconds']:.1f}s, "
                          f"one by one {r['serial_seconds']:.1f}s, speedup {r['speedup']:.2f}x")
+    if "refine" in b:
+        r = b["refine"]
+        lines.append(f"boundary finding (BA, FRR@0.9 = 50 % along p/f {r['experiment']['lo']:g}…{r['experiment']['hi']:g}, "
+                     f"tolerance ×{r['experiment']['tolerance']:.3g}): uniform {r['uniform_points']} points "
+                     f"{r['uniform_models']} models {r['uniform_seconds']:.1f}s; refined from {r['coarse_points']} points "
+                     f"{r['refine_models']} models {r['refine_seconds']:.1f}s; {r['model_ratio']:.1f}x fewer models, "
+                     f"{r['seconds_ratio']:.1f}x faster; max disagreement {r['max_disagreement']:.2f} tolerance units")
+        for kind in ("uniform", "refine"):
+            for c in r[f"{kind}_boundaries"]:
+                lines.append(f"  {kind}: {c['direction']} at p/f {c['estimate']:.4g} [{c['low']:.4g}, {c['high']:.4g}], "
+                             f"bracket {c['lower']:.4g}–{c['upper']:.4g}")
     return "\n".join(lines)

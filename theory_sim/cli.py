@@ -442,7 +442,7 @@ def cmd_bench(args) -> int:
     from .sae import get_method
     for m in methods:
         get_method(m)
-    b = run_bench(dev, methods, sizes, args.seconds, grid=not args.no_grid)
+    b = run_bench(dev, methods, sizes, args.seconds, grid=not args.no_grid, refine=args.refine)
     print(dump_json(b) if args.json else format_bench(b))
     return 0
 
@@ -454,6 +454,8 @@ def _register_bench(sub) -> None:
     bp.add_argument("--sizes", default="1,8,32", help="ensemble sizes E")
     bp.add_argument("--seconds", type=float, default=2.0, help="timing window per configuration")
     bp.add_argument("--no-grid", action="store_true", help="skip the batched-vs-serial quickstart grid")
+    bp.add_argument("--refine", action="store_true", help="also measure boundary finding: a uniform grid at the final "
+                    "resolution vs adaptive refinement, in one run (a few minutes on 2 cores)")
     bp.add_argument("--json", action="store_true")
     bp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all of this machine's)")
     bp.set_defaults(func=cmd_bench)
