@@ -3,12 +3,12 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from conftest import CUDA
+from hypothesis import given
+from hypothesis import strategies as st
 
 from theory_sim.errors import ConfigError
-from theory_sim.model import GeneratorSpec, ModelSampler, EnsembleSampler, make_features, measure, welch_bound
-
-from conftest import CUDA
+from theory_sim.model import EnsembleSampler, GeneratorSpec, ModelSampler, make_features, measure, welch_bound
 
 
 @st.composite

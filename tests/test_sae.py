@@ -3,14 +3,25 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from theory_sim.errors import ConfigError
-from theory_sim.sae import get_method, make_config
-from theory_sim.sae.base import reconstruction_loss
+from theory_sim.sae import REGISTRY, get_method, make_config
 from theory_sim.sae.ba import BA, GBA, BAConfig, GBAConfig
+from theory_sim.sae.base import reconstruction_loss
 from theory_sim.sae.mba import MBA, MBAConfig, smooth_relu
-from theory_sim.sae.untied import L1, BatchTopK, JumpReLU, L1Config, TopK, TopKConfig, JumpReLUConfig, keep_top, RandomDecoder
+from theory_sim.sae.untied import (
+    L1,
+    BatchTopK,
+    JumpReLU,
+    JumpReLUConfig,
+    L1Config,
+    RandomDecoder,
+    TopK,
+    TopKConfig,
+    keep_top,
+)
 
 
 def make(cls, cfg, E=1, d=3, B=4, seed=0):
@@ -186,7 +197,7 @@ def test_mba_bias_sets_initial_frequency():
     assert abs(freq.mean().item() - 0.1) < 0.01
 
 
-@pytest.mark.parametrize("name", ["ba", "gba", "mba", "l1", "topk", "batchtopk", "jumprelu", "random_decoder"])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_ensemble_models_are_independent(name):
     """Model e of an ensemble does exactly what it does alone (same seed, same data)."""
     cls = get_method(name)
@@ -205,6 +216,7 @@ def test_ensemble_models_are_independent(name):
     ("gba", {"groups": 0}, "groups"), ("topk", {"k": 0}, "k"), ("topk", {"width": 8, "k": 9}, "k"),
     ("ba", {"width": 0}, "width"), ("l1", {"l1": -1}, "l1"), ("ba", {"k": 3}, "k"),
     ("ba", {"activation": "gelu"}, "activation"), ("ba", {"p": float("nan")}, "p"), ("nope", {}, "method"),
+    ("gba", {"p": 0.1}, "p"),  # GBA has no single target frequency
 ])
 def test_bad_hyperparameters(method, params, field):
     with pytest.raises(ConfigError) as e:
@@ -215,6 +227,7 @@ def test_bad_hyperparameters(method, params, field):
 def test_no_hyperparameter_shadows_a_result_column():
     """load_results puts hyperparameters and metrics side by side: their names must differ."""
     import dataclasses
+
     from theory_sim.sae import REGISTRY
     metric_names = {"l0", "dead_fraction", "explained_variance", "fvu", "mse", "shrinkage", "mmcs", "mcc",
                     "uniqueness", "seconds", "steps", "status", "error", "freq_log_error", "coef_final", "l0_target", "chance_frr_0.9",

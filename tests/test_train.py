@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from theory_sim.errors import ConfigError
 from theory_sim.model import GeneratorSpec, ModelSampler, make_features

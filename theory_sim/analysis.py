@@ -343,6 +343,7 @@ def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> li
     """Consistency of every ordered pair of seeds among the rows ``g`` of one method variant that share a
     data model (rows with a stored decoder only): one value per pair."""
     import torch
+
     from .model.spec import GENERATOR_FIELDS
     data_cols = [c for c in GENERATOR_FIELDS if c in g.columns and c != "seed"]
     vals = []

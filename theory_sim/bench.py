@@ -29,11 +29,10 @@ import time
 import torch
 
 from .model.spec import GeneratorSpec
+from .sae import get_method
 from .training import GeneratorData, resolve_hyper
 
 STANDARD = dict(d=64, n=256, s=4, width=512, batch=512)
-METHOD_PARAMS = {"ba": {"p_over_f": 1.0}, "gba": {}, "topk": {"k": 4}, "l1": {"l1": 0.01},
-                 "batchtopk": {"k": 4}, "jumprelu": {"l0_coef": 0.01}}
 SAELENS_REFERENCE_STEPS_PER_S = 99.0  # SAELens 6.54 train_toy_sae measured on the same cell on a 2-core machine of this kind (docs/crosscheck)
 
 
@@ -102,8 +101,7 @@ def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0)
     c = STANDARD
     spec = GeneratorSpec(n=c["n"], d=c["d"], s=c["s"])
     specs = [spec.replace(seed=i) for i in range(E)]
-    cfg = resolve_hyper(method, {"width": c["width"], **METHOD_PARAMS.get(method, {})}, spec.mean_frequency())
-    from .sae import get_method
+    cfg = resolve_hyper(method, {"width": c["width"], **get_method(method).BENCH_PARAMS}, spec.mean_frequency())
     data = GeneratorData(specs, device)
     sae = get_method(method)([cfg] * E, c["d"], list(range(E)), device, data.sample(c["batch"]))
     per_config = _reset_peak_rss()

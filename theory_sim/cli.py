@@ -150,17 +150,19 @@ def _bool(text: str) -> bool:
 
 
 def add_method_options(p: argparse.ArgumentParser) -> None:
-    """One option per hyperparameter of any registered method (plus ``--X-over-f`` for frequencies)."""
+    """One option per hyperparameter of any registered method, plus ``--X-over-f`` / ``--X-over-s`` for the
+    fields a method declares as data-scaled (its config's ``SCALES``)."""
     from .sae import REGISTRY
+    from .sae.base import config_info
     g = p.add_argument_group("method hyperparameters (each method accepts its own; docs/methods.md)")
-    seen = {}
+    seen, scaled = {}, {}
     for name, cls in sorted(REGISTRY.items()):
-        helps = {}
-        for klass in reversed(cls.Config.__mro__):  # a subclass's words win
-            helps.update(getattr(klass, "HELP", {}))
+        helps = config_info(cls.Config, "HELP")
+        scaled.update(config_info(cls.Config, "SCALES"))
         for f in dataclasses.fields(cls.Config):
             typ, users, text = seen.setdefault(f.name, (type(f.default), {}, helps.get(f.name, "")))
             users[name] = f.default
+    words = {"f": "the mean feature frequency f", "s": "the data's expected L0 s"}
     for field, (typ, users, text) in sorted(seen.items()):
         conv = _bool if typ is bool else (int if typ is int else (float if typ is float else str))
         defaults = set(map(repr, users.values()))
@@ -168,12 +170,10 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
                 else "default " + ", ".join(f"{m} {v}" for m, v in users.items()))
         g.add_argument("--" + field.replace("_", "-"), dest="hp_" + field, type=conv, default=None,
                        metavar=conv.__name__.lstrip("_").upper(), help=f"{text} [{', '.join(users)}; {dflt}]".replace("%", "%%"))
-        if field in ("p", "htf", "ltf"):
-            g.add_argument(f"--{field}-over-f", dest=f"hp_{field}_over_f", type=float, default=None, metavar="FLOAT",
-                           help=f"{field} as a multiple of the mean feature frequency f")
-        if field in ("target_l0", "k"):
-            g.add_argument(f"--{field.replace('_', '-')}-over-s", dest=f"hp_{field}_over_s", type=float, default=None, metavar="FLOAT",
-                           help=f"{field} as a multiple of the data's expected L0 s")
+        if field in scaled:
+            ref = scaled[field]
+            g.add_argument(f"--{field.replace('_', '-')}-over-{ref}", dest=f"hp_{field}_over_{ref}", type=float,
+                           default=None, metavar="FLOAT", help=f"{field} as a multiple of {words[ref]}")
 
 
 def method_params_from_args(args) -> dict:
@@ -489,6 +489,10 @@ def main(argv=None) -> int:
     except StoreError as e:
         print(f"theory-sim: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say to it
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as e:  # one line, not a traceback; a sweep says how far it got
         print(f"theory-sim: {e}" if isinstance(e, Interrupted) else "theory-sim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -18,9 +18,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import theory  # noqa: E402
+from .analysis import (  # noqa: E402
+    _short,
+    cell_summary,
+    converged,
+    crossings_along,
+    magnitude_recovery,
+    reading_labels,
+    seed_interval,
+    seed_pair_consistency,
+    tune_per_cell,
+    variant_labels,
+)
 from .errors import ConfigError  # noqa: E402
-from .analysis import (_short, cell_summary, converged, crossings_along, magnitude_recovery, reading_labels,  # noqa: E402
-                       seed_interval, seed_pair_consistency, tune_per_cell, variant_labels)
 from .metrics import CURVE_TAUS  # noqa: E402
 from .store import Store, load_results  # noqa: E402
 from .sweep.spec import CURVE_KINDS, SAFE_NAME  # noqa: E402

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from . import analysis as A
-from .metrics import FREQ_LOG_ERROR_BOUND
 from . import theory
 from .errors import ConfigError
+from .metrics import FREQ_LOG_ERROR_BOUND
 from .plots import plot_sweep
 from .store import Store, load_results
 from .sweep import load_sweep, run_sweep

@@ -23,8 +23,7 @@ from .errors import ConfigError, normalise_integers, require
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, ModelSampler, derive_seed
 from .model.spec import GeneratorSpec
 from .sae import get_method
-from .sae.base import DERIVED, derived_base  # noqa: F401  (derived_base is re-exported)
-
+from .sae.base import DERIVED, config_info, derived_base  # noqa: F401  (derived_base is re-exported)
 
 #: upper limits of the training budget (a typo like 1e12 steps is refused, not run for years)
 TRAIN_LIMITS = {"steps": 10**8, "batch": 2**20, "eval_samples": 2**22}
@@ -35,7 +34,7 @@ class TrainConfig:
     steps: int = 3000
     batch: int = 512
     eval_samples: int = 8192
-    record_every: int = 0  # FRR@0.9 trajectory every k steps (0 = off; mba records every step)
+    record_every: int = 0  # FRR@0.9 trajectory every k steps (0: the method's RECORD_EVERY, mba every step)
     check_every: int = 25  # steps between non-finite-loss checks
     save_decoder: bool = False  # keep each model's decoder (M, d) in its arrays (cross-seed consistency)
 
@@ -155,10 +154,14 @@ def resolve_hyper(method: str, params: dict, f: float | None, l0: float | None =
     ``X = value · l0`` (l0: the data's expected L0; f · n for generator data)."""
     out = {}
     scales = {"f": f, "s": l0}
+    scales_of = config_info(get_method(method).Config, "SCALES")
     for k, v in params.items():
         base = derived_base(k)
         if base != k:
             ref = DERIVED[k[len(base):]]
+            kinds = {"f": "a frequency (X_over_f)", "s": "a count of active latents (X_over_s)"}
+            require(scales_of.get(base) == ref, k, f"{base} is not {kinds[ref]} of {method}; derived keys of {method}: "
+                    + (", ".join(f"{b}_over_{r}" for b, r in scales_of.items()) or "none"))
             require(scales[ref] is not None, k, f"needs generator data to know {ref}; give {base} directly")
             require(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0, k,
                     f"must be a number > 0, got {v!r}")
@@ -200,7 +203,7 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
     E = len(cfgs)
     device = data.device
     t0 = time.perf_counter()
-    x0 = data.sample(max(tc.batch, 4096 if method == "mba" else tc.batch))
+    x0 = data.sample(max(tc.batch, cls.INIT_ROWS))
     sae = cls(cfgs, data.d, seeds, device, x0)
     D0 = sae.decoder().clone()  # the random initialisation: its FRR is the chance level of the recovery metrics
     failed = [None] * E
@@ -214,7 +217,7 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
         for e in range(E):
             traj[e].append((step, M.frr(M.best_cosines(data.V[e], D[e])[0], 0.9)))
 
-    record_every = tc.record_every or (1 if method == "mba" else 0)
+    record_every = tc.record_every or cls.RECORD_EVERY
     if record_every:
         record(0)
     bar = tqdm(total=tc.steps, desc=desc or method, file=sys.stderr, disable=not progress, delay=2.0,

@@ -37,9 +37,10 @@ from .base import Method, MethodConfig, check_choice, check_number, register, un
 
 
 @dataclass(frozen=True)
-class BAConfig(MethodConfig):
+class AdaptConfig(MethodConfig):
+    """What BA and GBA share: the activation, the output scale and the bias-adaptation rule."""
+
     HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "p": "target activation frequency of every neuron (p_over_f: a multiple of f)",
         "activation": "relu, or jumprelu (bias-free magnitude gated by the bias)",
         "train_scale": "Adam trains the output scale a",
         "scale_init": "initial output scale a",
@@ -54,7 +55,6 @@ class BAConfig(MethodConfig):
     }
 
     lr: float = 3e-3
-    p: float = 0.0234
     activation: str = "relu"
     train_scale: bool = True
     scale_init: float = 1.0
@@ -69,10 +69,6 @@ class BAConfig(MethodConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_number(self, "p", 0, 1, lo_open=True, hi_open=True)
-        self._validate_common()
-
-    def _validate_common(self) -> None:
         check_choice(self, "activation", ("relu", "jumprelu"))
         check_choice(self, "pre_bias", ("mean", "zero"))
         for b in ("train_scale", "renorm", "train_pre_bias"):
@@ -87,29 +83,44 @@ class BAConfig(MethodConfig):
 
     def targets(self) -> list[float]:
         """Target activation frequency of each neuron, length width."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class BAConfig(AdaptConfig):
+    HELP: ClassVar[dict] = {"p": "target activation frequency of every neuron (p_over_f: a multiple of f)"}
+    SCALES: ClassVar[dict] = {"p": "f"}
+
+    p: float = 0.0234
+
+    def validate(self) -> None:
+        super().validate()
+        check_number(self, "p", 0, 1, lo_open=True, hi_open=True)
+
+    def targets(self) -> list[float]:
         return [self.p] * self.width
 
 
 @dataclass(frozen=True)
-class GBAConfig(BAConfig):
+class GBAConfig(AdaptConfig):
     HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
         "groups": "number of neuron groups K",
-        "htf": "highest target frequency (group 0)",
-        "ltf": "lowest target frequency (group K-1)",
+        "htf": "highest target frequency (group 0; htf_over_f: a multiple of f)",
+        "ltf": "lowest target frequency (group K-1; ltf_over_f: a multiple of f)",
     }
+    SCALES: ClassVar[dict] = {"htf": "f", "ltf": "f"}
 
     groups: int = 10
     htf: float = 0.1
     ltf: float = 1e-3
 
     def validate(self) -> None:
-        MethodConfig.validate(self)
+        super().validate()
         require(isinstance(self.groups, int) and self.groups >= 1, "groups", f"must be an integer >= 1, got {self.groups!r}")
         require(self.groups <= self.width, "groups", f"must be <= width = {self.width}, got {self.groups}")
         check_number(self, "htf", 0, 1, lo_open=True, hi_open=True)
         check_number(self, "ltf", 0, 1, lo_open=True, hi_open=True)
         require(self.htf >= self.ltf, "htf", f"must be >= ltf (got htf={self.htf}, ltf={self.ltf})")
-        self._validate_common()
 
     def targets(self) -> list[float]:
         K = self.groups
@@ -127,6 +138,7 @@ class BA(Method):
     name = "ba"
     Config = BAConfig
     PER_MODEL = ("p", "gamma_minus", "gamma_plus", "scale_init", "bias_init")
+    BENCH_PARAMS = {"p_over_f": 1.0}
 
     def group_index(self) -> list[int]:
         return [0] * self.M
@@ -267,7 +279,8 @@ class GBA(BA):
 
     name = "gba"
     Config = GBAConfig
-    PER_MODEL = BA.PER_MODEL + ("htf", "ltf")
+    PER_MODEL = tuple(k for k in BA.PER_MODEL if k != "p") + ("htf", "ltf")
+    BENCH_PARAMS = {}
 
     def group_index(self):
         return self.cfgs[0].group_index()

@@ -13,7 +13,6 @@ GEMM's faster orientation for the weight gradients); the (E, M, d) rows are view
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -22,7 +21,6 @@ import torch
 
 from ..errors import ConfigError, normalise_integers, reject_unknown, require
 from ..model.sampler import STREAM_INIT, cpu_generator
-
 
 #: the widest SAE a config accepts (2^20 neurons: a (B, M) float32 code at batch 512 is already 2 GiB)
 MAX_WIDTH = 2**20
@@ -36,6 +34,9 @@ class MethodConfig:
         "width": "neurons (latents) M",
         "lr": "Adam learning rate",
     }
+    #: fields that scale with the data: "f" (a frequency: ``X_over_f`` gives X = value · f) or "s" (a count of
+    #: active latents: ``X_over_s`` gives X = value · s̄); merged along the class hierarchy (config_info)
+    SCALES: ClassVar[dict] = {}
 
     width: int = 512
     lr: float = 1e-3
@@ -107,6 +108,12 @@ class Method:
     Config = MethodConfig
     PER_MODEL: tuple[str, ...] = ()
     uses_adam = True
+    #: rows of the first batch handed to ``init`` (0: the training batch)
+    INIT_ROWS: int = 0
+    #: record FRR@0.9 every k steps by default (0: only if [train] record_every asks)
+    RECORD_EVERY: int = 0
+    #: hyperparameters for `theory-sim bench`'s standard cell (n 256, s 4): a working point, not a default
+    BENCH_PARAMS: ClassVar[dict] = {}
 
     def __init__(self, cfgs: list, d: int, seeds: list[int], device, x0: torch.Tensor):
         """cfgs: E configs; seeds: E root seeds (init stream); x0: (E, B0, d) a first batch for init."""
@@ -303,5 +310,9 @@ def make_config(method: str, params: dict):
     return cls.from_dict(params)
 
 
-def config_replace(cfg, **kw):
-    return dataclasses.replace(cfg, **kw)
+def config_info(config_cls, attr: str) -> dict:
+    """A ClassVar dict (``HELP``, ``SCALES``) merged along the config's class hierarchy (subclass wins)."""
+    out = {}
+    for klass in reversed(config_cls.__mro__):
+        out.update(vars(klass).get(attr, {}))
+    return out

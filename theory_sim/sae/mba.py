@@ -31,6 +31,7 @@ class MBAConfig(MethodConfig):
         "power_step": "the a → 0 power step (else a Riemannian step)",
         "step_size": "η of the Riemannian step",
     }
+    SCALES: ClassVar[dict] = {"p": "f"}
 
     p: float = 0.0234
     smooth: float = 0.05
@@ -58,6 +59,8 @@ class MBA(Method):
     name = "mba"
     Config = MBAConfig
     PER_MODEL = ("p", "step_size")
+    INIT_ROWS = 4096  # the bias is set from the first batch's pre-activation quantiles: at least this many rows
+    RECORD_EVERY = 1  # the theorem is about the first steps: record FRR@0.9 after every one
     uses_adam = False
 
     def init(self, x0):

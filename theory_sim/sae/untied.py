@@ -162,6 +162,7 @@ class TargetL0Config(MethodConfig):
         "control_every": "steps between L0-controller updates",
         "control_gain": "L0-controller gain per update (log scale)",
     }
+    SCALES: ClassVar[dict] = {"target_l0": "s"}
 
     target_l0: float = 0.0
     control_every: int = 10
@@ -244,6 +245,7 @@ class L1(TargetL0, Untied):
     name = "l1"
     Config = L1Config
     PER_MODEL = ("l1", "target_l0")
+    BENCH_PARAMS = {"l1": 0.01}
 
     def init(self, x0):
         super().init(x0)
@@ -286,6 +288,7 @@ class TopKConfig(MethodConfig):
         "auxk": "AuxK loss weight on dead latents (0: off)",
         "dead_steps": "steps without firing before a latent is dead (AuxK)",
     }
+    SCALES: ClassVar[dict] = {"k": "s"}
 
     k: int = 3
     auxk: float = 0.0
@@ -313,6 +316,7 @@ class TopK(Untied):
     name = "topk"
     Config = TopKConfig
     PER_MODEL = ("k",)
+    BENCH_PARAMS = {"k": 4}
     unit_decoder = True
 
     def init(self, x0):
@@ -441,6 +445,7 @@ class JumpReLU(TargetL0, Untied):
     name = "jumprelu"
     Config = JumpReLUConfig
     PER_MODEL = ("l0_coef", "target_l0")
+    BENCH_PARAMS = {"l0_coef": 0.01}
 
     def init(self, x0):
         super().init(x0)
