@@ -1,4 +1,5 @@
 """Intervals, tri-state rules, verdicts, boundary crossings and grid-edge checks on hand-made tables."""
+
 import math
 
 import numpy as np
@@ -35,32 +36,48 @@ def test_seed_interval_contains_the_mean_and_stays_in_range(vals, n):
     assert 0 <= lo <= m + 1e-12 and m - 1e-12 <= hi <= 1
 
 
-@pytest.mark.parametrize("iv,thr,want", [((0.9, 0.85, 0.95), 0.8, True), ((0.6, 0.5, 0.7), 0.8, False),
-                                         ((0.8, 0.7, 0.9), 0.8, None), ((0.9, math.nan, math.nan), 0.8, True)])
+@pytest.mark.parametrize(
+    "iv,thr,want",
+    [
+        ((0.9, 0.85, 0.95), 0.8, True),
+        ((0.6, 0.5, 0.7), 0.8, False),
+        ((0.8, 0.7, 0.9), 0.8, None),
+        ((0.9, math.nan, math.nan), 0.8, True),
+    ],
+)
 def test_at_least_is_tri_state(iv, thr, want):
     assert A.at_least(iv, thr) is want
 
 
-@pytest.mark.parametrize("iv,thr,want", [((0.2, 0.1, 0.3), 0.35, True), ((0.5, 0.4, 0.6), 0.35, False),
-                                         ((0.3, 0.2, 0.4), 0.35, None)])
+@pytest.mark.parametrize(
+    "iv,thr,want", [((0.2, 0.1, 0.3), 0.35, True), ((0.5, 0.4, 0.6), 0.35, False), ((0.3, 0.2, 0.4), 0.35, None)]
+)
 def test_at_most_is_tri_state(iv, thr, want):
     assert A.at_most(iv, thr) is want
 
 
-@pytest.mark.parametrize("conds,primary,want", [
-    ([True, True], True, "reproduced"), ([True, False], True, "partly"), ([False, True], True, "not reproduced"),
-    ([False, False], False, "not reproduced"), ([False, True], False, "partly"), ([None, True], True, "inconclusive"),
-    ([False, None], True, "not reproduced"),  # the primary failed: the other cannot change it
-    ([True, None], True, "inconclusive"), ([], True, "not run"), ([None], True, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "conds,primary,want",
+    [
+        ([True, True], True, "reproduced"),
+        ([True, False], True, "partly"),
+        ([False, True], True, "not reproduced"),
+        ([False, False], False, "not reproduced"),
+        ([False, True], False, "partly"),
+        ([None, True], True, "inconclusive"),
+        ([False, None], True, "not reproduced"),  # the primary failed: the other cannot change it
+        ([True, None], True, "inconclusive"),
+        ([], True, "not run"),
+        ([None], True, "inconclusive"),
+    ],
+)
 def test_verdict_table(conds, primary, want):
     assert A.verdict(conds, primary) == want
 
 
 def test_every_verdict_is_reachable():
     """A rule that cannot return "not reproduced" (or any other verdict) is a defect."""
-    seen = {A.verdict(c, p) for p in (True, False) for c in
-            ([True], [False], [None], [True, False], [None, True], [])}
+    seen = {A.verdict(c, p) for p in (True, False) for c in ([True], [False], [None], [True, False], [None, True], [])}
     assert seen == set(A.VERDICTS)
 
 
@@ -101,8 +118,13 @@ def test_grid_edge():
 
 
 def test_converged_flags_missed_targets():
-    df = pd.DataFrame({"freq_log_error": [0.1, 1.5, np.nan, np.nan], "l0_target": [np.nan, np.nan, 6.0, 6.0],
-                       "l0": [10.0, 10.0, 6.5, 9.0]})
+    df = pd.DataFrame(
+        {
+            "freq_log_error": [0.1, 1.5, np.nan, np.nan],
+            "l0_target": [np.nan, np.nan, 6.0, 6.0],
+            "l0": [10.0, 10.0, 6.5, 9.0],
+        }
+    )
     assert A.converged(df).tolist() == [True, False, True, False]
 
 

@@ -22,12 +22,20 @@ def test_sample_json_has_keys_and_is_deterministic():
     assert a.stdout == b.stdout
 
 
-@pytest.mark.parametrize("args,field", [
-    (["--n", "4", "--s", "5"], "s"), (["--s", "0"], "s"), (["--n", "0"], "n"), (["--d", "-3"], "d"),
-    (["--noise-std", "nan"], "noise_std"), (["--features", "orthogonal", "--n", "100", "--d", "8"], "features"),
-    (["--support", "bernoulli", "--frequencies", "list", "--frequency-list", "2"], "frequency_list"),
-    (["--bogus", "1"], "--bogus"), (["--mag-value", "-1"], "mag_value"),
-])
+@pytest.mark.parametrize(
+    "args,field",
+    [
+        (["--n", "4", "--s", "5"], "s"),
+        (["--s", "0"], "s"),
+        (["--n", "0"], "n"),
+        (["--d", "-3"], "d"),
+        (["--noise-std", "nan"], "noise_std"),
+        (["--features", "orthogonal", "--n", "100", "--d", "8"], "features"),
+        (["--support", "bernoulli", "--frequencies", "list", "--frequency-list", "2"], "frequency_list"),
+        (["--bogus", "1"], "--bogus"),
+        (["--mag-value", "-1"], "mag_value"),
+    ],
+)
 def test_bad_input_one_line_exit_2(args, field):
     r = run("sample", *args)
     assert r.returncode == 2
@@ -42,6 +50,7 @@ def test_sample_save_writes_data_that_train_accepts_and_spec_reloads(tmp_path):
     import torch
 
     from theory_sim.model import GeneratorSpec, ModelSampler
+
     d = tmp_path / "data"
     r = run("sample", "--n", "64", "--d", "32", "--s", "2", "--samples", "1000", "--save", str(d), "--json")
     assert r.returncode == 0, r.stderr
@@ -53,8 +62,23 @@ def test_sample_save_writes_data_that_train_accepts_and_spec_reloads(tmp_path):
     assert np.allclose(H @ V, X, atol=1e-5)
     spec = GeneratorSpec(n=64, d=32, s=2)
     assert np.array_equal(X, ModelSampler(spec).sample_x(1000).numpy())
-    t = run("train", "--data", str(d / "X.npy"), "--ground-truth", str(d / "V.npy"), "--method", "topk", "--k", "2",
-            "--width", "64", "--steps", "20", "--json", "--no-progress")
+    t = run(
+        "train",
+        "--data",
+        str(d / "X.npy"),
+        "--ground-truth",
+        str(d / "V.npy"),
+        "--method",
+        "topk",
+        "--k",
+        "2",
+        "--width",
+        "64",
+        "--steps",
+        "20",
+        "--json",
+        "--no-progress",
+    )
     assert t.returncode == 0 and "frr_0.9" in json.loads(t.stdout), t.stderr
     again = run("sample", "--spec", str(d / "spec.json"), "--samples", "500", "--json")
     assert json.loads(again.stdout)["n"] == 64 and json.loads(again.stdout)["d"] == 32
@@ -80,6 +104,7 @@ def test_sample_save_refuses_bad_folders_and_writes_nothing(tmp_path, setup, msg
 def test_thread_choice_leaves_busy_cores_alone():
     from theory_sim.device import choose_threads
     from theory_sim.errors import ConfigError
+
     assert choose_threads(cpus=2, load=0.1) == 2
     assert choose_threads(cpus=2, load=1.2) == 1 and choose_threads(cpus=2, load=3.9) == 1
     assert choose_threads(cpus=16, load=4.4) == 12

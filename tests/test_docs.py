@@ -1,4 +1,5 @@
 """The docs a user writes sweeps from name everything the code accepts."""
+
 import dataclasses
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Reliability under hostile or careless input: every bad input one line and exit 2 with nothing written;
 faults (disk full, concurrent creation, lost arrays) detected and repaired; no name writes outside --out."""
+
 import os
 import sqlite3
 import subprocess
@@ -39,8 +40,9 @@ seeds = [0]
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def one_line_exit_2(r, field=None):
@@ -52,9 +54,14 @@ def one_line_exit_2(r, field=None):
 
 
 # ---------------------------------------------------------------------------------------------- sweep files
-PARTS = {"name": 'name = "h"', "data": "[data]\nn = 16\ns = 2", "grid": "[grid]\nd = [8]",
-         "methods": "[[methods]]\nname = 'topk'\nlabel = 'TopK'\nwidth = 16\nk = 2",
-         "train": "[train]\nsteps = 20\nbatch = 32\neval_samples = 256\nseeds = [0]", "extra": ""}
+PARTS = {
+    "name": 'name = "h"',
+    "data": "[data]\nn = 16\ns = 2",
+    "grid": "[grid]\nd = [8]",
+    "methods": "[[methods]]\nname = 'topk'\nlabel = 'TopK'\nwidth = 16\nk = 2",
+    "train": "[train]\nsteps = 20\nbatch = 32\neval_samples = 256\nseeds = [0]",
+    "extra": "",
+}
 
 
 def doc(**over) -> str:
@@ -65,19 +72,28 @@ def doc(**over) -> str:
 
 
 BAD_FILES = [
-    (dict(name='name = "/abs/x"'), "name"), (dict(name='name = "../x"'), "name"), (dict(name='name = "a/b"'), "name"),
-    (dict(name='name = ".hidden"'), "name"), (dict(name='name = ["ba"]'), "name"),
-    (dict(grid="", top="grid = 3"), "grid"), (dict(train="", top="train = 3"), "train"), (dict(top="plot = 3"), "plot"),
-    (dict(top="budgets = 3"), "budgets"), (dict(extra="[budgets]\nquick = 3"), "budgets.quick"),
+    (dict(name='name = "/abs/x"'), "name"),
+    (dict(name='name = "../x"'), "name"),
+    (dict(name='name = "a/b"'), "name"),
+    (dict(name='name = ".hidden"'), "name"),
+    (dict(name='name = ["ba"]'), "name"),
+    (dict(grid="", top="grid = 3"), "grid"),
+    (dict(train="", top="train = 3"), "train"),
+    (dict(top="plot = 3"), "plot"),
+    (dict(top="budgets = 3"), "budgets"),
+    (dict(extra="[budgets]\nquick = 3"), "budgets.quick"),
     (dict(extra="[budgets.quick]\nbogus = 1"), "budgets.quick.bogus"),
     (dict(extra="[budgets.quick]\ntrain = 4"), "budgets.quick.train"),
-    (dict(grid="[grid]\nd = [8]\nzip = 3"), "grid.zip"), (dict(methods="", top="methods = [3]"), "methods"),
+    (dict(grid="[grid]\nd = [8]\nzip = 3"), "grid.zip"),
+    (dict(methods="", top="methods = [3]"), "methods"),
     (dict(train="[train]\nseeds = [9223372036854775808]"), "train.seeds"),
     (dict(grid="[grid]\nd = {range = [8.5, 12, 1.5]}"), "grid.d"),
     (dict(grid="[grid]\nd = {range = [1, 1000000000, 1]}"), "grid.d"),
     (dict(grid="[grid]\nmag_value = {linspace = [0.1, 1, 1e9]}"), "grid.mag_value"),
-    (dict(extra="[plot]\nx = 3"), "plot.x"), (dict(extra="[plot]\ncurve = ['nope']"), "plot.curve"),
-    (dict(extra="[plot]\ntuned = 'ev'"), "plot.tuned"), (dict(extra="[plot]\ny = 'd'"), "plot.y"),
+    (dict(extra="[plot]\nx = 3"), "plot.x"),
+    (dict(extra="[plot]\ncurve = ['nope']"), "plot.curve"),
+    (dict(extra="[plot]\ntuned = 'ev'"), "plot.tuned"),
+    (dict(extra="[plot]\ny = 'd'"), "plot.y"),
     (dict(extra="[plot]\nx = 'd'\ny = 'd'"), "plot.y"),
     (dict(extra="[[methods]]\nname = 'topk'\nlabel = 'TopK'\nwidth = 16\nk = 3"), "label"),  # duplicate label
     (dict(grid="[grid]\nd = [8]\nn = {range = [16, 700, 1]}\nmag_value = {range = [1, 500, 1]}"), "grid"),
@@ -102,15 +118,24 @@ def test_non_utf8_sweep_file(tmp_path):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=st.sampled_from(["data", "grid", "train", "plot", "methods", "budgets"]),
-       value=st.one_of(st.integers(), st.text(max_size=5), st.booleans(), st.lists(st.integers(), max_size=3),
-                       st.floats(allow_nan=False, allow_infinity=False)))
+@given(
+    key=st.sampled_from(["data", "grid", "train", "plot", "methods", "budgets"]),
+    value=st.one_of(
+        st.integers(),
+        st.text(max_size=5),
+        st.booleans(),
+        st.lists(st.integers(), max_size=3),
+        st.floats(allow_nan=False, allow_infinity=False),
+    ),
+)
 def test_any_wrong_shape_for_a_table_is_a_config_error(tmp_path, key, value):
     """In-process (fast): every section given a non-table value raises ConfigError, nothing else."""
     import tomllib
+
     doc = tomllib.loads(textwrap.dedent(BASE))
     doc[key] = value
     from theory_sim.sweep import spec as S
+
     text = _dump(doc)
     f = tmp_path / "hyp.toml"
     f.write_text(text)
@@ -121,6 +146,7 @@ def test_any_wrong_shape_for_a_table_is_a_config_error(tmp_path, key, value):
 def _dump(doc) -> str:
     """A tiny TOML writer for the shapes the property test makes (tomllib reads only)."""
     import json
+
     lines, tables = [], []
     for k, v in doc.items():
         if isinstance(v, dict):
@@ -137,10 +163,15 @@ def _dump(doc) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- sweep options
-@pytest.mark.parametrize("args,field", [
-    (["--executor", "dask", "--workers", "0"], "workers"), (["--executor", "dask", "--scheduler", "nonsense"], "scheduler"),
-    (["--max-batch", "0"], "max_batch"), (["--device", "tpu"], "device"),
-])
+@pytest.mark.parametrize(
+    "args,field",
+    [
+        (["--executor", "dask", "--workers", "0"], "workers"),
+        (["--executor", "dask", "--scheduler", "nonsense"], "scheduler"),
+        (["--max-batch", "0"], "max_batch"),
+        (["--device", "tpu"], "device"),
+    ],
+)
 def test_bad_sweep_options_write_nothing(tmp_path, args, field):
     f = tmp_path / "s.toml"
     f.write_text(textwrap.dedent(BASE))
@@ -167,6 +198,7 @@ def test_disk_full_while_creating_the_store_leaves_nothing_and_a_rerun_completes
 
     def full(*a, **k):
         raise sqlite3.OperationalError("database or disk is full")
+
     monkeypatch.setattr(sqlite3, "connect", full)
     with pytest.raises(StoreError, match="free"):
         run_sweep(load_sweep(f), str(out), progress=False)
@@ -189,6 +221,7 @@ def test_disk_full_while_storing_is_one_line_and_resumable(tmp_path, monkeypatch
         if len(calls) > 1:
             raise sqlite3.OperationalError("database or disk is full")
         return real(self, con, h, r, prov)
+
     monkeypatch.setattr(Store, "write_result", full_after_one)
     with pytest.raises(StoreError, match="1 of 2 cells are stored"):
         run_sweep(load_sweep(f), str(out), progress=False)
@@ -208,6 +241,7 @@ def test_two_sweeps_creating_one_folder_at_once(tmp_path):
 
     def go(name, f):
         results[name] = cli("sweep", str(f), "--out", str(out), "--no-progress")
+
     ts = [threading.Thread(target=go, args=(n, f)) for n, f in (("a", a), ("b", b))]
     for t in ts:
         t.start()
@@ -258,10 +292,17 @@ def test_export_never_overwrites_the_store(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- data and sizes
-@pytest.mark.parametrize("args,field", [
-    (["--n", "1000000000000"], "n"), (["--width", "10000000000"], "width"), (["--steps", "1000000000000"], "steps"),
-    (["--seeds", "100000000"], "seeds"), (["--d", "0"], "d"), (["--seed", "9223372036854775808"], "seed"),
-])
+@pytest.mark.parametrize(
+    "args,field",
+    [
+        (["--n", "1000000000000"], "n"),
+        (["--width", "10000000000"], "width"),
+        (["--steps", "1000000000000"], "steps"),
+        (["--seeds", "100000000"], "seeds"),
+        (["--d", "0"], "d"),
+        (["--seed", "9223372036854775808"], "seed"),
+    ],
+)
 def test_impossible_sizes_are_refused_with_numbers(args, field):
     one_line_exit_2(cli("train", "--method", "topk", *args), field)
 
@@ -270,11 +311,17 @@ def test_sample_refuses_impossible_sample_counts():
     one_line_exit_2(cli("sample", "--samples", "100000000000000"), "samples")
 
 
-@pytest.mark.parametrize("make,field", [
-    (lambda p: np.save(p, np.ones((5, 3)) * 1j), "complex"), (lambda p: np.savez(p, a=np.ones(3)), "not a .npy"),
-    (lambda p: np.save(p, np.array([["a"]])), "<U1"), (lambda p: np.save(p, np.zeros((0, 3))), "shape"),
-    (lambda p: open(p, "wb").close(), "not a .npy"), (lambda p: np.save(p, np.ones(4)), "shape"),
-])
+@pytest.mark.parametrize(
+    "make,field",
+    [
+        (lambda p: np.save(p, np.ones((5, 3)) * 1j), "complex"),
+        (lambda p: np.savez(p, a=np.ones(3)), "not a .npy"),
+        (lambda p: np.save(p, np.array([["a"]])), "<U1"),
+        (lambda p: np.save(p, np.zeros((0, 3))), "shape"),
+        (lambda p: open(p, "wb").close(), "not a .npy"),
+        (lambda p: np.save(p, np.ones(4)), "shape"),
+    ],
+)
 def test_bad_data_arrays(tmp_path, make, field):
     p = tmp_path / "x.npy"
     make(str(p))
@@ -305,8 +352,9 @@ def test_api_errors_are_config_errors_and_numpy_integers_are_integers():
         theory_sim.train("topk", X, ground_truth=np.zeros((0, 4)), steps=2, progress=False)
     with pytest.raises(ConfigError):
         theory_sim.train("nope", X, steps=2, progress=False)
-    r = theory_sim.train("topk", X, steps=np.int64(3), batch=np.int32(16), width=np.int64(8), k=np.int64(2),
-                         progress=False)[0]
+    r = theory_sim.train(
+        "topk", X, steps=np.int64(3), batch=np.int32(16), width=np.int64(8), k=np.int64(2), progress=False
+    )[0]
     assert r["status"] == "done"
     spec = theory_sim.GeneratorSpec(n=np.int64(16), d=np.int64(8), s=np.int64(2))
     assert type(spec.n) is int

@@ -1,4 +1,5 @@
 """Metrics on hand-checkable cases, and invariance to neuron permutation and positive scaling."""
+
 import math
 
 import numpy as np
@@ -112,8 +113,13 @@ def test_quality_metrics_by_hand():
     assert a["neuron_freq"].tolist() == [0.5, 0.0]
 
 
-@given(st.integers(2, 30), st.integers(2, 12), st.integers(1, 40), st.integers(0, 10_000),
-       st.lists(st.floats(0.01, 100), min_size=40, max_size=40))
+@given(
+    st.integers(2, 30),
+    st.integers(2, 12),
+    st.integers(1, 40),
+    st.integers(0, 10_000),
+    st.lists(st.floats(0.01, 100), min_size=40, max_size=40),
+)
 def test_metrics_invariant_to_permutation_and_positive_scaling(n, d, M_, seed, scales):
     V, D = rand_unit(n, d, seed), rand_unit(M_, d, seed + 1)
     D = torch.cat([D, V[: n // 2] + 0.1 * rand_unit(n // 2, d, seed + 2)])

@@ -1,4 +1,5 @@
 """The generator: H >= 0, exact sparsity, frequencies, unit V, coherence targets, noise, determinism."""
+
 import math
 
 import pytest
@@ -88,7 +89,7 @@ def test_cooccurrence_knob_moves_rho2_across_threshold():
     n = 128
     lo = measure(GeneratorSpec(n=n, d=16, s=3, support="bernoulli", cooccurrence=3 / n), 20000)
     hi = measure(GeneratorSpec(n=n, d=16, s=3, support="bernoulli", cooccurrence=0.5), 20000)
-    assert lo["rho2"] < n ** -0.5 < hi["rho2"]
+    assert lo["rho2"] < n**-0.5 < hi["rho2"]
     assert abs(hi["rho2"] - 0.5) < 0.1  # within-group conditional rate is the knob
     for st_ in (lo, hi):  # the knob leaves the marginal frequency alone
         assert abs(st_["f_mean"] - 3 / n) < 0.003
@@ -153,8 +154,10 @@ def test_ensemble_streams_match_separate_samplers():
 @pytest.mark.parametrize("magnitude", ["constant", "uniform"])
 def test_stacked_ensemble_draw_matches_separate_samplers(magnitude):
     """Equal exact sparsity takes the all-models-at-once path; it must draw what each model draws alone."""
-    specs_ = [GeneratorSpec(n=64, d=8, s=3, seed=k, magnitude=magnitude, noise_std=0.1 * (k == 1),
-                            row_norm=(k == 2)) for k in range(3)]
+    specs_ = [
+        GeneratorSpec(n=64, d=8, s=3, seed=k, magnitude=magnitude, noise_std=0.1 * (k == 1), row_norm=(k == 2))
+        for k in range(3)
+    ]
     ens = EnsembleSampler(specs_)
     assert ens._stacked
     first, second = ens.sample(200), ens.sample(200)
@@ -178,14 +181,24 @@ def test_cuda_statistics_match_cpu_within_sampling_error():
     assert abs(a["noise_std"] - b["noise_std"]) < 1e-6
 
 
-@pytest.mark.parametrize("kw,field", [
-    (dict(n=4, s=5), "s"), (dict(s=0), "s"), (dict(n=0), "n"), (dict(d=0), "d"),
-    (dict(features="orthogonal", n=50, d=10), "features"), (dict(noise_std=-1), "noise_std"),
-    (dict(noise_std=float("nan")), "noise_std"), (dict(support="bernoulli", frequencies="list",
-     frequency_list=[1.5] * 128), "frequency_list"), (dict(magnitude="uniform", mag_low=-1), "mag_low"),
-    (dict(features="nope"), "features"), (dict(snr=0.0), "snr"), (dict(support="exact", s=2.5), "s"),
-    (dict(features="low_coherence", coherence=0.01), "coherence"),
-])
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        (dict(n=4, s=5), "s"),
+        (dict(s=0), "s"),
+        (dict(n=0), "n"),
+        (dict(d=0), "d"),
+        (dict(features="orthogonal", n=50, d=10), "features"),
+        (dict(noise_std=-1), "noise_std"),
+        (dict(noise_std=float("nan")), "noise_std"),
+        (dict(support="bernoulli", frequencies="list", frequency_list=[1.5] * 128), "frequency_list"),
+        (dict(magnitude="uniform", mag_low=-1), "mag_low"),
+        (dict(features="nope"), "features"),
+        (dict(snr=0.0), "snr"),
+        (dict(support="exact", s=2.5), "s"),
+        (dict(features="low_coherence", coherence=0.01), "coherence"),
+    ],
+)
 def test_bad_specs_name_the_field(kw, field):
     with pytest.raises(ConfigError) as e:
         GeneratorSpec(**kw)
@@ -208,8 +221,15 @@ def test_row_norm_gives_unit_rows_and_keeps_old_hashes():
     assert GeneratorSpec.from_dict(spec.to_dict()) == spec
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(support="bernoulli"), dict(support="mixture", mixture_s=(2, 5)),
-                                dict(magnitude="uniform", noise_std=0.1)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(support="bernoulli"),
+        dict(support="mixture", mixture_s=(2, 5)),
+        dict(magnitude="uniform", noise_std=0.1),
+    ],
+)
 def test_sample_with_support_is_the_same_stream_and_its_coordinates_rebuild_h(kw):
     """The evaluation rows carry H's non-zeros as coordinates: x is bitwise what sample_x draws, and the
     coordinates are exactly where the dense h of sample() is positive."""
@@ -226,6 +246,7 @@ def test_eval_rows_are_the_ensemble_samplers():
     """Evaluation draws per model (to know H) but must be the rows the ensemble sampler draws."""
     from theory_sim.model.sampler import STREAM_EVAL
     from theory_sim.training import GeneratorData
+
     specs_ = [GeneratorSpec(n=32, d=8, s=2, seed=k) for k in range(3)]
     data = GeneratorData(specs_, "cpu")
     x, supports = data.eval_batch(200)

@@ -1,4 +1,5 @@
 """Figures hold exactly the stored numbers; the bench reports its keys; reproduce runs end to end."""
+
 import json
 import subprocess
 import sys
@@ -53,7 +54,9 @@ def test_phase_diagram_files_and_csv_match_store(tmp_path):
     for p in pngs:
         stem = p[:-4]
         for ext in (".png", ".pdf", ".csv"):
-            assert (tmp_path / stem).with_name((tmp_path / stem).name + ext).exists() or __import__("os").path.exists(stem + ext)
+            assert (tmp_path / stem).with_name((tmp_path / stem).name + ext).exists() or __import__("os").path.exists(
+                stem + ext
+            )
     drawn = pd.read_csv(pngs[0][:-4] + ".csv")
     df = load_results(out)
     ba = df[df.label == "BA"].groupby(["d", "p_over_f"])["frr_0.9"].mean()
@@ -74,24 +77,51 @@ def small_store(tmp_path_factory):
     return tmp / "o"
 
 
-@pytest.mark.parametrize("args,field", [
-    (["--metric", "bogus"], "metric"), (["--metric", "status"], "metric"), (["--metric", "label"], "metric"),
-    (["--x", "d", "--y", "d"], "y"), (["--x", "d", "--y", "p_over_f"], "y"),  # TopK has no p_over_f
-    (["--x", "nope"], "x"), (["--x", "label"], "x"), (["--x", "d", "--y", "k"], "y"),  # BA has no k
-])
+@pytest.mark.parametrize(
+    "args,field",
+    [
+        (["--metric", "bogus"], "metric"),
+        (["--metric", "status"], "metric"),
+        (["--metric", "label"], "metric"),
+        (["--x", "d", "--y", "d"], "y"),
+        (["--x", "d", "--y", "p_over_f"], "y"),  # TopK has no p_over_f
+        (["--x", "nope"], "x"),
+        (["--x", "label"], "x"),
+        (["--x", "d", "--y", "k"], "y"),  # BA has no k
+    ],
+)
 def test_plot_cli_bad_arguments_one_line_exit_2_nothing_written(small_store, args, field):
     figs = small_store / "figures"
     before = sorted(figs.rglob("*")) if figs.exists() else []
-    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "plot", str(small_store), *args], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", "plot", str(small_store), *args], capture_output=True, text=True
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"error: {field}:" in r.stderr, r.stderr
     assert (sorted(figs.rglob("*")) if figs.exists() else []) == before
 
 
 def test_bench_json_keys():
-    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "bench", "--json", "--methods", "ba,topk", "--sizes", "1,2",
-                        "--seconds", "0.2", "--no-grid", "--device", "cpu"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "theory_sim.cli",
+            "bench",
+            "--json",
+            "--methods",
+            "ba,topk",
+            "--sizes",
+            "1,2",
+            "--seconds",
+            "0.2",
+            "--no-grid",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     b = json.loads(r.stdout)
     assert b["peak_gflops"] > 0 and b["device"] == "cpu" and len(b["results"]) == 4
@@ -103,8 +133,22 @@ def test_bench_json_keys():
 
 @pytest.mark.slow
 def test_reproduce_tiny_end_to_end(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "reproduce", "--budget", "tiny", "--out", str(tmp_path),
-                        "--no-progress"], capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "theory_sim.cli",
+            "reproduce",
+            "--budget",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     report = (tmp_path / "figures" / "REPORT.md").read_text()
     for exp in ("theorem", "resonance", "cooccurrence", "width_magnitude", "imbalanced", "phase", "noise", "frontier"):
@@ -123,6 +167,7 @@ def test_bench_counts_the_matmuls_the_step_runs(method, extra):
     from theory_sim.model.spec import GeneratorSpec
     from theory_sim.sae import get_method, make_config
     from theory_sim.training import GeneratorData
+
     B, d, M, s, E = 32, 8, 16, 2, 3
     spec = GeneratorSpec(n=32, d=d, s=s)
     data = GeneratorData([spec.replace(seed=i) for i in range(E)], torch.device("cpu"))

@@ -1,6 +1,7 @@
 """Adaptive refinement (sweep/refine.py): validation of [refine], the bisection rule on hand-made metric
 values, a simulated refinement against a known crossing, and a real tiny sweep refined, resumed and read
 back with `theory-sim boundary`."""
+
 import json
 import math
 import subprocess
@@ -47,25 +48,28 @@ def sweep_with(refine: str):
 
 
 # ------------------------------------------------------------------------------------------ validation
-@pytest.mark.parametrize("table, key", [
-    ('[refine]\naxis = "width"', "refine.axis"),                       # one value only
-    ('[refine]\naxis = "nope"', "refine.axis"),                        # not an axis
-    ('[refine]\naxis = "p_over_f"\nlevel = 1.5', "refine.level"),      # outside frr's range
-    ('[refine]\naxis = "p_over_f"\nlevel = 0', "refine.level"),
-    ('[refine]\naxis = "p_over_f"\nlevel = "half"', "refine.level"),
-    ('[refine]\naxis = "p_over_f"\ntolerance = 1.0', "refine.tolerance"),   # a ratio must exceed 1
-    ('[refine]\naxis = "p_over_f"\ntolerance = 0.5', "refine.tolerance"),
-    ('[refine]\naxis = "d"\nscale = "linear"\ntolerance = 0', "refine.tolerance"),
-    ('[refine]\naxis = "d"\nscale = "linear"', "refine.tolerance"),   # linear: required
-    ('[refine]\naxis = "p_over_f"\nmax_rounds = 0', "refine.max_rounds"),
-    ('[refine]\naxis = "p_over_f"\nmax_rounds = 1.5', "refine.max_rounds"),
-    ('[refine]\naxis = "p_over_f"\nmax_seeds = 1', "refine.max_seeds"),  # fewer than train.seeds
-    ('[refine]\naxis = "p_over_f"\nmetric = "status"', "refine.metric"),
-    ('[refine]\naxis = "p_over_f"\nbogus = 1', "refine.bogus"),
-    ('[refine]\naxis = "p_over_f"\nscale = "cubic"', "refine.scale"),
-    ('refine = 3', "refine"),
-    ('[[refine]]\naxis = "p_over_f"\n[[refine]]\naxis = "p_over_f"', "refine"),
-])
+@pytest.mark.parametrize(
+    "table, key",
+    [
+        ('[refine]\naxis = "width"', "refine.axis"),  # one value only
+        ('[refine]\naxis = "nope"', "refine.axis"),  # not an axis
+        ('[refine]\naxis = "p_over_f"\nlevel = 1.5', "refine.level"),  # outside frr's range
+        ('[refine]\naxis = "p_over_f"\nlevel = 0', "refine.level"),
+        ('[refine]\naxis = "p_over_f"\nlevel = "half"', "refine.level"),
+        ('[refine]\naxis = "p_over_f"\ntolerance = 1.0', "refine.tolerance"),  # a ratio must exceed 1
+        ('[refine]\naxis = "p_over_f"\ntolerance = 0.5', "refine.tolerance"),
+        ('[refine]\naxis = "d"\nscale = "linear"\ntolerance = 0', "refine.tolerance"),
+        ('[refine]\naxis = "d"\nscale = "linear"', "refine.tolerance"),  # linear: required
+        ('[refine]\naxis = "p_over_f"\nmax_rounds = 0', "refine.max_rounds"),
+        ('[refine]\naxis = "p_over_f"\nmax_rounds = 1.5', "refine.max_rounds"),
+        ('[refine]\naxis = "p_over_f"\nmax_seeds = 1', "refine.max_seeds"),  # fewer than train.seeds
+        ('[refine]\naxis = "p_over_f"\nmetric = "status"', "refine.metric"),
+        ('[refine]\naxis = "p_over_f"\nbogus = 1', "refine.bogus"),
+        ('[refine]\naxis = "p_over_f"\nscale = "cubic"', "refine.scale"),
+        ("refine = 3", "refine"),
+        ('[[refine]]\naxis = "p_over_f"\n[[refine]]\naxis = "p_over_f"', "refine"),
+    ],
+)
 def test_bad_refine_tables_name_the_key(table, key):
     with pytest.raises(ConfigError) as e:
         sweep_with(table)
@@ -76,8 +80,9 @@ def test_bad_refine_from_the_cli_is_one_line_exit_2_and_writes_nothing(tmp_path)
     f = tmp_path / "r.toml"
     f.write_text(SWEEP.format(refine='[refine]\naxis = "p_over_f"\ntolerance = 1'))
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "sweep", str(f), "--out", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", "sweep", str(f), "--out", str(out)], capture_output=True, text=True
+    )
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "refine.tolerance" in r.stderr and "> 1" in r.stderr
     assert not out.exists()
@@ -85,8 +90,14 @@ def test_bad_refine_from_the_cli_is_one_line_exit_2_and_writes_nothing(tmp_path)
 
 def test_a_valid_table_resolves_its_defaults():
     (ref,) = sweep_with('[refine]\naxis = "p_over_f"').refine
-    assert (ref.metric, ref.level, ref.log, ref.tolerance, ref.max_rounds, ref.max_seeds) == ("frr_0.9", 0.5, True,
-                                                                                              1.25, 3, 2)
+    assert (ref.metric, ref.level, ref.log, ref.tolerance, ref.max_rounds, ref.max_seeds) == (
+        "frr_0.9",
+        0.5,
+        True,
+        1.25,
+        3,
+        2,
+    )
     (ref,) = sweep_with('[refine]\naxis = "d"\ntolerance = 1.5').refine
     assert ref.integer and ref.log
 
@@ -122,8 +133,14 @@ def test_a_band_has_two_brackets_and_a_fine_bracket_none():
 def test_straddling_end_cells_get_seeds_up_to_max_seeds():
     sw = sweep_with('[refine]\naxis = "p_over_f"\ntolerance = 4.5\nmax_seeds = 4')
     # seeds disagree at p/f = 1 (0.9 and 0.3: mean 0.6, interval straddles 0.5); 4 is decided at 0
-    vals = fake_values(sw.cells, lambda c: (0.9 if c.seed == 0 else 0.3) if c.params.get("p_over_f") == 1
-                       else (1.0 if c.params.get("p_over_f", 9) < 1 else 0.0))
+    vals = fake_values(
+        sw.cells,
+        lambda c: (
+            (0.9 if c.seed == 0 else 0.3)
+            if c.params.get("p_over_f") == 1
+            else (1.0 if c.params.get("p_over_f", 9) < 1 else 0.0)
+        ),
+    )
     new = propose(sw.refine[0], sw.cells, vals, list(sw.seeds), sw.derive)
     assert {(c.params["p_over_f"], c.seed) for c in new if c.data["d"] == 8} == {(1.0, 2), (1.0, 3)}
 
@@ -210,12 +227,25 @@ def test_a_refined_sweep_resumes_and_reports_its_boundary(tmp_path):
     s2 = run_sweep(parse_sweep(TINY, str(f)), str(out), device="cpu", progress=False)
     assert (s2.ran, s2.total) == (2, s.total)
     assert load_boundaries(str(out)) == first  # the same cells, the same numbers (training is deterministic)
-    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "boundary", str(out), "--json"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", "boundary", str(out), "--json"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     (j,) = json.loads(r.stdout)
-    for key in ("label", "row", "axis", "level", "lower", "upper", "estimate", "low", "high", "direction", "cells",
-                "seeds"):
+    for key in (
+        "label",
+        "row",
+        "axis",
+        "level",
+        "lower",
+        "upper",
+        "estimate",
+        "low",
+        "high",
+        "direction",
+        "cells",
+        "seeds",
+    ):
         assert key in j
     # every refined cell is current: status counts and the figure include them
     r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "status", str(out)], capture_output=True, text=True)
@@ -238,8 +268,10 @@ def test_bench_refine_compares_both_ways_in_one_run():
     import torch
 
     from theory_sim.bench import refine_vs_uniform
-    r = refine_vs_uniform(torch.device("cpu"), {"steps": 300, "seeds": [0], "coarse": 3, "tolerance": 2.0,
-                                                "lo": 0.25, "hi": 16})
+
+    r = refine_vs_uniform(
+        torch.device("cpu"), {"steps": 300, "seeds": [0], "coarse": 3, "tolerance": 2.0, "lo": 0.25, "hi": 16}
+    )
     assert r["uniform_points"] == 7 and r["uniform_models"] == 7  # 0.25 … 16 at factor 2
     assert 3 <= r["refine_models"] < r["uniform_models"]
     for k in ("uniform_seconds", "refine_seconds", "max_disagreement", "uniform_boundaries", "refine_boundaries"):

@@ -1,5 +1,6 @@
 """Each report rule held to hand-made results tables: every rule can say "reproduced", "not reproduced"
 and (where intervals can straddle its threshold) "inconclusive"."""
+
 import math
 
 import numpy as np
@@ -23,7 +24,7 @@ def _rows(cells, seeds=(0, 1, 2), **const):
 def _resonance(peak_light, width_light, lower_edge=True, noise=0.0):
     """n 256, s 4; d = 8 (heavy) never recovers; d = 96 (light) recovers ``peak_light`` on a band of
     ``width_light`` grid points starting at the 2nd point (or the 1st when there is no lower edge)."""
-    xs = [2.0 ** k for k in range(-4, 5)]
+    xs = [2.0**k for k in range(-4, 5)]
     rng = np.random.default_rng(0)
     cells = []
     start = 1 if lower_edge else 0
@@ -79,8 +80,10 @@ def test_theorem_verdicts():
 
 # ---------------------------------------------------------------------------------------------- imbalanced
 def _imbalanced(gba, topk30):
-    cells = [({"label": "GBA (0.5 → 1e-3, ICLR; covers f)", "method": "gba", "row_norm": True, "frr_0.8": gba}, gba),
-             ({"label": "TopK K=30", "method": "topk", "k": 30, "row_norm": True, "frr_0.8": 0.984}, topk30)]
+    cells = [
+        ({"label": "GBA (0.5 → 1e-3, ICLR; covers f)", "method": "gba", "row_norm": True, "frr_0.8": gba}, gba),
+        ({"label": "TopK K=30", "method": "topk", "k": 30, "row_norm": True, "frr_0.8": 0.984}, topk30),
+    ]
     return _rows(cells, n=128)
 
 
@@ -126,14 +129,30 @@ def _frontier(gba_consistent: bool, gba_fvu: float):
     rng = np.random.default_rng(0)
     shared = rng.normal(size=(16, 8)).astype(np.float32)
     rows, arrays = [], {}
-    for lab, method, l0, fvu, consistent in [("GBA", "gba", 5.0, gba_fvu, gba_consistent),
-                                             ("TopK", "topk", 3.0, 0.10, True), ("L1", "l1", 4.0, 0.30, False)]:
+    for lab, method, l0, fvu, consistent in [
+        ("GBA", "gba", 5.0, gba_fvu, gba_consistent),
+        ("TopK", "topk", 3.0, 0.10, True),
+        ("L1", "l1", 4.0, 0.30, False),
+    ]:
         for seed in range(3):
             h = f"{lab}{seed}"
             dec = shared if consistent else rng.normal(size=(16, 8)).astype(np.float32)
             arrays[h] = {"decoder": dec, "neuron_freq": np.ones(16)}
-            rows.append({"status": "done", "label": lab, "method": method, "seed": seed, "cell_hash": h, "n": 32,
-                         "d": 8, "s": 3, "l0": l0, "fvu": fvu * (1 + 0.01 * seed), "frr_0.9": 1.0})
+            rows.append(
+                {
+                    "status": "done",
+                    "label": lab,
+                    "method": method,
+                    "seed": seed,
+                    "cell_hash": h,
+                    "n": 32,
+                    "d": 8,
+                    "s": 3,
+                    "l0": l0,
+                    "fvu": fvu * (1 + 0.01 * seed),
+                    "frr_0.9": 1.0,
+                }
+            )
     return pd.DataFrame(rows), FakeStore(arrays)
 
 
@@ -173,13 +192,27 @@ def _width(frr_small, frr_large, balance: bool):
     best cosines recover the strong half only (``balance``) or every feature."""
     from theory_sim.analysis import row_spec
     from theory_sim.model.sampler import feature_magnitudes
+
     rows, arrays = [], {}
     for w, v in ((64, frr_small), (512, frr_large)):
         for seed in range(3):
             h = f"w{w}s{seed}"
-            r = {"status": "done", "label": "BA", "method": "ba", "p_over_f": 1.0, "width": w, "seed": seed,
-                 "cell_hash": h, "n": 32, "d": 16, "s": 2, "magnitude": "per_feature", "mag_low": 0.2,
-                 "mag_high": 2.0, "frr_0.9": v}
+            r = {
+                "status": "done",
+                "label": "BA",
+                "method": "ba",
+                "p_over_f": 1.0,
+                "width": w,
+                "seed": seed,
+                "cell_hash": h,
+                "n": 32,
+                "d": 16,
+                "s": 2,
+                "magnitude": "per_feature",
+                "mag_low": 0.2,
+                "mag_high": 2.0,
+                "frr_0.9": v,
+            }
             hs = feature_magnitudes(row_spec(pd.Series(r))).numpy()
             best = np.where(hs >= np.median(hs), 1.0, 0.0) if balance else np.ones_like(hs)
             arrays[h] = {"feature_best": best}

@@ -1,4 +1,5 @@
 """Losses and update rules on tiny hand-checkable cases; the ensemble axis; bad hyperparameters."""
+
 import math
 
 import pytest
@@ -102,8 +103,13 @@ def test_gba_targets_are_geometric():
     assert t == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
-@given(st.lists(st.floats(0, 1), min_size=6, max_size=6), st.lists(st.floats(-3, 3), min_size=6, max_size=6),
-       st.lists(st.floats(-1, 0), min_size=6, max_size=6), st.floats(0, 2), st.floats(0, 2))
+@given(
+    st.lists(st.floats(0, 1), min_size=6, max_size=6),
+    st.lists(st.floats(-3, 3), min_size=6, max_size=6),
+    st.lists(st.floats(-1, 0), min_size=6, max_size=6),
+    st.floats(0, 2),
+    st.floats(0, 2),
+)
 def test_biases_stay_in_range(freqs, peaks, biases, gm, gp):
     sae = make(GBA, GBAConfig(width=6, groups=2, htf=0.3, ltf=0.01, gamma_minus=gm, gamma_plus=gp))
     sae.b = torch.tensor(biases).view(1, 1, 6)
@@ -176,7 +182,7 @@ def test_jumprelu_code_and_threshold_gradient_by_hand():
 
 def test_smooth_relu_values():
     phi, dphi = smooth_relu(torch.tensor([-1.0, 0.0, 0.025, 0.05, 1.0]), 0.05)
-    assert torch.allclose(phi, torch.tensor([0.0, 0.0, 0.025 ** 2 / 0.1, 0.025, 0.975]))
+    assert torch.allclose(phi, torch.tensor([0.0, 0.0, 0.025**2 / 0.1, 0.025, 0.975]))
     assert torch.allclose(dphi, torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
 
 
@@ -211,13 +217,24 @@ def test_ensemble_models_are_independent(name):
     assert torch.allclose(ens.decoder()[1], alone.decoder()[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("method,params,field", [
-    ("ba", {"p": 0.0}, "p"), ("ba", {"p": 1.0}, "p"), ("gba", {"htf": 0.01, "ltf": 0.1}, "htf"),
-    ("gba", {"groups": 0}, "groups"), ("topk", {"k": 0}, "k"), ("topk", {"width": 8, "k": 9}, "k"),
-    ("ba", {"width": 0}, "width"), ("l1", {"l1": -1}, "l1"), ("ba", {"k": 3}, "k"),
-    ("ba", {"activation": "gelu"}, "activation"), ("ba", {"p": float("nan")}, "p"), ("nope", {}, "method"),
-    ("gba", {"p": 0.1}, "p"),  # GBA has no single target frequency
-])
+@pytest.mark.parametrize(
+    "method,params,field",
+    [
+        ("ba", {"p": 0.0}, "p"),
+        ("ba", {"p": 1.0}, "p"),
+        ("gba", {"htf": 0.01, "ltf": 0.1}, "htf"),
+        ("gba", {"groups": 0}, "groups"),
+        ("topk", {"k": 0}, "k"),
+        ("topk", {"width": 8, "k": 9}, "k"),
+        ("ba", {"width": 0}, "width"),
+        ("l1", {"l1": -1}, "l1"),
+        ("ba", {"k": 3}, "k"),
+        ("ba", {"activation": "gelu"}, "activation"),
+        ("ba", {"p": float("nan")}, "p"),
+        ("nope", {}, "method"),
+        ("gba", {"p": 0.1}, "p"),  # GBA has no single target frequency
+    ],
+)
 def test_bad_hyperparameters(method, params, field):
     with pytest.raises(ConfigError) as e:
         make_config(method, params)
@@ -229,10 +246,36 @@ def test_no_hyperparameter_shadows_a_result_column():
     import dataclasses
 
     from theory_sim.sae import REGISTRY
-    metric_names = {"l0", "dead_fraction", "explained_variance", "fvu", "mse", "shrinkage", "mmcs", "mcc",
-                    "uniqueness", "seconds", "steps", "status", "error", "freq_log_error", "coef_final", "l0_target", "chance_frr_0.9",
-                    "mcc_signed", "aligned_uniqueness", "dead_latents", "precision", "recall", "f1", "accuracy",
-                    "loss_drop_last_tenth", "converged", "not_converged_because"}
+
+    metric_names = {
+        "l0",
+        "dead_fraction",
+        "explained_variance",
+        "fvu",
+        "mse",
+        "shrinkage",
+        "mmcs",
+        "mcc",
+        "uniqueness",
+        "seconds",
+        "steps",
+        "status",
+        "error",
+        "freq_log_error",
+        "coef_final",
+        "l0_target",
+        "chance_frr_0.9",
+        "mcc_signed",
+        "aligned_uniqueness",
+        "dead_latents",
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "loss_drop_last_tenth",
+        "converged",
+        "not_converged_because",
+    }
     for cls in REGISTRY.values():
         assert not {f.name for f in dataclasses.fields(cls.Config)} & metric_names, cls.name
 
@@ -240,6 +283,7 @@ def test_no_hyperparameter_shadows_a_result_column():
 def _hand_written_methods():
     """Every registered method whose default configuration trains through the hand-written step."""
     from theory_sim.sae import REGISTRY
+
     out = []
     for name, cls in sorted(REGISTRY.items()):
         if cls([cls.Config(width=12)], 5, [0], "cpu", torch.zeros(1, 4, 5)).hand_written():
@@ -251,6 +295,7 @@ def _variants(cls, **shared):
     """Three configs of ``cls`` whose per-model hyperparameters differ (numbers scaled ×0.5, ×1, ×2; a
     target L0 switched on for two of them), with adaptation and control every few steps."""
     import dataclasses
+
     fields = {f.name: f.default for f in dataclasses.fields(cls.Config)}
     base = {"width": 12, **{k: 3 for k in ("adapt_every", "control_every") if k in fields}, **shared}
     cfgs = []
@@ -320,8 +365,9 @@ def test_handwritten_step_matches_autograd(name):
     if hasattr(ref, "b") and isinstance(ref.b, torch.Tensor) and not ref.b.requires_grad:
         assert ref.b.ne(0).any()  # adaptation ran and moved biases
     if getattr(ref, "controlled", False):
-        assert not torch.allclose(ref.lam.view(-1)[1:], ref.per_model(
-            "l1" if name == "l1" else "l0_coef").view(-1)[1:])  # the controller moved its coefficients
+        assert not torch.allclose(
+            ref.lam.view(-1)[1:], ref.per_model("l1" if name == "l1" else "l0_coef").view(-1)[1:]
+        )  # the controller moved its coefficients
 
 
 def test_the_registry_has_the_expected_hand_written_methods():
@@ -349,7 +395,9 @@ def test_handwritten_step_chunks_the_ensemble_without_changing_it():
     assert torch.allclose(one.W, many.W, atol=1e-6) and torch.equal(one.b, many.b)
 
 
-@pytest.mark.parametrize("cls,cfg,names", [(BA, BAConfig(width=6), ("W",)), (L1, L1Config(width=6), ("W_enc", "W_dec"))])
+@pytest.mark.parametrize(
+    "cls,cfg,names", [(BA, BAConfig(width=6), ("W",)), (L1, L1Config(width=6), ("W_enc", "W_dec"))]
+)
 def test_directions_are_saved_as_rows_whatever_the_storage(cls, cfg, names):
     """Directions are stored as (E, d, M) columns for the matmuls' sake; what is saved (and W, W_enc,
     W_dec, decoder()) are (E, M, d) rows, the same numbers."""
@@ -374,16 +422,23 @@ def test_l0_controller_update_by_hand():
     assert torch.equal(sae.lam.view(-1), torch.full((3,), 0.1))
     sae.step_count = 2
     sae.control(5)
-    want = [0.1 * math.exp(0.5 * 1.0),  # log(7.5 / 2.5) = 1.10, clipped to 1
-            0.1,  # no target: fixed coefficient
-            0.1 * math.exp(0.5 * math.log(2.0 / 4.5))]
+    want = [
+        0.1 * math.exp(0.5 * 1.0),  # log(7.5 / 2.5) = 1.10, clipped to 1
+        0.1,  # no target: fixed coefficient
+        0.1 * math.exp(0.5 * math.log(2.0 / 4.5)),
+    ]
     assert sae.lam.view(-1).tolist() == pytest.approx(want, rel=1e-6)
     assert sae.ctl_rows == 0 and sae.ctl_active.sum() == 0  # the count restarts
 
 
 def test_l0_controller_keeps_the_coefficient_in_range():
-    sae = L1([L1Config(width=8, l1=999.0, target_l0=1.0, control_every=1, control_gain=5.0)], 3, [0], "cpu",
-             torch.zeros(1, 4, 3))
+    sae = L1(
+        [L1Config(width=8, l1=999.0, target_l0=1.0, control_every=1, control_gain=5.0)],
+        3,
+        [0],
+        "cpu",
+        torch.zeros(1, 4, 3),
+    )
     sae.ctl_active = torch.tensor([40.0])
     sae.step_count = 1
     sae.control(4)
@@ -395,11 +450,18 @@ def test_l0_controller_holds_each_model_at_its_target(name, coef):
     """Two models of one ensemble with targets 2 and 6 on the same data end near their own L0."""
     from theory_sim.model import GeneratorSpec
     from theory_sim.training import GeneratorData, TrainConfig, train_ensemble
+
     cls = get_method(name)
     cfgs = [cls.Config(width=64, lr=1e-2, target_l0=t, **{coef: 0.05}) for t in (2.0, 6.0)]
     spec = GeneratorSpec(n=32, d=16, s=3)
-    res = train_ensemble(name, cfgs, GeneratorData([spec, spec], "cpu"), [0, 0],
-                         TrainConfig(steps=600, batch=128, eval_samples=2048), progress=False)
+    res = train_ensemble(
+        name,
+        cfgs,
+        GeneratorData([spec, spec], "cpu"),
+        [0, 0],
+        TrainConfig(steps=600, batch=128, eval_samples=2048),
+        progress=False,
+    )
     assert res[0]["l0"] == pytest.approx(2.0, rel=0.3) and res[1]["l0"] == pytest.approx(6.0, rel=0.3)
     assert res[0]["coef_final"] > res[1]["coef_final"]  # sparser needs a larger penalty
 
@@ -407,6 +469,7 @@ def test_l0_controller_holds_each_model_at_its_target(name, coef):
 def test_target_l0_over_s_resolves_to_a_multiple_of_the_expected_l0():
     from theory_sim.model import GeneratorSpec
     from theory_sim.training import resolve_hyper, spec_scales
+
     spec = GeneratorSpec(n=64, d=16, s=4)
     cfg = resolve_hyper("l1", {"target_l0_over_s": 1.5}, *spec_scales(spec))
     assert cfg.target_l0 == pytest.approx(6.0)

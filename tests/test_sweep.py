@@ -1,4 +1,5 @@
 """Sweep files, the store, resume after SIGKILL, Dask worker death, divergence, bad input."""
+
 import os
 import random
 import signal
@@ -52,7 +53,9 @@ def write(tmp_path, text, name="s.toml"):
 
 
 def cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def metrics_by_hash(out):
@@ -74,7 +77,10 @@ def test_grid_expansion_and_batching(tmp_path):
 
 
 def test_axis_forms_and_zip(tmp_path):
-    sw = load_sweep(write(tmp_path, """
+    sw = load_sweep(
+        write(
+            tmp_path,
+            """
         name = "z"
         [data]
         s = 2
@@ -88,7 +94,9 @@ def test_axis_forms_and_zip(tmp_path):
         p_over_f = {geomspace = [0.5, 2, 3]}
         [train]
         steps = 10
-    """))
+    """,
+        )
+    )
     pts = sorted({(c.data["n"], c.data["d"]) for c in sw.cells})
     assert pts == [(16, 8), (32, 16), (64, 24)]
     assert sorted({c.params["p_over_f"] for c in sw.cells}) == [0.5, 1.0, 2.0]
@@ -132,7 +140,18 @@ def test_resume_after_sigkill_finishes_every_cell_once_with_identical_metrics(tm
     ref = tmp_path / "ref"
     assert cli("sweep", str(f), "--out", str(ref), "--no-progress", "--max-batch", "2").returncode == 0
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "theory_sim.cli", "sweep", str(f), "--out", str(out), "--no-progress", "--max-batch", "2"]
+    args = [
+        sys.executable,
+        "-m",
+        "theory_sim.cli",
+        "sweep",
+        str(f),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--max-batch",
+        "2",
+    ]
     killed = False
     for attempt in range(6):  # kill at random moments, then let the last run finish
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -204,7 +223,9 @@ def test_newer_schema_refused(tmp_path):
 
 
 def test_diverging_cell_is_failed_with_reason_and_sweep_completes(tmp_path):
-    f = write(tmp_path, """
+    f = write(
+        tmp_path,
+        """
         name = "div"
         [data]
         n = 16
@@ -219,7 +240,8 @@ def test_diverging_cell_is_failed_with_reason_and_sweep_completes(tmp_path):
         steps = 30
         batch = 32
         eval_samples = 256
-    """)
+    """,
+    )
     s = run_sweep(load_sweep(f), str(tmp_path / "o"), progress=False)
     df = load_results(tmp_path / "o")
     assert s.ran == 2 and s.failed == 1
@@ -233,8 +255,25 @@ def test_load_results_columns_and_export(tmp_path):
     out = tmp_path / "o"
     run_sweep(load_sweep(f, "tiny"), str(out), progress=False)
     df = load_results(out)
-    for col in ("cell_hash", "method", "seed", "status", "frr_0.9", "mmcs", "mcc", "l0", "n", "d", "width",
-                "p_over_f", "train_steps", "torch_version", "device", "package_version", "seconds"):
+    for col in (
+        "cell_hash",
+        "method",
+        "seed",
+        "status",
+        "frr_0.9",
+        "mmcs",
+        "mcc",
+        "l0",
+        "n",
+        "d",
+        "width",
+        "p_over_f",
+        "train_steps",
+        "torch_version",
+        "device",
+        "package_version",
+        "seconds",
+    ):
         assert col in df.columns, col
     assert df.cell_hash.is_unique and len(df) == 10
     arr = Store(out).load_arrays(df.cell_hash.iloc[0])
@@ -249,6 +288,7 @@ def test_load_results_columns_and_export(tmp_path):
 def test_dask_worker_killed_mid_sweep_every_cell_once(tmp_path):
     pytest.importorskip("dask.distributed")
     from dask.distributed import Client, LocalCluster
+
     f = write(tmp_path, SMALL)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     client = Client(cluster)
@@ -263,8 +303,14 @@ def test_dask_worker_killed_mid_sweep_every_cell_once(tmp_path):
 
         t = threading.Thread(target=killer)
         t.start()
-        s = run_sweep(load_sweep(f), str(tmp_path / "o"), executor="dask", scheduler=cluster.scheduler_address,
-                      max_batch=2, progress=False)
+        s = run_sweep(
+            load_sweep(f),
+            str(tmp_path / "o"),
+            executor="dask",
+            scheduler=cluster.scheduler_address,
+            max_batch=2,
+            progress=False,
+        )
         ended = time.monotonic()
         t.join()
         assert killed_at and killed_at[0] < ended  # the worker died mid-sweep
@@ -289,8 +335,22 @@ def test_ctrl_c_prints_one_line_exits_130_and_resumes(tmp_path):
     command then finishes the rest (and says at the start how many cells were already stored)."""
     f = write(tmp_path, SMALL.replace("steps = 120", "steps = 400"))
     out = tmp_path / "o"
-    p = subprocess.Popen([sys.executable, "-m", "theory_sim.cli", "sweep", str(f), "--out", str(out), "--max-batch", "2",
-                          "--no-progress"], stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "theory_sim.cli",
+            "sweep",
+            str(f),
+            "--out",
+            str(out),
+            "--max-batch",
+            "2",
+            "--no-progress",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     db = out / "results.sqlite"
     deadline = time.time() + 120
     while time.time() < deadline:  # interrupt once at least one cell is stored

@@ -1,4 +1,5 @@
 """The theorem's conditions against hand-computed values."""
+
 import math
 
 import pytest
@@ -34,5 +35,5 @@ def test_regimes_and_thresholds():
     assert theory.low_cooccurrence(0.1, 64) and not theory.low_cooccurrence(0.2, 64)
     assert theory.success_probability(16, 0.25) == pytest.approx(1 - 1 / 16)
     assert theory.steps_bound(0.25) == 4
-    assert theory.gaussian_coherence_level(math.e ** 2, 8) == pytest.approx(1.0)
+    assert theory.gaussian_coherence_level(math.e**2, 8) == pytest.approx(1.0)
     assert theory.in_band(0.02, 0.01, 50) and not theory.in_band(0.2, 0.01, 50)

@@ -1,4 +1,5 @@
 """The training loop: ensembles equal separate runs, user data, divergence, bad input, recovery."""
+
 import json
 import subprocess
 import sys
@@ -19,7 +20,9 @@ SPEC = GeneratorSpec(n=32, d=16, s=2)
 def test_ensemble_equals_separate_runs_with_same_seeds():
     seeds = [3, 4, 5]
     specs = [SPEC.replace(seed=s, s=1 + s % 2) for s in seeds]
-    cfgs = [resolve_hyper("ba", {"width": 64, "p_over_f": pf}, sp.mean_frequency()) for sp, pf in zip(specs, (0.5, 1, 2))]
+    cfgs = [
+        resolve_hyper("ba", {"width": 64, "p_over_f": pf}, sp.mean_frequency()) for sp, pf in zip(specs, (0.5, 1, 2))
+    ]
     tc = TrainConfig(steps=60, batch=64, eval_samples=512)
     ens = train_ensemble("ba", cfgs, GeneratorData(specs, "cpu"), seeds, tc, progress=False)
     for e in range(3):
@@ -33,15 +36,17 @@ def test_user_tensor_data_with_ground_truth():
     spec = GeneratorSpec(n=32, d=16, s=3)
     X = ModelSampler(spec).sample(8000)[0]
     V = make_features(spec)
-    r = train("topk", X.numpy(), ground_truth=V.numpy(), steps=1000, batch=256, width=128, k=3, lr=1e-2,
-              progress=False)[0]
+    r = train(
+        "topk", X.numpy(), ground_truth=V.numpy(), steps=1000, batch=256, width=128, k=3, lr=1e-2, progress=False
+    )[0]
     assert r["status"] == "done" and r["frr_0.8"] >= 0.9
 
 
 def test_callable_data_without_ground_truth_gives_quality_only():
     g = torch.Generator().manual_seed(0)
-    r = train("l1", lambda B: torch.relu(torch.randn(B, 5, generator=g)), steps=20, batch=16, width=8,
-              progress=False)[0]
+    r = train("l1", lambda B: torch.relu(torch.randn(B, 5, generator=g)), steps=20, batch=16, width=8, progress=False)[
+        0
+    ]
     assert "frr_0.9" not in r and r["status"] == "done" and 0 <= r["l0"] <= 8
 
 
@@ -54,17 +59,26 @@ def test_divergence_is_reported_not_hung():
 def test_one_diverging_model_does_not_stop_the_others():
     specs = [SPEC.replace(seed=0), SPEC.replace(seed=1, mag_value=1e25)]
     cfgs = [resolve_hyper("topk", {"width": 32, "k": 2}, None)] * 2
-    res = train_ensemble("topk", cfgs, GeneratorData(specs, "cpu"), [0, 1], TrainConfig(steps=30, batch=32, eval_samples=256),
-                         progress=False)
+    res = train_ensemble(
+        "topk",
+        cfgs,
+        GeneratorData(specs, "cpu"),
+        [0, 1],
+        TrainConfig(steps=30, batch=32, eval_samples=256),
+        progress=False,
+    )
     assert res[0]["status"] == "done" and res[1]["status"] == "failed"
 
 
-@pytest.mark.parametrize("kw,field", [
-    (dict(data=np.array([[1.0, np.nan]])), "data"),
-    (dict(data=np.ones((10, 3)), ground_truth=np.ones((4, 5))), "ground_truth"),
-    (dict(p_over_f=1.0, data=np.ones((10, 3))), "p_over_f"),
-    (dict(steps=0), "steps"),
-])
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        (dict(data=np.array([[1.0, np.nan]])), "data"),
+        (dict(data=np.ones((10, 3)), ground_truth=np.ones((4, 5))), "ground_truth"),
+        (dict(p_over_f=1.0, data=np.ones((10, 3))), "p_over_f"),
+        (dict(steps=0), "steps"),
+    ],
+)
 def test_bad_train_input(kw, field):
     with pytest.raises(ConfigError) as e:
         train("ba", progress=False, **kw)
@@ -72,17 +86,53 @@ def test_bad_train_input(kw, field):
 
 
 def test_train_cli_json_keys_and_bad_input():
-    cmd = [sys.executable, "-m", "theory_sim.cli", "train", "--method", "topk", "--n", "24", "--d", "12", "--s", "2",
-           "--width", "48", "--k", "2", "--steps", "100", "--json", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "theory_sim.cli",
+        "train",
+        "--method",
+        "topk",
+        "--n",
+        "24",
+        "--d",
+        "12",
+        "--s",
+        "2",
+        "--width",
+        "48",
+        "--k",
+        "2",
+        "--steps",
+        "100",
+        "--json",
+        "--no-progress",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    for k in ("frr_0.8", "frr_0.9", "frr_0.95", "frr_0.99", "mmcs", "mcc", "l0", "dead_fraction",
-              "explained_variance", "seconds", "steps_per_second"):
+    for k in (
+        "frr_0.8",
+        "frr_0.9",
+        "frr_0.95",
+        "frr_0.99",
+        "mmcs",
+        "mcc",
+        "l0",
+        "dead_fraction",
+        "explained_variance",
+        "seconds",
+        "steps_per_second",
+    ):
         assert k in out
-    for bad, field in ((["--method", "nope"], "method"), (["--method", "topk", "--k", "99", "--width", "8"], "k"),
-                       (["--method", "gba", "--htf", "0.001", "--ltf", "0.1"], "htf"), (["--method", "ba", "--p", "2"], "p"),
-                       (["--method", "gba", "--groups", "0"], "groups"), (["--width", "0"], "width")):
+    for bad, field in (
+        (["--method", "nope"], "method"),
+        (["--method", "topk", "--k", "99", "--width", "8"], "k"),
+        (["--method", "gba", "--htf", "0.001", "--ltf", "0.1"], "htf"),
+        (["--method", "ba", "--p", "2"], "p"),
+        (["--method", "gba", "--groups", "0"], "groups"),
+        (["--width", "0"], "width"),
+    ):
         r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "train", *bad], capture_output=True, text=True)
         assert r.returncode == 2 and field in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -93,7 +143,9 @@ def test_ba_resonance_light_superposition():
     spec = GeneratorSpec(n=128, d=42, s=3)
     f = spec.mean_frequency()
     cfgs = [resolve_hyper("ba", {"width": 512, "p_over_f": pf}, f) for pf in (1, 4)]
-    res = train_ensemble("ba", cfgs, GeneratorData([spec, spec], "cpu"), [0, 0], TrainConfig(steps=3000), progress=False)
+    res = train_ensemble(
+        "ba", cfgs, GeneratorData([spec, spec], "cpu"), [0, 0], TrainConfig(steps=3000), progress=False
+    )
     assert res[0]["frr_0.9"] >= 0.85
     assert res[1]["frr_0.9"] <= 0.35
 
@@ -116,6 +168,7 @@ def test_top_level_train_can_be_called_twice_and_shows_its_signature():
 
     import theory_sim
     import theory_sim.training  # noqa: F401  (importing the module must not shadow the function)
+
     X = np.abs(np.random.default_rng(0).normal(size=(256, 6))).astype(np.float32)
     for _ in range(2):
         r = theory_sim.train("topk", X, steps=5, batch=32, width=8, k=2, progress=False)[0]

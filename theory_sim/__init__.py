@@ -1,4 +1,5 @@
 """theory-sim: theory-verification simulations for sparse autoencoders."""
+
 from .errors import ConfigError  # noqa: E402
 from .model import GeneratorSpec, measure  # noqa: E402
 from .store import load_results  # noqa: E402

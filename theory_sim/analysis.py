@@ -9,6 +9,7 @@ recovery fraction (FRR@τ) it is widened to contain the Wilson 95 % interval of 
 k of n·S features recovered — so that seeds that agree exactly still carry the finite-feature
 uncertainty. One seed: the Wilson interval alone (fractions) or no interval (other metrics).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,9 +72,17 @@ def cell_summary(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame
         key = key if isinstance(key, tuple) else (key,)
         n_items = int(g["n"].iloc[0]) if is_fraction(metric) and "n" in g.columns else None
         m, lo, hi = seed_interval(g[metric].to_numpy(dtype=float), n_items)
-        rows.append({**dict(zip(keys, key)), "mean": m, "low": lo, "high": hi,
-                     "sd": float(g[metric].std()) if len(g) > 1 else math.nan,
-                     "seeds": int(g["seed"].nunique()) if "seed" in g.columns else len(g), "runs": len(g)})
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                "mean": m,
+                "low": lo,
+                "high": hi,
+                "sd": float(g[metric].std()) if len(g) > 1 else math.nan,
+                "seeds": int(g["seed"].nunique()) if "seed" in g.columns else len(g),
+                "runs": len(g),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -121,7 +130,7 @@ def difference_interval(a, b, level: float = LEVEL) -> tuple[float, float, float
     se = math.sqrt(va + vb)
     if se == 0:
         return (diff, diff, diff)
-    dof = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
+    dof = (va + vb) ** 2 / ((va**2 / (len(a) - 1) if va else 0) + (vb**2 / (len(b) - 1) if vb else 0))
     half = stats.t.ppf(0.5 + level / 2, dof) * se
     return (diff, diff - half, diff + half)
 
@@ -154,7 +163,7 @@ def _decided_verdict(ok: list[bool], primary: bool) -> str:
 
 
 def fmt_interval(iv, pct: bool = True) -> str:
-    """"71.1 % [62.0, 80.3]" (pct) or "0.311 [0.29, 0.33]"."""
+    """ "71.1 % [62.0, 80.3]" (pct) or "0.311 [0.29, 0.33]"."""
     m, lo, hi = iv
     if m is None or math.isnan(m):
         return "—"
@@ -170,8 +179,7 @@ def _sigmoid(t, t0, slope):
     return 1.0 / (1.0 + np.exp(-slope * (t - t0)))
 
 
-def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: int = 200,
-              seed: int = 0) -> list[dict]:
+def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: int = 200, seed: int = 0) -> list[dict]:
     """Where a cell-mean curve crosses ``level`` along one axis (a band has two crossings).
 
     xs: (K,) sorted axis values; per_seed: K arrays of per-seed metric values in [0, 1]. Each sign change
@@ -228,18 +236,26 @@ def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: 
             sample = [rng.choice(v, len(v)) if len(v) else v for v in per]
             boots.append(fit(sample))
         boots = np.array([v for v in boots if not math.isnan(v)])
-        lo_b, hi_b = (np.percentile(boots, [2.5, 97.5]) if len(boots) >= 20 else (math.nan, math.nan))
+        lo_b, hi_b = np.percentile(boots, [2.5, 97.5]) if len(boots) >= 20 else (math.nan, math.nan)
         back = np.exp if log else (lambda q: q)
-        out.append({"lower": float(xs[a]), "upper": float(xs[b]), "estimate": float(back(est)),
-                    "low": float(back(lo_b)) if not math.isnan(lo_b) else math.nan,
-                    "high": float(back(hi_b)) if not math.isnan(hi_b) else math.nan,
-                    "direction": "rising" if rising else "falling", "cells": len(cells),
-                    "seeds": int(min(len(per_seed[a]), len(per_seed[b])))})
+        out.append(
+            {
+                "lower": float(xs[a]),
+                "upper": float(xs[b]),
+                "estimate": float(back(est)),
+                "low": float(back(lo_b)) if not math.isnan(lo_b) else math.nan,
+                "high": float(back(hi_b)) if not math.isnan(hi_b) else math.nan,
+                "direction": "rising" if rising else "falling",
+                "cells": len(cells),
+                "seeds": int(min(len(per_seed[a]), len(per_seed[b]))),
+            }
+        )
     return out
 
 
-def crossings_along(g: pd.DataFrame, x: str, metric: str, level: float = 0.5, log: bool = True,
-                    xs=None) -> tuple[list, list, list[dict]]:
+def crossings_along(
+    g: pd.DataFrame, x: str, metric: str, level: float = 0.5, log: bool = True, xs=None
+) -> tuple[list, list, list[dict]]:
     """One curve's crossings: (xs, per-seed arrays of ``metric`` at each x, ``crossings``) for the rows ``g``
     along axis ``x`` (``xs``: the axis values to use, default those present in g)."""
     xs = sorted(g[x].dropna().unique()) if xs is None else list(xs)
@@ -251,8 +267,13 @@ def crossings_along(g: pd.DataFrame, x: str, metric: str, level: float = 0.5, lo
 def grid_edge(values, chosen) -> str | None:
     """'low' or 'high' if ``chosen`` sits on that edge of a hyperparameter grid of ≥ 2 numeric values
     (the working range may lie beyond it), else None."""
-    vals = sorted({float(v) for v in values if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                   and np.isfinite(v)})
+    vals = sorted(
+        {
+            float(v)
+            for v in values
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
+        }
+    )
     if len(vals) < 2 or chosen is None or not isinstance(chosen, (int, float, np.number)) or isinstance(chosen, bool):
         return None
     if float(chosen) == vals[0]:
@@ -267,9 +288,11 @@ def converged(df: pd.DataFrame) -> pd.Series:
     """Per results row: the stored ``converged`` (metrics.converged at training time); for rows stored
     before that column existed, the same rule applied to their metrics."""
     from .metrics import converged as rule
+
     cols = [c for c in ("freq_log_error", "l0_target", "l0", "loss_drop_last_tenth") if c in df.columns]
-    recomputed = pd.Series([rule({c: r[c] for c in cols})[0] for _, r in df[cols].iterrows()], index=df.index,
-                           dtype=bool)
+    recomputed = pd.Series(
+        [rule({c: r[c] for c in cols})[0] for _, r in df[cols].iterrows()], index=df.index, dtype=bool
+    )
     if "converged" not in df.columns:
         return recomputed
     stored = df["converged"]
@@ -296,6 +319,7 @@ def tune_per_cell(df: pd.DataFrame, axes: list[str], metric: str, by: str) -> pd
 
         def on_edge(key):
             return any(grid_edge(g[h].dropna().unique(), v) for h, v in zip(varying, key))
+
         # a tie between an edge and an interior choice is no evidence that the optimum lies beyond the grid
         best = next((k for k in top if not on_edge(k)), top[0])
         mask = np.ones(len(g), dtype=bool)
@@ -316,10 +340,9 @@ def hyper_columns(df: pd.DataFrame, axes=()) -> list[str]:
     derived ``X_over_f`` / ``X_over_s`` key), except ``axes``."""
     from .sae import REGISTRY
     from .sae.base import derived_base
+
     names = {f.name for cls in REGISTRY.values() for f in dataclasses.fields(cls.Config)}
     return [c for c in df.columns if c not in axes and derived_base(c) in names]
-
-
 
 
 def _short(v) -> str:
@@ -337,14 +360,13 @@ def variant_labels(df: pd.DataFrame, axes=()) -> list[str]:
     return out
 
 
-
-
 def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> list[float]:
     """Consistency of every ordered pair of seeds among the rows ``g`` of one method variant that share a
     data model (rows with a stored decoder only): one value per pair."""
     import torch
 
     from .model.spec import GENERATOR_FIELDS
+
     data_cols = [c for c in GENERATOR_FIELDS if c in g.columns and c != "seed"]
     vals = []
     for _, point in g.groupby(data_cols, dropna=False):  # same data model, different cell seeds
@@ -353,15 +375,16 @@ def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> li
             a = store.load_arrays(r.cell_hash)
             if "decoder" in a:
                 decs[r.seed] = (torch.from_numpy(a["decoder"]), torch.from_numpy(a["neuron_freq"] > 0))
-        vals += [consistency(decs[i][0], decs[j][0], tau, decs[i][1]) for i, j in itertools.permutations(sorted(decs), 2)]
+        vals += [
+            consistency(decs[i][0], decs[j][0], tau, decs[i][1]) for i, j in itertools.permutations(sorted(decs), 2)
+        ]
     return vals
-
-
 
 
 def row_spec(r: pd.Series):
     """The GeneratorSpec of a results row (a fixed ``data_seed`` wins over the cell seed)."""
     from .model.spec import GENERATOR_FIELDS, GeneratorSpec
+
     data = {k: (list(r[k]) if isinstance(r[k], tuple) else r[k]) for k in GENERATOR_FIELDS if k in r.index}
     data = {k: v for k, v in data.items() if not (isinstance(v, float) and math.isnan(v)) and v is not None}
     if "data_seed" in r.index and pd.notna(r["data_seed"]):
@@ -369,12 +392,11 @@ def row_spec(r: pd.Series):
     return GeneratorSpec.from_dict(data)
 
 
-
-
 def magnitude_recovery(g: pd.DataFrame, store: Store, tau: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature magnitudes h_i and whether each feature was recovered (best cos ≥ tau), concatenated
     over the rows ``g`` with per_feature magnitudes and stored arrays: two (Σ n,) arrays."""
     from .model.sampler import feature_magnitudes
+
     hs, rec = [], []
     for _, r in g.iterrows():
         h = feature_magnitudes(row_spec(r))
@@ -388,13 +410,9 @@ def magnitude_recovery(g: pd.DataFrame, store: Store, tau: float = 0.9) -> tuple
     return np.concatenate(hs), np.concatenate(rec)
 
 
-
-
 def reading_labels(df: pd.DataFrame) -> pd.DataFrame:
     """Adds ``reading``: the label, marked "· unit-norm rows" where the data were row-normalised."""
     df = df.copy()
     rn = df["row_norm"] if "row_norm" in df.columns else pd.Series(False, index=df.index)
     df["reading"] = [lab + (" · unit-norm rows" if v is True else "") for lab, v in zip(df.label, rn)]
     return df
-
-

@@ -21,6 +21,7 @@
 Memory per row: the resident high-water mark since the row began (the process's, where the kernel cannot
 reset it: ``peak_rss_is_per_config``), the resident size now, and on CUDA the peak allocated.
 """
+
 from __future__ import annotations
 
 import resource
@@ -33,7 +34,9 @@ from .sae import get_method
 from .training import GeneratorData, resolve_hyper
 
 STANDARD = dict(d=64, n=256, s=4, width=512, batch=512)
-SAELENS_REFERENCE_STEPS_PER_S = 99.0  # SAELens 6.54 train_toy_sae measured on the same cell on a 2-core machine of this kind (docs/crosscheck)
+SAELENS_REFERENCE_STEPS_PER_S = (
+    99.0  # SAELens 6.54 train_toy_sae measured on the same cell on a 2-core machine of this kind (docs/crosscheck)
+)
 
 
 def _sync(dev):
@@ -87,6 +90,7 @@ def matmul_peak(device: torch.device, reps: int = 5) -> float:
 def flops_per_model_step(sae, data, B: int, s: int) -> float:
     """Matmul FLOPs of one data draw + training step, per model (runs one step: call before timing)."""
     from torch.utils.flop_counter import FlopCounterMode
+
     with FlopCounterMode(display=False) as counter:
         sae.train_step(data.sample(B))
     return counter.get_total_flops() / sae.E + 2 * B * s * sae.d
@@ -126,10 +130,18 @@ def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0)
         total_steps, total_time = total_steps + steps, total_time + el
     msps = max(rates)
     gf = msps * flops / 1e9
-    row = {"method": method, "E": E, "steps_per_second": msps, "steps_per_second_mean": total_steps * E / total_time,
-           "flops_per_model_step": flops, "flops_over_BdM": flops / (c["batch"] * c["d"] * c["width"]),
-           "achieved_gflops": gf, "peak_rss_mb": _peak_rss_mb(), "peak_rss_is_per_config": per_config,
-           "rss_mb": _rss_mb()}
+    row = {
+        "method": method,
+        "E": E,
+        "steps_per_second": msps,
+        "steps_per_second_mean": total_steps * E / total_time,
+        "flops_per_model_step": flops,
+        "flops_over_BdM": flops / (c["batch"] * c["d"] * c["width"]),
+        "achieved_gflops": gf,
+        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_is_per_config": per_config,
+        "rss_mb": _rss_mb(),
+    }
     if device.type == "cuda":
         row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return row
@@ -144,6 +156,7 @@ def batched_vs_serial(device: torch.device, steps: int = 300) -> dict:
 
     from .sweep import load_sweep, make_batches, run_batch
     from .sweep.runner import _payload
+
     sweep = load_sweep(Path(__file__).resolve().parent.parent / "sweeps" / "quickstart.toml", "quick")
     cells = [dataclasses.replace(c, train={**c.train, "steps": steps, "eval_samples": 2048}) for c in sweep.cells]
     out = {"cells": len(cells), "steps": steps, "batched_seconds": 0.0, "serial_seconds": 0.0, "by_method": {}}
@@ -167,15 +180,28 @@ def batched_vs_serial(device: torch.device, steps: int = 300) -> dict:
     return out
 
 
-REFINE_EXPERIMENT = {"n": 64, "s": 2, "d": 32, "width": 128, "lo": 1 / 16, "hi": 16, "coarse": 5,
-                     "tolerance": 2 ** 0.125, "steps": 1500, "seeds": [0, 1, 2], "eval_samples": 2048}
+REFINE_EXPERIMENT = {
+    "n": 64,
+    "s": 2,
+    "d": 32,
+    "width": 128,
+    "lo": 1 / 16,
+    "hi": 16,
+    "coarse": 5,
+    "tolerance": 2**0.125,
+    "steps": 1500,
+    "seeds": [0, 1, 2],
+    "eval_samples": 2048,
+}
 
 
 def _refine_sweep(e: dict, values: str, refine: bool) -> str:
-    table = (f"\n[refine]\naxis = \"p_over_f\"\ntolerance = {e['tolerance']!r}\nmax_rounds = 12\n" if refine else "")
-    return (f"name = \"bench_{'refine' if refine else 'uniform'}\"\n[data]\nn = {e['n']}\ns = {e['s']}\nd = {e['d']}\n"
-            f"[[methods]]\nname = \"ba\"\nlabel = \"BA\"\nwidth = {e['width']}\np_over_f = {values}\n"
-            f"[train]\nsteps = {e['steps']}\nseeds = {e['seeds']}\neval_samples = {e['eval_samples']}\n" + table)
+    table = f'\n[refine]\naxis = "p_over_f"\ntolerance = {e["tolerance"]!r}\nmax_rounds = 12\n' if refine else ""
+    return (
+        f'name = "bench_{"refine" if refine else "uniform"}"\n[data]\nn = {e["n"]}\ns = {e["s"]}\nd = {e["d"]}\n'
+        f'[[methods]]\nname = "ba"\nlabel = "BA"\nwidth = {e["width"]}\np_over_f = {values}\n'
+        f"[train]\nsteps = {e['steps']}\nseeds = {e['seeds']}\neval_samples = {e['eval_samples']}\n" + table
+    )
 
 
 def refine_vs_uniform(device: torch.device, experiment: dict | None = None) -> dict:
@@ -190,13 +216,16 @@ def refine_vs_uniform(device: torch.device, experiment: dict | None = None) -> d
 
     from .sweep import parse_sweep, run_sweep
     from .sweep.refine import load_boundaries
+
     e = {**REFINE_EXPERIMENT, **(experiment or {})}
     octaves = math.log(e["hi"] / e["lo"])
     fine = math.ceil(octaves / math.log(e["tolerance"])) + 1  # spacing ≤ tolerance
     out = {"experiment": e, "uniform_points": fine, "coarse_points": e["coarse"]}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, values, refine in (("uniform", f"{{geomspace = [{e['lo']!r}, {e['hi']!r}, {fine}]}}", False),
-                                     ("refine", f"{{geomspace = [{e['lo']!r}, {e['hi']!r}, {e['coarse']}]}}", True)):
+        for kind, values, refine in (
+            ("uniform", f"{{geomspace = [{e['lo']!r}, {e['hi']!r}, {fine}]}}", False),
+            ("refine", f"{{geomspace = [{e['lo']!r}, {e['hi']!r}, {e['coarse']}]}}", True),
+        ):
             sweep = parse_sweep(_refine_sweep(e, values, refine), f"bench_{kind}.toml")
             folder = str(Path(tmp) / kind)
             t = time.perf_counter()
@@ -218,8 +247,9 @@ def refine_vs_uniform(device: torch.device, experiment: dict | None = None) -> d
     return out
 
 
-def run_bench(device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(1, 8, 32), seconds=2.0,
-              grid=True, refine=False) -> dict:
+def run_bench(
+    device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(1, 8, 32), seconds=2.0, grid=True, refine=False
+) -> dict:
     peaks = [matmul_peak(device)]
     rows = [time_method(m, E, device, seconds) for m in methods for E in sizes]
     peaks.append(matmul_peak(device))
@@ -227,10 +257,17 @@ def run_bench(device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(
     for r in rows:
         r["fraction_of_peak"] = r["achieved_gflops"] / peak
         r["fraction_of_peak_mean"] = r["steps_per_second_mean"] * r["flops_per_model_step"] / 1e9 / peak
-    out = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
-           f"cpu ({torch.get_num_threads()} threads)", "torch": torch.__version__, "peak_gflops": peak,
-           "peak_gflops_before_after": peaks,
-           "cell": STANDARD, "results": rows}
+    out = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "peak_gflops": peak,
+        "peak_gflops_before_after": peaks,
+        "cell": STANDARD,
+        "results": rows,
+    }
     one = [r for r in rows if r["E"] == 1 and r["method"] == "topk"]
     if one:
         out["topk_E1_vs_saelens_reference"] = one[0]["steps_per_second"] / SAELENS_REFERENCE_STEPS_PER_S
@@ -243,36 +280,50 @@ def run_bench(device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(
 
 def format_bench(b: dict) -> str:
     pb = b.get("peak_gflops_before_after", [b["peak_gflops"]])
-    lines = [f"device {b['device_name']}, torch {b['torch']}, fp32 matmul peak {b['peak_gflops']:.1f} GFLOP/s "
-             f"(before/after the rows: {' / '.join(f'{p:.1f}' for p in pb)})",
-             f"standard cell {b['cell']}; FLOPs: the matmuls one data draw + training step runs (torch's "
-             "FlopCounterMode), per model-step in units of B·d·M; elementwise work timed, not counted",
-             "model-steps/s: best of the timing windows (as the peak), and their mean",
-             f"{'method':>8} {'E':>3} {'model-steps/s':>14} {'mean':>7} {'FLOPs/BdM':>10} {'GFLOP/s':>9} {'of peak':>8} "
-             f"{'(mean)':>7} {'peak RSS MB':>12}"]
+    lines = [
+        f"device {b['device_name']}, torch {b['torch']}, fp32 matmul peak {b['peak_gflops']:.1f} GFLOP/s "
+        f"(before/after the rows: {' / '.join(f'{p:.1f}' for p in pb)})",
+        f"standard cell {b['cell']}; FLOPs: the matmuls one data draw + training step runs (torch's "
+        "FlopCounterMode), per model-step in units of B·d·M; elementwise work timed, not counted",
+        "model-steps/s: best of the timing windows (as the peak), and their mean",
+        f"{'method':>8} {'E':>3} {'model-steps/s':>14} {'mean':>7} {'FLOPs/BdM':>10} {'GFLOP/s':>9} {'of peak':>8} "
+        f"{'(mean)':>7} {'peak RSS MB':>12}",
+    ]
     for r in b["results"]:
-        lines.append(f"{r['method']:>8} {r['E']:>3} {r['steps_per_second']:>14.1f} {r['steps_per_second_mean']:>7.1f} "
-                     f"{r['flops_over_BdM']:>10.2f} {r['achieved_gflops']:>9.1f} {100 * r['fraction_of_peak']:>7.1f}% "
-                     f"{100 * r['fraction_of_peak_mean']:>6.1f}% {r['peak_rss_mb']:>12.0f}")
+        lines.append(
+            f"{r['method']:>8} {r['E']:>3} {r['steps_per_second']:>14.1f} {r['steps_per_second_mean']:>7.1f} "
+            f"{r['flops_over_BdM']:>10.2f} {r['achieved_gflops']:>9.1f} {100 * r['fraction_of_peak']:>7.1f}% "
+            f"{100 * r['fraction_of_peak_mean']:>6.1f}% {r['peak_rss_mb']:>12.0f}"
+        )
     if "topk_E1_vs_saelens_reference" in b:
-        lines.append(f"topk E=1 / SAELens reference ({SAELENS_REFERENCE_STEPS_PER_S:g} steps/s, measured earlier, "
-                     f"not measured in this run): {b['topk_E1_vs_saelens_reference']:.2f}x")
+        lines.append(
+            f"topk E=1 / SAELens reference ({SAELENS_REFERENCE_STEPS_PER_S:g} steps/s, measured earlier, "
+            f"not measured in this run): {b['topk_E1_vs_saelens_reference']:.2f}x"
+        )
     if "quickstart_grid" in b:
         g = b["quickstart_grid"]
-        lines.append(f"quickstart grid ({g['cells']} cells, {g['steps']} steps each): batched {g['batched_seconds']:.1f}s, "
-                     f"one by one {g['serial_seconds']:.1f}s, speedup {g['speedup']:.2f}x")
+        lines.append(
+            f"quickstart grid ({g['cells']} cells, {g['steps']} steps each): batched {g['batched_seconds']:.1f}s, "
+            f"one by one {g['serial_seconds']:.1f}s, speedup {g['speedup']:.2f}x"
+        )
         for m, r in g.get("by_method", {}).items():
-            lines.append(f"  {m}: {r['cells']} cells in {r['ensembles']} ensembles: batched {r['batched_seconds']:.1f}s, "
-                         f"one by one {r['serial_seconds']:.1f}s, speedup {r['speedup']:.2f}x")
+            lines.append(
+                f"  {m}: {r['cells']} cells in {r['ensembles']} ensembles: batched {r['batched_seconds']:.1f}s, "
+                f"one by one {r['serial_seconds']:.1f}s, speedup {r['speedup']:.2f}x"
+            )
     if "refine" in b:
         r = b["refine"]
-        lines.append(f"boundary finding (BA, FRR@0.9 = 50 % along p/f {r['experiment']['lo']:g}…{r['experiment']['hi']:g}, "
-                     f"tolerance ×{r['experiment']['tolerance']:.3g}): uniform {r['uniform_points']} points "
-                     f"{r['uniform_models']} models {r['uniform_seconds']:.1f}s; refined from {r['coarse_points']} points "
-                     f"{r['refine_models']} models {r['refine_seconds']:.1f}s; {r['model_ratio']:.1f}x fewer models, "
-                     f"{r['seconds_ratio']:.1f}x faster; max disagreement {r['max_disagreement']:.2f} tolerance units")
+        lines.append(
+            f"boundary finding (BA, FRR@0.9 = 50 % along p/f {r['experiment']['lo']:g}…{r['experiment']['hi']:g}, "
+            f"tolerance ×{r['experiment']['tolerance']:.3g}): uniform {r['uniform_points']} points "
+            f"{r['uniform_models']} models {r['uniform_seconds']:.1f}s; refined from {r['coarse_points']} points "
+            f"{r['refine_models']} models {r['refine_seconds']:.1f}s; {r['model_ratio']:.1f}x fewer models, "
+            f"{r['seconds_ratio']:.1f}x faster; max disagreement {r['max_disagreement']:.2f} tolerance units"
+        )
         for kind in ("uniform", "refine"):
             for c in r[f"{kind}_boundaries"]:
-                lines.append(f"  {kind}: {c['direction']} at p/f {c['estimate']:.4g} [{c['low']:.4g}, {c['high']:.4g}], "
-                             f"bracket {c['lower']:.4g}–{c['upper']:.4g}")
+                lines.append(
+                    f"  {kind}: {c['direction']} at p/f {c['estimate']:.4g} [{c['low']:.4g}, {c['high']:.4g}], "
+                    f"bracket {c['lower']:.4g}–{c['upper']:.4g}"
+                )
     return "\n".join(lines)

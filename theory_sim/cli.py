@@ -1,4 +1,5 @@
 """The ``theory-sim`` command.  Bad input: one line on stderr naming the field, exit code 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,23 +25,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 _HELP = {
-    "n": "number of features (rows of V), > 0", "d": "ambient dimension, > 0",
+    "n": "number of features (rows of V), > 0",
+    "d": "ambient dimension, > 0",
     "s": "non-zeros per row (exact) or expected L0 (bernoulli), 0 < s <= n",
     "features": "V: gaussian | orthogonal (n<=d) | low_coherence | shared",
     "coherence": "target max |cos| for features=low_coherence, in (Welch bound, 1)",
     "shared": "weight a in [0,1) of a shared component (raises every cosine toward a)",
     "support": "H support: exact (s per row) | bernoulli (independent, f_i) | mixture (mixture_s)",
     "frequencies": "bernoulli frequencies: uniform (s/n) | zipf | list",
-    "zipf": "Zipf exponent (frequencies=zipf), > 0", "frequency_list": "comma list of n frequencies in (0,1]",
+    "zipf": "Zipf exponent (frequencies=zipf), > 0",
+    "frequency_list": "comma list of n frequencies in (0,1]",
     "mixture_s": "comma list of row sparsities (support=mixture), e.g. 3,20",
     "mixture_weights": "comma list of weights for mixture_s (default equal)",
     "cooccurrence": "within-group P(h_j>0 | h_i>0) in [s/n, 1] (bernoulli, uniform f); moves rho2",
     "group_size": "features per co-occurrence group",
     "magnitude": "non-zero magnitudes: constant | uniform | lognormal | per_feature",
-    "mag_value": "constant magnitude / lognormal median, > 0", "mag_low": "uniform / per_feature low end, >= 0",
-    "mag_high": "uniform / per_feature high end", "mag_sigma": "lognormal sigma, >= 0",
+    "mag_value": "constant magnitude / lognormal median, > 0",
+    "mag_low": "uniform / per_feature low end, >= 0",
+    "mag_high": "uniform / per_feature high end",
+    "mag_sigma": "lognormal sigma, >= 0",
     "magnitudes": "comma list of n per-feature magnitudes (per_feature)",
-    "noise_std": "isotropic Gaussian noise std, >= 0", "snr": "target E||HV||^2/E||noise||^2 (overrides noise_std)",
+    "noise_std": "isotropic Gaussian noise std, >= 0",
+    "snr": "target E||HV||^2/E||noise||^2 (overrides noise_std)",
     "row_norm": "true: scale every sample to unit norm (input-scaling reading)",
     "seed": "root seed, >= 0",
 }
@@ -70,8 +76,13 @@ def add_generator_options(p: argparse.ArgumentParser) -> None:
             typ = int
         else:
             typ = str
-        g.add_argument("--" + f.name.replace("_", "-"), dest="gen_" + f.name, type=typ, default=None,
-                       help=f"{_HELP.get(f.name, f.name)} (default {f.default})")
+        g.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest="gen_" + f.name,
+            type=typ,
+            default=None,
+            help=f"{_HELP.get(f.name, f.name)} (default {f.default})",
+        )
 
 
 def generator_spec_from_args(args, base: GeneratorSpec | None = None) -> GeneratorSpec:
@@ -89,6 +100,7 @@ def generator_spec_from_args(args, base: GeneratorSpec | None = None) -> Generat
 
 def dump_json(obj) -> str:
     """JSON with non-finite floats as strings (valid JSON; 'inf' for a noiseless SNR)."""
+
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
             return str(v)
@@ -97,6 +109,7 @@ def dump_json(obj) -> str:
         if isinstance(v, (list, tuple)):
             return [clean(x) for x in v]
         return v
+
     return json.dumps(clean(obj), default=str)
 
 
@@ -104,6 +117,7 @@ def dump_json(obj) -> str:
 def cmd_sample(args) -> int:
     from .model.export import check_save_dir, load_spec, save_sample
     from .model.stats import measure
+
     spec = generator_spec_from_args(args, base=load_spec(args.spec) if args.spec else None)
     if not 0 < args.samples <= MAX_SAMPLES:
         raise ConfigError("samples", f"must be in [1, {MAX_SAMPLES}], got {args.samples}")
@@ -111,8 +125,10 @@ def cmd_sample(args) -> int:
     if args.save is not None:
         check_save_dir(args.save)  # before drawing anything
         shapes = save_sample(spec, args.samples, args.save, device)
-        print(f"wrote {', '.join(f'{k} {tuple(v)}' for k, v in shapes.items())} and spec.json to {args.save}",
-              file=sys.stderr)
+        print(
+            f"wrote {', '.join(f'{k} {tuple(v)}' for k, v in shapes.items())} and spec.json to {args.save}",
+            file=sys.stderr,
+        )
     stats = measure(spec, args.samples, device=device)
     if args.json:
         print(dump_json(stats))
@@ -123,8 +139,11 @@ def cmd_sample(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="theory-sim", description="Theory-verification simulations for sparse autoencoders "
-                "(Chen et al., provable feature recovery by bias adaptation).")
+    p = _Parser(
+        prog="theory-sim",
+        description="Theory-verification simulations for sparse autoencoders "
+        "(Chen et al., provable feature recovery by bias adaptation).",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sp = sub.add_parser("sample", help="draw data from the model and print its measured statistics")
@@ -132,8 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--samples", type=int, default=20000, help="rows to draw (default 20000)")
     sp.add_argument("--device", default="cpu", help="auto | cpu | cuda (default cpu)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
-    sp.add_argument("--save", metavar="DIR", help="also write X.npy (N, d), V.npy (n, d), H as H_indices.npy / "
-                    "H_values.npy and spec.json into DIR (new or empty): data other tools can train on")
+    sp.add_argument(
+        "--save",
+        metavar="DIR",
+        help="also write X.npy (N, d), V.npy (n, d), H as H_indices.npy / "
+        "H_values.npy and spec.json into DIR (new or empty): data other tools can train on",
+    )
     sp.add_argument("--spec", metavar="FILE", help="start from a saved spec.json (options given override it)")
     sp.set_defaults(func=cmd_sample)
 
@@ -154,6 +177,7 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     fields a method declares as data-scaled (its config's ``SCALES``)."""
     from .sae import REGISTRY
     from .sae.base import config_info
+
     g = p.add_argument_group("method hyperparameters (each method accepts its own; docs/methods.md)")
     seen, scaled = {}, {}
     for name, cls in sorted(REGISTRY.items()):
@@ -166,14 +190,29 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     for field, (typ, users, text) in sorted(seen.items()):
         conv = _bool if typ is bool else (int if typ is int else (float if typ is float else str))
         defaults = set(map(repr, users.values()))
-        dflt = (f"default {next(iter(users.values()))}" if len(defaults) == 1
-                else "default " + ", ".join(f"{m} {v}" for m, v in users.items()))
-        g.add_argument("--" + field.replace("_", "-"), dest="hp_" + field, type=conv, default=None,
-                       metavar=conv.__name__.lstrip("_").upper(), help=f"{text} [{', '.join(users)}; {dflt}]".replace("%", "%%"))
+        dflt = (
+            f"default {next(iter(users.values()))}"
+            if len(defaults) == 1
+            else "default " + ", ".join(f"{m} {v}" for m, v in users.items())
+        )
+        g.add_argument(
+            "--" + field.replace("_", "-"),
+            dest="hp_" + field,
+            type=conv,
+            default=None,
+            metavar=conv.__name__.lstrip("_").upper(),
+            help=f"{text} [{', '.join(users)}; {dflt}]".replace("%", "%%"),
+        )
         if field in scaled:
             ref = scaled[field]
-            g.add_argument(f"--{field.replace('_', '-')}-over-{ref}", dest=f"hp_{field}_over_{ref}", type=float,
-                           default=None, metavar="FLOAT", help=f"{field} as a multiple of {words[ref]}")
+            g.add_argument(
+                f"--{field.replace('_', '-')}-over-{ref}",
+                dest=f"hp_{field}_over_{ref}",
+                type=float,
+                default=None,
+                metavar="FLOAT",
+                help=f"{field} as a multiple of {words[ref]}",
+            )
 
 
 def method_params_from_args(args) -> dict:
@@ -189,14 +228,18 @@ def method_params_from_args(args) -> dict:
 def cmd_train(args) -> int:
     from .sae import get_method
     from .training import train
+
     get_method(args.method)
     hyper = method_params_from_args(args)
     data, gt = None, None
     if args.data:
         given = [k[4:] for k, v in vars(args).items() if k.startswith("gen_") and v is not None and k != "gen_seed"]
         if given:
-            raise ConfigError(given[0], "is a generator option; with --data the array fixes the data (only --seed, "
-                              "the batch order and initialisation, applies)")
+            raise ConfigError(
+                given[0],
+                "is a generator option; with --data the array fixes the data (only --seed, "
+                "the batch order and initialisation, applies)",
+            )
         data = _load_array(args.data, "data")
         if args.ground_truth:
             gt = _load_array(args.ground_truth, "ground_truth")
@@ -207,8 +250,18 @@ def cmd_train(args) -> int:
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise ConfigError("seeds", f"must be in [1, {MAX_SEEDS}] (one ensemble), got {args.seeds}")
     seeds = [(args.gen_seed or 0) + i for i in range(args.seeds)]
-    res = train(args.method, data, ground_truth=gt, seeds=seeds, steps=args.steps, batch=args.batch,
-                eval_samples=args.eval_samples, device=args.device, progress=not args.no_progress, **hyper)
+    res = train(
+        args.method,
+        data,
+        ground_truth=gt,
+        seeds=seeds,
+        steps=args.steps,
+        batch=args.batch,
+        eval_samples=args.eval_samples,
+        device=args.device,
+        progress=not args.no_progress,
+        **hyper,
+    )
     for r in res:
         arrays = r.pop("arrays")
         if "frr_curve" in arrays:
@@ -222,8 +275,13 @@ def cmd_train(args) -> int:
         print(dump_json(out))
     else:
         for r in res:
-            print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
-                            if not isinstance(v, list)))
+            print(
+                "  ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in r.items()
+                    if not isinstance(v, list)
+                )
+            )
     return 0 if all(r["status"] == "done" for r in res) else 1
 
 
@@ -238,13 +296,15 @@ def _load_array(path: str, field: str):
     import os
 
     import numpy as np
+
     if not os.path.isfile(path):
         raise ConfigError(field, f"{path!r} is not a regular file (give a .npy array)")
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
-                                     else np.lib.format.read_array_header_2_0(f))
+            shape, fortran, dtype = (
+                np.lib.format.read_array_header_1_0(f) if version == (1, 0) else np.lib.format.read_array_header_2_0(f)
+            )
     except (OSError, ValueError, EOFError) as e:
         raise ConfigError(field, f"{path!r} is not a .npy array ({e}); save one with numpy.save") from None
     if dtype.kind not in "fiu" or dtype.fields is not None:
@@ -261,12 +321,17 @@ def _load_array(path: str, field: str):
 
 
 def _add_threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores not already busy, "
-                   "from the load average; or THEORY_SIM_THREADS)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: the cores not already busy, from the load average; or THEORY_SIM_THREADS)",
+    )
 
 
 def _register_train(sub) -> None:
     from .sae import REGISTRY
+
     tp = sub.add_parser("train", help="train one method (several seeds = one ensemble) and print its metrics")
     tp.add_argument("--method", default="ba", help=f"one of {', '.join(sorted(REGISTRY))} (default ba)")
     add_generator_options(tp)
@@ -286,20 +351,38 @@ def _register_train(sub) -> None:
 
 def cmd_sweep(args) -> int:
     from .sweep import load_sweep, run_sweep
+
     resolve_device(args.device)
     sweep = load_sweep(args.file, args.budget)
-    s = run_sweep(sweep, args.out, device=args.device, executor=args.executor, workers=args.workers,
-                  scheduler=args.scheduler, max_batch=args.max_batch, force=args.force,
-                  progress=not args.no_progress, retry_failed=args.retry_failed, worker_timeout=args.worker_timeout)
+    s = run_sweep(
+        sweep,
+        args.out,
+        device=args.device,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        max_batch=args.max_batch,
+        force=args.force,
+        progress=not args.no_progress,
+        retry_failed=args.retry_failed,
+        worker_timeout=args.worker_timeout,
+    )
     refined = f" ({s.refined} of them added by {s.rounds} refinement rounds)" if s.refined else ""
-    print(f"{sweep.name} [{args.budget}]: {s.total} cells{refined}, {s.already_done} already done, ran {s.ran} "
-          f"({s.failed} failed) in {s.seconds:.1f}s -> {args.out}", file=sys.stderr)
+    print(
+        f"{sweep.name} [{args.budget}]: {s.total} cells{refined}, {s.already_done} already done, ran {s.ran} "
+        f"({s.failed} failed) in {s.seconds:.1f}s -> {args.out}",
+        file=sys.stderr,
+    )
     if s.not_converged:
-        print(f"warning: {s.not_converged} of the {s.ran} cells just run did not converge (a feedback rule missed "
-              f"its target or the loss was still falling); theory-sim status {args.out} counts them per method, "
-              "the plots mark them", file=sys.stderr)
+        print(
+            f"warning: {s.not_converged} of the {s.ran} cells just run did not converge (a feedback rule missed "
+            f"its target or the loss was still falling); theory-sim status {args.out} counts them per method, "
+            "the plots mark them",
+            file=sys.stderr,
+        )
     if args.plot:
         from .plots import plot_sweep
+
         for p in plot_sweep(args.out):
             print(p)
     return 0
@@ -307,6 +390,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_status(args) -> int:
     from .sweep import status_table
+
     t = status_table(args.out)
     print(t.to_string() if not t.empty else "no cells")
     return 0
@@ -316,6 +400,7 @@ def cmd_export(args) -> int:
     from pathlib import Path
 
     from .store import load_results
+
     if not args.csv and not args.parquet:
         raise ConfigError("export", "give --csv FILE and/or --parquet FILE")
     folder = Path(args.out).resolve()
@@ -327,7 +412,11 @@ def cmd_export(args) -> int:
             raise ConfigError(field, f"needs a file path, got {target!r}")
         if not t.parent.resolve().is_dir():
             raise ConfigError(field, f"the folder of {target!r} does not exist")
-        if t.resolve().parent == folder and t.name.startswith("results.sqlite") or folder / "arrays" in t.resolve().parents:
+        if (
+            t.resolve().parent == folder
+            and t.name.startswith("results.sqlite")
+            or folder / "arrays" in t.resolve().parents
+        ):
             raise ConfigError(field, f"{target!r} is part of the results store; write the export elsewhere")
     if args.parquet:
         try:
@@ -348,15 +437,25 @@ def _register_sweep(sub) -> None:
     sp = sub.add_parser("sweep", help="run a sweep file into a results folder (resumable)")
     sp.add_argument("file", help="sweeps/NAME.toml")
     sp.add_argument("--out", required=True, help="results folder (SQLite store + arrays)")
-    sp.add_argument("--budget", default="full", choices=["tiny", "quick", "full"],
-                    help="the file's [budgets.tiny|quick] overrides, or full: the file as written (default full)")
+    sp.add_argument(
+        "--budget",
+        default="full",
+        choices=["tiny", "quick", "full"],
+        help="the file's [budgets.tiny|quick] overrides, or full: the file as written (default full)",
+    )
     sp.add_argument("--device", default="auto", help="auto | cpu | cuda")
     sp.add_argument("--executor", default="local", choices=["local", "dask"])
     sp.add_argument("--workers", type=int, default=2, help="Dask LocalCluster worker processes")
-    sp.add_argument("--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler (a trusted cluster: Dask "
-                    "pickles tasks)")
-    sp.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
-                    help="how long to wait for a Dask scheduler to answer and have a worker (default 60)")
+    sp.add_argument(
+        "--scheduler", help="tcp://HOST:PORT of an existing Dask scheduler (a trusted cluster: Dask pickles tasks)"
+    )
+    sp.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for a Dask scheduler to answer and have a worker (default 60)",
+    )
     sp.add_argument("--max-batch", type=int, default=None, help="models per ensemble (default 8 on CPU, 64 on CUDA)")
     sp.add_argument("--force", action="store_true", help="allow an --out made by another sweep file")
     sp.add_argument("--retry-failed", action="store_true", help="run failed cells again")
@@ -376,6 +475,7 @@ def _register_sweep(sub) -> None:
 
 def cmd_boundary(args) -> int:
     from .sweep.refine import load_boundaries
+
     found = load_boundaries(args.out, axis=args.axis, metric=args.metric, level=args.level, tolerance=args.tolerance)
     if args.json:
         print(dump_json(found))
@@ -385,15 +485,18 @@ def cmd_boundary(args) -> int:
     for b in found:
         row = ", ".join(f"{k} = {v}" for k, v in b["row"].items())
         iv = "" if math.isnan(b["low"]) else f" [{b['low']:.4g}, {b['high']:.4g}]"
-        print(f"{b['label']}{' (' + row + ')' if row else ''}: {b['metric']} {b['direction']} through {b['level']:g} "
-              f"at {b['axis']} = {b['estimate']:.4g}{iv}; bracket {b['lower']:.4g}–{b['upper']:.4g} "
-              f"({b['bracket_width']:.2g} tolerance units, {'decided' if b['decided'] else 'ends undecided'}), "
-              f"{b['cells']} cells, {b['seeds']} seeds")
+        print(
+            f"{b['label']}{' (' + row + ')' if row else ''}: {b['metric']} {b['direction']} through {b['level']:g} "
+            f"at {b['axis']} = {b['estimate']:.4g}{iv}; bracket {b['lower']:.4g}–{b['upper']:.4g} "
+            f"({b['bracket_width']:.2g} tolerance units, {'decided' if b['decided'] else 'ends undecided'}), "
+            f"{b['cells']} cells, {b['seeds']} seeds"
+        )
     return 0
 
 
 def cmd_plot(args) -> int:
     from .plots import plot_sweep
+
     for p in plot_sweep(args.out, x=args.x, y=args.y, metric=args.metric, fig_dir=args.fig_dir):
         print(p)
     return 0
@@ -411,6 +514,7 @@ def _register_plot(sub) -> None:
 
 def cmd_reproduce(args) -> int:
     from .report import EXPERIMENTS, reproduce
+
     resolve_device(args.device)
     exps = args.only.split(",") if args.only else list(EXPERIMENTS)
     for e in exps:
@@ -424,9 +528,13 @@ def cmd_reproduce(args) -> int:
 def _register_reproduce(sub) -> None:
     rp = sub.add_parser("reproduce", help="run the paper's experiments, draw their figures and write REPORT.md")
     rp.add_argument("--out", required=True)
-    rp.add_argument("--budget", default="quick", choices=["tiny", "quick", "full"],
-                    help="tiny: seconds (a smoke test); quick: the committed figures (about an hour on 2 cores); "
-                    "full: the sweep files as written (default quick)")
+    rp.add_argument(
+        "--budget",
+        default="quick",
+        choices=["tiny", "quick", "full"],
+        help="tiny: seconds (a smoke test); quick: the committed figures (about an hour on 2 cores); "
+        "full: the sweep files as written (default quick)",
+    )
     rp.add_argument("--device", default="auto")
     rp.add_argument("--only", help="comma list of experiments (default: all)")
     rp.add_argument("--no-progress", action="store_true")
@@ -436,10 +544,12 @@ def _register_reproduce(sub) -> None:
 
 def cmd_bench(args) -> int:
     from .bench import format_bench, run_bench
+
     dev = resolve_device(args.device)
     sizes = tuple(int(v) for v in args.sizes.split(","))
     methods = tuple(args.methods.split(","))
     from .sae import get_method
+
     for m in methods:
         get_method(m)
     b = run_bench(dev, methods, sizes, args.seconds, grid=not args.no_grid, refine=args.refine)
@@ -454,16 +564,22 @@ def _register_bench(sub) -> None:
     bp.add_argument("--sizes", default="1,8,32", help="ensemble sizes E")
     bp.add_argument("--seconds", type=float, default=2.0, help="timing window per configuration")
     bp.add_argument("--no-grid", action="store_true", help="skip the batched-vs-serial quickstart grid")
-    bp.add_argument("--refine", action="store_true", help="also measure boundary finding: a uniform grid at the final "
-                    "resolution vs adaptive refinement, in one run (a few minutes on 2 cores)")
+    bp.add_argument(
+        "--refine",
+        action="store_true",
+        help="also measure boundary finding: a uniform grid at the final "
+        "resolution vs adaptive refinement, in one run (a few minutes on 2 cores)",
+    )
     bp.add_argument("--json", action="store_true")
     bp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all of this machine's)")
     bp.set_defaults(func=cmd_bench)
 
 
 def _register_boundary(sub) -> None:
-    bp = sub.add_parser("boundary", help="where a metric crosses a level along an axis, per method and row "
-                        "(the sweep's [refine] table by default)")
+    bp = sub.add_parser(
+        "boundary",
+        help="where a metric crosses a level along an axis, per method and row (the sweep's [refine] table by default)",
+    )
     bp.add_argument("out", help="results folder")
     bp.add_argument("--axis", help="axis to read crossings along (default: [refine] axis, else [plot] x)")
     bp.add_argument("--metric", help="default: [refine] metric, else the [plot] metric, else frr_0.9")
@@ -473,7 +589,14 @@ def _register_boundary(sub) -> None:
     bp.set_defaults(func=cmd_boundary)
 
 
-_EXTRA_COMMANDS: list = [_register_train, _register_sweep, _register_plot, _register_boundary, _register_reproduce, _register_bench]
+_EXTRA_COMMANDS: list = [
+    _register_train,
+    _register_sweep,
+    _register_plot,
+    _register_boundary,
+    _register_reproduce,
+    _register_bench,
+]
 
 
 def main(argv=None) -> int:
@@ -491,6 +614,7 @@ def main(argv=None) -> int:
         return 1
     except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say to it
         import os
+
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt as e:  # one line, not a traceback; a sweep says how far it got

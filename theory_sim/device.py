@@ -1,4 +1,5 @@
 """Device resolution: the one place that turns "auto" | "cpu" | "cuda" into a torch device."""
+
 from __future__ import annotations
 
 from .errors import ConfigError
@@ -10,6 +11,7 @@ def resolve_device(name):
     """A torch.device from a name (``auto``: CUDA when torch sees one, else CPU) or a device; ConfigError
     for anything else, or for ``cuda`` without a CUDA device."""
     import torch
+
     if isinstance(name, torch.device):
         return name
     if name not in DEVICES:
@@ -31,11 +33,14 @@ def choose_threads(requested: int | None = None, cpus: int | None = None, load: 
     training job running: an E = 8 BA ensemble trained at 89.6 steps/s with 1 thread and 11.4 with 2
     (7.9x slower); the quickstart tiny sweep took 3.7 s vs 7.8 s."""
     import os
+
     if requested is None and os.environ.get("THEORY_SIM_THREADS"):
         try:
             requested = int(os.environ["THEORY_SIM_THREADS"])
         except ValueError:
-            raise ConfigError("THEORY_SIM_THREADS", f"must be an integer >= 1, got {os.environ['THEORY_SIM_THREADS']!r}")
+            raise ConfigError(
+                "THEORY_SIM_THREADS", f"must be an integer >= 1, got {os.environ['THEORY_SIM_THREADS']!r}"
+            )
     if requested is not None:
         if not (isinstance(requested, int) and requested >= 1):
             raise ConfigError("threads", f"must be an integer >= 1, got {requested!r}")
@@ -53,6 +58,7 @@ def choose_threads(requested: int | None = None, cpus: int | None = None, load: 
 def set_threads(requested: int | None = None) -> int:
     """Applies ``choose_threads`` to torch; returns the count."""
     import torch
+
     n = choose_threads(requested)
     torch.set_num_threads(n)
     return n

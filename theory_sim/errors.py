@@ -39,6 +39,7 @@ def normalise_integers(obj) -> None:
     is an integer everywhere and hashes and JSON see plain numbers."""
     import dataclasses
     import numbers
+
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         if isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)):
@@ -54,6 +55,7 @@ def check_folder(path, field: str, empty: bool = False):
     ``field`` otherwise."""
     import os
     from pathlib import Path
+
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise ConfigError(field, f"needs a folder path, got {path!r}")
     p = Path(path)

@@ -8,6 +8,7 @@ matrix when n·M <= ``DENSE_MCC_LIMIT``; beyond that, on a sparse graph of each 
 best neurons (scipy.sparse.csgraph.min_weight_full_bipartite_matching) — exact whenever the optimal
 matching uses only such candidate edges, which it does when features are recovered.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,10 +23,21 @@ TAUS = (0.8, 0.9, 0.95, 0.99)
 CURVE_TAUS = tuple(np.round(np.linspace(0.5, 1.0, 51), 3))
 #: the scalar metrics a boundary may be drawn on (a ``[refine]`` level), each with its range: a level must lie
 #: strictly inside it
-METRIC_RANGES = {**{f"frr_{t}": (0.0, 1.0) for t in TAUS}, "mmcs": (-1.0, 1.0), "mcc": (0.0, 1.0),
-                 "uniqueness": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f1": (0.0, 1.0),
-                 "accuracy": (0.0, 1.0), "explained_variance": (-math.inf, 1.0), "fvu": (0.0, math.inf),
-                 "dead_fraction": (0.0, 1.0), "l0": (0.0, math.inf), "mse": (0.0, math.inf)}
+METRIC_RANGES = {
+    **{f"frr_{t}": (0.0, 1.0) for t in TAUS},
+    "mmcs": (-1.0, 1.0),
+    "mcc": (0.0, 1.0),
+    "uniqueness": (0.0, 1.0),
+    "precision": (0.0, 1.0),
+    "recall": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "accuracy": (0.0, 1.0),
+    "explained_variance": (-math.inf, 1.0),
+    "fvu": (0.0, math.inf),
+    "dead_fraction": (0.0, 1.0),
+    "l0": (0.0, math.inf),
+    "mse": (0.0, math.inf),
+}
 DENSE_MCC_LIMIT = 25_000_000
 MCC_CANDIDATES = 16
 
@@ -47,10 +59,10 @@ def best_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, absolute: 
     nb = torch.full((M,), -2.0, device=V.device)
     na = torch.zeros(M, dtype=torch.long, device=V.device)
     for a in range(0, n, chunk):
-        c = V[a:a + chunk] @ D.T  # (chunk, M)
+        c = V[a : a + chunk] @ D.T  # (chunk, M)
         if absolute:
             c = c.abs()
-        fb[a:a + chunk], fa[a:a + chunk] = c.max(1)
+        fb[a : a + chunk], fa[a : a + chunk] = c.max(1)
         cb, ca = c.max(0)
         better = cb > nb
         nb = torch.where(better, cb, nb)
@@ -87,7 +99,7 @@ def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = Fals
     kc = min(MCC_CANDIDATES, M)
     rows, cols, vals = [], [], []
     for a in range(0, n, chunk):
-        top = cos(V[a:a + chunk], D).topk(kc, dim=1)
+        top = cos(V[a : a + chunk], D).topk(kc, dim=1)
         rows.append(np.repeat(np.arange(a, a + top.values.shape[0]), kc))
         cols.append(top.indices.cpu().numpy().ravel())
         vals.append(top.values.cpu().double().numpy().ravel())
@@ -143,8 +155,12 @@ def recovery_metrics(V: torch.Tensor, D: torch.Tensor, match: torch.Tensor | Non
     out["mcc_signed"] = mcc(V, D, signed=True)
     out["uniqueness"] = uniqueness(best_abs_match(V, D) if match is None else match)
     out["aligned_uniqueness"] = aligned_uniqueness(fb, nb, na)
-    arrays = {"feature_best": fb.cpu().numpy(), "feature_arg": fa.cpu().numpy(),
-              "neuron_best": nb.cpu().numpy(), "frr_curve": np.array(frr_curve(fb))}
+    arrays = {
+        "feature_best": fb.cpu().numpy(),
+        "feature_arg": fa.cpu().numpy(),
+        "neuron_best": nb.cpu().numpy(),
+        "frr_curve": np.array(frr_curve(fb)),
+    }
     return out, arrays
 
 
@@ -154,8 +170,14 @@ def best_abs_match(V: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def classification_metrics(z: torch.Tensor, D: torch.Tensor, V: torch.Tensor, rows: torch.Tensor,
-                           cols: torch.Tensor, match: torch.Tensor | None = None) -> dict:
+def classification_metrics(
+    z: torch.Tensor,
+    D: torch.Tensor,
+    V: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    match: torch.Tensor | None = None,
+) -> dict:
     """Each latent as a detector of its best-|cos| true feature, over N evaluation rows (SynthSAEBench's
     definitions): per latent TP/FP/FN/TN from "fires" (z != 0) and "the feature is present" (h > 0); the
     means over all M latents of precision TP/(TP+FP), recall TP/(TP+FN), F1 (0 where undefined) and
@@ -179,8 +201,12 @@ def classification_metrics(z: torch.Tensor, D: torch.Tensor, V: torch.Tensor, ro
     prec = torch.where(tp + fp > 0, tp / (tp + fp).clamp_min(1), torch.zeros_like(tp))
     rec = torch.where(tp + fn > 0, tp / (tp + fn).clamp_min(1), torch.zeros_like(tp))
     f1 = torch.where(prec + rec > 0, 2 * prec * rec / (prec + rec).clamp_min(1e-12), torch.zeros_like(tp))
-    return {"precision": prec.mean().item(), "recall": rec.mean().item(), "f1": f1.mean().item(),
-            "accuracy": ((tp + tn) / N).mean().item()}
+    return {
+        "precision": prec.mean().item(),
+        "recall": rec.mean().item(),
+        "f1": f1.mean().item(),
+        "accuracy": ((tp + tn) / N).mean().item(),
+    }
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@
 Every figure is written as PNG and PDF, beside the CSV of exactly what was drawn. What to draw comes from
 the sweep file's ``[plot]`` table (x, y, metric, curve = [...]) or from ``theory-sim plot`` options.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,11 +37,20 @@ from .store import Store, load_results  # noqa: E402
 from .sweep.spec import CURVE_KINDS, SAFE_NAME  # noqa: E402
 
 LABELS = {
-    "p_over_f": "target frequency p / feature frequency f", "d": "dimension d", "n": "features n",
-    "s": "sparsity s (non-zeros per row)", "width": "SAE width M (neurons)", "cooccurrence": "co-occurrence knob r ≈ ρ₂",
-    "data_rho2": "measured ρ₂", "snr": "signal-to-noise ratio E‖HV‖² / E‖noise‖²", "shared": "shared component a (raises μ)",
-    "data_mu_max": "measured μ = max |cos(v_i, v_j)|", "mag_value": "feature magnitude h", "l0": "L0 (active neurons per sample)",
-    "explained_variance": "explained variance", "coherence": "target max |cos| μ",
+    "p_over_f": "target frequency p / feature frequency f",
+    "d": "dimension d",
+    "n": "features n",
+    "s": "sparsity s (non-zeros per row)",
+    "width": "SAE width M (neurons)",
+    "cooccurrence": "co-occurrence knob r ≈ ρ₂",
+    "data_rho2": "measured ρ₂",
+    "snr": "signal-to-noise ratio E‖HV‖² / E‖noise‖²",
+    "shared": "shared component a (raises μ)",
+    "data_mu_max": "measured μ = max |cos(v_i, v_j)|",
+    "mag_value": "feature magnitude h",
+    "l0": "L0 (active neurons per sample)",
+    "explained_variance": "explained variance",
+    "coherence": "target max |cos| μ",
 }
 
 
@@ -84,8 +94,9 @@ def _save(fig, path_base: Path, table: pd.DataFrame) -> list[str]:
 
 def _done(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     if metric not in df.columns or not pd.api.types.is_numeric_dtype(df[metric]) or df[metric].dtype == bool:
-        raise ConfigError("metric", f"{metric!r} is not a numeric results column; try frr_0.9, mmcs, mcc, "
-                          "explained_variance, l0")
+        raise ConfigError(
+            "metric", f"{metric!r} is not a numeric results column; try frr_0.9, mmcs, mcc, explained_variance, l0"
+        )
     done = df[df.status == "done"]
     if done.empty:
         raise ConfigError("plot", "no finished cells to draw yet (theory-sim status shows why)")
@@ -102,8 +113,11 @@ def check_axes(df: pd.DataFrame, axes: list[str]) -> None:
             raise ConfigError(role, f"{col!r} has no numeric values to put on an axis")
         missing = sorted({lab for lab, g in done.groupby("label") if g[col].isna().all()})
         if missing and role == "y":
-            raise ConfigError(role, f"{col!r} is not an axis of {', '.join(missing)}; choose one every method has "
-                              "(a grid axis), or put it on x")
+            raise ConfigError(
+                role,
+                f"{col!r} is not an axis of {', '.join(missing)}; choose one every method has "
+                "(a grid axis), or put it on x",
+            )
 
 
 def _tick(v: float) -> str:
@@ -145,15 +159,26 @@ def _as_variants(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
 
 
 def _context(df: pd.DataFrame, axes) -> str:
-    """"n = 128, d = 42": the data knobs that are fixed across the figure (for its title)."""
-    parts = [f"{k} = {_short(df[k].iloc[0])}" for k in ("n", "d", "s") if k in df.columns and k not in axes
-             and df[k].nunique() == 1]
+    """ "n = 128, d = 42": the data knobs that are fixed across the figure (for its title)."""
+    parts = [
+        f"{k} = {_short(df[k].iloc[0])}"
+        for k in ("n", "d", "s")
+        if k in df.columns and k not in axes and df[k].nunique() == 1
+    ]
     return ", ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------ phase diagram
-def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, title: str = "",
-                  tuned: str | None = None, level: float = 0.5) -> list[str]:
+def phase_diagram(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    metric: str,
+    out: Path,
+    title: str = "",
+    tuned: str | None = None,
+    level: float = 0.5,
+) -> list[str]:
     """Heatmap of the mean ``metric`` over seeds on (x, y), one panel per method variant (or per label,
     tuned per cell by ``tuned``), shared colour scale [0, 1]; each cell shows its mean and 95 % interval
     (analysis), cells where a feedback rule missed its target are hatched ("n.c."); per row, the fitted
@@ -209,8 +234,9 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
             g, ex = row_cells[yv], row_edges.get(yv)
             if ex is None:
                 continue
-            mesh = ax.pcolormesh(ex, ey[i:i + 2], g["mean"].to_numpy(float)[None, :], vmin=0, vmax=1, cmap="viridis",
-                                 shading="flat")
+            mesh = ax.pcolormesh(
+                ex, ey[i : i + 2], g["mean"].to_numpy(float)[None, :], vmin=0, vmax=1, cmap="viridis", shading="flat"
+            )
             for j, (_, r) in enumerate(g.iterrows()):
                 v = r["mean"]
                 frac = (math.log(ex[j + 1] / ex[j]) if lx else ex[j + 1] - ex[j]) / span
@@ -219,11 +245,28 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
                     txt += f"\n[{r['low']:.2f}, {r['high']:.2f}]"
                 if r.get("not_converged", 0):
                     txt += "\nn.c." if txt else ""
-                    ax.add_patch(plt.Rectangle((ex[j], ey[i]), ex[j + 1] - ex[j], ey[i + 1] - ey[i], fill=False,
-                                               hatch="//", edgecolor="red", lw=0))
+                    ax.add_patch(
+                        plt.Rectangle(
+                            (ex[j], ey[i]),
+                            ex[j + 1] - ex[j],
+                            ey[i + 1] - ey[i],
+                            fill=False,
+                            hatch="//",
+                            edgecolor="red",
+                            lw=0,
+                        )
+                    )
                 if txt:
-                    ax.text(0.0 if no_x else r[x], yv, txt, ha="center", va="center", fontsize=6, linespacing=1.0,
-                            color="black" if v > 0.6 else "white")
+                    ax.text(
+                        0.0 if no_x else r[x],
+                        yv,
+                        txt,
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        linespacing=1.0,
+                        color="black" if v > 0.6 else "white",
+                    )
         xs = [0.0] if no_x else _common_values(s, x, y)[0]
         ex = np.array([lo_e, hi_e])
         if not no_x and len(xs) >= 2:
@@ -234,11 +277,31 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
                     err = None
                     if pd.notna(c["low"]):
                         err = [[c["estimate"] - c["low"]], [c["high"] - c["estimate"]]]
-                    ax.errorbar([c["estimate"]], [yv], xerr=err, fmt="D", ms=5, color="white", mec="black",
-                                ecolor="white", elinewidth=2, capsize=3, zorder=5)
+                    ax.errorbar(
+                        [c["estimate"]],
+                        [yv],
+                        xerr=err,
+                        fmt="D",
+                        ms=5,
+                        color="white",
+                        mec="black",
+                        ecolor="white",
+                        elinewidth=2,
+                        capsize=3,
+                        zorder=5,
+                    )
             if boundary_rows and boundary_rows[-1]["label"] == lab:
-                ax.errorbar([], [], xerr=[], fmt="D", ms=5, color="white", mec="black", ecolor="white",
-                            label=f"fitted {int(100 * level)} % crossing (95 % interval)")
+                ax.errorbar(
+                    [],
+                    [],
+                    xerr=[],
+                    fmt="D",
+                    ms=5,
+                    color="white",
+                    mec="black",
+                    ecolor="white",
+                    label=f"fitted {int(100 * level)} % crossing (95 % interval)",
+                )
         if not no_x:
             _overlay_theory(ax, df[df.label == lab], x, y, ys)
         ax.set_xscale("log" if lx else "linear")
@@ -256,7 +319,8 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
         ax.set_ylabel(_label(y))
         seeds = sorted(set(s.seeds))
         head = f"{lab}  ({'/'.join(map(str, seeds))} seed{'s' if max(seeds) > 1 else ''} per cell" + (
-            "; 95 % intervals in the CSV)" if crowded else ")")
+            "; 95 % intervals in the CSV)" if crowded else ")"
+        )
         if "chance_frr_0.9" in s.columns and metric == "frr_0.9" and s["chance_frr_0.9"].notna().any():
             head += f"\nchance (random init): {s['chance_frr_0.9'].min():.2f}–{s['chance_frr_0.9'].max():.2f}"
         if "tuned_edge" in s.columns and (s.tuned_edge.fillna("") != "").any():
@@ -264,9 +328,10 @@ def phase_diagram(df: pd.DataFrame, x: str, y: str, metric: str, out: Path, titl
         ax.set_title(head, fontsize=9, color="darkred" if "widen" in head else "black")
         handles, _ = ax.get_legend_handles_labels()
         if handles:  # below the panel, so no cell is hidden
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.24 if crowded else -0.16), ncol=2, fontsize=7,
-                      frameon=False)
-    for ax in axes.flat[len(labels):]:
+            ax.legend(
+                loc="upper center", bbox_to_anchor=(0.5, -0.24 if crowded else -0.16), ncol=2, fontsize=7, frameon=False
+            )
+    for ax in axes.flat[len(labels) :]:
         ax.axis("off")
     fig.colorbar(mesh, ax=axes.ravel().tolist(), label=_label(metric), shrink=0.9)
     ctx = _context(df, [x, y])
@@ -340,8 +405,13 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> 
     if metric.startswith("frr") or metric in ("mmcs", "mcc"):
         ax.set_ylim(-0.03, 1.03)
     ctx = _context(df, [x])
-    ax.set_title(title or f"{_label(metric)} vs {x}" + (f" [{ctx}]" if ctx else "")
-                 + f"\nmean and 95 % interval over {'/'.join(map(str, seeds))} seeds per point", fontsize=10)
+    ax.set_title(
+        title
+        or f"{_label(metric)} vs {x}"
+        + (f" [{ctx}]" if ctx else "")
+        + f"\nmean and 95 % interval over {'/'.join(map(str, seeds))} seeds per point",
+        fontsize=10,
+    )
     ax.legend(fontsize=7)
     return _save(fig, out, summ.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")}))
 
@@ -376,9 +446,21 @@ def frontier(df, out: Path, title="") -> list[str]:
     rows = []
     for (lab, ser), g in df.groupby(["label", "series"], sort=False):
         l0, fvu = seed_interval(g.l0.to_numpy(float)), seed_interval(g.fvu.to_numpy(float))
-        rows.append({"label": lab, "series": ser, "variant": ser[len(lab):].strip(" ()"), "l0": l0[0], "l0_low": l0[1],
-                     "l0_high": l0[2], "fvu": fvu[0], "fvu_low": fvu[1], "fvu_high": fvu[2],
-                     "frr_0.9": g["frr_0.9"].mean(), "seeds": g.seed.nunique()})
+        rows.append(
+            {
+                "label": lab,
+                "series": ser,
+                "variant": ser[len(lab) :].strip(" ()"),
+                "l0": l0[0],
+                "l0_low": l0[1],
+                "l0_high": l0[2],
+                "fvu": fvu[0],
+                "fvu_low": fvu[1],
+                "fvu_high": fvu[2],
+                "frr_0.9": g["frr_0.9"].mean(),
+                "seeds": g.seed.nunique(),
+            }
+        )
     summ = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(7.2, 5.0), constrained_layout=True)
     for lab, s in summ.groupby("label", sort=False):
@@ -389,15 +471,25 @@ def frontier(df, out: Path, title="") -> list[str]:
         line = ax.errorbar(s.l0, y, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=lab)
         for _, r in s.iterrows():
             if r.variant:
-                ax.annotate(r.variant, (r.l0, max(r.fvu, 1e-4)), textcoords="offset points", xytext=(4, 3), fontsize=6,
-                            color=line[0].get_color())
+                ax.annotate(
+                    r.variant,
+                    (r.l0, max(r.fvu, 1e-4)),
+                    textcoords="offset points",
+                    xytext=(4, 3),
+                    fontsize=6,
+                    color=line[0].get_color(),
+                )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(_label("l0"))
     ax.set_ylabel("fraction of variance unexplained (FVU)")
     seeds = sorted(set(summ.seeds)) if len(summ) else [0]
-    ax.set_title(title or f"sparsity–reconstruction frontier (lower-left is better) [{_context(df, [])}]\n"
-                 f"mean and 95 % interval over {'/'.join(map(str, seeds))} seeds", fontsize=10)
+    ax.set_title(
+        title
+        or f"sparsity–reconstruction frontier (lower-left is better) [{_context(df, [])}]\n"
+        f"mean and 95 % interval over {'/'.join(map(str, seeds))} seeds",
+        fontsize=10,
+    )
     ax.legend(fontsize=7)
     return _save(fig, out, summ)
 
@@ -440,7 +532,14 @@ def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
         for b in range(len(bins) - 1):
             m = idx == b
             if m.any():
-                rows.append({"series": lab, "h_mid": math.sqrt(bins[b] * bins[b + 1]), "frr_0.9": rec[m].mean(), "features": int(m.sum())})
+                rows.append(
+                    {
+                        "series": lab,
+                        "h_mid": math.sqrt(bins[b] * bins[b + 1]),
+                        "frr_0.9": rec[m].mean(),
+                        "features": int(m.sum()),
+                    }
+                )
     table = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     for lab, s in table.groupby("series", sort=False) if len(table) else []:
@@ -458,8 +557,9 @@ def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
     """Bars of our FRR@0.8 / FRR@0.9 per label and reading (mean over seeds, 95 % interval as error bars),
     the paper's numbers as markers."""
     df = reading_labels(df[df.status == "done"])
-    df = df.assign(reading=[r if lab == v else v + r[len(lab):] for r, lab, v in
-                            zip(df.reading, df.label, variant_labels(df))])
+    df = df.assign(
+        reading=[r if lab == v else v + r[len(lab) :] for r, lab, v in zip(df.reading, df.label, variant_labels(df))]
+    )
     labels = list(dict.fromkeys(df.reading))
     rows = []
     for lab in labels:
@@ -467,10 +567,20 @@ def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
         n = int(g["n"].iloc[0])
         i8, i9 = (seed_interval(g[m].to_numpy(float), n) for m in ("frr_0.8", "frr_0.9"))
         ref = paper.get(g.label.iloc[0], [np.nan, np.nan])
-        rows.append({"label": lab, "ours_frr_0.8": 100 * i8[0], "ours_frr_0.8_low": 100 * i8[1],
-                     "ours_frr_0.8_high": 100 * i8[2], "ours_frr_0.9": 100 * i9[0], "ours_frr_0.9_low": 100 * i9[1],
-                     "ours_frr_0.9_high": 100 * i9[2], "paper_frr_0.8": ref[0], "paper_frr_0.9": ref[1],
-                     "seeds": g.seed.nunique()})
+        rows.append(
+            {
+                "label": lab,
+                "ours_frr_0.8": 100 * i8[0],
+                "ours_frr_0.8_low": 100 * i8[1],
+                "ours_frr_0.8_high": 100 * i8[2],
+                "ours_frr_0.9": 100 * i9[0],
+                "ours_frr_0.9_low": 100 * i9[1],
+                "ours_frr_0.9_high": 100 * i9[2],
+                "paper_frr_0.8": ref[0],
+                "paper_frr_0.9": ref[1],
+                "seeds": g.seed.nunique(),
+            }
+        )
     table = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(0.7 * len(labels) + 3, 5.2), constrained_layout=True)
     xi = np.arange(len(labels))
@@ -484,8 +594,10 @@ def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
     ax.set_ylim(0, 105)
     ax.set_ylabel("FRR (%)")
     seeds = sorted(set(table.seeds)) if len(table) else [0]
-    ax.set_title(title or f"ours (bars, 95 % interval over {'/'.join(map(str, seeds))} seeds) vs the paper (markers)",
-                 fontsize=10)
+    ax.set_title(
+        title or f"ours (bars, 95 % interval over {'/'.join(map(str, seeds))} seeds) vs the paper (markers)",
+        fontsize=10,
+    )
     ax.legend(fontsize=7, loc="upper right")
     return _save(fig, out, table)
 
@@ -497,15 +609,19 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
     df = load_results(out_dir, current_only=True)
     lost = store.lost_arrays()
     if lost:
-        raise ConfigError("out", f"{len(lost)} finished cells in {out_dir} have lost their arrays; rerun the sweep "
-                          "command on this folder to recompute them")
+        raise ConfigError(
+            "out",
+            f"{len(lost)} finished cells in {out_dir} have lost their arrays; rerun the sweep "
+            "command on this folder to recompute them",
+        )
     meta = store.meta()
     cfg = tomllib.loads(meta["sweep_source"])
     plot = cfg.get("plot", {})
     name = meta["sweep_name"]
     if not SAFE_NAME.fullmatch(name):  # a store written before names were checked: never a path
-        raise ConfigError("out", f"the stored sweep name {name!r} is not a safe file stem; rerun the sweep with a "
-                          "valid name")
+        raise ConfigError(
+            "out", f"the stored sweep name {name!r} is not a safe file stem; rerun the sweep with a valid name"
+        )
     x, y = x or plot.get("x"), y or plot.get("y")
     metric = metric or plot.get("metric", "frr_0.9")
     _done(df, metric)
@@ -517,8 +633,9 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
     fig_dir = Path(fig_dir or Path(out_dir) / "figures")
     paths = []
     if x and y:
-        paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}",
-                               " ".join(cfg.get("description", "").split()))
+        paths += phase_diagram(
+            df, x, y, metric, fig_dir / f"{name}_phase_{metric}", " ".join(cfg.get("description", "").split())
+        )
         for by in plot.get("tuned", []) if isinstance(plot.get("tuned"), list) else []:
             paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}_tuned_by_{by}", tuned=by)
     elif x:

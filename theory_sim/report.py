@@ -4,6 +4,7 @@ Every verdict is computed from the stored results by a rule stated next to it in
 typed in by hand except the paper's own, which live in the sweep files' ``[report.paper]`` tables). Each
 experiment's rule is one entry of ``CLAIMS``; a new experiment is a sweep file plus one rule there.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,7 +60,7 @@ def _variant(df, **kw):
 
 
 def edge_flags(df: pd.DataFrame, axes: list[str], by: str = "frr_0.9") -> list[str]:
-    """"label: choice (high edge of a–b)" for every label whose best variant (tuned per cell by ``by``) sits
+    """ "label: choice (high edge of a–b)" for every label whose best variant (tuned per cell by ``by``) sits
     on the edge of its grid somewhere: the baseline may not have been at its best."""
     t = A.tune_per_cell(_done(df), axes, by, by=by)
     out = []
@@ -100,31 +101,43 @@ def claim_theorem(df, store=None) -> dict:
     df = _done(df).copy()
     # FRR of the random initialisation (step 0): in small d a wide random dictionary matches features by chance
     df["frr_init"] = [t[0] if isinstance(t, (list, tuple)) and len(t) else float("nan") for t in df["frr_0.9_by_step"]]
-    inside = df.apply(lambda r: theory.in_band(r.p_over_f * r.s / r.n, r.s / r.n, r.d) and r.d >= math.sqrt(r.n), axis=1)
+    inside = df.apply(
+        lambda r: theory.in_band(r.p_over_f * r.s / r.n, r.s / r.n, r.d) and r.d >= math.sqrt(r.n), axis=1
+    )
     meaningful = inside & (df.frr_init < 0.5)
     below = (df.p_over_f < 1) & (df.frr_init < 0.5)
-    above = (df.p_over_f * df.s / df.n > df.apply(lambda r: theory.resonance_band(r.s / r.n, r.d)[1], axis=1)) & (df.frr_init < 0.5)
+    above = (df.p_over_f * df.s / df.n > df.apply(lambda r: theory.resonance_band(r.s / r.n, r.d)[1], axis=1)) & (
+        df.frr_init < 0.5
+    )
     a, a0 = pooled(df[meaningful]), pooled(df[meaningful], "frr_init")
     at_f = df[meaningful & (df.p_over_f == 1.0)]
     gain = A.difference_interval(at_f["frr_0.9"], at_f.frr_init) if len(at_f) else (math.nan,) * 3
     gain_all = A.difference_interval(df[meaningful]["frr_0.9"], df[meaningful].frr_init)
-    ok = [_all([A.at_least(pooled(at_f), 0.95), A.at_least(gain, 0.5)]),
-          _all([A.at_least(a, 0.95), A.at_least(gain_all, 0.5)])] if meaningful.any() else []
+    ok = (
+        [
+            _all([A.at_least(pooled(at_f), 0.95), A.at_least(gain, 0.5)]),
+            _all([A.at_least(a, 0.95), A.at_least(gain_all, 0.5)]),
+        ]
+        if meaningful.any()
+        else []
+    )
     by_p = "; ".join(f"{k:g}: {A.fmt_interval(pooled(g))}" for k, g in df[df.frr_init < 0.5].groupby("p_over_f"))
     init_by_d = ", ".join(f"{int(k)}: {_fmt(v, True)}" for k, v in df.groupby("d")["frr_init"].mean().items())
-    return {"claim": "Modified BA recovers every feature (cos ≥ 1 − o(1)) in a constant number of steps inside "
-                     "the band f ≲ p ≲ min(√f, f·d), light superposition",
-            "paper": "every feature, probability ≥ 1 − n^{−4ε}, T = 1/ς steps",
-            "rule": "over in-band cells (unit constants, d ≥ √n) whose random init matches < 50 % by chance: (1) at the "
-                    "band's edge p = f the FRR@0.9 after the steps is ≥ 95 % and ≥ 50 points above the init; (2) the same "
-                    "over every in-band cell. Reproduced if both, partly if (1) only; each comparison on its 95 % interval",
-            "ours": f"FRR@0.9 after 1 step over in-band cells: {A.fmt_interval(a)} (init {A.fmt_interval(a0)}); at p = f: "
-                    f"{A.fmt_interval(pooled(at_f))}. By p/f (cells with init < 50 %): {by_p}. FRR of the random init by d: "
-                    f"{init_by_d}. Outside the band: below it (p < f) {A.fmt_interval(pooled(df[below]))}, above it "
-                    f"{A.fmt_interval(pooled(df[above]))}. The theorem's band is sufficient, not necessary: recovery below "
-                    "p = f says nothing against it, but it does say the lower edge p ≳ f is not where recovery starts in "
-                    "these data",
-            "verdict": A.verdict(ok)}
+    return {
+        "claim": "Modified BA recovers every feature (cos ≥ 1 − o(1)) in a constant number of steps inside "
+        "the band f ≲ p ≲ min(√f, f·d), light superposition",
+        "paper": "every feature, probability ≥ 1 − n^{−4ε}, T = 1/ς steps",
+        "rule": "over in-band cells (unit constants, d ≥ √n) whose random init matches < 50 % by chance: (1) at the "
+        "band's edge p = f the FRR@0.9 after the steps is ≥ 95 % and ≥ 50 points above the init; (2) the same "
+        "over every in-band cell. Reproduced if both, partly if (1) only; each comparison on its 95 % interval",
+        "ours": f"FRR@0.9 after 1 step over in-band cells: {A.fmt_interval(a)} (init {A.fmt_interval(a0)}); at p = f: "
+        f"{A.fmt_interval(pooled(at_f))}. By p/f (cells with init < 50 %): {by_p}. FRR of the random init by d: "
+        f"{init_by_d}. Outside the band: below it (p < f) {A.fmt_interval(pooled(df[below]))}, above it "
+        f"{A.fmt_interval(pooled(df[above]))}. The theorem's band is sufficient, not necessary: recovery below "
+        "p = f says nothing against it, but it does say the lower edge p ≳ f is not where recovery starts in "
+        "these data",
+        "verdict": A.verdict(ok),
+    }
 
 
 def band_edges(df: pd.DataFrame, metric: str = "frr_0.9", level: float = 0.5) -> dict:
@@ -173,14 +186,21 @@ def claim_resonance(df, store=None) -> dict:
     total = df.groupby("p_over_f").size().reindex(nc.index)
     nc_txt = ", ".join(f"{k:g}: {int(v)}/{int(total[k])}" for k, v in nc.items() if v)
     worst = df[~ok_rows]["freq_log_error"].max() if (~ok_rows).any() else math.nan
-    floor = (f" (their neurons fire up to {math.exp(worst):.3g}× their target frequency: the biases stop at the rule's "
-             "floor −1)" if not math.isnan(worst) else "")
+    floor = (
+        f" (their neurons fire up to {math.exp(worst):.3g}× their target frequency: the biases stop at the rule's "
+        "floor −1)"
+        if not math.isnan(worst)
+        else ""
+    )
     df = df[ok_rows]
     if df.empty:
-        return {"claim": "Neuron resonance: recovery only inside a band around p ≈ f; the band is wider when d > √n",
-                "paper": "heatmaps: a band around p/f ≈ 1, narrow in heavy, wide in light superposition",
-                "rule": "as below", "ours": f"no run converged (not converged by p/f: {nc_txt}{floor})",
-                "verdict": "inconclusive"}
+        return {
+            "claim": "Neuron resonance: recovery only inside a band around p ≈ f; the band is wider when d > √n",
+            "paper": "heatmaps: a band around p/f ≈ 1, narrow in heavy, wide in light superposition",
+            "rule": "as below",
+            "ours": f"no run converged (not converged by p/f: {nc_txt}{floor})",
+            "verdict": "inconclusive",
+        }
     edges = band_edges(df)
     lines, upper_ok, lower_found = [], [], []
     widths = {}
@@ -202,23 +222,35 @@ def claim_resonance(df, store=None) -> dict:
         hi_light, lo_heavy = max(w[2] for w in light), max(w[1] for w in heavy)
         wider = True if lo_light > hi_heavy else (False if hi_light <= lo_heavy else None)
     ok = [_any(upper_ok), bool(any(lower_found)), wider]
-    wtxt = ", ".join(f"{int(d)}: {w[0]:.1f} [{w[1]:.1f}, {w[2]:.1f}]{' (open below: a lower bound)' if w[3] else ''}"
-                     for d, w in widths.items())
-    return {"claim": "Neuron resonance: recovery only inside a band around p ≈ f; the band is wider when d > √n",
-            "paper": "heatmaps: a band around p/f ≈ 1, narrow in heavy, wide in light superposition",
-            "rule": "per d, the 50 % crossings of FRR@0.9 along p/f are fitted (logistic in log p/f on the per-seed values "
-                    "of runs whose neurons reached their target frequency (within 2× on average) — a run that missed it "
-                    "was not run at its p/f — "
-                    "bootstrap interval over seeds). (1) at some d the peak FRR is ≥ 80 % (interval) and recovery falls "
-                    "through 50 % above it (an upper edge); (2) a lower edge (a rising crossing) is found at some d; (3) "
-                    "the widest light-superposition band (d > √n, width in log2 p/f between its edges) is wider than the "
-                    "widest heavy one beyond both intervals. Reproduced if all three; partly if (1) and not all",
-            "ours": "Crossings: " + " | ".join(lines) + f". Band widths (log2 p/f): {wtxt}."
-                    + ("" if any(lower_found) else f" No lower edge down to p/f = {min(df.p_over_f):g}: the band's lower "
-                       "edge was not found on this grid")
-                    + (f". Runs that missed their target frequency, left out of the fits (p/f: runs): {nc_txt}{floor}"
-                       if nc_txt else ""),
-            "verdict": A.verdict(ok)}
+    wtxt = ", ".join(
+        f"{int(d)}: {w[0]:.1f} [{w[1]:.1f}, {w[2]:.1f}]{' (open below: a lower bound)' if w[3] else ''}"
+        for d, w in widths.items()
+    )
+    return {
+        "claim": "Neuron resonance: recovery only inside a band around p ≈ f; the band is wider when d > √n",
+        "paper": "heatmaps: a band around p/f ≈ 1, narrow in heavy, wide in light superposition",
+        "rule": "per d, the 50 % crossings of FRR@0.9 along p/f are fitted (logistic in log p/f on the per-seed values "
+        "of runs whose neurons reached their target frequency (within 2× on average) — a run that missed it "
+        "was not run at its p/f — "
+        "bootstrap interval over seeds). (1) at some d the peak FRR is ≥ 80 % (interval) and recovery falls "
+        "through 50 % above it (an upper edge); (2) a lower edge (a rising crossing) is found at some d; (3) "
+        "the widest light-superposition band (d > √n, width in log2 p/f between its edges) is wider than the "
+        "widest heavy one beyond both intervals. Reproduced if all three; partly if (1) and not all",
+        "ours": "Crossings: "
+        + " | ".join(lines)
+        + f". Band widths (log2 p/f): {wtxt}."
+        + (
+            ""
+            if any(lower_found)
+            else f" No lower edge down to p/f = {min(df.p_over_f):g}: the band's lower edge was not found on this grid"
+        )
+        + (
+            f". Runs that missed their target frequency, left out of the fits (p/f: runs): {nc_txt}{floor}"
+            if nc_txt
+            else ""
+        ),
+        "verdict": A.verdict(ok),
+    }
 
 
 def claim_cooccurrence(df, store=None) -> dict:
@@ -231,21 +263,29 @@ def claim_cooccurrence(df, store=None) -> dict:
         lo, hi = g[g.data_rho2 < thr], g[g.data_rho2 > 2 * thr]
         drop = A.difference_interval(lo.groupby("seed")["frr_0.9"].mean(), hi.groupby("seed")["frr_0.9"].mean())
         _, _, cr = A.crossings_along(g, "cooccurrence", "frr_0.9")
-        half = "; ".join(f"falls through 50 % at r ≈ {c['estimate']:.3g}"
-                         + (f" [{c['low']:.3g}, {c['high']:.3g}]" if not math.isnan(c["low"]) else "")
-                         + f" = {c['estimate'] / thr:.2g} × n^(-1/2)" for c in cr if c["direction"] == "falling")
-        rows.append(f"{lab}: {A.fmt_interval(pooled(lo))} with measured ρ₂ < n^(-1/2) = {thr:.3f}, "
-                    f"{A.fmt_interval(pooled(hi))} with ρ₂ > 2·n^(-1/2) (drop {A.fmt_interval(drop)})"
-                    + (f"; {half}" if half else ""))
+        half = "; ".join(
+            f"falls through 50 % at r ≈ {c['estimate']:.3g}"
+            + (f" [{c['low']:.3g}, {c['high']:.3g}]" if not math.isnan(c["low"]) else "")
+            + f" = {c['estimate'] / thr:.2g} × n^(-1/2)"
+            for c in cr
+            if c["direction"] == "falling"
+        )
+        rows.append(
+            f"{lab}: {A.fmt_interval(pooled(lo))} with measured ρ₂ < n^(-1/2) = {thr:.3f}, "
+            f"{A.fmt_interval(pooled(hi))} with ρ₂ > 2·n^(-1/2) (drop {A.fmt_interval(drop)})"
+            + (f"; {half}" if half else "")
+        )
         if g.method.iloc[0] == "ba" and g.p_over_f.iloc[0] == 1.0:
             ok.append(A.at_least(drop, 0.3))
-    return {"claim": "Recovery degrades once the co-occurrence ρ₂ passes n^{-1/2}",
-            "paper": "FRR falls past ρ₂ ≈ n^{-1/2}",
-            "rule": "reproduced if BA's (p = f) mean FRR@0.9 drops by ≥ 30 points from measured ρ₂ < n^{-1/2} to ρ₂ > "
-                    "2 n^{-1/2} (Welch 95 % interval of the drop over seeds); the other methods are shown at every "
-                    "variant for comparison, not judged",
-            "ours": "; ".join(rows) + "." + _edge_note(df.drop(columns="variant"), ["cooccurrence"]),
-            "verdict": A.verdict(ok)}
+    return {
+        "claim": "Recovery degrades once the co-occurrence ρ₂ passes n^{-1/2}",
+        "paper": "FRR falls past ρ₂ ≈ n^{-1/2}",
+        "rule": "reproduced if BA's (p = f) mean FRR@0.9 drops by ≥ 30 points from measured ρ₂ < n^{-1/2} to ρ₂ > "
+        "2 n^{-1/2} (Welch 95 % interval of the drop over seeds); the other methods are shown at every "
+        "variant for comparison, not judged",
+        "ours": "; ".join(rows) + "." + _edge_note(df.drop(columns="variant"), ["cooccurrence"]),
+        "verdict": A.verdict(ok),
+    }
 
 
 def claim_width_magnitude(df, store: Store) -> dict:
@@ -253,9 +293,14 @@ def claim_width_magnitude(df, store: Store) -> dict:
     ba = _variant(df[df.method == "ba"], p_over_f=1.0)
     by_w = {w: pooled(g) for w, g in ba.groupby("width")}
     ws = sorted(by_w)
-    gain = (A.difference_interval(ba[ba.width == ws[-1]].groupby("seed")["frr_0.9"].mean(),
-                                  ba[ba.width == ws[0]].groupby("seed")["frr_0.9"].mean()) if len(ws) > 1
-            else (math.nan,) * 3)
+    gain = (
+        A.difference_interval(
+            ba[ba.width == ws[-1]].groupby("seed")["frr_0.9"].mean(),
+            ba[ba.width == ws[0]].groupby("seed")["frr_0.9"].mean(),
+        )
+        if len(ws) > 1
+        else (math.nan,) * 3
+    )
     widest = ba[ba.width == ws[-1]] if ws else ba
     per_seed_gap, lo_all, hi_all = [], [], []
     for _, g in widest.groupby("seed"):
@@ -267,17 +312,20 @@ def claim_width_magnitude(df, store: Store) -> dict:
             per_seed_gap.append(hi_all[-1] - lo_all[-1])
     gap = A.seed_interval(per_seed_gap)
     ok = [A.at_least(gain, 0.1), A.at_least(gap, 0.1)] if len(ws) > 1 else []
-    return {"claim": "Recovery needs width; weak features (small h_i) need more (width ∝ 1/h²)",
-            "paper": "FRR rises with M; feature balance matters",
-            "rule": "for BA at p = f: (1) FRR@0.9 at the largest width exceeds the smallest by ≥ 10 points; (2) at the "
-                    "largest width, features with h above the median are recovered ≥ 10 points more often than those "
-                    "below (per seed, t interval). Reproduced if both, partly if one; 95 % intervals",
-            "ours": "BA (p = f) FRR@0.9 by width: " + ", ".join(f"{int(w)}: {A.fmt_interval(v)}" for w, v in by_w.items())
-                    + f"; gain {A.fmt_interval(gain)}. At the largest width, weak features recovered "
-                    f"{_fmt(float(np.mean(lo_all)) if lo_all else math.nan, True)}, strong "
-                    f"{_fmt(float(np.mean(hi_all)) if hi_all else math.nan, True)} (gap {A.fmt_interval(gap)})."
-                    + _edge_note(df, ["width"]),
-            "verdict": A.verdict(ok, primary=False)}
+    return {
+        "claim": "Recovery needs width; weak features (small h_i) need more (width ∝ 1/h²)",
+        "paper": "FRR rises with M; feature balance matters",
+        "rule": "for BA at p = f: (1) FRR@0.9 at the largest width exceeds the smallest by ≥ 10 points; (2) at the "
+        "largest width, features with h above the median are recovered ≥ 10 points more often than those "
+        "below (per seed, t interval). Reproduced if both, partly if one; 95 % intervals",
+        "ours": "BA (p = f) FRR@0.9 by width: "
+        + ", ".join(f"{int(w)}: {A.fmt_interval(v)}" for w, v in by_w.items())
+        + f"; gain {A.fmt_interval(gain)}. At the largest width, weak features recovered "
+        f"{_fmt(float(np.mean(lo_all)) if lo_all else math.nan, True)}, strong "
+        f"{_fmt(float(np.mean(hi_all)) if hi_all else math.nan, True)} (gap {A.fmt_interval(gap)})."
+        + _edge_note(df, ["width"]),
+        "verdict": A.verdict(ok, primary=False),
+    }
 
 
 #: the reading of the unstated input scaling that the paper's text supports: the bias range [−1, 0] and
@@ -294,8 +342,10 @@ def claim_imbalanced(df, paper: dict, store=None) -> dict:
         a8, a9 = pooled(g, "frr_0.8"), pooled(g, "frr_0.9")
         ref = paper.get(lab)
         norm = "unit-norm rows" if rd != lab else "raw rows"
-        rows.append(f"{rd}: ours {A.fmt_interval(a8)} / {A.fmt_interval(a9)}"
-                    + (f" vs paper {ref[0]} / {ref[1]} %" if ref else " (not in the paper)"))
+        rows.append(
+            f"{rd}: ours {A.fmt_interval(a8)} / {A.fmt_interval(a9)}"
+            + (f" vs paper {ref[0]} / {ref[1]} %" if ref else " (not in the paper)")
+        )
         if ref:
             match = _all([_within(a8, ref[0] / 100, 0.10), _within(a9, ref[1] / 100, 0.10)])
             per_reading.setdefault(norm, {"gba": [], "rest": []})["gba" if "covers f" in lab else "rest"].append(match)
@@ -304,20 +354,26 @@ def claim_imbalanced(df, paper: dict, store=None) -> dict:
     topk = df[df.method == "topk"]
     for (rd, k), g in topk.groupby(["row_norm" if "row_norm" in topk.columns else "method", "k"]):
         ks.append((bool(rd) if isinstance(rd, (bool, np.bool_)) else False, int(k), pooled(g, "frr_0.9")))
-    ktxt = "; ".join(f"{'unit-norm' if rn else 'raw'} rows: " + ", ".join(f"K={k} {A.fmt_interval(v)}" for r2, k, v in ks if r2 == rn)
-                     for rn in sorted({r for r, _, _ in ks}))
+    ktxt = "; ".join(
+        f"{'unit-norm' if rn else 'raw'} rows: "
+        + ", ".join(f"K={k} {A.fmt_interval(v)}" for r2, k, v in ks if r2 == rn)
+        for rn in sorted({r for r, _, _ in ks})
+    )
     best = verdicts.get(SUPPORTED_READING, "not run")
-    return {"claim": "Imbalanced set (half s = 3, half s = 20): GBA with a TAF range covering f recovers ≈ 100 % at τ = 0.9 "
-                     "while TopK with K = 30, 50 falls to ≈ 24 %",
-            "paper": "FRR@0.8 / 0.9 (%): " + "; ".join(f"{k} {v[0]} / {v[1]}" for k, v in paper.items()),
-            "rule": "a row matches the paper when both its 95 % intervals lie within 10 points of the paper's numbers "
-                    "(no match when both lie outside; otherwise undecided); a reading reproduces the claim if every row "
-                    "matches, partly if a GBA range covering f matches but other rows do not. Each reading is judged; "
-                    f"the verdict shown is the {SUPPORTED_READING} reading's, the one the paper's text supports (its bias "
-                    "range [−1, 0] presumes O(1) pre-activations)",
-            "ours": "; ".join(rows) + f". TopK's whole K axis, FRR@0.9: {ktxt}. Verdict per reading: "
-                    + ", ".join(f"{k}: **{v}**" for k, v in verdicts.items()),
-            "verdict": best + "".join(f"; {k}: {v}" for k, v in verdicts.items() if k != SUPPORTED_READING)}
+    return {
+        "claim": "Imbalanced set (half s = 3, half s = 20): GBA with a TAF range covering f recovers ≈ 100 % at "
+        "τ = 0.9 while TopK with K = 30, 50 falls to ≈ 24 %",
+        "paper": "FRR@0.8 / 0.9 (%): " + "; ".join(f"{k} {v[0]} / {v[1]}" for k, v in paper.items()),
+        "rule": "a row matches the paper when both its 95 % intervals lie within 10 points of the paper's numbers "
+        "(no match when both lie outside; otherwise undecided); a reading reproduces the claim if every row "
+        "matches, partly if a GBA range covering f matches but other rows do not. Each reading is judged; "
+        f"the verdict shown is the {SUPPORTED_READING} reading's, the one the paper's text supports (its bias "
+        "range [−1, 0] presumes O(1) pre-activations)",
+        "ours": "; ".join(rows)
+        + f". TopK's whole K axis, FRR@0.9: {ktxt}. Verdict per reading: "
+        + ", ".join(f"{k}: **{v}**" for k, v in verdicts.items()),
+        "verdict": best + "".join(f"; {k}: {v}" for k, v in verdicts.items() if k != SUPPORTED_READING),
+    }
 
 
 def _clip01(iv):
@@ -366,24 +422,31 @@ def claim_frontier(df, store: Store) -> dict:
     if "GBA" in fvu and "TopK" in fvu:
         g_iv, t_iv = fvu["GBA"][1], fvu["TopK"][1]
         others = [fvu[k][1] for k in fvu if k not in ("GBA", "TopK")]
-        ok.append(_all([A.at_most(g_iv, 1.2 * t_iv[0])] + [A.at_most(g_iv, o[0]) if not math.isnan(o[0]) else None
-                                                          for o in others]))
+        ok.append(
+            _all(
+                [A.at_most(g_iv, 1.2 * t_iv[0])]
+                + [A.at_most(g_iv, o[0]) if not math.isnan(o[0]) else None for o in others]
+            )
+        )
     elif "TopK" in fvu:
         ok.append(False)  # GBA has no variant on the sparse side of the frontier at all
-    return {"claim": "GBA reaches the TopK sparsity–loss frontier, far better than L1 and BA, and is more consistent "
-                     "across seeds than TopK (LLM claims; here their synthetic analogue)",
-            "paper": "LLM-scale figures (not reproducible here)",
-            "rule": "each method at its best: (1) the most consistent GBA variant is more consistent than the most "
-                    "consistent TopK variant (Welch interval of the difference over seed pairs above 0); (2) among "
-                    f"variants with mean L0 ≤ 2s = {2 * s:g}, GBA's lowest FVU is within 20 % of TopK's and below every "
-                    "other method's best (GBA's interval against the others' means). Reproduced if both, partly if one, "
-                    "not reproduced if (1) fails",
-            "ours": "cross-seed consistency (cos ≥ 0.9 partner), best variant per method: "
-                    + ", ".join(f"{k} {A.fmt_interval(_clip01(A.seed_interval(v[1])))} ({v[0]})" for k, v in best_cons.items())
-                    + f"; best FVU at L0 ≤ {2 * s:g}: "
-                    + ", ".join(f"{k} {A.fmt_interval(v[1], pct=False)} ({v[0]})" for k, v in fvu.items())
-                    + (". GBA has no variant with L0 ≤ 2s" if "GBA" not in fvu else "") + ".",
-            "verdict": A.verdict(ok)}
+    return {
+        "claim": "GBA reaches the TopK sparsity–loss frontier, far better than L1 and BA, and is more consistent "
+        "across seeds than TopK (LLM claims; here their synthetic analogue)",
+        "paper": "LLM-scale figures (not reproducible here)",
+        "rule": "each method at its best: (1) the most consistent GBA variant is more consistent than the most "
+        "consistent TopK variant (Welch interval of the difference over seed pairs above 0); (2) among "
+        f"variants with mean L0 ≤ 2s = {2 * s:g}, GBA's lowest FVU is within 20 % of TopK's and below every "
+        "other method's best (GBA's interval against the others' means). Reproduced if both, partly if one, "
+        "not reproduced if (1) fails",
+        "ours": "cross-seed consistency (cos ≥ 0.9 partner), best variant per method: "
+        + ", ".join(f"{k} {A.fmt_interval(_clip01(A.seed_interval(v[1])))} ({v[0]})" for k, v in best_cons.items())
+        + f"; best FVU at L0 ≤ {2 * s:g}: "
+        + ", ".join(f"{k} {A.fmt_interval(v[1], pct=False)} ({v[0]})" for k, v in fvu.items())
+        + (". GBA has no variant with L0 ≤ 2s" if "GBA" not in fvu else "")
+        + ".",
+        "verdict": A.verdict(ok),
+    }
 
 
 def claim_phase(df, store=None) -> dict:
@@ -394,24 +457,37 @@ def claim_phase(df, store=None) -> dict:
         cells = [(k, pooled(c)) for k, c in t.groupby(["s", "shared"])]
         (s_, sh), best = max(cells, key=lambda kv: kv[1][0])
         ev = A.tune_per_cell(g, ["s", "shared"], "frr_0.9", by="explained_variance")
-        parts.append(f"{lab}: easiest cell (s = {s_:g}, a = {sh:g}) {A.fmt_interval(best)} tuned by FRR (oracle; "
-                     f"{t[(t.s == s_) & (t.shared == sh)].tuned_choice.iloc[0] or 'one variant'}); mean over cells "
-                     f"tuned by FRR {A.fmt_interval(pooled(t))}, by EV {A.fmt_interval(pooled(ev))}")
-    return {"claim": "(design's phase diagram) FRR over sparsity × incoherence for every method, each at its best",
-            "paper": "—", "rule": "descriptive: each method tuned per cell over its grid (decades and matched L0)",
-            "ours": "; ".join(parts) + "." + _edge_note(df, ["s", "shared"]), "verdict": "measured"}
+        parts.append(
+            f"{lab}: easiest cell (s = {s_:g}, a = {sh:g}) {A.fmt_interval(best)} tuned by FRR (oracle; "
+            f"{t[(t.s == s_) & (t.shared == sh)].tuned_choice.iloc[0] or 'one variant'}); mean over cells "
+            f"tuned by FRR {A.fmt_interval(pooled(t))}, by EV {A.fmt_interval(pooled(ev))}"
+        )
+    return {
+        "claim": "(design's phase diagram) FRR over sparsity × incoherence for every method, each at its best",
+        "paper": "—",
+        "rule": "descriptive: each method tuned per cell over its grid (decades and matched L0)",
+        "ours": "; ".join(parts) + "." + _edge_note(df, ["s", "shared"]),
+        "verdict": "measured",
+    }
 
 
 def describe(df, x, metric="frr_0.9") -> str:
     df = _done(df)
     df = df.assign(variant=A.variant_labels(df, [x]))
-    return "; ".join(f"{lab}: " + ", ".join(f"{x}={v:g} → {A.fmt_interval(pooled(c, metric))}" for v, c in g.groupby(x))
-                     for lab, g in df.groupby("variant", sort=False))
+    return "; ".join(
+        f"{lab}: " + ", ".join(f"{x}={v:g} → {A.fmt_interval(pooled(c, metric))}" for v, c in g.groupby(x))
+        for lab, g in df.groupby("variant", sort=False)
+    )
 
 
 def claim_noise(df, store=None) -> dict:
-    return {"claim": "(no claim in the paper) FRR vs SNR", "paper": "—", "rule": "descriptive",
-            "ours": describe(df, "snr") + "." + _edge_note(df, ["snr"]), "verdict": "measured"}
+    return {
+        "claim": "(no claim in the paper) FRR vs SNR",
+        "paper": "—",
+        "rule": "descriptive",
+        "ours": describe(df, "snr") + "." + _edge_note(df, ["snr"]),
+        "verdict": "measured",
+    }
 
 
 #: experiment name → its rule (one signature: the rows, the store, the sweep's [report.paper] table)
@@ -428,8 +504,14 @@ CLAIMS = {
 
 
 # ------------------------------------------------------------------------------------------ driver
-def reproduce(out: str, budget: str = "quick", device: str = "auto", experiments=EXPERIMENTS, progress=True,
-              max_batch: int | None = None) -> Path:
+def reproduce(
+    out: str,
+    budget: str = "quick",
+    device: str = "auto",
+    experiments=EXPERIMENTS,
+    progress=True,
+    max_batch: int | None = None,
+) -> Path:
     out = Path(out)
     figs = out / "figures"
     sections, timings = [], {}
@@ -446,8 +528,14 @@ def reproduce(out: str, budget: str = "quick", device: str = "auto", experiments
         store = Store(out / name)
         paper = tomllib.loads(path.read_text()).get("report", {}).get("paper", {})
         train_s = float((df.seconds / df.batch_size.clip(lower=1)).sum()) if len(df) else 0.0  # Σ over ensembles
-        sec = {"name": name, "description": sweep.description.replace("\n", " "), "figures": pngs, "cells": len(df),
-               "failed": int((df.status == "failed").sum()), "train_seconds": train_s}
+        sec = {
+            "name": name,
+            "description": sweep.description.replace("\n", " "),
+            "figures": pngs,
+            "cells": len(df),
+            "failed": int((df.status == "failed").sum()),
+            "train_seconds": train_s,
+        }
         sec["not_converged"] = int((~A.converged(df[df.status == "done"])).sum())
         sec.update(CLAIMS[name](df, store, paper))
         sections.append(sec)
@@ -459,30 +547,49 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -
     import torch
 
     from .version import __version__
-    lines = [f"# theory-sim reproduction report ({budget} budget)", "",
-             f"theory-sim {__version__}, torch {torch.__version__}, generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-             "Every number below is computed from the results stored beside this file by the rule stated with it; "
-             "the paper's numbers come from the sweep files. Budgets other than `full` are smaller than the paper's "
-             "experiments (fewer seeds, smaller widths, fewer steps): read their verdicts as such.", "",
-             "**How to read the numbers.** A value is the mean over seeds with its 95 % interval in brackets: the "
-             "Student-t interval over seeds, widened for a recovery fraction to contain the Wilson interval of the "
-             "pooled feature count (k of n × seeds), so three seeds that agree still carry finite-feature uncertainty. "
-             "A rule compares intervals, not means: a condition whose interval straddles its threshold is undecided, "
-             "and a verdict that an undecided condition could flip is **inconclusive**. Boundaries are fitted "
-             "crossings (logistic in log x on per-seed values, bootstrap interval over seeds). Every comparison gives "
-             "each method a grid spanning its working range (decades, or matched L0 through the L0 controller); a "
-             "method whose best choice sits on the edge of its grid is flagged \"edge of grid — widen it\". Cells where a "
-             "feedback rule missed its target (BA/GBA frequencies off by more than 2× on average, an L0 target "
-             "missed by more than 25 %) are counted as not converged and hatched in the figures.", "",
-             "| experiment | claim | verdict |", "|---|---|---|"]
+
+    lines = [
+        f"# theory-sim reproduction report ({budget} budget)",
+        "",
+        f"theory-sim {__version__}, torch {torch.__version__}, "
+        f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+        "Every number below is computed from the results stored beside this file by the rule stated with it; "
+        "the paper's numbers come from the sweep files. Budgets other than `full` are smaller than the paper's "
+        "experiments (fewer seeds, smaller widths, fewer steps): read their verdicts as such.",
+        "",
+        "**How to read the numbers.** A value is the mean over seeds with its 95 % interval in brackets: the "
+        "Student-t interval over seeds, widened for a recovery fraction to contain the Wilson interval of the "
+        "pooled feature count (k of n × seeds), so three seeds that agree still carry finite-feature uncertainty. "
+        "A rule compares intervals, not means: a condition whose interval straddles its threshold is undecided, "
+        "and a verdict that an undecided condition could flip is **inconclusive**. Boundaries are fitted "
+        "crossings (logistic in log x on per-seed values, bootstrap interval over seeds). Every comparison gives "
+        "each method a grid spanning its working range (decades, or matched L0 through the L0 controller); a "
+        'method whose best choice sits on the edge of its grid is flagged "edge of grid — widen it". Cells where a '
+        "feedback rule missed its target (BA/GBA frequencies off by more than 2× on average, an L0 target "
+        "missed by more than 25 %) are counted as not converged and hatched in the figures.",
+        "",
+        "| experiment | claim | verdict |",
+        "|---|---|---|",
+    ]
     for s in sections:
         lines.append(f"| [{s['name']}](#{s['name']}) | {s['claim']} | **{s['verdict']}** |")
     for s in sections:
-        lines += ["", f"## {s['name']}", "", s["description"], "",
-                  f"- **claim**: {s['claim']}", f"- **paper**: {s['paper']}", f"- **rule** (fixed before the numbers): {s['rule']}",
-                  f"- **ours**: {s['ours']}", f"- **verdict**: **{s['verdict']}**",
-                  f"- cells: {s['cells']} ({s['failed']} failed, {s['not_converged']} did not converge); training time {s['train_seconds']:.0f} s "
-                  f"(sum over ensembles, as stored); this run: {timings[s['name']]:.0f} s", ""]
+        lines += [
+            "",
+            f"## {s['name']}",
+            "",
+            s["description"],
+            "",
+            f"- **claim**: {s['claim']}",
+            f"- **paper**: {s['paper']}",
+            f"- **rule** (fixed before the numbers): {s['rule']}",
+            f"- **ours**: {s['ours']}",
+            f"- **verdict**: **{s['verdict']}**",
+            f"- cells: {s['cells']} ({s['failed']} failed, {s['not_converged']} did not converge); "
+            f"training time {s['train_seconds']:.0f} s "
+            f"(sum over ensembles, as stored); this run: {timings[s['name']]:.0f} s",
+            "",
+        ]
         for p in s["figures"]:  # the report sits beside its figures: links are bare file names
             lines.append(f"![{s['name']}]({Path(p).name})")
     path = out / "figures" / "REPORT.md"

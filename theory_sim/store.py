@@ -4,6 +4,7 @@ One row per cell (cell, method, hyperparameters, seed). Every finished cell is c
 transaction, so a crash loses at most the cells in flight; arrays are written to a temp file and renamed
 before the row commits, and loaded with ``allow_pickle=False``.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,6 +58,7 @@ def _json(obj) -> str:
         if isinstance(v, np.generic):
             return clean(v.item())
         return v
+
     return json.dumps(clean(obj), sort_keys=True)
 
 
@@ -64,6 +66,7 @@ def provenance(device: str) -> dict:
     import torch
 
     from .version import __version__
+
     commit = None
     try:
         root = Path(__file__).resolve().parent.parent
@@ -71,8 +74,14 @@ def provenance(device: str) -> dict:
         commit = r.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"package_version": __version__, "git_commit": commit, "torch_version": torch.__version__,
-            "device": device, "python": platform.python_version(), "host": platform.node()}
+    return {
+        "package_version": __version__,
+        "git_commit": commit,
+        "torch_version": torch.__version__,
+        "device": device,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
 
 
 def free_space(folder: Path) -> str:
@@ -116,8 +125,10 @@ class Store:
             except FileExistsError:
                 pass
         except (sqlite3.Error, OSError) as e:
-            raise StoreError(f"cannot create the results database in {self.dir}: {e} "
-                             f"({free_space(self.dir)}); free space and rerun the same command") from None
+            raise StoreError(
+                f"cannot create the results database in {self.dir}: {e} "
+                f"({free_space(self.dir)}); free space and rerun the same command"
+            ) from None
         finally:
             Path(tmp).unlink(missing_ok=True)
 
@@ -140,22 +151,40 @@ class Store:
         finally:
             con.close()
         if "schema_version" not in meta:  # tables made but never filled in by a creator that died
-            raise ConfigError("out", f"{self.path} was never initialised (an interrupted creation); delete it and rerun")
+            raise ConfigError(
+                "out", f"{self.path} was never initialised (an interrupted creation); delete it and rerun"
+            )
         v = int(meta.get("schema_version", 0))
         if v > SCHEMA_VERSION:
-            raise ConfigError("out", f"{self.path} was written by a newer theory-sim (schema {v} > {SCHEMA_VERSION}); "
-                              "upgrade theory-sim to read it")
+            raise ConfigError(
+                "out",
+                f"{self.path} was written by a newer theory-sim (schema {v} > {SCHEMA_VERSION}); "
+                "upgrade theory-sim to read it",
+            )
         if sweep_name is None or force or "sweep_name" not in meta:  # a fresh store: its creator is filling it in
             return
         if meta.get("sweep_name") != sweep_name:
-            raise ConfigError("out", f"{self.dir} holds results of sweep {meta.get('sweep_name')!r}, not {sweep_name!r}; "
-                              "use another --out or pass --force")
+            raise ConfigError(
+                "out",
+                f"{self.dir} holds results of sweep {meta.get('sweep_name')!r}, not {sweep_name!r}; "
+                "use another --out or pass --force",
+            )
         if sweep_path and meta.get("sweep_path") and meta["sweep_path"] != sweep_path:
-            raise ConfigError("out", f"{self.dir} holds results of another sweep file named {sweep_name!r} "
-                              f"({meta['sweep_path']}); use another --out or pass --force")
+            raise ConfigError(
+                "out",
+                f"{self.dir} holds results of another sweep file named {sweep_name!r} "
+                f"({meta['sweep_path']}); use another --out or pass --force",
+            )
 
-    def init(self, sweep_name: str, source: str, cells, sweep_path: str | None = None, force: bool = False,
-             budget: str = "full") -> int:
+    def init(
+        self,
+        sweep_name: str,
+        source: str,
+        cells,
+        sweep_path: str | None = None,
+        force: bool = False,
+        budget: str = "full",
+    ) -> int:
         """Creates the folder and tables, records the sweep and inserts its cells as pending.
         Returns how many cells were new."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -169,17 +198,26 @@ class Store:
             con.execute("BEGIN IMMEDIATE")
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("sweep_name") not in (None, sweep_name) and not force:  # a creator that raced us
-                raise ConfigError("out", f"{self.dir} was just created for sweep {meta['sweep_name']!r} by another "
-                                  "process; use another --out")
-            for k, v in (("schema_version", str(SCHEMA_VERSION)), ("sweep_name", sweep_name), ("sweep_source", source),
-                         ("sweep_path", sweep_path or meta.get("sweep_path", "")), ("sweep_budget", budget)):
+                raise ConfigError(
+                    "out",
+                    f"{self.dir} was just created for sweep {meta['sweep_name']!r} by another "
+                    "process; use another --out",
+                )
+            for k, v in (
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("sweep_name", sweep_name),
+                ("sweep_source", source),
+                ("sweep_path", sweep_path or meta.get("sweep_path", "")),
+                ("sweep_budget", budget),
+            ):
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
             before = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
             con.executemany(  # a re-run may rename a label (presentation only; not part of the hash)
                 "INSERT INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?) "
                 "ON CONFLICT(cell_hash) DO UPDATE SET label = excluded.label",
-                [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells])
+                [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells],
+            )
             after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
             # cells of an earlier version of the sweep file stay stored but are no longer current
             con.execute("UPDATE cells SET current = 0")
@@ -198,7 +236,8 @@ class Store:
         con.executemany(
             "INSERT INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(cell_hash) DO UPDATE SET label = excluded.label, current = 1",
-            [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells])
+            [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells],
+        )
         after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
         con.execute("COMMIT")
         return after - before
@@ -234,7 +273,8 @@ class Store:
         cur = con.execute(
             "UPDATE cells SET status=?, error=?, metrics=?, seconds=?, batch_size=?, finished_at=?, provenance=? "
             "WHERE cell_hash=? AND status='pending'",
-            (status, error, _json(result), seconds, batch, time.time(), _json(prov), cell_hash))
+            (status, error, _json(result), seconds, batch, time.time(), _json(prov), cell_hash),
+        )
         con.execute("COMMIT")
         return cur.rowcount == 1
 
@@ -288,14 +328,15 @@ def load_results(out_dir: str | Path, current_only: bool = False):
     """One pandas row per (cell, method, hyperparameters, seed): inputs, metrics, status, timing, provenance.
 
     Columns: ``cell_hash``, ``sweep``, ``label``, ``method``, ``seed``, ``status``, ``error``, ``seconds``,
-    ``batch_size``, every generator field (``n``, ``d``, ``s``, ...; a fixed data seed is ``data_seed``), every given method parameter
-    (``width``, ``p_over_f``, ``k``, ...), ``train_*`` (steps, batch, ...), the metrics of
+    ``batch_size``, every generator field (``n``, ``d``, ``s``, ...; a fixed data seed is ``data_seed``), every
+    given method parameter (``width``, ``p_over_f``, ``k``, ...), ``train_*`` (steps, batch, ...), the metrics of
     ``theory-sim train --json`` (``frr_0.9``, ``mmcs``, ...; ``steps`` done is ``steps_done``) and the
     provenance (``package_version``, ``git_commit``, ``torch_version``, ``device``). ``current`` is True for
     cells of the sweep file as last run (an edited file leaves its old cells stored, not current);
     ``current_only`` keeps just those.
     """
     import pandas as pd
+
     store = Store(out_dir)
     if not store.exists():
         raise ConfigError("out", f"no results database in {out_dir!r}")
@@ -305,8 +346,21 @@ def load_results(out_dir: str | Path, current_only: bool = False):
         cfg = json.loads(r["config"])
         if current_only and not r.get("current", 1):
             continue
-        rec = {k: r[k] for k in ("cell_hash", "sweep", "label", "method", "seed", "status", "error", "seconds",
-                                 "batch_size", "finished_at")}
+        rec = {
+            k: r[k]
+            for k in (
+                "cell_hash",
+                "sweep",
+                "label",
+                "method",
+                "seed",
+                "status",
+                "error",
+                "seconds",
+                "batch_size",
+                "finished_at",
+            )
+        }
         rec["current"] = bool(r.get("current", 1))
         rec.update({("data_seed" if k == "seed" else k): v for k, v in cfg["data"].items()})
         for k, default in LATER_FIELDS.items():  # omitted from stored configs while at their default
@@ -318,7 +372,9 @@ def load_results(out_dir: str | Path, current_only: bool = False):
             m["steps_done"] = m.pop("steps", None)
             for k, v in m.items():
                 if k not in rec or k in ("seconds",):
-                    rec[k] = float("nan") if v is None else (float(v) if isinstance(v, str) and v in ("inf", "-inf") else v)
+                    rec[k] = (
+                        float("nan") if v is None else (float(v) if isinstance(v, str) and v in ("inf", "-inf") else v)
+                    )
         if r["provenance"]:
             rec.update(json.loads(r["provenance"]))
         records.append(rec)

@@ -4,6 +4,7 @@ The theorem's "≲" hide constants. Here every bound takes them explicitly, defa
 so the drawn boundary is the theorem's scaling with unit constants, and the empirical 50 % contour is
 drawn beside it rather than fitted to it.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,7 @@ def superposition_regime(n: int, d: int) -> str:
 
 def cooccurrence_threshold(n: int) -> float:
     """H3: ρ₂ must be ≪ n^{-1/2}."""
-    return n ** -0.5
+    return n**-0.5
 
 
 def low_cooccurrence(rho2: float, n: int) -> bool:

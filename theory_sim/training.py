@@ -6,6 +6,7 @@ Hyperparameters named ``X_over_f`` are resolved to ``X = value · f`` with f the
 frequency (e.g. ``p_over_f``, ``htf_over_f``, ``ltf_over_f``); ``X_over_s`` to ``X = value · f·n`` (the
 expected L0, e.g. ``target_l0_over_s``).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,15 +41,20 @@ class TrainConfig:
 
     def __post_init__(self):
         normalise_integers(self)
-        require(isinstance(self.save_decoder, bool), "save_decoder", f"must be true or false, got {self.save_decoder!r}")
+        require(
+            isinstance(self.save_decoder, bool), "save_decoder", f"must be true or false, got {self.save_decoder!r}"
+        )
         for f in fields(self):
             if f.name == "save_decoder":
                 continue
             v = getattr(self, f.name)
             lo = 0 if f.name == "record_every" else 1
             hi = TRAIN_LIMITS.get(f.name, 2**62)
-            require(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, f.name,
-                    f"must be an integer in [{lo}, {hi}], got {v!r}")
+            require(
+                isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi,
+                f.name,
+                f"must be an integer in [{lo}, {hi}], got {v!r}",
+            )
 
     def to_dict(self):
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -84,7 +90,11 @@ class TensorData:
 
     def __init__(self, X, seeds, device, ground_truth=None):
         X = _real_tensor(X, "data")
-        require(X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0, "data", f"must be a (N, d) array, got shape {tuple(X.shape)}")
+        require(
+            X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0,
+            "data",
+            f"must be a (N, d) array, got shape {tuple(X.shape)}",
+        )
         require(bool(torch.isfinite(X).all()), "data", "contains NaN or inf")
         self.X = X.to(device)
         self.d = X.shape[1]
@@ -111,7 +121,9 @@ class CallableData:
 
     def _call(self, B):
         x = torch.as_tensor(self.fn(B), dtype=torch.float32, device=self.device)
-        require(x.ndim == 2 and x.shape[0] == B, "data", f"callable must return a (B, d) array, got shape {tuple(x.shape)}")
+        require(
+            x.ndim == 2 and x.shape[0] == B, "data", f"callable must return a (B, d) array, got shape {tuple(x.shape)}"
+        )
         require(bool(torch.isfinite(x).all()), "data", "callable returned NaN or inf")
         return x
 
@@ -142,8 +154,11 @@ def _ground_truth(V, d, E, device):
     if V is None:
         return None
     V = _real_tensor(V, "ground_truth")
-    require(V.ndim == 2 and V.shape[1] == d and V.shape[0] >= 1, "ground_truth",
-            f"must be (n, d) with n >= 1 and d = {d} matching the data, got shape {tuple(V.shape)}")
+    require(
+        V.ndim == 2 and V.shape[1] == d and V.shape[0] >= 1,
+        "ground_truth",
+        f"must be (n, d) with n >= 1 and d = {d} matching the data, got shape {tuple(V.shape)}",
+    )
     require(bool(torch.isfinite(V).all()), "ground_truth", "contains NaN or inf")
     return V.to(device).unsqueeze(0).expand(E, -1, -1)
 
@@ -158,13 +173,20 @@ def resolve_hyper(method: str, params: dict, f: float | None, l0: float | None =
     for k, v in params.items():
         base = derived_base(k)
         if base != k:
-            ref = DERIVED[k[len(base):]]
+            ref = DERIVED[k[len(base) :]]
             kinds = {"f": "a frequency (X_over_f)", "s": "a count of active latents (X_over_s)"}
-            require(scales_of.get(base) == ref, k, f"{base} is not {kinds[ref]} of {method}; derived keys of {method}: "
-                    + (", ".join(f"{b}_over_{r}" for b, r in scales_of.items()) or "none"))
+            require(
+                scales_of.get(base) == ref,
+                k,
+                f"{base} is not {kinds[ref]} of {method}; derived keys of {method}: "
+                + (", ".join(f"{b}_over_{r}" for b, r in scales_of.items()) or "none"),
+            )
             require(scales[ref] is not None, k, f"needs generator data to know {ref}; give {base} directly")
-            require(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0, k,
-                    f"must be a number > 0, got {v!r}")
+            require(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
+                k,
+                f"must be a number > 0, got {v!r}",
+            )
             require(base not in params, k, f"give either {k} or {base}, not both")
             val = v * scales[ref]
             if _int_field(method, base):  # a count (TopK's k = k_over_s · s): the nearest integer, at least 1
@@ -192,9 +214,18 @@ def spec_scales(spec: GeneratorSpec) -> tuple[float, float]:
 #: steps between progress callbacks (a sweep's bar moves inside an ensemble)
 PROGRESS_EVERY = 25
 
-def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainConfig = TrainConfig(),
-                   progress: bool = True, keep_weights: bool = False, desc: str | None = None,
-                   on_steps=None) -> list[dict]:
+
+def train_ensemble(
+    method: str,
+    cfgs: list,
+    data,
+    seeds: list[int],
+    tc: TrainConfig = TrainConfig(),
+    progress: bool = True,
+    keep_weights: bool = False,
+    desc: str | None = None,
+    on_steps=None,
+) -> list[dict]:
     """Trains len(cfgs) models together; ``on_steps(k)`` (optional) hears every ``PROGRESS_EVERY`` steps
     that each model advanced k more steps. Returns one result dict per model:
     ``status`` ('done' | 'failed'), ``error``, metric scalars, ``seconds``, ``steps_per_second``, and
@@ -220,8 +251,9 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
     record_every = tc.record_every or cls.RECORD_EVERY
     if record_every:
         record(0)
-    bar = tqdm(total=tc.steps, desc=desc or method, file=sys.stderr, disable=not progress, delay=2.0,
-               unit="step", leave=False)
+    bar = tqdm(
+        total=tc.steps, desc=desc or method, file=sys.stderr, disable=not progress, delay=2.0, unit="step", leave=False
+    )
     # the mean loss over the last tenth of the steps and the tenth before it: a run still falling fast
     # at its end was cut short (metrics.converged reads the relative drop)
     tenth = max(1, tc.steps // 10)
@@ -261,7 +293,7 @@ def train_ensemble(method: str, cfgs: list, data, seeds: list[int], tc: TrainCon
 def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop):
     E = sae.E
     x, supports = data.eval_batch(tc.eval_samples)
-    chunks = [sae.forward(x[:, a:a + 4096]) for a in range(0, x.shape[1], 4096)]
+    chunks = [sae.forward(x[:, a : a + 4096]) for a in range(0, x.shape[1], 4096)]
     x_hat = torch.cat([c[0] for c in chunks], 1)
     z = torch.cat([c[1] for c in chunks], 1)
     targets = getattr(sae, "target", None)
@@ -269,8 +301,15 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
     reports = sae.report()
     results = []
     for e in range(E):
-        res = {"status": "done", "error": None, "seconds": train_seconds, "steps": steps_done,
-               "steps_per_second": loop_rate, "ensemble_size": E, "loss_drop_last_tenth": drop[e]}
+        res = {
+            "status": "done",
+            "error": None,
+            "seconds": train_seconds,
+            "steps": steps_done,
+            "steps_per_second": loop_rate,
+            "ensemble_size": E,
+            "loss_drop_last_tenth": drop[e],
+        }
         arrays = {}
         if failed[e] is None and not bool(torch.isfinite(D[e]).all()):
             failed[e] = "diverged: non-finite decoder weights"
@@ -308,9 +347,21 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
     return results
 
 
-def train(method: str = "ba", data=None, *, ground_truth=None, seeds=(0,), steps: int = 3000, batch: int = 512,
-          eval_samples: int = 8192, record_every: int = 0, device="auto", progress: bool = True,
-          keep_weights: bool = False, **hyper) -> list[dict]:
+def train(
+    method: str = "ba",
+    data=None,
+    *,
+    ground_truth=None,
+    seeds=(0,),
+    steps: int = 3000,
+    batch: int = 512,
+    eval_samples: int = 8192,
+    record_every: int = 0,
+    device="auto",
+    progress: bool = True,
+    keep_weights: bool = False,
+    **hyper,
+) -> list[dict]:
     """Train ``len(seeds)`` models of ``method`` and return one result dict each (see ``train_ensemble``).
 
     data: a ``GeneratorSpec`` (its seed is replaced by each seed), a tensor/array (N, d) of samples, a
@@ -327,7 +378,9 @@ def train(method: str = "ba", data=None, *, ground_truth=None, seeds=(0,), steps
         src = GeneratorData(specs, dev)
         f, l0 = spec_scales(spec)
         if ground_truth is not None:
-            raise ConfigError("ground_truth", "the generator supplies its own features; give ground_truth only with user data")
+            raise ConfigError(
+                "ground_truth", "the generator supplies its own features; give ground_truth only with user data"
+            )
     elif callable(data):
         src, f, l0 = CallableData(data, len(seeds), dev, ground_truth), None, None
     else:

@@ -11,6 +11,7 @@ SAEs on exactly those rows in the same order-free way (uniform batches of 512), 
 its working range, and scores every decoder with theory-sim's recovery metrics (FRR@0.9, MMCS) and L0.
 Prints one line per configuration and the best of each implementation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,11 +47,26 @@ def saelens_train(kind: str, X: torch.Tensor, coef, steps: int, batch: int, lr: 
             yield X[torch.randint(X.shape[0], (batch,), generator=g)]
 
     cfg = SAETrainerConfig(
-        n_checkpoints=0, checkpoint_path=None, save_final_checkpoint=False, total_training_samples=steps * batch,
-        device="cpu", autocast=False, lr=lr, lr_end=lr, lr_scheduler_name="constant", lr_warm_up_steps=0,
-        adam_beta1=0.9, adam_beta2=0.999, lr_decay_steps=0, n_restart_cycles=1, train_batch_size_samples=batch,
-        dead_feature_window=1000, feature_sampling_window=2000,
-        logger=LoggingConfig(log_to_wandb=False, eval_every_n_wandb_logs=2**31 - 1), n_batches_for_norm_estimate=10)
+        n_checkpoints=0,
+        checkpoint_path=None,
+        save_final_checkpoint=False,
+        total_training_samples=steps * batch,
+        device="cpu",
+        autocast=False,
+        lr=lr,
+        lr_end=lr,
+        lr_scheduler_name="constant",
+        lr_warm_up_steps=0,
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        lr_decay_steps=0,
+        n_restart_cycles=1,
+        train_batch_size_samples=batch,
+        dead_feature_window=1000,
+        feature_sampling_window=2000,
+        logger=LoggingConfig(log_to_wandb=False, eval_every_n_wandb_logs=2**31 - 1),
+        n_batches_for_norm_estimate=10,
+    )
     SAETrainer(cfg=cfg, sae=sae, data_provider=batches()).fit()
     with torch.no_grad():
         z = sae.encode(X[:8192])
@@ -91,16 +107,28 @@ def main():
             frrs, l0s, t0 = [], [], time.perf_counter()
             for seed in range(args.seeds):
                 if impl == "theory-sim":
-                    r = train(kind, X, ground_truth=V, seeds=(seed,), steps=args.steps, batch=batch, width=512, lr=lr,
-                              progress=False, **{name: coef})[0]
+                    r = train(
+                        kind,
+                        X,
+                        ground_truth=V,
+                        seeds=(seed,),
+                        steps=args.steps,
+                        batch=batch,
+                        width=512,
+                        lr=lr,
+                        progress=False,
+                        **{name: coef},
+                    )[0]
                     frrs.append(r["frr_0.9"])
                     l0s.append(r["l0"])
                 else:
                     D, l0 = saelens_train(kind, X, coef, args.steps, batch, lr, seed)
                     frrs.append(frr(best_cosines(V, D)[0], 0.9))
                     l0s.append(l0)
-            line = (f"{impl:10s} {kind:4s} {name}={coef:<5g} lr={lr:<6g} FRR@0.9 {np.mean(frrs):.3f} "
-                    f"(seeds {', '.join(f'{v:.3f}' for v in frrs)}) L0 {np.mean(l0s):.2f}  {time.perf_counter() - t0:.0f}s")
+            line = (
+                f"{impl:10s} {kind:4s} {name}={coef:<5g} lr={lr:<6g} FRR@0.9 {np.mean(frrs):.3f} "
+                f"(seeds {', '.join(f'{v:.3f}' for v in frrs)}) L0 {np.mean(l0s):.2f}  {time.perf_counter() - t0:.0f}s"
+            )
             print(line, flush=True)
             key = (impl, kind)
             if key not in best or np.mean(frrs) > best[key][0]:

@@ -6,6 +6,7 @@ Folder layout (``save_sample``): ``X.npy`` (N, d) float32 samples; ``V.npy`` (n,
 float32 their values (H is sparse: N × n dense would dwarf X); ``spec.json`` the generator spec (reload it
 with ``load_spec`` / ``theory-sim sample --spec``) plus ``samples`` and the files' shapes.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ def save_sample(spec: GeneratorSpec, samples: int, folder: str, device="cpu") ->
     nnz_est = samples * spec.s
     need = samples * spec.d * 4 + nnz_est * 20
     if need > MAX_BYTES:
-        raise ConfigError("samples", f"{samples} rows of d = {spec.d} need about {need / 2**30:.1f} GiB on disk "
-                          f"(limit {MAX_BYTES / 2**30:.0f} GiB); draw fewer")
+        raise ConfigError(
+            "samples",
+            f"{samples} rows of d = {spec.d} need about {need / 2**30:.1f} GiB on disk "
+            f"(limit {MAX_BYTES / 2**30:.0f} GiB); draw fewer",
+        )
     p = check_save_dir(folder)
     p.mkdir(parents=True, exist_ok=True)
     sampler = ModelSampler(spec, device)

@@ -4,6 +4,7 @@ Seeds: one root seed per spec; every random stream derives from it with a fixed 
 (``derive_seed``), so data, initialisation and batch order are reproducible and independent of how many
 models share an ensemble: each model owns its own ``torch.Generator``.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,8 +89,9 @@ def reject_repeats(idx: torch.Tensor, n: int, gens: list) -> torch.Tensor:
         if rows.numel() == 0:
             return idx
         counts = torch.bincount(rows // B, minlength=E).tolist()  # rows ascend, so grouped by model
-        flat[rows] = torch.cat([torch.randint(n, (k, S), generator=gens[e], device=idx.device)
-                                for e, k in enumerate(counts) if k])
+        flat[rows] = torch.cat(
+            [torch.randint(n, (k, S), generator=gens[e], device=idx.device) for e, k in enumerate(counts) if k]
+        )
 
 
 def _has_repeat(rows: torch.Tensor) -> torch.Tensor:
@@ -118,8 +120,13 @@ def sparse_signal(idx: torch.Tensor, vals: torch.Tensor, V: torch.Tensor) -> tor
 class ModelSampler:
     """Draws batches of one spec on ``device`` from its own generator.  h: (B, n), x: (B, d)."""
 
-    def __init__(self, spec: GeneratorSpec, device: torch.device | str = "cpu", stream: int = STREAM_DATA,
-                 features: torch.Tensor | None = None):
+    def __init__(
+        self,
+        spec: GeneratorSpec,
+        device: torch.device | str = "cpu",
+        stream: int = STREAM_DATA,
+        features: torch.Tensor | None = None,
+    ):
         self.spec = spec
         self.device = torch.device(device)
         self.V = (make_features(spec) if features is None else features).to(self.device)
@@ -245,20 +252,27 @@ class EnsembleSampler:
     Each model draws from its own generator, so model e's stream is the same whatever E is.
     """
 
-    def __init__(self, specs: list[GeneratorSpec], device: torch.device | str = "cpu", stream: int = STREAM_DATA,
-                 features: torch.Tensor | None = None):
+    def __init__(
+        self,
+        specs: list[GeneratorSpec],
+        device: torch.device | str = "cpu",
+        stream: int = STREAM_DATA,
+        features: torch.Tensor | None = None,
+    ):
         """features: (E, n, d) the specs' V when already built (V is deterministic in the spec)."""
         dims = {(s.n, s.d) for s in specs}
         if len(dims) != 1:
             raise ValueError(f"an ensemble needs equal (n, d); got {sorted(dims)}")
-        self.models = [ModelSampler(s, device, stream, None if features is None else features[e])
-                       for e, s in enumerate(specs)]
+        self.models = [
+            ModelSampler(s, device, stream, None if features is None else features[e]) for e, s in enumerate(specs)
+        ]
         self.V = torch.stack([m.V for m in self.models])  # (E, n, d)
 
         sp = [m.spec for m in self.models]
         # the common case, drawn for all models at once: exact supports of one size S with S² <= n
-        self._stacked = (all(s.support == "exact" for s in sp) and len({s.s for s in sp}) == 1
-                         and sp[0].s ** 2 <= sp[0].n)
+        self._stacked = (
+            all(s.support == "exact" for s in sp) and len({s.s for s in sp}) == 1 and sp[0].s ** 2 <= sp[0].n
+        )
 
     def sample(self, B: int) -> torch.Tensor:
         if self._stacked:

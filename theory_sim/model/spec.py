@@ -19,6 +19,7 @@ Decisions the paper leaves open (docs/science.md §1), each a switch here:
   to max |cos| <= ``coherence``, below the Gaussian level), ``shared`` (v_i ∝ sqrt(1-a) g_i + sqrt(a) u,
   raising every cosine toward a = ``shared``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -91,41 +92,74 @@ class GeneratorSpec:
         require(self.n > 0, "n", f"must be a positive integer (n > 0), got {self.n}")
         require(self.d > 0, "d", f"must be a positive integer (d > 0), got {self.d}")
         require(0 <= self.seed < 2**63, "seed", f"must be in [0, 2^63), got {self.seed}")
-        require(self.n * self.d <= MAX_FEATURE_ENTRIES, "n", f"n × d = {self.n * self.d} entries of V exceed the limit "
-                f"of {MAX_FEATURE_ENTRIES} ({MAX_FEATURE_ENTRIES * 4 / 2**30:.0f} GiB of float32)")
-        for name, allowed in (("features", FEATURE_KINDS), ("support", SUPPORT_KINDS),
-                              ("frequencies", FREQUENCY_KINDS), ("magnitude", MAGNITUDE_KINDS)):
-            require(getattr(self, name) in allowed, name, f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        require(
+            self.n * self.d <= MAX_FEATURE_ENTRIES,
+            "n",
+            f"n × d = {self.n * self.d} entries of V exceed the limit "
+            f"of {MAX_FEATURE_ENTRIES} ({MAX_FEATURE_ENTRIES * 4 / 2**30:.0f} GiB of float32)",
+        )
+        for name, allowed in (
+            ("features", FEATURE_KINDS),
+            ("support", SUPPORT_KINDS),
+            ("frequencies", FREQUENCY_KINDS),
+            ("magnitude", MAGNITUDE_KINDS),
+        ):
+            require(
+                getattr(self, name) in allowed,
+                name,
+                f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}",
+            )
         for name in ("s", "shared", "zipf", "mag_value", "mag_low", "mag_high", "mag_sigma", "noise_std"):
             _finite(name, getattr(self, name))
         if self.support == "exact":
             require(float(self.s).is_integer(), "s", f"must be an integer for support=exact, got {self.s}")
         require(0 < self.s <= self.n, "s", f"must satisfy 0 < s <= n = {self.n}, got {self.s}")
         if self.features == "orthogonal":
-            require(self.n <= self.d, "features", f"orthogonal needs n <= d (got n={self.n}, d={self.d}); use gaussian or low_coherence")
+            require(
+                self.n <= self.d,
+                "features",
+                f"orthogonal needs n <= d (got n={self.n}, d={self.d}); use gaussian or low_coherence",
+            )
         if self.features == "low_coherence":
-            require(self.coherence is not None, "coherence", "low_coherence needs a target max |cos| in (welch_bound, 1)")
+            require(
+                self.coherence is not None, "coherence", "low_coherence needs a target max |cos| in (welch_bound, 1)"
+            )
             _finite("coherence", self.coherence)
             wb = welch_bound(self.n, self.d)
-            require(wb < self.coherence < 1, "coherence", f"must lie in (Welch bound {wb:.4f}, 1) for n={self.n}, d={self.d}; got {self.coherence}")
+            require(
+                wb < self.coherence < 1,
+                "coherence",
+                f"must lie in (Welch bound {wb:.4f}, 1) for n={self.n}, d={self.d}; got {self.coherence}",
+            )
         require(0 <= self.shared < 1, "shared", f"must be in [0, 1), got {self.shared}")
         if self.support == "bernoulli":
             if self.frequencies == "zipf":
                 require(self.zipf > 0, "zipf", f"exponent must be > 0, got {self.zipf}")
             if self.frequencies == "list":
                 fl = self.frequency_list
-                require(fl is not None and len(fl) == self.n, "frequency_list", f"must list n = {self.n} frequencies for frequencies=list")
+                require(
+                    fl is not None and len(fl) == self.n,
+                    "frequency_list",
+                    f"must list n = {self.n} frequencies for frequencies=list",
+                )
                 for f in fl:
                     _finite("frequency_list", f)
                     require(0 < f <= 1, "frequency_list", f"every frequency must be in (0, 1], got {f}")
             fs = self.feature_frequencies()
-            require(max(fs) <= 1, "zipf" if self.frequencies == "zipf" else "s",
-                    f"the largest feature frequency is {max(fs):.3g} > 1; lower s or the Zipf exponent")
+            require(
+                max(fs) <= 1,
+                "zipf" if self.frequencies == "zipf" else "s",
+                f"the largest feature frequency is {max(fs):.3g} > 1; lower s or the Zipf exponent",
+            )
         if self.support == "mixture":
             ms, mw = self.mixture_s, self.mixture_weights
             require(ms is not None and len(ms) > 0, "mixture_s", "support=mixture needs a non-empty list of sparsities")
             for v in ms:
-                require(isinstance(v, int) and 0 < v <= self.n, "mixture_s", f"every sparsity must be an integer in [1, n = {self.n}], got {v!r}")
+                require(
+                    isinstance(v, int) and 0 < v <= self.n,
+                    "mixture_s",
+                    f"every sparsity must be an integer in [1, n = {self.n}], got {v!r}",
+                )
             mw = mw if mw is not None else tuple(1.0 for _ in ms)
             require(len(mw) == len(ms), "mixture_weights", f"must have {len(ms)} entries, one per mixture_s")
             for w in mw:
@@ -134,13 +168,26 @@ class GeneratorSpec:
             require(sum(mw) > 0, "mixture_weights", "weights must not all be zero")
         if self.cooccurrence is not None:
             _finite("cooccurrence", self.cooccurrence)
-            require(self.support == "bernoulli" and self.frequencies == "uniform", "cooccurrence",
-                    "needs support=bernoulli with frequencies=uniform")
+            require(
+                self.support == "bernoulli" and self.frequencies == "uniform",
+                "cooccurrence",
+                "needs support=bernoulli with frequencies=uniform",
+            )
             f = self.s / self.n
-            require(f <= self.cooccurrence <= 1, "cooccurrence", f"must be in [f = s/n = {f:.4g}, 1], got {self.cooccurrence}")
-            require(1 <= self.group_size <= self.n, "group_size", f"must be in [1, n = {self.n}], got {self.group_size}")
+            require(
+                f <= self.cooccurrence <= 1,
+                "cooccurrence",
+                f"must be in [f = s/n = {f:.4g}, 1], got {self.cooccurrence}",
+            )
+            require(
+                1 <= self.group_size <= self.n, "group_size", f"must be in [1, n = {self.n}], got {self.group_size}"
+            )
         require(self.mag_value > 0, "mag_value", f"must be > 0, got {self.mag_value}")
-        require(0 <= self.mag_low <= self.mag_high, "mag_low", f"need 0 <= mag_low <= mag_high, got [{self.mag_low}, {self.mag_high}]")
+        require(
+            0 <= self.mag_low <= self.mag_high,
+            "mag_low",
+            f"need 0 <= mag_low <= mag_high, got [{self.mag_low}, {self.mag_high}]",
+        )
         if self.magnitude == "per_feature" and self.magnitudes is None:
             require(self.mag_low > 0, "mag_low", "must be > 0 for log-uniform per-feature magnitudes")
         require(self.mag_sigma >= 0, "mag_sigma", f"must be >= 0, got {self.mag_sigma}")

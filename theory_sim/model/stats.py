@@ -5,6 +5,7 @@ features that fired at least ``MIN_COUNT`` times (fewer gives ratios dominated b
 ``rho2_mean`` is the same ratio averaged over all pairs. For n > ``RHO2_MAX_FEATURES`` rho2 is measured
 on the first ``RHO2_MAX_FEATURES`` features (``rho2_features`` says how many).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,7 @@ def coherence(V: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
         return 0.0, 0.0
     mx, tot = 0.0, 0.0
     for a in range(0, n, chunk):
-        g = (V[a:a + chunk] @ V.T).abs()
+        g = (V[a : a + chunk] @ V.T).abs()
         rows = torch.arange(a, min(a + chunk, n), device=V.device)
         g[rows - a, rows] = 0
         mx = max(mx, g.max().item())
@@ -34,8 +35,13 @@ def coherence(V: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
     return mx, tot / (n * (n - 1))
 
 
-def measure(spec: GeneratorSpec, samples: int = 20000, device: str | torch.device = "cpu",
-            batch: int = 4096, features: torch.Tensor | None = None) -> dict:
+def measure(
+    spec: GeneratorSpec,
+    samples: int = 20000,
+    device: str | torch.device = "cpu",
+    batch: int = 4096,
+    features: torch.Tensor | None = None,
+) -> dict:
     """Draws ``samples`` rows and returns the measured statistics (keys as in ``theory-sim sample``).
     ``features``: the spec's V (n, d) if the caller already built it (it is deterministic in the spec)."""
     sampler = ModelSampler(spec, device, features=features)
@@ -110,8 +116,8 @@ def data_conditions(spec: GeneratorSpec, stats: dict) -> dict:
     gaussian_level = math.sqrt(4 * math.log(max(n, 2)) / d)
     return {
         "theorem_model": spec.features == "gaussian" and spec.shared == 0 and spec.support == "exact",
-        "low_cooccurrence": bool(stats["rho2"] < n ** -0.5),
-        "rho2_threshold": n ** -0.5,
+        "low_cooccurrence": bool(stats["rho2"] < n**-0.5),
+        "rho2_threshold": n**-0.5,
         "incoherent": bool(stats["mu_max"] <= gaussian_level),
         "mu_threshold": gaussian_level,
         "superposition": "heavy" if d < math.sqrt(n) else "light",

@@ -25,6 +25,7 @@ Decisions where the paper is silent (all switches):
 - Groups: neuron m belongs to group floor(m K / M) (neurons are exchangeable at init); TAFs geometric
   from ``htf`` (group 0) to ``ltf`` (group K−1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,8 +75,11 @@ class AdaptConfig(MethodConfig):
         for b in ("train_scale", "renorm", "train_pre_bias"):
             require(isinstance(getattr(self, b), bool), b, f"must be true or false, got {getattr(self, b)!r}")
         check_number(self, "scale_init", 0, None, lo_open=True)
-        require(isinstance(self.adapt_every, int) and self.adapt_every >= 1, "adapt_every",
-                f"must be an integer >= 1, got {self.adapt_every!r}")
+        require(
+            isinstance(self.adapt_every, int) and self.adapt_every >= 1,
+            "adapt_every",
+            f"must be an integer >= 1, got {self.adapt_every!r}",
+        )
         check_number(self, "gamma_minus", 0, None)
         check_number(self, "gamma_plus", 0, None)
         check_number(self, "dead_eps", 0, 1, hi_open=True)
@@ -116,7 +120,9 @@ class GBAConfig(AdaptConfig):
 
     def validate(self) -> None:
         super().validate()
-        require(isinstance(self.groups, int) and self.groups >= 1, "groups", f"must be an integer >= 1, got {self.groups!r}")
+        require(
+            isinstance(self.groups, int) and self.groups >= 1, "groups", f"must be an integer >= 1, got {self.groups!r}"
+        )
         require(self.groups <= self.width, "groups", f"must be <= width = {self.width}, got {self.groups}")
         check_number(self, "htf", 0, 1, lo_open=True, hi_open=True)
         check_number(self, "ltf", 0, 1, lo_open=True, hi_open=True)
@@ -148,7 +154,9 @@ class BA(Method):
         # stored as (E, d, M): the weight-gradient matmuls then write their outputs in the orientation
         # this CPU's GEMM runs fastest (measured 203 vs 235 us per (2, 512, 512, 64) product)
         self.WT = self.random_directions(M).transpose(1, 2).contiguous().requires_grad_(True)
-        self.a = (self.per_model("scale_init").view(E, 1, 1) * torch.ones(E, 1, M, device=dev)).requires_grad_(cfg.train_scale)
+        self.a = (self.per_model("scale_init").view(E, 1, 1) * torch.ones(E, 1, M, device=dev)).requires_grad_(
+            cfg.train_scale
+        )
         self.b = self.per_model("bias_init").view(E, 1, 1) * torch.ones(E, 1, M, device=dev)
         mean = x0.mean(1, keepdim=True) if cfg.pre_bias == "mean" else torch.zeros(E, 1, self.d, device=dev)
         self.b_pre = mean.clone().requires_grad_(cfg.train_pre_bias)
@@ -190,8 +198,17 @@ class BA(Method):
     def hand_prepare(self, x):
         E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
-        ctx = self.workspace({"y": (K, B, M), "s": (K, B, M), "r": (K, B, d),
-                              "dWd": (E, d, M), "max": (E, 1, M), "count": (E, 1, M), "norm": (E,)})
+        ctx = self.workspace(
+            {
+                "y": (K, B, M),
+                "s": (K, B, M),
+                "r": (K, B, d),
+                "dWd": (E, d, M),
+                "max": (E, 1, M),
+                "count": (E, 1, M),
+                "norm": (E,),
+            }
+        )
         ctx["xc"] = x - self.b_pre  # (E, B, d)
         ctx["Wd"] = self.WT * self.a  # decoder rows a_m w_m, as columns: (E, d, M)
         return ctx

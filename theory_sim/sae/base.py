@@ -11,6 +11,7 @@ step, ``chunk_grads`` per cache-sized chunk of the ensemble, ``hand_finish``); t
 definition, and tests hold the two paths equal. Their directions are stored as (E, d, M) columns (the
 GEMM's faster orientation for the weight gradients); the (E, M, d) rows are views.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,11 @@ class MethodConfig:
     lr: float = 1e-3
 
     def validate(self) -> None:
-        require(isinstance(self.width, int) and not isinstance(self.width, bool) and 1 <= self.width <= MAX_WIDTH,
-                "width", f"must be an integer in [1, {MAX_WIDTH}], got {self.width!r}")
+        require(
+            isinstance(self.width, int) and not isinstance(self.width, bool) and 1 <= self.width <= MAX_WIDTH,
+            "width",
+            f"must be an integer in [1, {MAX_WIDTH}], got {self.width!r}",
+        )
         require(_is_num(self.lr) and self.lr > 0, "lr", f"must be a number > 0, got {self.lr!r}")
 
     def __post_init__(self):
@@ -77,7 +81,11 @@ def check_number(cfg, name: str, lo: float | None = None, hi: float | None = Non
 
 
 def check_choice(cfg, name: str, allowed: tuple) -> None:
-    require(getattr(cfg, name) in allowed, name, f"must be one of {', '.join(map(str, allowed))}; got {getattr(cfg, name)!r}")
+    require(
+        getattr(cfg, name) in allowed,
+        name,
+        f"must be one of {', '.join(map(str, allowed))}; got {getattr(cfg, name)!r}",
+    )
 
 
 def unit_rows(w: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ the fixed bias b_m = −(1−p)-quantile of u_m over the first batch, so each ne
 frequency p; no pre-bias (the theorem's data are uncentred, X = HV). No Adam: each step uses one batch
 (``batch`` large approximates the population gradient the theorem uses).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 All share  pre = (x − b_dec) W_encᵀ + b_enc,  x̂ = z W_dec + b_dec,  W_enc initialised to W_dec (unit rows),
 b_dec at the mean of the first batch. Only the code z = σ(pre) and the penalty differ.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,8 +82,9 @@ class Untied(Method):
     def hand_prepare(self, x):
         E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
-        ctx = self.workspace({"pre": (K, B, M), "z": (K, B, M), "r": (K, B, d), "norm": (E,),
-                              "rsum": (E, 1, d), "zsum": (E, 1, M)})
+        ctx = self.workspace(
+            {"pre": (K, B, M), "z": (K, B, M), "r": (K, B, d), "norm": (E,), "rsum": (E, 1, d), "zsum": (E, 1, M)}
+        )
         ctx["xc"] = x - self.b_dec  # (E, B, d)
         ctx["dz"] = self.penalty_dz(ctx, B)
         return ctx
@@ -171,8 +173,13 @@ class TargetL0Config(MethodConfig):
     def validate(self):
         super().validate()
         check_number(self, "target_l0", 0, self.width)
-        require(isinstance(self.control_every, int) and not isinstance(self.control_every, bool)
-                and self.control_every >= 1, "control_every", f"must be an integer >= 1, got {self.control_every!r}")
+        require(
+            isinstance(self.control_every, int)
+            and not isinstance(self.control_every, bool)
+            and self.control_every >= 1,
+            "control_every",
+            f"must be an integer >= 1, got {self.control_every!r}",
+        )
         check_number(self, "control_gain", 0, 10, lo_open=True)
 
 
@@ -214,8 +221,10 @@ class TargetL0:
     def report(self) -> list[dict]:
         """Per model: the final coefficient (what the controller settled on, or the fixed one) and the
         target L0 it was held at (NaN without one)."""
-        return [{"coef_final": float(v), "l0_target": float(t) if t > 0 else float("nan")}
-                for v, t in zip(self.lam.view(self.E).tolist(), self.target_l0.tolist())]
+        return [
+            {"coef_final": float(v), "l0_target": float(t) if t > 0 else float("nan")}
+            for v, t in zip(self.lam.view(self.E).tolist(), self.target_l0.tolist())
+        ]
 
 
 # ---------------------------------------------------------------------------------------------- L1
@@ -296,8 +305,11 @@ class TopKConfig(MethodConfig):
 
     def validate(self):
         super().validate()
-        require(isinstance(self.k, int) and not isinstance(self.k, bool) and 1 <= self.k <= self.width, "k",
-                f"must be an integer in [1, width = {self.width}], got {self.k!r}")
+        require(
+            isinstance(self.k, int) and not isinstance(self.k, bool) and 1 <= self.k <= self.width,
+            "k",
+            f"must be an integer in [1, width = {self.width}], got {self.k!r}",
+        )
         check_number(self, "auxk", 0, None)
         require(isinstance(self.dead_steps, int) and self.dead_steps >= 1, "dead_steps", "must be an integer >= 1")
 
@@ -450,8 +462,9 @@ class JumpReLU(TargetL0, Untied):
     def init(self, x0):
         super().init(x0)
         th = self.cfgs[0].threshold_init
-        self.log_theta = torch.full((self.E, 1, self.M), float(torch.tensor(th).log()), device=self.device,
-                                    requires_grad=True)
+        self.log_theta = torch.full(
+            (self.E, 1, self.M), float(torch.tensor(th).log()), device=self.device, requires_grad=True
+        )
         self.lam = self.per_model("l0_coef").view(self.E)
         self.init_control()
 

@@ -22,6 +22,7 @@ New cells are ordinary cells (hashed from their config, stored, batched into ens
 round is a function of the stored results of the rounds before it, so a resumed or re-run sweep replays
 the same rounds and trains only what is missing.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,36 +72,45 @@ def _err(path, key, msg):
     return ConfigError(f"{path}: refine.{key}" if "refine[" not in path else f"{path}.{key}", msg)
 
 
-def parse_refines(value, path: str, axes: dict[str, list], zipped: set[str], seeds: list[int],
-                  plot_metric: str | None) -> tuple[Refine, ...]:
+def parse_refines(
+    value, path: str, axes: dict[str, list], zipped: set[str], seeds: list[int], plot_metric: str | None
+) -> tuple[Refine, ...]:
     """``refine`` of a sweep file: absent, one table, or an array of tables (one per axis to refine)."""
     if value is None:
         return ()
     tables = value if isinstance(value, list) else [value]
-    out = tuple(parse_refine(t, path if len(tables) == 1 else f"{path}: refine[{i}]", axes, zipped, seeds, plot_metric)
-                for i, t in enumerate(tables))
+    out = tuple(
+        parse_refine(t, path if len(tables) == 1 else f"{path}: refine[{i}]", axes, zipped, seeds, plot_metric)
+        for i, t in enumerate(tables)
+    )
     if len({r.axis for r in out}) < len(out):
         raise ConfigError(f"{path}: refine", "two [[refine]] tables name the same axis; give each axis one table")
     return out
 
 
-def parse_refine(table, path: str, axes: dict[str, list], zipped: set[str], seeds: list[int],
-                 plot_metric: str | None) -> Refine | None:
+def parse_refine(
+    table, path: str, axes: dict[str, list], zipped: set[str], seeds: list[int], plot_metric: str | None
+) -> Refine | None:
     """Validates a ``[refine]`` table. axes: every axis of the sweep (grid axes and method hyperparameter
     axes) → all its values; zipped: axes that vary together with another one; seeds: train.seeds."""
     if table is None:
         return None
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: refine", f"must be a table ([refine]) or an array of tables ([[refine]]), got "
-                          f"{type(table).__name__}")
+        raise ConfigError(
+            f"{path}: refine",
+            f"must be a table ([refine]) or an array of tables ([[refine]]), got {type(table).__name__}",
+        )
     for k in table:
         if k not in REFINE_KEYS:
             raise _err(path, k, f"unknown key; allowed: {', '.join(REFINE_KEYS)}")
     multi = sorted(k for k, v in axes.items() if len(set(map(repr, v))) >= 2)
     axis = table.get("axis")
     if not isinstance(axis, str) or axis not in multi:
-        raise _err(path, "axis", f"must be an axis of this sweep with at least two values; axes: "
-                   f"{', '.join(multi) or 'none'}; got {axis!r}")
+        raise _err(
+            path,
+            "axis",
+            f"must be an axis of this sweep with at least two values; axes: {', '.join(multi) or 'none'}; got {axis!r}",
+        )
     if axis in zipped:
         raise _err(path, "axis", f"{axis!r} is zipped with another axis; refine an axis that varies on its own")
     values = axes[axis]
@@ -112,14 +122,17 @@ def parse_refine(table, path: str, axes: dict[str, list], zipped: set[str], seed
     lo_m, hi_m = METRIC_RANGES[metric]
     level = table.get("level", 0.5)
     if not (_num(level) and lo_m < level < hi_m):
-        raise _err(path, "level", f"must be a number strictly between {lo_m:g} and {hi_m:g} (the range of {metric}); "
-                   f"got {level!r}")
+        raise _err(
+            path,
+            "level",
+            f"must be a number strictly between {lo_m:g} and {hi_m:g} (the range of {metric}); got {level!r}",
+        )
     positive = all(v > 0 for v in values)
     scale = table.get("scale", "log" if positive else "linear")
     if scale not in ("log", "linear"):
         raise _err(path, "scale", f"must be log or linear; got {scale!r}")
     if scale == "log" and not positive:
-        raise _err(path, "scale", f"log needs every value of {axis!r} > 0; use scale = \"linear\"")
+        raise _err(path, "scale", f'log needs every value of {axis!r} > 0; use scale = "linear"')
     log = scale == "log"
     tol = table.get("tolerance", 1.25 if log else None)
     if log and not (_num(tol) and tol > 1):
@@ -131,8 +144,11 @@ def parse_refine(table, path: str, axes: dict[str, list], zipped: set[str], seed
         raise _err(path, "max_rounds", f"must be an integer in [1, {MAX_ROUNDS}]; got {rounds!r}")
     max_seeds = table.get("max_seeds", len(seeds))
     if not (_int(max_seeds) and len(seeds) <= max_seeds <= MAX_SEEDS):
-        raise _err(path, "max_seeds", f"must be an integer in [{len(seeds)} (the sweep's seeds), {MAX_SEEDS}]; "
-                   f"got {max_seeds!r}")
+        raise _err(
+            path,
+            "max_seeds",
+            f"must be an integer in [{len(seeds)} (the sweep's seeds), {MAX_SEEDS}]; got {max_seeds!r}",
+        )
     integer = all(_int(v) for v in values)
     return Refine(axis, metric, float(level), log, float(tol), int(rounds), int(max_seeds), integer)
 
@@ -173,8 +189,14 @@ def rows(cells, axis: str) -> list[Row]:
     coords: the other coordinates that vary across the cells (the row's place in the sweep)."""
     out: dict[str, Row] = {}
     merged = [({**c.data, **c.params}, c) for c in cells if _axis_value(c, axis) is not None]
-    varying = sorted({k for m, _ in merged for k in m
-                      if k != axis and len({json.dumps(mm.get(k), sort_keys=True) for mm, _ in merged}) > 1})
+    varying = sorted(
+        {
+            k
+            for m, _ in merged
+            for k in m
+            if k != axis and len({json.dumps(mm.get(k), sort_keys=True) for mm, _ in merged}) > 1
+        }
+    )
     for m, c in merged:
         rest = {k: v for k, v in m.items() if k != axis}
         key = json.dumps([c.label, c.method, rest], sort_keys=True)
@@ -216,7 +238,7 @@ def propose(ref: Refine, cells, metric_of: dict, seeds: list[int], make) -> list
                 v = row.values(x, metric_of)
                 have = {c.seed for c in row.cells[x]}
                 if at_least(seed_interval(v, n_items), ref.level) is None and len(have) < ref.max_seeds:
-                    for s in [s for s in pool if s not in have][:ref.max_seeds - len(have)]:
+                    for s in [s for s in pool if s not in have][: ref.max_seeds - len(have)]:
                         add(make(row.cells[x][0], seed=s))
             if not ref.done(a, b):
                 mid = ref.midpoint(a, b)
@@ -242,20 +264,36 @@ def boundaries(ref: Refine, cells, metric_of: dict) -> list[dict]:
         for c in crossings(xs, per, ref.level, log=ref.log):
             ends = [per[xs.index(v)] for v in (c["lower"], c["upper"])]
             decided = all(at_least(seed_interval(v, n_items), ref.level) is not None for v in ends)
-            out.append({"label": row.label, "method": row.method, "row": row.coords, "axis": ref.axis,
-                        "metric": ref.metric, "level": ref.level, **c,
-                        "bracket_width": ref.width(c["lower"], c["upper"]), "decided": decided})
+            out.append(
+                {
+                    "label": row.label,
+                    "method": row.method,
+                    "row": row.coords,
+                    "axis": ref.axis,
+                    "metric": ref.metric,
+                    "level": ref.level,
+                    **c,
+                    "bracket_width": ref.width(c["lower"], c["upper"]),
+                    "decided": decided,
+                }
+            )
     return out
 
 
-def load_boundaries(out_dir, axis: str | None = None, metric: str | None = None, level: float | None = None,
-                    tolerance: float | None = None) -> list[dict]:
+def load_boundaries(
+    out_dir,
+    axis: str | None = None,
+    metric: str | None = None,
+    level: float | None = None,
+    tolerance: float | None = None,
+) -> list[dict]:
     """The crossings in a results folder (``boundaries`` over its current cells): along the sweep's [refine]
     axis by default, else along its [plot] x; ``axis``, ``metric``, ``level``, ``tolerance`` override. Each
     entry: label, method, row, axis, metric, level, lower, upper, estimate, low, high, direction, cells,
     seeds, bracket_width, decided. Raises ConfigError for a folder without results or a bad choice."""
     from ..store import Store
     from .spec import Cell, stored_sweep
+
     sweep = stored_sweep(out_dir)
     store = Store(out_dir)
     cells = []
@@ -263,8 +301,16 @@ def load_boundaries(out_dir, axis: str | None = None, metric: str | None = None,
         if r.get("current", 1):
             cfg = json.loads(r["config"])
             cells.append(Cell(cfg["data"], cfg["method"], cfg["params"], cfg["train"], int(cfg["seed"]), r["label"]))
-    tables = [{"axis": r.axis, "metric": r.metric, "level": r.level, "scale": "log" if r.log else "linear",
-               "tolerance": r.tolerance} for r in sweep.refine] or [{"axis": sweep.plot.get("x")}]
+    tables = [
+        {
+            "axis": r.axis,
+            "metric": r.metric,
+            "level": r.level,
+            "scale": "log" if r.log else "linear",
+            "tolerance": r.tolerance,
+        }
+        for r in sweep.refine
+    ] or [{"axis": sweep.plot.get("x")}]
     if axis is not None:
         tables = [t for t in tables if t["axis"] == axis] or [{"axis": axis}]  # another axis: its own defaults
     axes: dict[str, list] = {}

@@ -5,6 +5,7 @@ processes, or an existing cluster at ``scheduler``). With Dask, tasks are batche
 dies, the scheduler re-runs its tasks elsewhere, and the store's ``status='pending'`` guard keeps every
 cell exactly once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,6 +44,7 @@ def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
         spec_scales,
         train_ensemble,
     )
+
     if payload.get("threads"):
         torch.set_num_threads(payload["threads"])
     dev = resolve_device(payload["device"])
@@ -52,11 +54,13 @@ def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
     tc = TrainConfig(**cells[0]["train"])
     data = GeneratorData(specs, dev)
     try:
-        results = train_ensemble(payload["method"], cfgs, data, [c["seed"] for c in cells], tc, progress=False,
-                                 on_steps=on_steps)
+        results = train_ensemble(
+            payload["method"], cfgs, data, [c["seed"] for c in cells], tc, progress=False, on_steps=on_steps
+        )
     except (RuntimeError, ValueError, FloatingPointError) as e:  # e.g. a NaN that breaks a solver
         results = [{"status": "failed", "error": f"{type(e).__name__}: {e}", "arrays": {}} for _ in cells]
     from ..model.stats import measure
+
     for e, (r, spec) in enumerate(zip(results, specs)):
         r["device"] = str(dev)
         # the statistics the data actually had (a fixed-size sample), on the V built for training
@@ -66,8 +70,12 @@ def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
 
 
 def _payload(batch: list[Cell], device: str, threads: int | None) -> dict:
-    return {"method": batch[0].method, "device": device, "threads": threads,
-            "cells": [{**c.config, "hash": c.hash, "label": c.label} for c in batch]}
+    return {
+        "method": batch[0].method,
+        "device": device,
+        "threads": threads,
+        "cells": [{**c.config, "hash": c.hash, "label": c.label} for c in batch],
+    }
 
 
 @dataclass
@@ -99,9 +107,19 @@ def default_max_batch(device: str) -> int:
     return 64 if resolve_device(device).type == "cuda" else 8
 
 
-def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "local", workers: int = 2,
-              scheduler: str | None = None, max_batch: int | None = None, force: bool = False, progress: bool = True,
-              retry_failed: bool = False, worker_timeout: float = WORKER_TIMEOUT) -> RunSummary:
+def run_sweep(
+    sweep: Sweep,
+    out: str,
+    device: str = "auto",
+    executor: str = "local",
+    workers: int = 2,
+    scheduler: str | None = None,
+    max_batch: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+    retry_failed: bool = False,
+    worker_timeout: float = WORKER_TIMEOUT,
+) -> RunSummary:
     """Trains every pending cell of the sweep into the store at ``out``, then, if the sweep has a [refine]
     table, round after round the cells refinement asks for (sweep/refine.py). Resumable at any point."""
     if max_batch is None:
@@ -114,7 +132,9 @@ def run_sweep(sweep: Sweep, out: str, device: str = "auto", executor: str = "loc
         try:
             import dask.distributed  # noqa: F401
         except ImportError:
-            raise ConfigError("executor", "dask is not installed; pip install 'theory-sim[dask]' or use --executor local") from None
+            raise ConfigError(
+                "executor", "dask is not installed; pip install 'theory-sim[dask]' or use --executor local"
+            ) from None
         if scheduler is None and not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
             raise ConfigError("workers", f"must be an integer >= 1, got {workers!r}")
         if scheduler is not None and not SCHEDULER.fullmatch(str(scheduler)):
@@ -141,8 +161,7 @@ def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_fa
     lost = store.lost_arrays(con)
     if lost:  # repaired, not trusted: a done cell without its arrays is trained again
         con.executemany("UPDATE cells SET status='pending' WHERE cell_hash=?", [(h,) for h in lost])
-        print(f"{sweep.name}: {len(lost)} finished cells had lost their arrays; training them again",
-              file=sys.stderr)
+        print(f"{sweep.name}: {len(lost)} finished cells had lost their arrays; training them again", file=sys.stderr)
     cells = list(sweep.cells)
     summary = RunSummary(len(cells), 0, 0, 0, 0.0, new)
     t0 = time.perf_counter()
@@ -164,8 +183,18 @@ def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_fa
             summary.total += len(add)
             summary.refined += len(add)
             summary.rounds = rnd
-            _train(add, f"{sweep.name} refine {rnd}/{rounds}", store, con, submit, device, max_batch,
-                   progress, summary, out)
+            _train(
+                add,
+                f"{sweep.name} refine {rnd}/{rounds}",
+                store,
+                con,
+                submit,
+                device,
+                max_batch,
+                progress,
+                summary,
+                out,
+            )
     finally:
         summary.seconds = time.perf_counter() - t0
     return summary
@@ -185,8 +214,16 @@ def _train(cells, name, store, con, submit, device, max_batch, progress, summary
     # ETA weighs cells by their work; the description counts cells
     steps = {c.hash: c.train["steps"] for c in cells}
     work_done = sum(steps[c.hash] for c in cells if c.hash not in todo)
-    bar = tqdm(total=sum(steps.values()), initial=work_done, desc=f"{name}: {done0}/{len(cells)} cells",
-               unit=" model-steps", unit_scale=True, file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(steps.values()),
+        initial=work_done,
+        desc=f"{name}: {done0}/{len(cells)} cells",
+        unit=" model-steps",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     credited: dict[str, int] = {}  # model-steps already shown for cells in flight
 
     def on_steps(k, hashes):
@@ -219,8 +256,10 @@ def _train(cells, name, store, con, submit, device, max_batch, progress, summary
         if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
             raise
         done = len(cells) - len(todo)
-        raise StoreError(f"cannot write results in {out}: {e} ({free_space(Path(out))}); {done} of "
-                         f"{len(cells)} cells are stored: free space and rerun the same command") from None
+        raise StoreError(
+            f"cannot write results in {out}: {e} ({free_space(Path(out))}); {done} of "
+            f"{len(cells)} cells are stored: free space and rerun the same command"
+        ) from None
     finally:
         bar.close()
 
@@ -230,14 +269,17 @@ def _executor(kind, device, workers, scheduler, timeout):
     """Yields submit(batches, todo, on_steps, store_batch), which trains the batches and hands each result
     to store_batch in this process. Dask: one cluster for every round of the sweep."""
     if kind == "local":
+
         def submit(batches, todo, on_steps, store_batch):
             for b in batches:
                 pending = [c.hash for c in b if c.hash in todo]
                 store_batch(run_batch(_payload(b, device, None), lambda k, hs=pending: on_steps(k, hs)))
+
         yield submit
         return
     from dask.distributed import Client, LocalCluster, as_completed
     from distributed.scheduler import KilledWorker
+
     cluster = None
     try:
         with _quiet("distributed"):
@@ -245,24 +287,36 @@ def _executor(kind, device, workers, scheduler, timeout):
                 try:
                     client = Client(scheduler, timeout=f"{timeout}s")
                 except (OSError, TimeoutError) as e:
-                    raise ClusterError(f"cannot reach the Dask scheduler {scheduler} within {timeout:g} s ({e}); "
-                                       "start it or fix --scheduler") from None
+                    raise ClusterError(
+                        f"cannot reach the Dask scheduler {scheduler} within {timeout:g} s ({e}); "
+                        "start it or fix --scheduler"
+                    ) from None
             else:
                 # 127.0.0.1 only and no dashboard: nothing is exposed beyond this machine; worker logs
                 # silenced (their shutdown heartbeats otherwise end a successful run with tracebacks)
                 try:
-                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, host="127.0.0.1", silence_logs=logging.CRITICAL)
+                    cluster = LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        host="127.0.0.1",
+                        silence_logs=logging.CRITICAL,
+                    )
                 except Exception as e:  # noqa: BLE001 — a worker that died while starting, ports, limits
-                    raise ClusterError(f"the local Dask cluster of {workers} workers did not start "
-                                       f"({type(e).__name__}: {e}); rerun, or use --executor local") from None
+                    raise ClusterError(
+                        f"the local Dask cluster of {workers} workers did not start "
+                        f"({type(e).__name__}: {e}); rerun, or use --executor local"
+                    ) from None
                 client = Client(cluster)
         try:
             client.wait_for_workers(1, timeout=timeout)
         except (TimeoutError, OSError):
             client.close()
-            raise ClusterError(f"the Dask scheduler {scheduler or 'LocalCluster'} has no workers after {timeout:g} s; "
-                               "start workers (dask worker ADDRESS) or raise --worker-timeout") from None
+            raise ClusterError(
+                f"the Dask scheduler {scheduler or 'LocalCluster'} has no workers after {timeout:g} s; "
+                "start workers (dask worker ADDRESS) or raise --worker-timeout"
+            ) from None
     except BaseException:
         if cluster is not None:
             with _quiet("distributed"):
@@ -276,8 +330,10 @@ def _executor(kind, device, workers, scheduler, timeout):
             for fut in as_completed(futures):
                 store_batch(fut.result())
         except KilledWorker as e:
-            raise ClusterError(f"Dask workers died three times on one batch ({e}); the cells stored so far are kept: "
-                               "rerun the same command to resume") from None
+            raise ClusterError(
+                f"Dask workers died three times on one batch ({e}); the cells stored so far are kept: "
+                "rerun the same command to resume"
+            ) from None
         finally:
             for f in futures:
                 f.cancel()
@@ -307,6 +363,7 @@ def status_table(out: str):
     """Counts of done / failed / pending per (method, label), over the cells of the sweep as last run, with
     how many done cells did not converge (analysis.converged) and how many lost their arrays."""
     from ..analysis import converged
+
     df = load_results(out, current_only=True)
     if df.empty:
         return df

@@ -31,6 +31,7 @@ all_methods = {width = 128}
 ```
 A cell = (data spec, method, params, train, seed); its hash covers exactly that resolved config.
 """
+
 from __future__ import annotations
 
 import copy
@@ -78,8 +79,14 @@ class Cell:
 
     @property
     def config(self) -> dict:
-        return {"schema": SCHEMA, "data": self.data, "method": self.method, "params": self.params,
-                "train": self.train, "seed": self.seed}
+        return {
+            "schema": SCHEMA,
+            "data": self.data,
+            "method": self.method,
+            "params": self.params,
+            "train": self.train,
+            "seed": self.seed,
+        }
 
     @property
     def hash(self) -> str:
@@ -147,7 +154,7 @@ def axis_values(v, key: str, path: str) -> list:
     if isinstance(v, dict):
         if len(v) != 1:
             raise _err(path, key, "an axis table needs exactly one of linspace, logspace, geomspace, range")
-        (kind, args), = v.items()
+        ((kind, args),) = v.items()
         if kind not in ("linspace", "logspace", "geomspace", "range"):
             raise _err(path, key, f"unknown axis form {kind!r}; allowed: linspace, logspace, geomspace, range")
         if not (isinstance(args, list) and len(args) == 3 and all(_is_num(a) for a in args)):
@@ -155,10 +162,18 @@ def axis_values(v, key: str, path: str) -> list:
         a, b, c = args
         if kind == "range":
             if not all(isinstance(x, int) for x in args) or c <= 0:
-                raise _err(path, key, f"range needs integers [start, stop, step > 0] (stop included), got {args!r}; "
-                           "use linspace or a list for non-integer values")
+                raise _err(
+                    path,
+                    key,
+                    f"range needs integers [start, stop, step > 0] (stop included), got {args!r}; "
+                    "use linspace or a list for non-integer values",
+                )
             if (b - a) // c + 1 > MAX_CELLS:
-                raise _err(path, key, f"range gives {(b - a) // c + 1} values, more than the {MAX_CELLS} cells a sweep may have")
+                raise _err(
+                    path,
+                    key,
+                    f"range gives {(b - a) // c + 1} values, more than the {MAX_CELLS} cells a sweep may have",
+                )
             vals = list(range(a, b + 1, c))
         else:
             if c < 1 or int(c) != c or c > MAX_CELLS:
@@ -239,6 +254,7 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
 def stored_sweep(out_dir: str | Path) -> Sweep:
     """The sweep a results folder was last run with (its stored file text and budget), parsed again."""
     from ..store import Store
+
     store = Store(out_dir)
     if not store.exists():
         raise ConfigError("out", f"no results database in {str(out_dir)!r}")
@@ -246,9 +262,13 @@ def stored_sweep(out_dir: str | Path) -> Sweep:
     if "sweep_source" not in meta:
         raise ConfigError("out", f"{out_dir} has no stored sweep (an interrupted creation); rerun the sweep command")
     try:
-        return parse_sweep(meta["sweep_source"], meta.get("sweep_path", "stored sweep"), meta.get("sweep_budget", "full"))
+        return parse_sweep(
+            meta["sweep_source"], meta.get("sweep_path", "stored sweep"), meta.get("sweep_budget", "full")
+        )
     except ConfigError as e:
-        raise ConfigError("out", f"the sweep stored in {out_dir} no longer validates ({e}); rerun it with --force") from None
+        raise ConfigError(
+            "out", f"the sweep stored in {out_dir} no longer validates ({e}); rerun it with --force"
+        ) from None
 
 
 def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
@@ -282,8 +302,12 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     all_methods = over.pop("all_methods", {})
     cfg = _deep_merge(cfg, over)
     if not isinstance(cfg.get("name"), str) or not SAFE_NAME.fullmatch(cfg["name"]):
-        raise _err(path, "name", "required: a file stem of letters, digits, '_', '-' and '.' (not starting with "
-                   f"'.'; it names the figures inside --out), got {cfg.get('name')!r}")
+        raise _err(
+            path,
+            "name",
+            "required: a file stem of letters, digits, '_', '-' and '.' (not starting with "
+            f"'.'; it names the figures inside --out), got {cfg.get('name')!r}",
+        )
     for k in ("data", "grid", "train", "plot"):
         _require_table(cfg, k, path)
     data = cfg.get("data", {})
@@ -324,16 +348,30 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         if not isinstance(lab, str) or not lab:
             raise _err(path, f"methods[{i}].label", f"must be a non-empty string, got {lab!r}")
         if lab in labels:  # two entries under one label would be pooled as if they were seeds of one method
-            raise _err(path, f"methods[{i}].label", f"{lab!r} is already the label of methods[{labels[lab]}]; "
-                       "give each [[methods]] entry its own label")
+            raise _err(
+                path,
+                f"methods[{i}].label",
+                f"{lab!r} is already the label of methods[{labels[lab]}]; give each [[methods]] entry its own label",
+            )
         labels[lab] = i
     n_points = _count(grid, zips, "grid.", path)
-    n_cells = n_points * len(seeds) * sum(_count({k: v for k, v in {**m, **all_methods}.items()
-                                                    if k not in ("name", "label", "zip")}, m.get("zip", []),
-                                                   f"methods[{i}].", path) for i, m in enumerate(methods))
+    n_cells = (
+        n_points
+        * len(seeds)
+        * sum(
+            _count(
+                {k: v for k, v in {**m, **all_methods}.items() if k not in ("name", "label", "zip")},
+                m.get("zip", []),
+                f"methods[{i}].",
+                path,
+            )
+            for i, m in enumerate(methods)
+        )
+    )
     if n_cells > MAX_CELLS:  # counted from the axis lengths, before anything is listed
-        raise _err(path, "grid", f"{n_cells} cells exceed the limit of {MAX_CELLS}; split the sweep or coarsen "
-                   "its grid")
+        raise _err(
+            path, "grid", f"{n_cells} cells exceed the limit of {MAX_CELLS}; split the sweep or coarsen its grid"
+        )
     data_points = _expand(grid, zips, "grid.", path)
     cells, seen = [], set()
     for i, m in enumerate(methods):
@@ -349,8 +387,12 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         for k in m:
             base = derived_base(k)
             if base not in allowed:
-                raise _err(path, f"{key}.{k}", f"unknown hyperparameter of {name}; allowed: {', '.join(sorted(allowed))} "
-                           "(and X_over_f for a frequency X, X_over_s for a count X)")
+                raise _err(
+                    path,
+                    f"{key}.{k}",
+                    f"unknown hyperparameter of {name}; allowed: {', '.join(sorted(allowed))} "
+                    "(and X_over_f for a frequency X, X_over_s for a count X)",
+                )
         for params in _expand(m, mzips, f"{key}.", path):
             for point in data_points:
                 d = {**data, **point}
@@ -379,14 +421,26 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
             axes.setdefault(k, []).extend(axis_values(v, f"methods[{i}].{k}", path))
     refine = parse_refines(cfg.get("refine"), path, axes, zipped, seeds, plot.get("metric"))
     report = cfg.get("report", {})
-    return Sweep(cfg["name"], cfg.get("description", ""), cells, plot, source, path, budget, refine,
-                 tuple(int(s) for s in seeds), report)
+    return Sweep(
+        cfg["name"],
+        cfg.get("description", ""),
+        cells,
+        plot,
+        source,
+        path,
+        budget,
+        refine,
+        tuple(int(s) for s in seeds),
+        report,
+    )
 
 
 def _count(table: dict, zips: list, key_prefix: str, path: str) -> int:
     """How many points ``_expand`` would make, from the axes' lengths (zipped groups count once)."""
-    lens = {k: len(axis_values(v, f"{key_prefix}{k}", path)) if not isinstance(v, dict) or _is_axis_table(v) else 1
-            for k, v in table.items()}
+    lens = {
+        k: len(axis_values(v, f"{key_prefix}{k}", path)) if not isinstance(v, dict) or _is_axis_table(v) else 1
+        for k, v in table.items()
+    }
     used, total = set(), 1
     for z in zips:
         if isinstance(z, list) and z and all(k in lens for k in z):
@@ -400,12 +454,14 @@ def _count(table: dict, zips: list, key_prefix: str, path: str) -> int:
 
 def _require_table(d: dict, key: str, path: str, name: str | None = None) -> None:
     if key in d and not isinstance(d[key], dict):
-        raise _err(path, name or key, f"must be a table ([{name or key}] or key = {{...}}), got {type(d[key]).__name__}")
+        raise _err(
+            path, name or key, f"must be a table ([{name or key}] or key = {{...}}), got {type(d[key]).__name__}"
+        )
 
 
 def _require_zip(z, key: str, path: str) -> None:
     if not (isinstance(z, list) and all(isinstance(g, list) and all(isinstance(k, str) for k in g) for g in z)):
-        raise _err(path, key, f"must be a list of lists of axis names, e.g. [[\"n\", \"d\"]], got {z!r}")
+        raise _err(path, key, f'must be a list of lists of axis names, e.g. [["n", "d"]], got {z!r}')
 
 
 def _check_plot(plot: dict, path: str) -> None:
@@ -436,5 +492,5 @@ def make_batches(cells: list[Cell], max_batch: int) -> list[list[Cell]]:
     out = []
     for g in groups.values():
         for a in range(0, len(g), max_batch):
-            out.append(g[a:a + max_batch])
+            out.append(g[a : a + max_batch])
     return out
