@@ -368,11 +368,12 @@ def test_no_name_writes_outside_out(tmp_path):
     run_sweep(load_sweep(f), str(out), progress=False)
     con = sqlite3.connect(out / "results.sqlite")
     con.execute("UPDATE meta SET value = '../escaped' WHERE key = 'sweep_name'")
+    con.execute("UPDATE meta SET value = replace(value, 'name = \"h\"', 'name = \"../escaped\"') "
+                "WHERE key = 'sweep_source'")
     con.commit()
     con.close()
-    one_line_exit_2(cli("plot", str(out), "--x", "d"), "safe file stem")
+    one_line_exit_2(cli("plot", str(out), "--x", "d"), "a file stem")
     assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
-    assert os.listdir(tmp_path) == sorted(os.listdir(tmp_path)) or True
 
 
 def test_a_creator_that_raced_past_the_check_cannot_mix_its_cells_in(tmp_path):

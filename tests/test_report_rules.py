@@ -2,6 +2,7 @@
 and (where intervals can straddle its threshold) "inconclusive"."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -88,12 +89,17 @@ def _imbalanced(gba, topk30):
 
 
 PAPER = {"GBA (0.5 → 1e-3, ICLR; covers f)": [100.0, 100.0], "TopK K=30": [98.4, 24.2]}
+# the sweep file's [report.paper] and roles (label text plays no part in the rule)
+SWEEP = SimpleNamespace(report={"paper": PAPER}, roles={"GBA (0.5 → 1e-3, ICLR; covers f)": "gba_covers_f"})
 
 
 def test_imbalanced_verdicts():
-    assert R.claim_imbalanced(_imbalanced(1.0, 0.242), PAPER)["verdict"].startswith("reproduced")
-    assert R.claim_imbalanced(_imbalanced(1.0, 0.9), PAPER)["verdict"].startswith("partly")
-    assert R.claim_imbalanced(_imbalanced(0.1, 0.9), PAPER)["verdict"].startswith("not reproduced")
+    assert R.claim_imbalanced(_imbalanced(1.0, 0.242), None, SWEEP)["verdict"].startswith("reproduced")
+    assert R.claim_imbalanced(_imbalanced(1.0, 0.9), None, SWEEP)["verdict"].startswith("partly")
+    assert R.claim_imbalanced(_imbalanced(0.1, 0.9), None, SWEEP)["verdict"].startswith("not reproduced")
+    # without the role, the GBA row is just another row: a mismatch elsewhere is no longer "partly"
+    no_role = SimpleNamespace(report={"paper": PAPER}, roles={})
+    assert R.claim_imbalanced(_imbalanced(1.0, 0.9), None, no_role)["verdict"].startswith("not reproduced")
 
 
 # ---------------------------------------------------------------------------------------------- within / pooled

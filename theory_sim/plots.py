@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-import tomllib
 from pathlib import Path
 
 import matplotlib
@@ -34,7 +33,7 @@ from .analysis import (  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .metrics import CURVE_TAUS  # noqa: E402
 from .store import Store, load_results  # noqa: E402
-from .sweep.spec import CURVE_KINDS, SAFE_NAME  # noqa: E402
+from .sweep.spec import CURVE_KINDS, stored_sweep  # noqa: E402
 
 LABELS = {
     "p_over_f": "target frequency p / feature frequency f",
@@ -614,14 +613,8 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
             f"{len(lost)} finished cells in {out_dir} have lost their arrays; rerun the sweep "
             "command on this folder to recompute them",
         )
-    meta = store.meta()
-    cfg = tomllib.loads(meta["sweep_source"])
-    plot = cfg.get("plot", {})
-    name = meta["sweep_name"]
-    if not SAFE_NAME.fullmatch(name):  # a store written before names were checked: never a path
-        raise ConfigError(
-            "out", f"the stored sweep name {name!r} is not a safe file stem; rerun the sweep with a valid name"
-        )
+    sweep = stored_sweep(out_dir)  # validated again: a stored name that is not a safe file stem is refused
+    plot, name = sweep.plot, sweep.name
     x, y = x or plot.get("x"), y or plot.get("y")
     metric = metric or plot.get("metric", "frr_0.9")
     _done(df, metric)
@@ -634,7 +627,7 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
     paths = []
     if x and y:
         paths += phase_diagram(
-            df, x, y, metric, fig_dir / f"{name}_phase_{metric}", " ".join(cfg.get("description", "").split())
+            df, x, y, metric, fig_dir / f"{name}_phase_{metric}", " ".join(sweep.description.split())
         )
         for by in plot.get("tuned", []) if isinstance(plot.get("tuned"), list) else []:
             paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}_tuned_by_{by}", tuned=by)
@@ -652,5 +645,5 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
         elif kind == "frr_vs_magnitude":
             paths += frr_vs_magnitude(df, store, fig_dir / f"{name}_frr_vs_magnitude")
         elif kind == "table":
-            paths += paper_table(df, cfg.get("report", {}).get("paper", {}), fig_dir / f"{name}_table")
+            paths += paper_table(df, sweep.report.get("paper", {}), fig_dir / f"{name}_table")
     return paths

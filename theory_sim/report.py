@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +96,7 @@ def _all(conds):
 # and returns {claim, paper, rule, ours, verdict}; the rule is fixed before the numbers are read, and every
 # comparison in it is tri-state (analysis.at_least / at_most on 95 % intervals), so an interval that
 # straddles a threshold yields "inconclusive" rather than a verdict.
-def claim_theorem(df, store=None) -> dict:
+def claim_theorem(df, store=None, sweep=None) -> dict:
     df = _done(df).copy()
     # FRR of the random initialisation (step 0): in small d a wide random dictionary matches features by chance
     df["frr_init"] = [t[0] if isinstance(t, (list, tuple)) and len(t) else float("nan") for t in df["frr_0.9_by_step"]]
@@ -172,7 +171,7 @@ def _edge_text(c) -> str:
     return f"{c['direction']} at p/f = {c['estimate']:.3g}{iv} (bracket {c['lower']:.3g}–{c['upper']:.3g})"
 
 
-def claim_resonance(df, store=None) -> dict:
+def claim_resonance(df, store=None, sweep=None) -> dict:
     df = _done(df)
     n = int(df.n.iloc[0])
     f = float(df.s.iloc[0]) / n
@@ -253,7 +252,7 @@ def claim_resonance(df, store=None) -> dict:
     }
 
 
-def claim_cooccurrence(df, store=None) -> dict:
+def claim_cooccurrence(df, store=None, sweep=None) -> dict:
     df = _done(df)
     n = int(df.n.iloc[0])
     thr = theory.cooccurrence_threshold(n)
@@ -288,7 +287,7 @@ def claim_cooccurrence(df, store=None) -> dict:
     }
 
 
-def claim_width_magnitude(df, store: Store) -> dict:
+def claim_width_magnitude(df, store: Store, sweep=None) -> dict:
     df = _done(df)
     ba = _variant(df[df.method == "ba"], p_over_f=1.0)
     by_w = {w: pooled(g) for w, g in ba.groupby("width")}
@@ -333,7 +332,9 @@ def claim_width_magnitude(df, store: Store) -> dict:
 SUPPORTED_READING = "unit-norm rows"
 
 
-def claim_imbalanced(df, paper: dict, store=None) -> dict:
+def claim_imbalanced(df, store=None, sweep=None) -> dict:
+    paper = sweep.report.get("paper", {}) if sweep else {}
+    roles = sweep.roles if sweep else {}
     df = A.reading_labels(_done(df))
     rows, per_reading = [], {}
     for (lab, rd), g in df.groupby(["label", "reading"], sort=False):
@@ -348,7 +349,9 @@ def claim_imbalanced(df, paper: dict, store=None) -> dict:
         )
         if ref:
             match = _all([_within(a8, ref[0] / 100, 0.10), _within(a9, ref[1] / 100, 0.10)])
-            per_reading.setdefault(norm, {"gba": [], "rest": []})["gba" if "covers f" in lab else "rest"].append(match)
+            per_reading.setdefault(norm, {"gba": [], "rest": []})[
+                "gba" if roles.get(lab) == "gba_covers_f" else "rest"
+            ].append(match)
     verdicts = {k: A.verdict([_any(v["gba"]), _all(v["gba"] + v["rest"])]) for k, v in per_reading.items()}
     ks = []
     topk = df[df.method == "topk"]
@@ -395,7 +398,7 @@ def _within(iv, target: float, tol: float):
     return None
 
 
-def claim_frontier(df, store: Store) -> dict:
+def claim_frontier(df, store: Store, sweep=None) -> dict:
     df = _done(df).copy()
     df["series"] = A.variant_labels(df)
     s = float(df.s.iloc[0])
@@ -449,7 +452,7 @@ def claim_frontier(df, store: Store) -> dict:
     }
 
 
-def claim_phase(df, store=None) -> dict:
+def claim_phase(df, store=None, sweep=None) -> dict:
     df = _done(df)
     parts = []
     for lab, g in df.groupby("label", sort=False):
@@ -480,7 +483,7 @@ def describe(df, x, metric="frr_0.9") -> str:
     )
 
 
-def claim_noise(df, store=None) -> dict:
+def claim_noise(df, store=None, sweep=None) -> dict:
     return {
         "claim": "(no claim in the paper) FRR vs SNR",
         "paper": "—",
@@ -491,15 +494,19 @@ def claim_noise(df, store=None) -> dict:
 
 
 #: experiment name → its rule (one signature: the rows, the store, the sweep's [report.paper] table)
+#: one rule per experiment, one signature: rule(df, store, sweep) → {claim, paper, rule, ours, verdict}; df: the
+#: experiment's current rows (load_results), store: its results store (arrays), sweep: its validated sweep
+#: file (``sweep.report["paper"]``: the paper's numbers; ``sweep.roles``: label → role, e.g. "gba_covers_f").
+#: A new experiment is a sweep file in sweeps/ plus one entry here.
 CLAIMS = {
-    "theorem": lambda df, store, paper: claim_theorem(df),
-    "resonance": lambda df, store, paper: claim_resonance(df),
-    "cooccurrence": lambda df, store, paper: claim_cooccurrence(df),
-    "width_magnitude": lambda df, store, paper: claim_width_magnitude(df, store),
-    "imbalanced": lambda df, store, paper: claim_imbalanced(df, paper),
-    "phase": lambda df, store, paper: claim_phase(df),
-    "noise": lambda df, store, paper: claim_noise(df),
-    "frontier": lambda df, store, paper: claim_frontier(df, store),
+    "theorem": claim_theorem,
+    "resonance": claim_resonance,
+    "cooccurrence": claim_cooccurrence,
+    "width_magnitude": claim_width_magnitude,
+    "imbalanced": claim_imbalanced,
+    "phase": claim_phase,
+    "noise": claim_noise,
+    "frontier": claim_frontier,
 }
 
 
@@ -526,7 +533,6 @@ def reproduce(
         timings[name] = time.perf_counter() - t0
         df = load_results(out / name, current_only=True)
         store = Store(out / name)
-        paper = tomllib.loads(path.read_text()).get("report", {}).get("paper", {})
         train_s = float((df.seconds / df.batch_size.clip(lower=1)).sum()) if len(df) else 0.0  # Σ over ensembles
         sec = {
             "name": name,
@@ -537,7 +543,7 @@ def reproduce(
             "train_seconds": train_s,
         }
         sec["not_converged"] = int((~A.converged(df[df.status == "done"])).sum())
-        sec.update(CLAIMS[name](df, store, paper))
+        sec.update(CLAIMS[name](df, store, sweep))
         sections.append(sec)
     report = _write_report(out, budget, sections, timings)
     return report

@@ -63,6 +63,8 @@ BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods", "refin
 #: the most cells one sweep file may define (each is a trained model; 10⁹ would exhaust memory listing them)
 MAX_CELLS = 200_000
 #: a sweep name becomes part of file names: no path separators, no leading dot
+#: a [[methods]] role: an identifier
+ROLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
 
@@ -123,6 +125,7 @@ class Sweep:
     refine: tuple[Refine, ...] = ()
     seeds: tuple = (0,)
     report: dict = field(default_factory=dict)  # [report]: e.g. the paper's numbers beside ours
+    roles: dict = field(default_factory=dict)  # label → role ([[methods]] role): what a report rule keys on
 
     def derive(self, cell: Cell, axis: str | None = None, value=None, seed: int | None = None) -> Cell | None:
         """``cell`` at another value of ``axis`` and/or another seed, validated like a grid cell; None if the
@@ -360,7 +363,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         * len(seeds)
         * sum(
             _count(
-                {k: v for k, v in {**m, **all_methods}.items() if k not in ("name", "label", "zip")},
+                {k: v for k, v in {**m, **all_methods}.items() if k not in ("name", "label", "zip", "role")},
                 m.get("zip", []),
                 f"methods[{i}].",
                 path,
@@ -373,7 +376,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
             path, "grid", f"{n_cells} cells exceed the limit of {MAX_CELLS}; split the sweep or coarsen its grid"
         )
     data_points = _expand(grid, zips, "grid.", path)
-    cells, seen = [], set()
+    cells, seen, roles = [], set(), {}
     for i, m in enumerate(methods):
         m = {**m, **all_methods}
         key = f"methods[{i}]"
@@ -381,6 +384,16 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         if name not in REGISTRY:
             raise _err(path, f"{key}.name", f"unknown method {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
         label = m.pop("label", name)
+        role = m.pop("role", None)
+        if role is not None:
+            if not (isinstance(role, str) and ROLE.fullmatch(role)):
+                raise _err(
+                    path,
+                    f"{key}.role",
+                    f"must be an identifier of lowercase letters, digits and '_' (what a "
+                    f'report rule keys on, e.g. "gba_covers_f"), got {role!r}',
+                )
+            roles[str(label)] = role
         mzips = m.pop("zip", [])
         _require_zip(mzips, f"{key}.zip", path)
         allowed = {f.name for f in fields(get_method(name).Config)}
@@ -416,7 +429,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     zipped = {k for z in zips for k in z}
     for i, m in enumerate(methods):
         zipped |= {k for z in {**m, **all_methods}.get("zip", []) for k in z}
-        m = {k: v for k, v in {**m, **all_methods}.items() if k not in ("name", "label", "zip")}
+        m = {k: v for k, v in {**m, **all_methods}.items() if k not in ("name", "label", "zip", "role")}
         for k, v in m.items():
             axes.setdefault(k, []).extend(axis_values(v, f"methods[{i}].{k}", path))
     refine = parse_refines(cfg.get("refine"), path, axes, zipped, seeds, plot.get("metric"))
