@@ -1,7 +1,6 @@
 """Reliability under hostile or careless input: every bad input one line and exit 2 with nothing written;
 faults (disk full, concurrent creation, lost arrays) detected and repaired; no name writes outside --out."""
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -368,8 +367,9 @@ def test_no_name_writes_outside_out(tmp_path):
     run_sweep(load_sweep(f), str(out), progress=False)
     con = sqlite3.connect(out / "results.sqlite")
     con.execute("UPDATE meta SET value = '../escaped' WHERE key = 'sweep_name'")
-    con.execute("UPDATE meta SET value = replace(value, 'name = \"h\"', 'name = \"../escaped\"') "
-                "WHERE key = 'sweep_source'")
+    con.execute(
+        "UPDATE meta SET value = replace(value, 'name = \"h\"', 'name = \"../escaped\"') WHERE key = 'sweep_source'"
+    )
     con.commit()
     con.close()
     one_line_exit_2(cli("plot", str(out), "--x", "d"), "a file stem")

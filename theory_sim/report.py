@@ -101,7 +101,10 @@ def claim_theorem(df, store=None, sweep=None) -> dict:
     # FRR of the random initialisation (step 0): in small d a wide random dictionary matches features by chance
     df["frr_init"] = [t[0] if isinstance(t, (list, tuple)) and len(t) else float("nan") for t in df["frr_0.9_by_step"]]
     inside = df.apply(
-        lambda r: theory.in_band(r.p_over_f * r.s / r.n, r.s / r.n, r.d) and r.d >= math.sqrt(r.n), axis=1
+        lambda r: (
+            theory.in_band(r.p_over_f * r.s / r.n, r.s / r.n, r.d) and theory.superposition_regime(r.n, r.d) == "light"
+        ),
+        axis=1,
     )
     meaningful = inside & (df.frr_init < 0.5)
     below = (df.p_over_f < 1) & (df.frr_init < 0.5)
@@ -213,8 +216,8 @@ def claim_resonance(df, store=None, sweep=None) -> dict:
         upper_ok.append(_all([A.at_least(pooled(g), 0.8), True if fall else False]))
         lower_found.append(any(c["direction"] == "rising" for c in e["crossings"]))
         widths[d] = _log2_width(e)
-    heavy = [widths[d] for d in widths if d < math.sqrt(n)]
-    light = [widths[d] for d in widths if d > math.sqrt(n)]
+    heavy = [widths[d] for d in widths if theory.superposition_regime(n, d) == "heavy"]
+    light = [widths[d] for d in widths if d > math.sqrt(n)]  # d = √n itself sits on the transition: neither
     wider = None
     if heavy and light:
         lo_light, hi_heavy = max(w[1] for w in light), max(w[2] for w in heavy)

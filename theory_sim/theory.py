@@ -56,6 +56,13 @@ def low_cooccurrence(rho2: float, n: int) -> bool:
     return rho2 < cooccurrence_threshold(n)
 
 
+def welch_bound(n: int, d: int) -> float:
+    """Lower bound on max |cos| of n unit vectors in R^d (0 when n <= d): no dictionary is more incoherent."""
+    if n <= d:
+        return 0.0
+    return math.sqrt((n - d) / (d * (n - 1)))
+
+
 def gaussian_coherence_level(n: int, d: int) -> float:
     """Typical max |cos| of n i.i.d. Gaussian directions in R^d, √(4 ln n / d) (V1's reference)."""
     return math.sqrt(4 * math.log(max(n, 2)) / d)

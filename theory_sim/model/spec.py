@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass, fields
 
 from ..errors import normalise_integers, reject_unknown, require
+from ..theory import welch_bound
 
 # knob -> the default that reproduces the behaviour before the knob existed (see GeneratorSpec.to_dict)
 LATER_FIELDS = {"row_norm": False}
@@ -251,13 +252,6 @@ class GeneratorSpec:
 
     def replace(self, **kw) -> "GeneratorSpec":
         return dataclasses.replace(self, **kw)
-
-
-def welch_bound(n: int, d: int) -> float:
-    """Lower bound on max |cos| of n unit vectors in R^d (0 when n <= d)."""
-    if n <= d:
-        return 0.0
-    return math.sqrt((n - d) / (d * (n - 1)))
 
 
 GENERATOR_FIELDS = tuple(f.name for f in fields(GeneratorSpec))

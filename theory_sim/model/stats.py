@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from .. import theory
 from .sampler import ModelSampler
 from .spec import GeneratorSpec
 
@@ -113,13 +114,13 @@ def data_conditions(spec: GeneratorSpec, stats: dict) -> dict:
     - ``in_superposition``: n > d.
     """
     n, d = spec.n, spec.d
-    gaussian_level = math.sqrt(4 * math.log(max(n, 2)) / d)
+    gaussian_level = theory.gaussian_coherence_level(n, d)
     return {
         "theorem_model": spec.features == "gaussian" and spec.shared == 0 and spec.support == "exact",
-        "low_cooccurrence": bool(stats["rho2"] < n**-0.5),
-        "rho2_threshold": n**-0.5,
+        "low_cooccurrence": bool(theory.low_cooccurrence(stats["rho2"], n)),
+        "rho2_threshold": theory.cooccurrence_threshold(n),
         "incoherent": bool(stats["mu_max"] <= gaussian_level),
         "mu_threshold": gaussian_level,
-        "superposition": "heavy" if d < math.sqrt(n) else "light",
+        "superposition": theory.superposition_regime(n, d),
         "in_superposition": n > d,
     }
