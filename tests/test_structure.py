@@ -1,5 +1,6 @@
 """The package's shape: no import cycle among its modules (module-level imports; function-level ones are
 deferred on purpose), and per-method knowledge only in theory_sim/sae/."""
+
 import ast
 import re
 from pathlib import Path
@@ -47,7 +48,7 @@ def find_cycle(graph):
         stack.append(m)
         for d in sorted(graph.get(m, ())):
             if state.get(d) == 1:
-                return stack[stack.index(d):] + [d]
+                return stack[stack.index(d) :] + [d]
             if d not in state:
                 c = visit(d)
                 if c:
