@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -143,3 +144,21 @@ def test_a_tie_between_an_edge_and_the_interior_is_no_edge_flag():
     rows[2]["frr_0.9"] = 1.1
     t = A.tune_per_cell(pd.DataFrame(rows), ["x"], "frr_0.9", by="frr_0.9")
     assert t.l1.iloc[0] == 1.0 and "high edge" in t.tuned_edge.iloc[0]
+
+
+def test_row_spec_is_the_spec_the_cell_trained_on():
+    """A results row's spec uses the row's own seed: per-feature magnitudes of seed 2 are seed 2's."""
+    from theory_sim.analysis import row_spec
+    from theory_sim.model.sampler import feature_magnitudes
+    from theory_sim.sweep.spec import make_cell
+
+    data = {"n": 32, "d": 16, "s": 2, "magnitude": "per_feature", "mag_low": 0.5, "mag_high": 2.0}
+    for seed in (0, 2):
+        cell = make_cell(data, "ba", {"width": 16}, {"steps": 1}, seed, "BA")
+        row = pd.Series({**cell.data, "seed": seed})
+        assert row_spec(row) == cell.spec()
+    h0 = feature_magnitudes(row_spec(pd.Series({**data, "seed": 0})))
+    h2 = feature_magnitudes(row_spec(pd.Series({**data, "seed": 2})))
+    assert not torch.equal(h0, h2)
+    fixed = pd.Series({**data, "seed": 2, "data_seed": 7})  # a [data] seed fixes the data across cell seeds
+    assert row_spec(fixed).seed == 7

@@ -59,6 +59,12 @@ def seed_interval(values, n_items: int | None = None, level: float = LEVEL) -> t
     return (m, lo, hi)
 
 
+def done(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of finished cells (failed and pending ones carry no metrics): the one filter every figure
+    and rule starts from."""
+    return df[df.status == "done"]
+
+
 def is_fraction(metric: str) -> bool:
     return metric.startswith("frr_")
 
@@ -382,14 +388,16 @@ def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> li
 
 
 def row_spec(r: pd.Series):
-    """The GeneratorSpec of a results row (a fixed ``data_seed`` wins over the cell seed)."""
+    """The GeneratorSpec a results row was trained on: its data fields at the row's cell ``seed`` (a fixed
+    ``data_seed`` wins), exactly as the sweep built it (GeneratorSpec.for_cell)."""
     from .model.spec import GENERATOR_FIELDS, GeneratorSpec
 
     data = {k: (list(r[k]) if isinstance(r[k], tuple) else r[k]) for k in GENERATOR_FIELDS if k in r.index}
     data = {k: v for k, v in data.items() if not (isinstance(v, float) and math.isnan(v)) and v is not None}
+    data.pop("seed", None)
     if "data_seed" in r.index and pd.notna(r["data_seed"]):
         data["seed"] = int(r["data_seed"])
-    return GeneratorSpec.from_dict(data)
+    return GeneratorSpec.for_cell(data, int(r["seed"]))
 
 
 def magnitude_recovery(g: pd.DataFrame, store: Store, tau: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

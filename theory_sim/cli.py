@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import typing
@@ -99,18 +98,10 @@ def generator_spec_from_args(args, base: GeneratorSpec | None = None) -> Generat
 
 
 def dump_json(obj) -> str:
-    """JSON with non-finite floats as strings (valid JSON; 'inf' for a noiseless SNR)."""
+    """``--json`` output: store.to_json's convention (NaN null, ±inf "inf" / "-inf"), keys in their order."""
+    from .store import to_json
 
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return str(v)
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(obj), default=str)
+    return to_json(obj, sort_keys=False)
 
 
 # ---------------------------------------------------------------------- commands

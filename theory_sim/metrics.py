@@ -19,6 +19,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from .tensor import unit_rows
+
 TAUS = (0.8, 0.9, 0.95, 0.99)
 CURVE_TAUS = tuple(np.round(np.linspace(0.5, 1.0, 51), 3))
 #: the scalar metrics a boundary may be drawn on (a ``[refine]`` level), each with its range: a level must lie
@@ -43,8 +45,7 @@ MCC_CANDIDATES = 16
 
 
 def _unit(a: torch.Tensor) -> torch.Tensor:
-    a = a.float()
-    return a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return unit_rows(a.float())
 
 
 def best_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, absolute: bool = False):

@@ -23,6 +23,7 @@ from .analysis import (  # noqa: E402
     cell_summary,
     converged,
     crossings_along,
+    done,
     magnitude_recovery,
     reading_labels,
     seed_interval,
@@ -96,21 +97,21 @@ def _done(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         raise ConfigError(
             "metric", f"{metric!r} is not a numeric results column; try frr_0.9, mmcs, mcc, explained_variance, l0"
         )
-    done = df[df.status == "done"]
-    if done.empty:
+    fin = done(df)
+    if fin.empty:
         raise ConfigError("plot", "no finished cells to draw yet (theory-sim status shows why)")
-    return done
+    return fin
 
 
 def check_axes(df: pd.DataFrame, axes: list[str]) -> None:
     """Each axis a numeric results column that every method of the figure has (one line otherwise)."""
-    done = df[df.status == "done"]
+    fin = done(df)
     for role, col in zip(("x", "y"), axes):
         if col not in df.columns:
             raise ConfigError(role, f"{col!r} is not a results column of this sweep")
-        if not pd.api.types.is_numeric_dtype(done[col].dropna()) or done[col].dropna().empty:
+        if not pd.api.types.is_numeric_dtype(fin[col].dropna()) or fin[col].dropna().empty:
             raise ConfigError(role, f"{col!r} has no numeric values to put on an axis")
-        missing = sorted({lab for lab, g in done.groupby("label") if g[col].isna().all()})
+        missing = sorted({lab for lab, g in fin.groupby("label") if g[col].isna().all()})
         if missing and role == "y":
             raise ConfigError(
                 role,
@@ -416,7 +417,7 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> 
 
 
 def frr_vs_tau(df, store: Store, out: Path, title="") -> list[str]:
-    df = df[df.status == "done"].copy()
+    df = done(df).copy()
     df["series"] = variant_labels(df)
     rows = []
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
@@ -440,7 +441,7 @@ def frontier(df, out: Path, title="") -> list[str]:
     """Sparsity–reconstruction frontier: FVU (log) vs L0, one line per label through its variants, each
     point the mean over seeds with its 95 % interval in both coordinates and labelled with the
     hyperparameters that make the variant."""
-    df = df[df.status == "done"].copy()
+    df = done(df).copy()
     df["series"] = variant_labels(df)
     rows = []
     for (lab, ser), g in df.groupby(["label", "series"], sort=False):
@@ -497,7 +498,7 @@ def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
     """Cross-seed consistency: fraction of alive neurons of one seed's SAE with a cos ≥ 0.9 partner in
     another seed's SAE (same data model, same hyperparameters), mean over seed pairs. Meaningful when the
     sweep fixes ``[data] seed`` so that seeds differ only in the SAE's initialisation."""
-    df = df[df.status == "done"].copy()
+    df = done(df).copy()
     df["series"] = variant_labels(df)
     rows = []
     for lab, g in df.groupby("series", sort=False):
@@ -519,7 +520,7 @@ def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
 
 def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
     """Per-feature recovery (best cos ≥ 0.9) vs the feature's magnitude h_i (per_feature magnitudes)."""
-    df = df[df.status == "done"].copy()
+    df = done(df).copy()
     df["series"] = variant_labels(df)
     rows = []
     for lab, g in df.groupby("series", sort=False):
@@ -555,7 +556,7 @@ def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
 def paper_table(df, paper: dict, out: Path, title="") -> list[str]:
     """Bars of our FRR@0.8 / FRR@0.9 per label and reading (mean over seeds, 95 % interval as error bars),
     the paper's numbers as markers."""
-    df = reading_labels(df[df.status == "done"])
+    df = reading_labels(done(df))
     df = df.assign(
         reading=[r if lab == v else v + r[len(lab) :] for r, lab, v in zip(df.reading, df.label, variant_labels(df))]
     )

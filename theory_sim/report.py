@@ -32,10 +32,6 @@ def _fmt(v, pct=False):
     return f"{100 * v:.1f} %" if pct else f"{v:.3g}"
 
 
-def _done(df):
-    return df[df.status == "done"]
-
-
 def pooled(df: pd.DataFrame, metric: str = "frr_0.9") -> tuple[float, float, float]:
     """Mean of ``metric`` over the rows ``df`` (cells × seeds) with its interval: per seed, the mean over
     the cells; then analysis.seed_interval over those per-seed means (Wilson-widened for a fraction, with
@@ -61,7 +57,7 @@ def _variant(df, **kw):
 def edge_flags(df: pd.DataFrame, axes: list[str], by: str = "frr_0.9") -> list[str]:
     """ "label: choice (high edge of a–b)" for every label whose best variant (tuned per cell by ``by``) sits
     on the edge of its grid somewhere: the baseline may not have been at its best."""
-    t = A.tune_per_cell(_done(df), axes, by, by=by)
+    t = A.tune_per_cell(A.done(df), axes, by, by=by)
     out = []
     for lab, g in t.groupby("label", sort=False):
         edges = sorted({e for e in g.tuned_edge if e})
@@ -97,7 +93,7 @@ def _all(conds):
 # comparison in it is tri-state (analysis.at_least / at_most on 95 % intervals), so an interval that
 # straddles a threshold yields "inconclusive" rather than a verdict.
 def claim_theorem(df, store=None, sweep=None) -> dict:
-    df = _done(df).copy()
+    df = A.done(df).copy()
     # FRR of the random initialisation (step 0): in small d a wide random dictionary matches features by chance
     df["frr_init"] = [t[0] if isinstance(t, (list, tuple)) and len(t) else float("nan") for t in df["frr_0.9_by_step"]]
     inside = df.apply(
@@ -145,7 +141,7 @@ def claim_theorem(df, store=None, sweep=None) -> dict:
 def band_edges(df: pd.DataFrame, metric: str = "frr_0.9", level: float = 0.5) -> dict:
     """Per d: the fitted crossings of ``level`` along p/f (analysis.crossings on per-seed values)."""
     out = {}
-    for d, g in _done(df).groupby("d"):
+    for d, g in A.done(df).groupby("d"):
         xs, per, found = A.crossings_along(g, "p_over_f", metric, level)
         out[d] = {"xs": xs, "crossings": found, "means": [float(np.mean(v)) for v in per]}
     return out
@@ -175,7 +171,7 @@ def _edge_text(c) -> str:
 
 
 def claim_resonance(df, store=None, sweep=None) -> dict:
-    df = _done(df)
+    df = A.done(df)
     n = int(df.n.iloc[0])
     f = float(df.s.iloc[0]) / n
     # a run whose neurons never reached their target frequency was not run at the p/f it is filed under:
@@ -256,7 +252,7 @@ def claim_resonance(df, store=None, sweep=None) -> dict:
 
 
 def claim_cooccurrence(df, store=None, sweep=None) -> dict:
-    df = _done(df)
+    df = A.done(df)
     n = int(df.n.iloc[0])
     thr = theory.cooccurrence_threshold(n)
     rows, ok = [], []
@@ -291,7 +287,7 @@ def claim_cooccurrence(df, store=None, sweep=None) -> dict:
 
 
 def claim_width_magnitude(df, store: Store, sweep=None) -> dict:
-    df = _done(df)
+    df = A.done(df)
     ba = _variant(df[df.method == "ba"], p_over_f=1.0)
     by_w = {w: pooled(g) for w, g in ba.groupby("width")}
     ws = sorted(by_w)
@@ -338,7 +334,7 @@ SUPPORTED_READING = "unit-norm rows"
 def claim_imbalanced(df, store=None, sweep=None) -> dict:
     paper = sweep.report.get("paper", {}) if sweep else {}
     roles = sweep.roles if sweep else {}
-    df = A.reading_labels(_done(df))
+    df = A.reading_labels(A.done(df))
     rows, per_reading = [], {}
     for (lab, rd), g in df.groupby(["label", "reading"], sort=False):
         if g.method.iloc[0] == "topk" and g.k.nunique() > 1:
@@ -402,7 +398,7 @@ def _within(iv, target: float, tol: float):
 
 
 def claim_frontier(df, store: Store, sweep=None) -> dict:
-    df = _done(df).copy()
+    df = A.done(df).copy()
     df["series"] = A.variant_labels(df)
     s = float(df.s.iloc[0])
     cons, best_cons = {}, {}
@@ -456,7 +452,7 @@ def claim_frontier(df, store: Store, sweep=None) -> dict:
 
 
 def claim_phase(df, store=None, sweep=None) -> dict:
-    df = _done(df)
+    df = A.done(df)
     parts = []
     for lab, g in df.groupby("label", sort=False):
         t = A.tune_per_cell(g, ["s", "shared"], "frr_0.9", by="frr_0.9")
@@ -478,7 +474,7 @@ def claim_phase(df, store=None, sweep=None) -> dict:
 
 
 def describe(df, x, metric="frr_0.9") -> str:
-    df = _done(df)
+    df = A.done(df)
     df = df.assign(variant=A.variant_labels(df, [x]))
     return "; ".join(
         f"{lab}: " + ", ".join(f"{x}={v:g} → {A.fmt_interval(pooled(c, metric))}" for v, c in g.groupby(x))
@@ -545,7 +541,7 @@ def reproduce(
             "failed": int((df.status == "failed").sum()),
             "train_seconds": train_s,
         }
-        sec["not_converged"] = int((~A.converged(df[df.status == "done"])).sum())
+        sec["not_converged"] = int((~A.converged(A.done(df))).sum())
         sec.update(CLAIMS[name](df, store, sweep))
         sections.append(sec)
     report = _write_report(out, budget, sections, timings)

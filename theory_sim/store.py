@@ -47,19 +47,25 @@ CREATE TABLE IF NOT EXISTS cells (
 """
 
 
-def _json(obj) -> str:
+def to_json(obj, sort_keys: bool = True) -> str:
+    """Strict JSON of results (one convention everywhere: the store, ``--json`` output): NaN becomes null,
+    ±inf the strings "inf" / "-inf" (``load_results`` turns both back into floats), numpy scalars and
+    arrays Python numbers and lists, anything else unknown its ``str``."""
+
     def clean(v):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
         if isinstance(v, float) and not math.isfinite(v):
             return None if math.isnan(v) else str(v)
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
             return [clean(x) for x in v]
-        if isinstance(v, np.generic):
-            return clean(v.item())
         return v
 
-    return json.dumps(clean(obj), sort_keys=True)
+    return json.dumps(clean(obj), sort_keys=sort_keys, default=str, allow_nan=False)
 
 
 def provenance(device: str) -> dict:
@@ -216,7 +222,7 @@ class Store:
             con.executemany(  # a re-run may rename a label (presentation only; not part of the hash)
                 "INSERT INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?) "
                 "ON CONFLICT(cell_hash) DO UPDATE SET label = excluded.label",
-                [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells],
+                [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", to_json(c.config)) for c in cells],
             )
             after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
             # cells of an earlier version of the sweep file stay stored but are no longer current
@@ -236,7 +242,7 @@ class Store:
         con.executemany(
             "INSERT INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(cell_hash) DO UPDATE SET label = excluded.label, current = 1",
-            [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", _json(c.config)) for c in cells],
+            [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", to_json(c.config)) for c in cells],
         )
         after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
         con.execute("COMMIT")
@@ -273,7 +279,7 @@ class Store:
         cur = con.execute(
             "UPDATE cells SET status=?, error=?, metrics=?, seconds=?, batch_size=?, finished_at=?, provenance=? "
             "WHERE cell_hash=? AND status='pending'",
-            (status, error, _json(result), seconds, batch, time.time(), _json(prov), cell_hash),
+            (status, error, to_json(result), seconds, batch, time.time(), to_json(prov), cell_hash),
         )
         con.execute("COMMIT")
         return cur.rowcount == 1

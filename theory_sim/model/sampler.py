@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..tensor import unit_rows
 from .spec import GeneratorSpec
 
 # Fixed stream offsets (shared with sae/ and train.py).
@@ -31,10 +32,6 @@ def cpu_generator(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, stream))
 
 
-def _unit_rows(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
 def make_features(spec: GeneratorSpec) -> torch.Tensor:
     """V: (n, d) float32 on CPU with unit rows; identical on every machine for a given spec."""
     g = cpu_generator(spec.seed, STREAM_FEATURES)
@@ -42,10 +39,10 @@ def make_features(spec: GeneratorSpec) -> torch.Tensor:
     if spec.features == "orthogonal":
         q, _ = torch.linalg.qr(torch.randn(d, n, generator=g, dtype=torch.float64))
         return q.T.contiguous().float()
-    v = _unit_rows(torch.randn(n, d, generator=g, dtype=torch.float64))
+    v = unit_rows(torch.randn(n, d, generator=g, dtype=torch.float64))
     if spec.features == "shared" or spec.shared > 0:
-        u = _unit_rows(torch.randn(1, d, generator=g, dtype=torch.float64))
-        v = _unit_rows(math.sqrt(1 - spec.shared) * v + math.sqrt(spec.shared) * u)
+        u = unit_rows(torch.randn(1, d, generator=g, dtype=torch.float64))
+        v = unit_rows(math.sqrt(1 - spec.shared) * v + math.sqrt(spec.shared) * u)
     if spec.features == "low_coherence":
         v = _push_coherence(v, spec.coherence)
     return v.float()
@@ -60,7 +57,7 @@ def _push_coherence(v: torch.Tensor, target: float, iters: int = 3000) -> torch.
         if off.abs().max() <= target:
             break
         excess = torch.relu(off.abs() - goal) * off.sign()
-        v = _unit_rows(v - 0.5 * excess @ v / max(1.0, excess.ne(0).sum(1).max().item() ** 0.5))
+        v = unit_rows(v - 0.5 * excess @ v / max(1.0, excess.ne(0).sum(1).max().item() ** 0.5))
     return v
 
 
@@ -92,6 +89,14 @@ def reject_repeats(idx: torch.Tensor, n: int, gens: list) -> torch.Tensor:
         flat[rows] = torch.cat(
             [torch.randint(n, (k, S), generator=gens[e], device=idx.device) for e, k in enumerate(counts) if k]
         )
+
+
+def exact_supports(gens: list, B: int, S: int, n: int, device) -> torch.Tensor:
+    """(E, B, S): per model (one generator each) B rows of S distinct feature indices, uniform over
+    S-subsets (S i.i.d. draws, rows with a repeat redrawn: use while S² <= n). The one draw of exact
+    supports: a model alone and the same model inside a stacked ensemble get the same indices."""
+    idx = torch.stack([torch.randint(n, (B, S), generator=g, device=device) for g in gens])
+    return reject_repeats(idx, n, gens)
 
 
 def _has_repeat(rows: torch.Tensor) -> torch.Tensor:
@@ -169,7 +174,7 @@ class ModelSampler:
         if S * S > n:  # a row is repeat-free with probability ~exp(-S²/2n): use a random subset instead
             idx = torch.rand(B, n, generator=g, device=dev).topk(S, dim=1).indices
         else:
-            idx = reject_repeats(torch.randint(n, (1, B, S), generator=g, device=dev), n, [g])[0]
+            idx = exact_supports([g], B, S, n, dev)[0]
         if keep is None:
             keep = torch.ones(B, S, dtype=torch.bool, device=dev)
         return idx, keep
@@ -212,7 +217,7 @@ class ModelSampler:
         if self.noise_std > 0:
             x = signal + self.noise_std * torch.randn(signal.shape, generator=self.gen, device=self.device)
         if self.spec.row_norm:
-            x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            x = unit_rows(x)
         return x
 
     def sample_x(self, B: int) -> torch.Tensor:
@@ -287,8 +292,7 @@ class EnsembleSampler:
         (repeat checks, magnitudes, the weighted sum of feature rows) done once for all E models."""
         ms, (E, n, d) = self.models, self.V.shape
         S, dev = int(ms[0].spec.s), self.V.device
-        idx = torch.stack([torch.randint(n, (B, S), generator=m.gen, device=dev) for m in ms])
-        reject_repeats(idx, n, [m.gen for m in ms])
+        idx = exact_supports([m.gen for m in ms], B, S, n, dev)
         if all(m.spec.magnitude == "constant" for m in ms):
             vals = torch.tensor([m.spec.mag_value for m in ms], device=dev).view(E, 1, 1).expand(E, B, S)
         else:

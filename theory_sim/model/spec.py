@@ -250,6 +250,12 @@ class GeneratorSpec:
             kwargs["s"] = int(kwargs["s"])
         return cls(**kwargs)
 
+    @classmethod
+    def for_cell(cls, data: dict, seed: int) -> "GeneratorSpec":
+        """The data model of a sweep cell: ``data`` (generator fields) at the cell's ``seed``; a ``seed`` among
+        the data fields wins (it fixes the data across cell seeds, which then only change the SAE's init)."""
+        return cls.from_dict({"seed": seed, **data})
+
     def replace(self, **kw) -> "GeneratorSpec":
         return dataclasses.replace(self, **kw)
 

@@ -13,6 +13,7 @@ import math
 import torch
 
 from .. import theory
+from ..tensor import unit_rows
 from .sampler import ModelSampler
 from .spec import GeneratorSpec
 
@@ -22,7 +23,7 @@ RHO2_MAX_FEATURES = 4096
 
 def coherence(V: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
     """(max, mean) |cos| over pairs i != j of the rows of V (n, d); chunked over rows."""
-    V = V / V.norm(dim=1, keepdim=True)
+    V = unit_rows(V)
     n = V.shape[0]
     if n < 2:
         return 0.0, 0.0

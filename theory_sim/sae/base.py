@@ -22,6 +22,7 @@ import torch
 
 from ..errors import ConfigError, normalise_integers, reject_unknown, require
 from ..model.sampler import STREAM_INIT, cpu_generator
+from ..tensor import unit_rows, unit_rows_, vector_norms  # noqa: F401  (re-exported for the methods)
 
 #: the widest SAE a config accepts (2^20 neurons: a (B, M) float32 code at batch 512 is already 2 GiB)
 MAX_WIDTH = 2**20
@@ -86,24 +87,6 @@ def check_choice(cfg, name: str, allowed: tuple) -> None:
         name,
         f"must be one of {', '.join(map(str, allowed))}; got {getattr(cfg, name)!r}",
     )
-
-
-def unit_rows(w: torch.Tensor) -> torch.Tensor:
-    return w / vector_norms(w).clamp_min(1e-12)
-
-
-def vector_norms(w: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Euclidean norms of w's vectors along ``dim`` (kept as a size-1 axis)."""
-    if dim % w.dim() == w.dim() - 1:
-        return w.norm(dim=-1, keepdim=True)
-    # torch's CPU norm over an outer axis measured 20x slower than this sum of squares
-    return torch.sum(w * w, dim, keepdim=True).sqrt_()
-
-
-def unit_rows_(w: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """``unit_rows`` in place (a parameter stays the same tensor for its optimiser); ``dim``: the vectors'
-    axis (1 for directions stored as (E, d, M) columns)."""
-    return w.div_(vector_norms(w, dim).clamp_min_(1e-12))
 
 
 class Method:

@@ -49,7 +49,7 @@ def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
         torch.set_num_threads(payload["threads"])
     dev = resolve_device(payload["device"])
     cells = payload["cells"]
-    specs = [GeneratorSpec.from_dict({"seed": c["seed"], **c["data"]}) for c in cells]  # see Cell.spec
+    specs = [GeneratorSpec.for_cell(c["data"], c["seed"]) for c in cells]
     cfgs = [resolve_hyper(c["method"], c["params"], *spec_scales(s)) for c, s in zip(cells, specs)]
     tc = TrainConfig(**cells[0]["train"])
     data = GeneratorData(specs, dev)

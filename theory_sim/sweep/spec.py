@@ -98,7 +98,7 @@ class Cell:
     def spec(self) -> GeneratorSpec:
         """The data model; a ``seed`` in [data] fixes the data across cell seeds (then the cell seed only
         changes the SAE's initialisation), otherwise the cell seed drives the data too."""
-        return GeneratorSpec.from_dict({"seed": self.seed, **self.data})
+        return GeneratorSpec.for_cell(self.data, self.seed)
 
     def method_config(self):
         return resolve_hyper(self.method, self.params, *spec_scales(self.spec()))
@@ -142,7 +142,7 @@ class Sweep:
 def make_cell(data: dict, method: str, params: dict, train: dict, seed: int, label: str) -> Cell:
     """The cell for these inputs, validated (ConfigError naming the field otherwise). data: generator fields
     (a ``seed`` among them fixes the data across cell seeds)."""
-    spec = GeneratorSpec.from_dict({"seed": seed, **data})
+    spec = GeneratorSpec.for_cell(data, seed)
     resolve_hyper(method, params, *spec_scales(spec))
     data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed" or "seed" in data}
     return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label))
@@ -411,7 +411,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
                 d = {**data, **point}
                 for seed in seeds:
                     try:
-                        GeneratorSpec.from_dict({"seed": seed, **d})
+                        GeneratorSpec.for_cell(d, seed)
                     except ConfigError as e:
                         raise _err(path, f"data.{e.field}", f"{e.message} (at grid point {point})") from None
                     except TypeError as e:
