@@ -171,9 +171,13 @@ class BA(Method):
         """The directions w_m as an (E, M, d) view of the (E, d, M) parameter ``WT``."""
         return self.WT.transpose(1, 2)
 
-    def parameters(self):
+    def named_parameters(self):
         cfg = self.cfgs[0]
-        return [self.WT] + ([self.a] if cfg.train_scale else []) + ([self.b_pre] if cfg.train_pre_bias else [])
+        return {
+            "WT": self.WT,
+            **({"a": self.a} if cfg.train_scale else {}),
+            **({"b_pre": self.b_pre} if cfg.train_pre_bias else {}),
+        }
 
     def _reset_buffer(self):
         self.buf_count = torch.zeros(self.E, 1, self.M, device=self.device)
@@ -198,57 +202,68 @@ class BA(Method):
     def hand_prepare(self, x):
         E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
-        ctx = self.workspace(
+        ws = self.workspace(
             {
-                "y": (K, B, M),
-                "s": (K, B, M),
-                "r": (K, B, d),
-                "dWd": (E, d, M),
-                "max": (E, 1, M),
-                "count": (E, 1, M),
-                "norm": (E,),
+                "y": (K, B, M),  # projections, then the code z, then ∂L/∂y (one buffer, three lives)
+                "s": (K, B, M),  # the firing indicator 1[y > 0]
+                "r": (K, B, d),  # the residual x̂ − x
+                "dWd": (E, d, M),  # ∂L/∂(a_m w_m)
+                "max": (E, 1, M),  # max_b (y_bm − b_m) of this batch
+                "count": (E, 1, M),  # Σ_b 1[y_bm > 0]
+                "norm": (E,),  # ‖x̂ − x‖ over the batch
             }
         )
-        ctx["xc"] = x - self.b_pre  # (E, B, d)
-        ctx["Wd"] = self.WT * self.a  # decoder rows a_m w_m, as columns: (E, d, M)
-        return ctx
+        ws.xc = x - self.b_pre  # (E, B, d)
+        ws.Wd = self.WT * self.a  # decoder rows a_m w_m, as columns: (E, d, M)
+        return ws
 
     def chunk_grads(self, ctx, sl, grads):
-        """Five batched matmuls and six passes over the chunk's (C, B, M) intermediates."""
-        xc, Wd, WT, b = ctx["xc"][sl], ctx["Wd"][sl], self.WT[sl], self.b[sl]
+        """Gradients of L = (1/2B) Σ_b ‖x̂_b − x_b‖², x̂_b = Σ_m a_m w_m z_bm + b_pre, z_bm = φ(y_bm),
+        y_bm = w_mᵀ(x_b − b_pre) + b_m, with r_b = x̂_b − x_b:
+          ∂L/∂(a_m w_m) = (1/B) Σ_b r_b z_bm                     (dWd, the decoder's view)
+          ∂L/∂y_bm      = (1/B) (a_m w_m)ᵀ r_b · φ'(y_bm)         (φ' = 1[y > 0] for both activations here)
+          ∂L/∂w_m       = Σ_b (x_b − b_pre) ∂L/∂y_bm  +  a_m ∂L/∂(a_m w_m)   (encoder share here, decoder in
+                                                                            hand_finish)
+          ∂L/∂a_m       = w_mᵀ ∂L/∂(a_m w_m)                      (hand_finish)
+        Five batched matmuls and six passes over the chunk's (C, B, M) intermediates."""
+        xc, Wd, WT, b = ctx.xc[sl], ctx.Wd[sl], self.WT[sl], self.b[sl]
         C, B, _ = xc.shape
-        y, s, r = (ctx[k][:C] for k in ("y", "s", "r"))
+        y, s, r = ctx.y[:C], ctx.s[:C], ctx.r[:C]
         u = torch.bmm(xc, WT, out=y)  # projections w·(x − b_pre), (C, B, M)
         # max_b (u + b) = max_b u + b exactly (rounding is monotone): hand_finish adds b once per step
-        torch.amax(u, 1, keepdim=True, out=ctx["max"][sl])
+        torch.amax(u, 1, keepdim=True, out=ctx.max[sl])
         if self.cfgs[0].activation == "jumprelu":
             torch.sign(torch.add(u, b).clamp_min_(0), out=s)  # 1[y > 0]
             z = u.mul_(s)  # the bias-free projection, gated
         else:
             z = u.add_(b).clamp_min_(0)
             torch.sign(z, out=s)  # the firing indicator 1[y > 0]
-        torch.sum(s, 1, keepdim=True, out=ctx["count"][sl])
+        torch.sum(s, 1, keepdim=True, out=ctx.count[sl])
         torch.baddbmm(xc, z, Wd.transpose(1, 2), beta=-1, out=r)  # x̂ − x, (C, B, d)
-        torch.linalg.vector_norm(r, dim=(1, 2), out=ctx["norm"][sl])
+        torch.linalg.vector_norm(r, dim=(1, 2), out=ctx.norm[sl])
         # the batch mean's 1/B rides on the matmuls (alpha) instead of a pass over r
-        dWd = ctx["dWd"][sl]
+        dWd = ctx.dWd[sl]
         torch.baddbmm(dWd, r.transpose(1, 2), z, beta=0, alpha=1 / B, out=dWd)  # ∂L/∂(a_m w_m), (C, d, M)
         gz = y  # z is spent: its buffer takes ∂L/∂y, (C, B, M) (two such buffers per model fit its core's L2)
         torch.baddbmm(gz, r, Wd, beta=0, alpha=1 / B, out=gz).mul_(s)
-        torch.bmm(xc.transpose(1, 2), gz, out=grads[0])  # the encoder's share of ∂L/∂w, (C, d, M)
+        torch.bmm(xc.transpose(1, 2), gz, out=grads.WT)  # the encoder's share of ∂L/∂w, (C, d, M)
 
     def hand_finish(self, ctx, grads, B):
-        dWd = ctx["dWd"]
-        torch.maximum(self.buf_max, ctx["max"].add_(self.b), out=self.buf_max)
-        self.buf_count += ctx["count"]
-        grads[0].addcmul_(dWd, self.a)  # + the decoder's share a_m ∂L/∂(a_m w_m)
+        self.observe(ctx.count, ctx.max.add_(self.b), B)
+        grads.WT.addcmul_(ctx.dWd, self.a)  # + the decoder's share a_m ∂L/∂(a_m w_m)
         if self.cfgs[0].train_scale:
-            torch.sum(dWd * self.WT, 1, out=grads[1][:, 0, :])
-        return torch.square(ctx["norm"]).mul_(0.5 / B)
+            torch.sum(ctx.dWd * self.WT, 1, out=grads.a[:, 0, :])
+        return torch.square(ctx.norm).mul_(0.5 / B)
 
-    def after_hand_step(self, B):
+    def observe(self, count: torch.Tensor, maxes: torch.Tensor, rows: int) -> None:
+        """Feeds the adaptation buffer with one batch: count (E, 1, M) rows where each neuron fired, maxes
+        (E, 1, M) its largest pre-activation, rows the batch size. The one update path of the buffer."""
+        self.buf_count += count
+        torch.maximum(self.buf_max, maxes, out=self.buf_max)
+        self.buf_rows += rows
+
+    def end_step(self, B):
         cfg = self.cfgs[0]
-        self.buf_rows += B
         if cfg.renorm:
             unit_rows_(self.WT, dim=1)
         if self.step_count % cfg.adapt_every == 0:
@@ -258,9 +273,8 @@ class BA(Method):
         y = info["pre"].detach()
         # z >= 0 under both activations (y > 0 with b <= 0 implies u > 0), so sign(z) is the firing indicator;
         # one float pass, ~4x cheaper than count_nonzero's bool -> int64 conversion on CPU
-        self.buf_count += torch.sign(info["z"].detach()).sum(1, keepdim=True)
-        self.buf_max = torch.maximum(self.buf_max, y.amax(1, keepdim=True))
-        self.after_hand_step(y.shape[1])  # the rest is what the hand-written step does after its chunks
+        self.observe(torch.sign(info["z"].detach()).sum(1, keepdim=True), y.amax(1, keepdim=True), y.shape[1])
+        self.end_step(y.shape[1])
 
     def adapt(self) -> None:
         """One bias-adaptation step from the buffer (see the module docstring), then clear the buffer."""

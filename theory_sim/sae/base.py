@@ -7,15 +7,18 @@ listed in ``PER_MODEL`` may differ between the models of one ensemble (they beco
 all others must be equal (they are part of the batch key).
 
 BA, GBA, L1 and TopK (without AuxK) train through hand-written gradients (``hand_prepare`` once per
-step, ``chunk_grads`` per cache-sized chunk of the ensemble, ``hand_finish``); their ``loss`` stays the
-definition, and tests hold the two paths equal. Their directions are stored as (E, d, M) columns (the
-GEMM's faster orientation for the weight gradients); the (E, M, d) rows are views.
+step, ``chunk_grads`` per cache-sized chunk of the ensemble, ``hand_finish``; intermediates in a
+``Workspace`` of named reused buffers, gradients written into a ``Workspace`` named like the parameters);
+their ``loss`` stays the definition, and tests hold the two paths equal. Both paths end in ``end_step``.
+Their directions are stored as (E, d, M) columns (the GEMM's faster orientation for the weight gradients);
+the (E, M, d) rows are views.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from types import SimpleNamespace
 from typing import ClassVar
 
 import torch
@@ -89,6 +92,15 @@ def check_choice(cfg, name: str, allowed: tuple) -> None:
     )
 
 
+class Workspace(SimpleNamespace):
+    """Named tensors of the hand-written step: reused intermediate buffers (``Method.workspace``), the
+    per-ensemble values ``hand_prepare`` computes once, or the gradients (one per named parameter)."""
+
+    def sliced(self, sl: slice) -> "Workspace":
+        """The same names, each tensor's models ``sl`` (a chunk's view)."""
+        return Workspace(**{k: v[sl] for k, v in vars(self).items()})
+
+
 class Method:
     """Base class.  Subclasses set ``name``, ``Config``, ``PER_MODEL`` and implement ``forward``/``loss``.
 
@@ -136,8 +148,12 @@ class Method:
     def init(self, x0: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def parameters(self) -> list[torch.Tensor]:
+    def named_parameters(self) -> dict[str, torch.Tensor]:
+        """The tensors Adam trains, by attribute name (the hand-written step's gradients carry these names)."""
         raise NotImplementedError
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.named_parameters().values())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (x_hat (E,B,d), code z (E,B,M), pre-activation (E,B,M); a neuron is active iff z > 0)."""
@@ -149,7 +165,8 @@ class Method:
         return reconstruction_loss(x_hat, x), {"pre": pre, "z": z}
 
     def after_step(self, info: dict) -> None:
-        """What happens after each optimiser step (renormalisation, bias adaptation)."""
+        """After an autograd step: feed the feedback rules from ``info`` (the loss's extras), then ``end_step``."""
+        self.end_step(info["z"].shape[1])
 
     def decoder(self) -> torch.Tensor:
         """(E, M, d) decoder directions, the SAE's learned features."""
@@ -178,34 +195,34 @@ class Method:
         """Whether this configuration trains through ``chunk_grads`` (else autograd through ``loss``)."""
         return False
 
-    def hand_prepare(self, x: torch.Tensor) -> dict:
+    def hand_prepare(self, x: torch.Tensor) -> Workspace:
         """The hand-written step's context: the workspace (reused buffers) plus whatever the chunks share
         that is computed once for the whole ensemble (centred inputs, scaled decoders: (E, ...) tensors,
         sliced [sl] by each chunk). Small per-ensemble work lives here and in ``hand_finish``, not in the
         chunk loop, where each op's dispatch would be paid once per chunk."""
         raise NotImplementedError
 
-    def chunk_grads(self, ctx: dict, sl: slice, grads: list[torch.Tensor]) -> None:
-        """The (C, B, M) work of models ``sl``: writes their share of each of ``parameters()``' gradients
-        into ``grads`` (their [sl] views) and their per-model sums into ``ctx``'s (E, ...) buffers."""
+    def chunk_grads(self, ctx: Workspace, sl: slice, grads: Workspace) -> None:
+        """The (C, B, M) work of models ``sl``: writes their share of each parameter's gradient into
+        ``grads`` (named like ``named_parameters``; already the chunk's views) and their per-model sums
+        into ``ctx``'s (E, ...) buffers."""
         raise NotImplementedError
 
-    def hand_finish(self, ctx: dict, grads: list[torch.Tensor], B: int) -> torch.Tensor:
-        """Completes the gradients from the chunks' sums, feeds the feedback buffers; returns the loss (E,)."""
+    def hand_finish(self, ctx: Workspace, grads: Workspace, B: int) -> torch.Tensor:
+        """Completes the gradients from the chunks' sums, feeds the feedback rules; returns the loss (E,)."""
         raise NotImplementedError
 
-    def after_hand_step(self, B: int) -> None:
-        """What ``after_step`` does, after a hand-written step on B rows (``hand_finish`` fed the buffers)."""
+    def end_step(self, B: int) -> None:
+        """The tail both steps share, after the optimiser moved the parameters on a batch of B rows
+        (renormalisation, bias adaptation, L0 control); the feedback rules have been fed by then."""
 
-    def workspace(self, shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
-        """Reused buffers {name: tensor of that shape} for the hand-written step's intermediates, made
+    def workspace(self, shapes: dict[str, tuple]) -> Workspace:
+        """Reused buffers (name → tensor of that shape) for the hand-written step's intermediates, made
         again only when the shapes change; (K, ...) buffers are sliced to a chunk's size by the caller."""
-        ws = getattr(self, "_ws", None)
-        if ws is None or ws["_shapes"] != shapes:
-            ws = {k: torch.empty(shp, device=self.device) for k, shp in shapes.items()}
-            ws["_shapes"] = shapes
-            self._ws = ws
-        return dict(ws)
+        if getattr(self, "_ws_shapes", None) != shapes:
+            self._ws = {k: torch.empty(shp, device=self.device) for k, shp in shapes.items()}
+            self._ws_shapes = shapes
+        return Workspace(**self._ws)
 
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
         """One step on x (E, B, d); returns the per-model loss (E,) (detached)."""
@@ -229,24 +246,24 @@ class Method:
         """Why by hand: autograd allocates every (E, B, M) intermediate afresh each step (on CPU, fresh
         pages: measured 4.7 of a 15 ms BA step in page faults) and walks them in extra passes; here they
         live in reused buffers, and the ensemble goes through in cache-sized chunks."""
-        params = self.parameters()
+        params = self.named_parameters()
         B = x.shape[1]
         with torch.no_grad():
             grads = getattr(self, "_grads", None)
-            if grads is None or [g.shape for g in grads] != [p.shape for p in params]:
-                grads = self._grads = [torch.empty_like(p) for p in params]
+            if grads is None or {k: g.shape for k, g in vars(grads).items()} != {k: p.shape for k, p in params.items()}:
+                grads = self._grads = Workspace(**{k: torch.empty_like(p) for k, p in params.items()})
             ctx = self.hand_prepare(x)
             C = self.chunk_models(B)
             for e0 in range(0, self.E, C):
                 sl = slice(e0, min(self.E, e0 + C))
-                self.chunk_grads(ctx, sl, [g[sl] for g in grads])
+                self.chunk_grads(ctx, sl, grads.sliced(sl))
             loss = self.hand_finish(ctx, grads, B)
-            for p, g in zip(params, grads):
-                p.grad = g
+            for k, p in params.items():
+                p.grad = getattr(grads, k)
         self.opt.step()
         self.step_count += 1
         with torch.no_grad():
-            self.after_hand_step(B)
+            self.end_step(B)
         return loss
 
     def state(self) -> dict[str, torch.Tensor]:

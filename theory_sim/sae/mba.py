@@ -71,8 +71,8 @@ class MBA(Method):
         self.b = -q.view(self.E, 1, self.M)
         self.eta = self.per_model("step_size")
 
-    def parameters(self):
-        return []
+    def named_parameters(self):
+        return {}  # no optimiser: the power step moves the directions
 
     def forward(self, x):
         u = torch.bmm(x, self.W.transpose(1, 2))

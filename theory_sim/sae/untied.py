@@ -50,8 +50,13 @@ class Untied(Method):
         """‖d_m‖ as (E, 1, M)."""
         return vector_norms(self.W_decT, 1)
 
-    def parameters(self):
-        return [self.W_encT, self.b_enc, self.b_dec] + ([self.W_decT] if self.train_decoder else [])
+    def named_parameters(self):
+        return {
+            "W_encT": self.W_encT,
+            "b_enc": self.b_enc,
+            "b_dec": self.b_dec,
+            **({"W_decT": self.W_decT} if self.train_decoder else {}),
+        }
 
     def state(self):
         st = super().state()
@@ -72,7 +77,7 @@ class Untied(Method):
 
     def after_step(self, info):
         self.count_active(info["z"].detach())
-        self.after_hand_step(info["z"].shape[1])
+        self.end_step(info["z"].shape[1])
 
     # ---- the hand-written step (see Method._hand_step); subclasses supply hand_code and the penalty
     def hand_code(self, pre: torch.Tensor, sl: slice, z: torch.Tensor) -> torch.Tensor:
@@ -82,54 +87,65 @@ class Untied(Method):
     def hand_prepare(self, x):
         E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
-        ctx = self.workspace(
-            {"pre": (K, B, M), "z": (K, B, M), "r": (K, B, d), "norm": (E,), "rsum": (E, 1, d), "zsum": (E, 1, M)}
+        ws = self.workspace(
+            {
+                "pre": (K, B, M),  # pre-activations, then ∂L/∂z, then ∂L/∂pre
+                "z": (K, B, M),  # the code
+                "r": (K, B, d),  # the residual x̂ − x
+                "norm": (E,),  # ‖x̂ − x‖ over the batch
+                "rsum": (E, 1, d),  # Σ_b r_b
+                "zsum": (E, 1, M),  # Σ_b z_b (a penalty's gradient reads it)
+            }
         )
-        ctx["xc"] = x - self.b_dec  # (E, B, d)
-        ctx["dz"] = self.penalty_dz(ctx, B)
-        return ctx
+        ws.xc = x - self.b_dec  # (E, B, d)
+        ws.dz = self.penalty_dz(ws, B)
+        return ws
 
-    def penalty_dz(self, ctx: dict, B: int) -> torch.Tensor | None:
+    def penalty_dz(self, ctx, B: int) -> torch.Tensor | None:
         """The sparsity penalty's ∂/∂z per neuron, (E, 1, M), or None (no penalty); may leave in ``ctx``
         what ``penalty_finish`` needs."""
         return None
 
     def chunk_grads(self, ctx, sl, grads):
-        """Five matmuls: b_dec's gradient through the encoder is Σ_b ∂L/∂pre · W_enc = (∂L/∂b_enc) W_enc,
-        a (1, M)·(M, d) product (in hand_finish), so no (B, d) input gradient is formed."""
-        xc = ctx["xc"][sl]
+        """Gradients of L = (1/2B) Σ_b ‖x̂_b − x_b‖² + penalty, x̂_b = W_dec z_b + b_dec, z_b = code(pre_b),
+        pre_b = W_enc (x_b − b_dec) + b_enc, with r_b = x̂_b − x_b:
+          ∂L/∂z_b     = (1/B) W_decᵀ r_b + ∂penalty/∂z_b
+          ∂L/∂pre_b   = ∂L/∂z_b · 1[z_b > 0]      (every code here is ≥ 0 and passes gradient where z > 0)
+          ∂L/∂W_dec   = (1/B) Σ_b r_b z_bᵀ (+ the penalty's, in penalty_finish)
+          ∂L/∂W_enc   = Σ_b ∂L/∂pre_b (x_b − b_dec)ᵀ,   ∂L/∂b_enc = Σ_b ∂L/∂pre_b
+          ∂L/∂b_dec   = (1/B) Σ_b r_b − W_encᵀ ∂L/∂b_enc   (hand_finish: a (1, M)·(M, d) product, so no
+                                                           (B, d) input gradient is formed)
+        Five matmuls per chunk."""
+        xc = ctx.xc[sl]
         C, B, _ = xc.shape
-        pre, z, r = (ctx[k][:C] for k in ("pre", "z", "r"))
+        pre, z, r = ctx.pre[:C], ctx.z[:C], ctx.r[:C]
         W_encT, b_enc, W_decT = self.W_encT[sl], self.b_enc[sl], self.W_decT[sl]
-        gW_encT, gb_enc, _, gW_decT = grads  # (C, d, M), (C, 1, M), (C, 1, d), (C, d, M)
         torch.bmm(xc, W_encT, out=pre).add_(b_enc)
         z = self.hand_code(pre, sl, z)
         self.count_active(z, sl)
         torch.baddbmm(xc, z, W_decT.transpose(1, 2), beta=-1, out=r)  # x̂ − x, (C, B, d)
-        torch.linalg.vector_norm(r, dim=(1, 2), out=ctx["norm"][sl])
-        torch.sum(r, 1, keepdim=True, out=ctx["rsum"][sl])
+        torch.linalg.vector_norm(r, dim=(1, 2), out=ctx.norm[sl])
+        torch.sum(r, 1, keepdim=True, out=ctx.rsum[sl])
         gz = pre  # pre is spent: its buffer takes ∂L/∂z, then ∂L/∂pre; 1/B rides on the matmuls (alpha)
-        if ctx["dz"] is None:
+        if ctx.dz is None:
             torch.baddbmm(gz, r, W_decT, beta=0, alpha=1 / B, out=gz)
         else:
-            torch.baddbmm(ctx["dz"][sl], r, W_decT, alpha=1 / B, out=gz)
-            torch.sum(z, 1, keepdim=True, out=ctx["zsum"][sl])
-        # every code here is >= 0 and passes gradient exactly where z > 0: one pass, no mask tensor
+            torch.baddbmm(ctx.dz[sl], r, W_decT, alpha=1 / B, out=gz)
+            torch.sum(z, 1, keepdim=True, out=ctx.zsum[sl])
         torch.ops.aten.threshold_backward.grad_input(gz, z, 0, grad_input=gz)
-        torch.baddbmm(gW_decT, r.transpose(1, 2), z, beta=0, alpha=1 / B, out=gW_decT)
-        torch.bmm(xc.transpose(1, 2), gz, out=gW_encT)
-        torch.sum(gz, 1, keepdim=True, out=gb_enc)
+        torch.baddbmm(grads.W_decT, r.transpose(1, 2), z, beta=0, alpha=1 / B, out=grads.W_decT)
+        torch.bmm(xc.transpose(1, 2), gz, out=grads.W_encT)
+        torch.sum(gz, 1, keepdim=True, out=grads.b_enc)
 
     def hand_finish(self, ctx, grads, B):
-        _, gb_enc, gb_dec, gW_decT = grads
-        torch.sub(ctx["rsum"].mul_(1 / B), torch.bmm(gb_enc, self.W_enc), out=gb_dec)
-        loss = torch.square(ctx["norm"]).mul_(0.5 / B)
-        if ctx["dz"] is not None:
-            loss += self.penalty_finish(ctx, gW_decT, B)
+        torch.sub(ctx.rsum.mul_(1 / B), torch.bmm(grads.b_enc, self.W_enc), out=grads.b_dec)
+        loss = torch.square(ctx.norm).mul_(0.5 / B)
+        if ctx.dz is not None:
+            loss += self.penalty_finish(ctx, grads.W_decT, B)
         return loss
 
-    def penalty_finish(self, ctx: dict, gW_decT: torch.Tensor, B: int) -> torch.Tensor:
-        """The penalty's loss (E,) from Σ_b z (``ctx["zsum"]``, (E, 1, M)); adds its ∂/∂W_decT (E, d, M)
+    def penalty_finish(self, ctx, gW_decT: torch.Tensor, B: int) -> torch.Tensor:
+        """The penalty's loss (E,) from Σ_b z (``ctx.zsum``, (E, 1, M)); adds its ∂/∂W_decT (E, d, M)
         into gW_decT."""
         raise NotImplementedError
 
@@ -142,7 +158,7 @@ class Untied(Method):
     def control(self, B: int) -> None:
         pass
 
-    def after_hand_step(self, B):
+    def end_step(self, B):
         if self.unit_decoder:
             unit_rows_(self.W_decT, dim=1)
         self.control(B)
@@ -272,14 +288,14 @@ class L1(TargetL0, Untied):
 
     def penalty_dz(self, ctx, B):
         """λ·mean_b Σ_m z_bm ‖d_m‖: ∂/∂z_bm = λ‖d_m‖/B."""
-        ctx["dnorm"] = self.decoder_norms()  # (E, 1, M), the decoder before this step's update
-        return self.lam.unsqueeze(-1) * ctx["dnorm"] / B
+        ctx.dnorm = self.decoder_norms()  # (E, 1, M), the decoder before this step's update
+        return self.lam.unsqueeze(-1) * ctx.dnorm / B
 
     def penalty_finish(self, ctx, gW_decT, B):
         """∂/∂d_m = λ (Σ_b z_bm / B) d_m/‖d_m‖."""
         lam = self.lam.unsqueeze(-1)  # (E, 1, 1)
-        norm = ctx["dnorm"]
-        zbar = ctx["zsum"] / B
+        norm = ctx.dnorm
+        zbar = ctx.zsum / B
         gW_decT += (lam * zbar / norm.clamp_min(1e-12)) * self.W_decT
         return lam[:, 0, 0] * (zbar * norm).sum(-1)[:, 0]
 
@@ -341,8 +357,11 @@ class TopK(Untied):
     def code(self, pre):
         return keep_top(pre, self.k, self.kmax)
 
+    #: the hand-written step computes TopK's own code (``hand_code``); a subclass with another code sets False
+    HAND_CODE = True
+
     def hand_written(self):
-        return self.cfgs[0].auxk == 0 and self.train_decoder and type(self).code is TopK.code
+        return self.HAND_CODE and self.cfgs[0].auxk == 0 and self.train_decoder
 
     def hand_code(self, pre, sl, z):
         vals, idx = pre.topk(self.kmax, dim=-1)
@@ -376,6 +395,7 @@ class BatchTopK(TopK):
     """Keep the k·B largest pre-activations of the whole batch (per model): k is an average L0."""
 
     name = "batchtopk"
+    HAND_CODE = False  # its code ranks the whole batch: autograd through ``loss``
 
     def code(self, pre):
         E, B, M = pre.shape
@@ -468,8 +488,8 @@ class JumpReLU(TargetL0, Untied):
         self.lam = self.per_model("l0_coef").view(self.E)
         self.init_control()
 
-    def parameters(self):
-        return super().parameters() + [self.log_theta]
+    def named_parameters(self):
+        return {**super().named_parameters(), "log_theta": self.log_theta}
 
     def code(self, pre):
         return _Jump.apply(pre, self.log_theta.exp(), self.cfgs[0].bandwidth)
