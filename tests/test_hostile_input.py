@@ -38,9 +38,10 @@ seeds = [0]
 """
 
 
-def cli(*args, cwd=None):
+def cli(*args, cwd=None, timeout=600):
+    """The command line in a subprocess; a hang fails the test (TimeoutExpired) instead of stalling CI."""
     return subprocess.run(
-        [sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+        [sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
 
 
@@ -178,14 +179,95 @@ def test_bad_sweep_options_write_nothing(tmp_path, args, field):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("kind", ["empty", "file", "orphan"])
+@pytest.mark.parametrize("kind", ["empty", "file", "under_a_file"])
 def test_bad_out_paths(tmp_path, kind):
     f = tmp_path / "s.toml"
     f.write_text(textwrap.dedent(BASE))
-    out = {"empty": "", "file": str(f), "orphan": str(tmp_path / "no" / "such" / "o")}[kind]
+    out = {"empty": "", "file": str(f), "under_a_file": str(f / "sub" / "o")}[kind]
     before = sorted(p.name for p in tmp_path.rglob("*"))
     one_line_exit_2(cli("sweep", str(f), "--out", out, cwd=tmp_path), "out")
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_missing_parent_folders_are_made(tmp_path):
+    """`--out runs/quickstart` in a fresh clone (no runs/ yet) works, as `mkdir -p` would."""
+    f = tmp_path / "s.toml"
+    f.write_text(textwrap.dedent(BASE))
+    r = cli("sweep", str(f), "--out", "runs/deeper/o", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "runs" / "deeper" / "o" / "results.sqlite").exists()
+
+
+# ---------------------------------------------------------------------------------------------- dask
+def one_line_exit(r, code, words):
+    assert r.returncode == code, (r.returncode, r.stderr[-2000:])
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+def test_a_scheduler_without_workers_times_out_in_one_line_and_writes_nothing(tmp_path):
+    from dask.distributed import LocalCluster
+
+    f = tmp_path / "s.toml"
+    f.write_text(textwrap.dedent(BASE))
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        r = cli(
+            "sweep",
+            str(f),
+            "--out",
+            str(tmp_path / "o"),
+            "--executor",
+            "dask",
+            "--scheduler",
+            cluster.scheduler_address,
+            "--worker-timeout",
+            "2",
+        )
+    one_line_exit(r, 1, ["no workers after 2 s", "--worker-timeout"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(textwrap.dedent(BASE))
+    r = cli(
+        "sweep",
+        str(f),
+        "--out",
+        str(tmp_path / "o"),
+        "--executor",
+        "dask",
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+        "--worker-timeout",
+        "1",
+    )
+    one_line_exit(r, 1, ["cannot reach the Dask scheduler"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_local_cluster_that_fails_to_start_is_one_error_and_writes_nothing(tmp_path, monkeypatch):
+    """A worker killed while the cluster starts (simulated: LocalCluster raises as it does then)."""
+    import dask.distributed
+
+    def dies(*a, **k):
+        raise RuntimeError("Worker failed to start: Nanny process exited")
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", dies)
+    f = tmp_path / "s.toml"
+    f.write_text(textwrap.dedent(BASE))
+    with pytest.raises(StoreError, match="did not start .*Nanny process exited.*--executor local"):
+        run_sweep(load_sweep(f), str(tmp_path / "o"), executor="dask", workers=2, progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_worker_timeout_is_refused(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(textwrap.dedent(BASE))
+    for bad in ("0", "-1", "inf", "nan"):
+        one_line_exit_2(cli("sweep", str(f), "--out", str(tmp_path / "o"), "--worker-timeout", bad), "worker_timeout")
+    assert not (tmp_path / "o").exists()
 
 
 # ---------------------------------------------------------------------------------------------- faults

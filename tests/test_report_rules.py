@@ -66,17 +66,22 @@ def test_cooccurrence_verdicts():
 
 
 # ---------------------------------------------------------------------------------------------- theorem
-def _theorem(at_f, init=0.0):
+def _theorem(at_f, init=0.0, p_values=(0.5, 1.0, 2.0), override=None):
     cells = []
     for d in (24, 48):
-        for pf in (0.5, 1.0, 2.0):
-            cells.append(({"d": d, "p_over_f": pf, "frr_0.9_by_step": [init, at_f]}, at_f))
+        for pf in p_values:
+            v = (override or {}).get((d, pf), at_f)
+            cells.append(({"d": d, "p_over_f": pf, "frr_0.9_by_step": [init, v]}, v))
     return _rows(cells, n=48, s=2, method="mba", label="MBA")
 
 
 def test_theorem_verdicts():
     assert R.claim_theorem(_theorem(1.0))["verdict"] == "reproduced"
     assert R.claim_theorem(_theorem(0.3))["verdict"] == "not reproduced"
+    # one in-band cell failing: (2) fails cell by cell, however many passing cells a refined grid adds
+    assert R.claim_theorem(_theorem(1.0, override={(48, 2.0): 0.3}))["verdict"] == "partly"
+    dense = (0.5, 1.0, 1.19, 1.41, 1.68, 2.0, 2.38)
+    assert R.claim_theorem(_theorem(1.0, p_values=dense, override={(48, 2.0): 0.3}))["verdict"] == "partly"
 
 
 # ---------------------------------------------------------------------------------------------- imbalanced
