@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import CUDA
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -341,10 +342,10 @@ def _sync(fused, ref):
                 setattr(fused, k, v.clone())
 
 
-def _run_pair(cls, cfgs, steps=9, seed=1):
-    xs = torch.randn(steps, len(cfgs), 16, 5, generator=torch.Generator().manual_seed(seed)) + 0.3
-    fused = cls(cfgs, 5, list(range(len(cfgs))), "cpu", xs[0])
-    ref = cls(cfgs, 5, list(range(len(cfgs))), "cpu", xs[0])
+def _run_pair(cls, cfgs, steps=9, seed=1, device="cpu"):
+    xs = (torch.randn(steps, len(cfgs), 16, 5, generator=torch.Generator().manual_seed(seed)) + 0.3).to(device)
+    fused = cls(cfgs, 5, list(range(len(cfgs))), device, xs[0])
+    ref = cls(cfgs, 5, list(range(len(cfgs))), device, xs[0])
     assert fused.hand_written()
     for t in range(steps):
         lf = fused.train_step(xs[t])
@@ -355,13 +356,17 @@ def _run_pair(cls, cfgs, steps=9, seed=1):
     return fused, ref
 
 
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device"))]
+)
 @pytest.mark.parametrize("name", _hand_written_methods())
-def test_handwritten_step_matches_autograd(name):
+def test_handwritten_step_matches_autograd(name, device):
     """Each method with a hand-written step (found from the registry) against autograd through its
     ``loss``: parameters, buffers and Adam state after every one of several steps, per-model
-    hyperparameters differing inside the ensemble and feedback rules (adaptation, L0 control) firing."""
+    hyperparameters differing inside the ensemble and feedback rules (adaptation, L0 control) firing.
+    On a GPU too (the chunking differs there: the whole ensemble in one pass)."""
     cls = get_method(name)
-    fused, ref = _run_pair(cls, _variants(cls))
+    fused, ref = _run_pair(cls, _variants(cls), device=device)
     if hasattr(ref, "b") and isinstance(ref.b, torch.Tensor) and not ref.b.requires_grad:
         assert ref.b.ne(0).any()  # adaptation ran and moved biases
     if getattr(ref, "controlled", False):
