@@ -98,6 +98,15 @@ PAPER = {"GBA (0.5 → 1e-3, ICLR; covers f)": [100.0, 100.0], "TopK K=30": [98.
 SWEEP = SimpleNamespace(report={"paper": PAPER}, roles={"GBA (0.5 → 1e-3, ICLR; covers f)": "gba_covers_f"})
 
 
+def test_the_shipped_imbalanced_sweep_gives_its_roles_to_the_rule():
+    from theory_sim.sweep import load_sweep
+
+    sw = load_sweep(R.SWEEP_DIR / "imbalanced.toml", "quick")
+    covers = sorted(lab for lab, role in sw.roles.items() if role == "gba_covers_f")
+    assert covers == ["GBA (0.1 → 1e-3, v1; covers f)", "GBA (0.5 → 1e-3, ICLR; covers f)"]
+    assert set(covers) <= set(sw.report["paper"])
+
+
 def test_imbalanced_verdicts():
     assert R.claim_imbalanced(_imbalanced(1.0, 0.242), None, SWEEP)["verdict"].startswith("reproduced")
     assert R.claim_imbalanced(_imbalanced(1.0, 0.9), None, SWEEP)["verdict"].startswith("partly")

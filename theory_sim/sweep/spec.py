@@ -445,6 +445,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         refine,
         tuple(int(s) for s in seeds),
         report,
+        roles,
     )
 
 
