@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.collections import PatchCollection  # noqa: E402
 
 from . import theory  # noqa: E402
 from .analysis import (  # noqa: E402
@@ -142,10 +143,30 @@ def _summarise(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
     return summ.merge(more, on=keys, how="left")
 
 
+def _extent(v: float, neighbours: list, coarse: list, coarse_edges: np.ndarray, log: bool) -> tuple[float, float]:
+    """A cell's extent along one axis: halfway (geometrically on a log axis) to its neighbours among
+    ``neighbours`` (the values of its row or column, sorted), and at an end of that list the edge of the
+    coarse-grid cell that holds v (``coarse_edges``: the coarse values' cell edges)."""
+    i = neighbours.index(v)
+    j = int(np.clip(np.searchsorted(coarse_edges, v, side="right") - 1, 0, len(coarse) - 1))
+
+    def mid(a, b):
+        return math.sqrt(a * b) if log else (a + b) / 2
+
+    lo = mid(neighbours[i - 1], v) if i > 0 else coarse_edges[j]
+    hi = mid(v, neighbours[i + 1]) if i < len(neighbours) - 1 else coarse_edges[j + 1]
+    return min(lo, v), max(hi, v)
+
+
 def _common_values(summ: pd.DataFrame, x: str, y: str) -> tuple[list, int]:
-    """The x values every row has (a refined sweep's coarse grid: its ticks), and how many."""
+    """The x values more than half of the rows have: a refined sweep's coarse grid (its ticks; refinement adds
+    values to a few rows only), and how many."""
     per_row = [set(g[x].dropna()) for _, g in summ.groupby(y) if g[x].notna().any()]
-    common = sorted(set.intersection(*per_row)) if per_row else []
+    counts: dict = {}
+    for row in per_row:
+        for v in row:
+            counts[v] = counts.get(v, 0) + 1
+    common = sorted(v for v, k in counts.items() if 2 * k > len(per_row))
     if len(common) < 2:
         common = sorted(summ[x].dropna().unique())
     return common, len(common)
@@ -205,7 +226,7 @@ def phase_diagram(
     crowded = nx > 6  # then a cell shows its mean only (the interval is in the CSV)
     pw, ph = max(5.0, 0.62 * nx + 1.8), max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0)
     fig, axes = plt.subplots(nrow, ncol, figsize=(pw * ncol, ph * nrow), squeeze=False, constrained_layout=True)
-    xlog, ylog = _is_log(_common_values(summ, x, y)[0]), _is_log(df[y])  # judged on the coarse grid
+    xlog, ylog = _is_log(_common_values(summ, x, y)[0]), _is_log(_common_values(summ, y, x)[0])  # the coarse grid
     mesh = None
     boundary_rows = []
     for ax, lab in zip(axes.flat, labels):
@@ -213,62 +234,54 @@ def phase_diagram(
         no_x = s[x].isna().all()  # a method without this axis (e.g. TopK on p/f): one "n/a" column
         ys = sorted(s[y].dropna().unique())
         lx = xlog and not no_x
-        ey = _edges(ys, ylog)
-        # each row its own cells: a refined sweep (sweep/refine.py) has more, narrower cells near its crossings
-        row_cells = {yv: s[s[y] == yv].sort_values(x) for yv in ys}
-        coarse = [0.0] if no_x else _common_values(s, x, y)[0]
-        lo_e, hi_e = _edges(coarse, lx)[[0, -1]]
-        row_edges = {}
-        for yv, g in row_cells.items():
-            if len(g):  # inner edges halfway between the row's cells, outer ones those of the coarse grid
-                e = _edges([0.0] if no_x else list(g[x]), lx)
-                if no_x or g[x].min() == coarse[0]:
-                    e[0] = lo_e
-                if no_x or g[x].max() == coarse[-1]:
-                    e[-1] = hi_e
-                row_edges[yv] = e
-        lo_e, hi_e = min(e[0] for e in row_edges.values()), max(e[-1] for e in row_edges.values())
-        span = (math.log(hi_e / lo_e) if lx else hi_e - lo_e) or 1.0
-        cell_frac = 1 / len(coarse)  # a coarse cell's share of the width
-        for i, yv in enumerate(ys):
-            g, ex = row_cells[yv], row_edges.get(yv)
-            if ex is None:
+        # each cell where it is: its x extent reaches halfway to its neighbours in its row, its y extent
+        # halfway to its neighbours in its column, and a first or last one to the edge of its coarse-grid
+        # cell; a refined sweep (sweep/refine.py) thus shows narrow cells near its crossings, and a value
+        # refined in one row or column only leaves the others as they were
+        pts = s.assign(_x=0.0 if no_x else s[x])
+        coarse_x = [0.0] if no_x else _common_values(s, x, y)[0]
+        coarse_y = _common_values(s, y, x)[0] if not no_x else ys
+        ex_all, ey_all = _edges(coarse_x, lx), _edges(coarse_y, ylog)
+        span = (math.log(ex_all[-1] / ex_all[0]) if lx else ex_all[-1] - ex_all[0]) or 1.0
+        cell_frac = 1 / len(coarse_x)  # a coarse cell's share of the width
+        rects, values = [], []
+        for _, r in pts.iterrows():
+            if pd.isna(r[y]) or pd.isna(r["_x"]):
                 continue
-            mesh = ax.pcolormesh(
-                ex, ey[i : i + 2], g["mean"].to_numpy(float)[None, :], vmin=0, vmax=1, cmap="viridis", shading="flat"
-            )
-            for j, (_, r) in enumerate(g.iterrows()):
-                v = r["mean"]
-                frac = (math.log(ex[j + 1] / ex[j]) if lx else ex[j + 1] - ex[j]) / span
-                txt = f"{v:.2f}" if frac >= 0.45 * cell_frac else ""  # refined cells too narrow for text: CSV
-                if txt and pd.notna(r["low"]) and not crowded and frac >= 0.9 * cell_frac:
-                    txt += f"\n[{r['low']:.2f}, {r['high']:.2f}]"
-                if r.get("not_converged", 0):
-                    txt += "\nn.c." if txt else ""
-                    ax.add_patch(
-                        plt.Rectangle(
-                            (ex[j], ey[i]),
-                            ex[j + 1] - ex[j],
-                            ey[i + 1] - ey[i],
-                            fill=False,
-                            hatch="//",
-                            edgecolor="red",
-                            lw=0,
-                        )
-                    )
-                if txt:
-                    ax.text(
-                        0.0 if no_x else r[x],
-                        yv,
-                        txt,
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        linespacing=1.0,
-                        color="black" if v > 0.6 else "white",
-                    )
-        xs = [0.0] if no_x else _common_values(s, x, y)[0]
-        ex = np.array([lo_e, hi_e])
+            x0, x1 = _extent(r["_x"], sorted(pts[pts[y] == r[y]]["_x"]), coarse_x, ex_all, lx)
+            y0, y1 = _extent(r[y], sorted(pts[pts["_x"] == r["_x"]][y]), coarse_y, ey_all, ylog)
+            ex_all = np.array([min(ex_all[0], x0), *ex_all[1:-1], max(ex_all[-1], x1)])
+            ey_all = np.array([min(ey_all[0], y0), *ey_all[1:-1], max(ey_all[-1], y1)])
+            rects.append(plt.Rectangle((x0, y0), x1 - x0, y1 - y0))
+            values.append(r["mean"])
+            v = r["mean"]
+            frac = (math.log(x1 / x0) if lx else x1 - x0) / span
+            txt = f"{v:.2f}" if frac >= 0.45 * cell_frac else ""  # refined cells too narrow for text: CSV
+            if txt and pd.notna(r["low"]) and not crowded and frac >= 0.9 * cell_frac:
+                txt += f"\n[{r['low']:.2f}, {r['high']:.2f}]"
+            if r.get("not_converged", 0):
+                txt += "\nn.c." if txt else ""
+                ax.add_patch(
+                    plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, hatch="//", edgecolor="red", lw=0, zorder=1.5)
+                )
+            if txt:
+                ax.text(
+                    r["_x"],
+                    r[y],
+                    txt,
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    linespacing=1.0,
+                    color="black" if v > 0.6 else "white",
+                    zorder=3,
+                )
+        mesh = PatchCollection(rects, cmap="viridis", zorder=1)
+        mesh.set_array(np.asarray(values, float))
+        mesh.set_clim(0, 1)
+        ax.add_collection(mesh)
+        xs = coarse_x
+        ex, ey = ex_all, ey_all
         if not no_x and len(xs) >= 2:
             for i, yv in enumerate(ys):
                 _, _, found = crossings_along(df[(df.label == lab) & (df[y] == yv)], x, metric, level, lx)
@@ -300,7 +313,42 @@ def phase_diagram(
                     color="white",
                     mec="black",
                     ecolor="white",
-                    label=f"fitted {int(100 * level)} % crossing (95 % interval)",
+                    label=f"fitted {int(100 * level)} % crossing along {x} (95 % interval)",
+                )
+            # and along y, per column (a sweep refined along y resolves these)
+            along_y = 0
+            for xv in sorted(s[x].dropna().unique()):
+                col = df[(df.label == lab) & (df[x] == xv)]
+                if col[y].nunique() < 2:
+                    continue
+                for c in crossings_along(col, y, metric, level, ylog)[2]:
+                    boundary_rows.append({"label": lab, x: xv, "axis": y, "level": level, **c})
+                    err = [[c["estimate"] - c["low"]], [c["high"] - c["estimate"]]] if pd.notna(c["low"]) else None
+                    ax.errorbar(
+                        [xv],
+                        [c["estimate"]],
+                        yerr=err,
+                        fmt="^",
+                        ms=6,
+                        color="white",
+                        mec="black",
+                        ecolor="white",
+                        elinewidth=2,
+                        capsize=3,
+                        zorder=5,
+                    )
+                    along_y += 1
+            if along_y:
+                ax.errorbar(
+                    [],
+                    [],
+                    yerr=[],
+                    fmt="^",
+                    ms=6,
+                    color="white",
+                    mec="black",
+                    ecolor="white",
+                    label=f"fitted {int(100 * level)} % crossing along {y} (95 % interval)",
                 )
         if not no_x:
             _overlay_theory(ax, df[df.label == lab], x, y, ys)
