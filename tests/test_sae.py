@@ -481,3 +481,33 @@ def test_target_l0_over_s_resolves_to_a_multiple_of_the_expected_l0():
     with pytest.raises(ConfigError) as e:
         resolve_hyper("l1", {"target_l0_over_s": 1.5}, None, None)
     assert e.value.field == "target_l0_over_s"
+
+
+def test_matching_pursuit_by_hand():
+    """D = I₃ (unit atoms), b_dec = 0, x = (2, 1, −1): k = 1 takes atom 0 (coefficient 2); k = 2 adds atom 1
+    (1); k = 3 stops, since the best remaining correlation (−1, atom 2) is not positive; the residual after
+    two steps is (0, 0, −1)."""
+    from theory_sim.sae.mp import MatchingPursuit, MPConfig
+
+    x = torch.tensor([[[2.0, 1.0, -1.0]]])
+    for k, want in ((1, [2.0, 0.0, 0.0]), (2, [2.0, 1.0, 0.0]), (3, [2.0, 1.0, 0.0])):
+        sae = MatchingPursuit([MPConfig(width=3, k=k)], 3, [0], "cpu", torch.zeros(1, 4, 3))
+        sae.D.data = torch.eye(3).unsqueeze(0)
+        z, first = sae.encode(x)
+        assert torch.equal(z, torch.tensor([[want]]))
+        assert torch.equal(first, x)  # the first step's correlations with orthonormal atoms: x itself
+        x_hat, _, _ = sae.forward(x)
+        assert torch.allclose(x - x_hat, torch.tensor([[[2.0, 1.0, -1.0]]]) - torch.tensor([[want]]))
+
+
+def test_matching_pursuit_explains_away_and_keeps_atoms_unit():
+    """Two atoms at 60° and x on the first: one step leaves no residual for the second (a one-pass encoder
+    would give the second atom cos 60° = 0.5); after a training step the atoms are unit again."""
+    from theory_sim.sae.mp import MatchingPursuit, MPConfig
+
+    sae = MatchingPursuit([MPConfig(width=2, k=2)], 2, [0], "cpu", torch.zeros(1, 4, 2))
+    sae.D.data = torch.tensor([[[1.0, 0.0], [0.5, 3**0.5 / 2]]])
+    z, _ = sae.encode(torch.tensor([[[1.0, 0.0]]]))
+    assert torch.allclose(z, torch.tensor([[[1.0, 0.0]]]))
+    sae.train_step(torch.randn(1, 8, 2))
+    assert torch.allclose(sae.D.norm(dim=-1), torch.ones(1, 2), atol=1e-6)

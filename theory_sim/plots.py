@@ -224,7 +224,7 @@ def phase_diagram(
     nrow = math.ceil(len(labels) / ncol)
     nx, ny = max(1, _common_values(summ, x, y)[1]), max(1, df[y].nunique())
     crowded = nx > 6  # then a cell shows its mean only (the interval is in the CSV)
-    pw, ph = max(5.0, 0.62 * nx + 1.8), max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0)
+    pw, ph = max(5.5, 0.62 * nx + 1.8), max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0)
     fig, axes = plt.subplots(nrow, ncol, figsize=(pw * ncol, ph * nrow), squeeze=False, constrained_layout=True)
     xlog, ylog = _is_log(_common_values(summ, x, y)[0]), _is_log(_common_values(summ, y, x)[0])  # the coarse grid
     mesh = None
@@ -376,8 +376,12 @@ def phase_diagram(
         ax.set_title(head, fontsize=9, color="darkred" if "widen" in head else "black")
         handles, _ = ax.get_legend_handles_labels()
         if handles:  # below the panel, so no cell is hidden
-            ax.legend(
-                loc="upper center", bbox_to_anchor=(0.5, -0.24 if crowded else -0.16), ncol=2, fontsize=7, frameon=False
+            ax.legend(  # one column under a narrow panel: a wide legend collapses the layout
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.24 if crowded else -0.16),
+                ncol=2 if nx > 4 else 1,
+                fontsize=7,
+                frameon=False,
             )
     for ax in axes.flat[len(labels) :]:
         ax.axis("off")
