@@ -1,6 +1,7 @@
 """Reliability under hostile or careless input: every bad input one line and exit 2 with nothing written;
 faults (disk full, concurrent creation, lost arrays) detected and repaired; no name writes outside --out."""
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -474,3 +475,32 @@ def test_a_creator_that_raced_past_the_check_cannot_mix_its_cells_in(tmp_path):
     with pytest.raises(ConfigError, match="another"):
         B.init(sb.name, sb.source, sb.cells, sb.path)
     assert set(load_results(out).sweep) == {"a"}
+
+
+def test_damaged_metrics_are_one_line_and_a_rerun_repairs_them(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(textwrap.dedent(BASE))
+    out = tmp_path / "o"
+    run_sweep(load_sweep(f), str(out), progress=False)
+    good = load_results(out)["frr_0.9"].tolist()
+    con = sqlite3.connect(out / "results.sqlite")
+    con.execute("UPDATE cells SET metrics = '{oops'")
+    con.commit()
+    con.close()
+    for cmd in (("status", str(out)), ("plot", str(out), "--x", "d"), ("export", str(out), "--csv", "x.csv")):
+        one_line_exit_2(cli(*cmd, cwd=tmp_path), "damaged")
+    s = run_sweep(load_sweep(f), str(out), progress=False)
+    assert s.ran == 1 and load_results(out)["frr_0.9"].tolist() == good  # trained again, the same numbers
+
+
+@pytest.mark.parametrize("sizes", ["0", "x", "1,-2", "100000"])
+def test_bad_bench_sizes(sizes):
+    one_line_exit_2(cli("bench", "--sizes", sizes, "--no-grid"), "sizes")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="no /proc")
+def test_a_folder_the_filesystem_refuses_is_one_line(tmp_path):
+    one_line_exit_2(cli("sample", "--samples", "10", "--save", "/proc/theory-sim-x"), "save")
+    f = tmp_path / "s.toml"
+    f.write_text(textwrap.dedent(BASE))
+    one_line_exit_2(cli("sweep", str(f), "--out", "/proc/theory-sim-x/o"), "out")

@@ -537,7 +537,16 @@ def cmd_bench(args) -> int:
     from .bench import format_bench, run_bench
 
     dev = resolve_device(args.device)
-    sizes = tuple(int(v) for v in args.sizes.split(","))
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(","))
+    except ValueError:
+        raise ConfigError(
+            "sizes", f"must be a comma list of integers in [1, {MAX_SEEDS}], got {args.sizes!r}"
+        ) from None
+    if not all(1 <= e <= MAX_SEEDS for e in sizes):
+        raise ConfigError("sizes", f"ensemble sizes must be in [1, {MAX_SEEDS}], got {args.sizes!r}")
+    if not (math.isfinite(args.seconds) and 0 < args.seconds <= 600):
+        raise ConfigError("seconds", f"must be in (0, 600], got {args.seconds}")
     methods = tuple(args.methods.split(","))
     from .sae import get_method
 

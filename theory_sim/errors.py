@@ -71,3 +71,17 @@ def check_folder(path, field: str, empty: bool = False):
     if not os.access(ancestor, os.W_OK):
         raise ConfigError(field, f"cannot write into {str(ancestor)!r}")
     return p
+
+
+def make_folder(path, field: str):
+    """Creates the folder ``path`` (and missing parents) checked by ``check_folder``; a filesystem that refuses
+    (``/proc``, a read-only mount, a race with a file of that name) is a ConfigError naming ``field``, with
+    nothing created."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(field, f"cannot create the folder {str(path)!r}: {e.strerror or e}") from None
+    return p

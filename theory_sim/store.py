@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, StoreError, make_folder
 from .model.spec import LATER_FIELDS
 
 SCHEMA_VERSION = 1
@@ -193,8 +193,8 @@ class Store:
     ) -> int:
         """Creates the folder and tables, records the sweep and inserts its cells as pending.
         Returns how many cells were new."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.arrays_dir.mkdir(exist_ok=True)
+        make_folder(self.dir, "out")
+        make_folder(self.arrays_dir, "out")
         self.create()
         con = self.connect()
         try:
@@ -296,6 +296,23 @@ class Store:
                 os.unlink(tmp)
             raise
 
+    def damaged(self, con=None) -> list[str]:
+        """Hashes of cells marked done whose stored metrics are not valid JSON (a damaged database row)."""
+        own = con is None
+        con = con or self.connect()
+        try:
+            rows = con.execute("SELECT cell_hash, metrics FROM cells WHERE status='done'").fetchall()
+        finally:
+            if own:
+                con.close()
+        bad = []
+        for h, m in rows:
+            try:
+                json.loads(m or "")
+            except ValueError:
+                bad.append(h)
+        return bad
+
     def lost_arrays(self, con=None) -> list[str]:
         """Hashes of cells marked done whose ``.npz`` arrays are gone (every done cell writes some)."""
         own = con is None
@@ -374,7 +391,14 @@ def load_results(out_dir: str | Path, current_only: bool = False):
         rec.update(cfg["params"])
         rec.update({f"train_{k}": v for k, v in cfg["train"].items()})
         if r["metrics"]:
-            m = json.loads(r["metrics"])
+            try:
+                m = json.loads(r["metrics"])
+            except ValueError:
+                raise ConfigError(
+                    "out",
+                    f"the stored metrics of cell {r['cell_hash']} in {out_dir} are damaged; rerun the sweep command "
+                    "on this folder: it trains damaged cells again",
+                ) from None
             m["steps_done"] = m.pop("steps", None)
             for k, v in m.items():
                 if k not in rec or k in ("seconds",):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_folder
+from ..errors import ConfigError, check_folder, make_folder
 from .sampler import ModelSampler, make_features
 from .spec import GeneratorSpec
 
@@ -26,7 +26,7 @@ MAX_BYTES = 8 * 2**30
 
 
 def check_save_dir(folder: str) -> Path:
-    """The folder to save into: it may not exist yet (its parent must), or exist empty."""
+    """The folder to save into: new (missing parents are made) or empty."""
     return check_folder(folder, "save", empty=True)
 
 
@@ -42,7 +42,7 @@ def save_sample(spec: GeneratorSpec, samples: int, folder: str, device="cpu") ->
             f"(limit {MAX_BYTES / 2**30:.0f} GiB); draw fewer",
         )
     p = check_save_dir(folder)
-    p.mkdir(parents=True, exist_ok=True)
+    make_folder(p, "save")
     sampler = ModelSampler(spec, device)
     X = np.lib.format.open_memmap(p / "X.npy", mode="w+", dtype=np.float32, shape=(samples, spec.d))
     idx, vals = [], []

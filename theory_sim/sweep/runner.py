@@ -158,10 +158,14 @@ def run_sweep(
 def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_failed, new, out) -> RunSummary:
     if retry_failed:
         con.execute("UPDATE cells SET status='pending', error=NULL WHERE status='failed'")
-    lost = store.lost_arrays(con)
-    if lost:  # repaired, not trusted: a done cell without its arrays is trained again
-        con.executemany("UPDATE cells SET status='pending' WHERE cell_hash=?", [(h,) for h in lost])
-        print(f"{sweep.name}: {len(lost)} finished cells had lost their arrays; training them again", file=sys.stderr)
+    # repaired, not trusted: a done cell without its arrays, or whose stored metrics are damaged, trains again
+    for what, hashes in (
+        ("had lost their arrays", store.lost_arrays(con)),
+        ("had damaged metrics", store.damaged(con)),
+    ):
+        if hashes:
+            con.executemany("UPDATE cells SET status='pending', metrics=NULL WHERE cell_hash=?", [(h,) for h in hashes])
+            print(f"{sweep.name}: {len(hashes)} finished cells {what}; training them again", file=sys.stderr)
     cells = list(sweep.cells)
     summary = RunSummary(len(cells), 0, 0, 0, 0.0, new)
     t0 = time.perf_counter()
