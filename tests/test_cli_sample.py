@@ -85,7 +85,7 @@ def test_sample_save_writes_data_that_train_accepts_and_spec_reloads(tmp_path):
     assert torch.equal(torch.from_numpy(X[:1]), ModelSampler(spec).sample_x(1))
 
 
-@pytest.mark.parametrize("setup,msg", [("file", "not a folder"), ("full", "not empty"), ("orphan", "parent")])
+@pytest.mark.parametrize("setup,msg", [("file", "not a folder"), ("full", "not empty"), ("under_a_file", "a file")])
 def test_sample_save_refuses_bad_folders_and_writes_nothing(tmp_path, setup, msg):
     target = tmp_path / "x"
     if setup == "file":
@@ -93,8 +93,9 @@ def test_sample_save_refuses_bad_folders_and_writes_nothing(tmp_path, setup, msg
     elif setup == "full":
         target.mkdir()
         (target / "other").write_text("keep")
-    else:
-        target = tmp_path / "missing" / "x"
+    else:  # missing parents are made (mkdir -p), but not through a file
+        (tmp_path / "f").write_text("keep")
+        target = tmp_path / "f" / "missing" / "x"
     before = sorted(p.name for p in tmp_path.rglob("*"))
     r = run("sample", "--n", "16", "--d", "8", "--s", "2", "--samples", "100", "--save", str(target))
     assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1

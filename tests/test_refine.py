@@ -276,3 +276,20 @@ def test_bench_refine_compares_both_ways_in_one_run():
     assert 3 <= r["refine_models"] < r["uniform_models"]
     for k in ("uniform_seconds", "refine_seconds", "max_disagreement", "uniform_boundaries", "refine_boundaries"):
         assert k in r
+
+
+@pytest.mark.slow
+def test_refinement_rounds_run_on_dask_with_the_same_cells_and_numbers(tmp_path):
+    """Rounds go through the executor like any cells: a Dask LocalCluster (kept across rounds) refines to the
+    same cells and the same boundary as the in-process run."""
+    f = tmp_path / "t.toml"
+    f.write_text(TINY)
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    run_sweep(parse_sweep(TINY, str(f)), str(local), device="cpu", progress=False)
+    s = run_sweep(parse_sweep(TINY, str(f)), str(dask), device="cpu", executor="dask", workers=1, progress=False)
+    assert s.refined > 0
+    cells = {
+        str(d): sorted(h for (h,) in Store(d).connect().execute("SELECT cell_hash FROM cells")) for d in (local, dask)
+    }
+    assert cells[str(local)] == cells[str(dask)]
+    assert load_boundaries(str(dask)) == load_boundaries(str(local))

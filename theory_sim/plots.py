@@ -283,73 +283,26 @@ def phase_diagram(
         xs = coarse_x
         ex, ey = ex_all, ey_all
         if not no_x and len(xs) >= 2:
-            for i, yv in enumerate(ys):
-                _, _, found = crossings_along(df[(df.label == lab) & (df[y] == yv)], x, metric, level, lx)
-                for c in found:
-                    boundary_rows.append({"label": lab, y: yv, "axis": x, "level": level, **c})
-                    err = None
-                    if pd.notna(c["low"]):
-                        err = [[c["estimate"] - c["low"]], [c["high"] - c["estimate"]]]
-                    ax.errorbar(
-                        [c["estimate"]],
-                        [yv],
-                        xerr=err,
-                        fmt="D",
-                        ms=5,
-                        color="white",
-                        mec="black",
-                        ecolor="white",
-                        elinewidth=2,
-                        capsize=3,
-                        zorder=5,
+            # fitted crossings along x per row, and along y per column (a sweep refined along y resolves these)
+            for along, across, log_along, marks in ((x, y, lx, "D"), (y, x, ylog, "^")):
+                drawn = 0
+                for v in sorted(s[across].dropna().unique()):
+                    line = df[(df.label == lab) & (df[across] == v)]
+                    if line[along].nunique() < 2:
+                        continue
+                    for c in crossings_along(line, along, metric, level, log_along)[2]:
+                        boundary_rows.append({"label": lab, across: v, "axis": along, "level": level, **c})
+                        _draw_crossing(ax, c, v, along == x, marks)
+                        drawn += 1
+                if drawn:
+                    _draw_crossing(
+                        ax,
+                        None,
+                        None,
+                        along == x,
+                        marks,
+                        label=f"fitted {int(100 * level)} % crossing along {along} (95 % interval)",
                     )
-            if boundary_rows and boundary_rows[-1]["label"] == lab:
-                ax.errorbar(
-                    [],
-                    [],
-                    xerr=[],
-                    fmt="D",
-                    ms=5,
-                    color="white",
-                    mec="black",
-                    ecolor="white",
-                    label=f"fitted {int(100 * level)} % crossing along {x} (95 % interval)",
-                )
-            # and along y, per column (a sweep refined along y resolves these)
-            along_y = 0
-            for xv in sorted(s[x].dropna().unique()):
-                col = df[(df.label == lab) & (df[x] == xv)]
-                if col[y].nunique() < 2:
-                    continue
-                for c in crossings_along(col, y, metric, level, ylog)[2]:
-                    boundary_rows.append({"label": lab, x: xv, "axis": y, "level": level, **c})
-                    err = [[c["estimate"] - c["low"]], [c["high"] - c["estimate"]]] if pd.notna(c["low"]) else None
-                    ax.errorbar(
-                        [xv],
-                        [c["estimate"]],
-                        yerr=err,
-                        fmt="^",
-                        ms=6,
-                        color="white",
-                        mec="black",
-                        ecolor="white",
-                        elinewidth=2,
-                        capsize=3,
-                        zorder=5,
-                    )
-                    along_y += 1
-            if along_y:
-                ax.errorbar(
-                    [],
-                    [],
-                    yerr=[],
-                    fmt="^",
-                    ms=6,
-                    color="white",
-                    mec="black",
-                    ecolor="white",
-                    label=f"fitted {int(100 * level)} % crossing along {y} (95 % interval)",
-                )
         if not no_x:
             _overlay_theory(ax, df[df.label == lab], x, y, ys)
         ax.set_xscale("log" if lx else "linear")
@@ -394,6 +347,32 @@ def phase_diagram(
     if boundary_rows:  # beside the figure: the fitted crossings it draws
         pd.DataFrame(boundary_rows).to_csv(str(out) + "_boundaries.csv", index=False)
     return paths
+
+
+def _draw_crossing(ax, c: dict | None, at: float | None, horizontal: bool, marker: str, label: str | None = None):
+    """One fitted crossing ``c`` (analysis.crossings) as a marker at (estimate, at) with its 95 % interval as
+    an error bar along the crossing's axis (horizontal: x); c None draws nothing but the legend entry."""
+    est = [] if c is None else [c["estimate"]]
+    err = None
+    if c is not None and pd.notna(c["low"]):
+        err = [[c["estimate"] - c["low"]], [c["high"] - c["estimate"]]]
+    elif c is None:
+        err = []
+    pos = [] if at is None else [at]
+    xy = (est, pos) if horizontal else (pos, est)
+    ax.errorbar(
+        *xy,
+        **{"xerr" if horizontal else "yerr": err},
+        fmt=marker,
+        ms=5 if marker == "D" else 6,
+        color="white",
+        mec="black",
+        ecolor="white",
+        elinewidth=2,
+        capsize=3,
+        zorder=5,
+        label=label,
+    )
 
 
 def _overlay_theory(ax, df, x, y, ys):

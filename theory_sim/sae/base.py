@@ -84,6 +84,14 @@ def check_number(cfg, name: str, lo: float | None = None, hi: float | None = Non
     require(ok, name, f"must be a number in {rng}, got {v!r}")
 
 
+def check_count(cfg, name: str, hi: int | None = None, hi_name: str = "") -> None:
+    """An integer field in [1, hi] (bools refused); hi_name says what hi is (e.g. "width")."""
+    v = getattr(cfg, name)
+    top = "" if hi is None else f", {hi_name + ' = ' if hi_name else ''}{hi}"
+    ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1 and (hi is None or v <= hi)
+    require(ok, name, f"must be an integer in [1{top}]" + ("" if hi is not None else " or more") + f", got {v!r}")
+
+
 def check_choice(cfg, name: str, allowed: tuple) -> None:
     require(
         getattr(cfg, name) in allowed,

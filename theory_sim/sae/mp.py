@@ -23,8 +23,7 @@ from typing import ClassVar
 
 import torch
 
-from ..errors import require
-from .base import Method, MethodConfig, register, unit_rows_
+from .base import Method, MethodConfig, check_count, register, unit_rows_
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,7 @@ class MPConfig(MethodConfig):
 
     def validate(self):
         super().validate()
-        require(
-            isinstance(self.k, int) and not isinstance(self.k, bool) and 1 <= self.k <= self.width,
-            "k",
-            f"must be an integer in [1, width = {self.width}], got {self.k!r}",
-        )
+        check_count(self, "k", self.width, "width")
 
 
 @register

@@ -15,6 +15,7 @@ from ..errors import require
 from .base import (
     Method,
     MethodConfig,
+    check_count,
     check_number,
     reconstruction_loss,
     register,
@@ -321,11 +322,7 @@ class TopKConfig(MethodConfig):
 
     def validate(self):
         super().validate()
-        require(
-            isinstance(self.k, int) and not isinstance(self.k, bool) and 1 <= self.k <= self.width,
-            "k",
-            f"must be an integer in [1, width = {self.width}], got {self.k!r}",
-        )
+        check_count(self, "k", self.width, "width")
         check_number(self, "auxk", 0, None)
         require(isinstance(self.dead_steps, int) and self.dead_steps >= 1, "dead_steps", "must be an integer >= 1")
 
