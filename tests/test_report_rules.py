@@ -244,3 +244,17 @@ def test_width_magnitude_verdicts():
     assert R.claim_width_magnitude(*_width(0.3, 0.8, True))["verdict"] == "reproduced"
     assert R.claim_width_magnitude(*_width(0.5, 0.4, True))["verdict"] == "partly"
     assert R.claim_width_magnitude(*_width(0.5, 0.4, False))["verdict"] == "not reproduced"
+
+
+def test_pooled_numbers_come_from_the_coarse_grid():
+    """Refinement adds cells near a boundary; a pooled number must not move with them."""
+    df = _theorem(1.0, override={(48, 2.0): 0.3})
+    df["cell_hash"] = [f"h{i}" for i in range(len(df))]
+    coarse = SimpleNamespace(cells=[SimpleNamespace(hash=h) for h in df.cell_hash])
+    extra = _theorem(0.0, p_values=(1.5, 1.7)).assign(cell_hash=lambda d: [f"x{i}" for i in range(len(d))])
+    both = pd.concat([df, extra], ignore_index=True)
+    a = R.claim_theorem(df, None, coarse)["ours"].split(";")[0]
+    b = R.claim_theorem(both, None, coarse)["ours"].split(";")[0]
+    assert a == b  # the pooled in-band number is the coarse grid's
+    assert R.coarse_rows(both, coarse).cell_hash.tolist() == df.cell_hash.tolist()
+    assert len(R.coarse_rows(both, None)) == len(both)
