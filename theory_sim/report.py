@@ -151,7 +151,8 @@ def claim_theorem(df, store=None, sweep=None) -> dict:
         "along p/f (refined to a factor 1.25) are reported beside the theorem's unit-constant band",
         "ours": f"FRR@0.9 after 1 step over the coarse grid's in-band cells: {A.fmt_interval(a)} (init "
         f"{A.fmt_interval(a0)}); at p = f: "
-        f"{A.fmt_interval(pooled(at_f))}. In-band cells not shown to reach 95 % (interval): {'; '.join(failing) or 'none'}. Fitted edges: "
+        f"{A.fmt_interval(pooled(at_f))}. In-band cells not shown to reach 95 % (interval): "
+        f"{'; '.join(failing) or 'none'}. Fitted edges: "
         f"{' | '.join(edges) or 'none'}. By p/f (cells with init < 50 %): {by_p}. FRR of the random init by d: "
         f"{init_by_d}. Outside the band: below it (p < f) {A.fmt_interval(pooled(df[below]))}, above it "
         f"{A.fmt_interval(pooled(df[above]))}. The theorem's band is sufficient, not necessary: recovery below "
