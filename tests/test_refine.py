@@ -232,6 +232,12 @@ def test_a_refined_sweep_resumes_and_reports_its_boundary(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     (j,) = json.loads(r.stdout)
+    for opt, field in ((["--level", "2"], "level"), (["--axis", "width"], "axis"), (["--tolerance", "1"], "tolerance")):
+        bad = subprocess.run(
+            [sys.executable, "-m", "theory_sim.cli", "boundary", str(out), *opt], capture_output=True, text=True
+        )
+        assert bad.returncode == 2 and bad.stderr.startswith(f"theory-sim: error: {field}: "), bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
     for key in (
         "label",
         "row",

@@ -244,14 +244,13 @@ def phase_diagram(
         ex_all, ey_all = _edges(coarse_x, lx), _edges(coarse_y, ylog)
         span = (math.log(ex_all[-1] / ex_all[0]) if lx else ex_all[-1] - ex_all[0]) or 1.0
         cell_frac = 1 / len(coarse_x)  # a coarse cell's share of the width
+        pts = pts.dropna(subset=[y, "_x"])
+        in_row = {v: sorted(g["_x"]) for v, g in pts.groupby(y)}  # each row's x values, each column's y values
+        in_col = {v: sorted(g[y]) for v, g in pts.groupby("_x")}
         rects, values = [], []
         for _, r in pts.iterrows():
-            if pd.isna(r[y]) or pd.isna(r["_x"]):
-                continue
-            x0, x1 = _extent(r["_x"], sorted(pts[pts[y] == r[y]]["_x"]), coarse_x, ex_all, lx)
-            y0, y1 = _extent(r[y], sorted(pts[pts["_x"] == r["_x"]][y]), coarse_y, ey_all, ylog)
-            ex_all = np.array([min(ex_all[0], x0), *ex_all[1:-1], max(ex_all[-1], x1)])
-            ey_all = np.array([min(ey_all[0], y0), *ey_all[1:-1], max(ey_all[-1], y1)])
+            x0, x1 = _extent(r["_x"], in_row[r[y]], coarse_x, ex_all, lx)
+            y0, y1 = _extent(r[y], in_col[r["_x"]], coarse_y, ey_all, ylog)
             rects.append(plt.Rectangle((x0, y0), x1 - x0, y1 - y0))
             values.append(r["mean"])
             v = r["mean"]
@@ -281,7 +280,15 @@ def phase_diagram(
         mesh.set_clim(0, 1)
         ax.add_collection(mesh)
         xs = coarse_x
-        ex, ey = ex_all, ey_all
+        # the panel spans the coarse grid's cells and any cell reaching beyond them
+        ex = [
+            min([ex_all[0]] + [q.get_x() for q in rects]),
+            max([ex_all[-1]] + [q.get_x() + q.get_width() for q in rects]),
+        ]
+        ey = [
+            min([ey_all[0]] + [q.get_y() for q in rects]),
+            max([ey_all[-1]] + [q.get_y() + q.get_height() for q in rects]),
+        ]
         if not no_x and len(xs) >= 2:
             # fitted crossings along x per row, and along y per column (a sweep refined along y resolves these)
             for along, across, log_along, marks in ((x, y, lx, "D"), (y, x, ylog, "^")):

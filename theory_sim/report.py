@@ -214,6 +214,7 @@ def claim_resonance(df, store=None, sweep=None) -> dict:
         if not math.isnan(worst)
         else ""
     )
+    coarse = coarse_rows(df, sweep)  # the coarse grid's d and p/f values, whether or not their runs converged
     df = df[ok_rows]
     if df.empty:
         return {
@@ -226,9 +227,7 @@ def claim_resonance(df, store=None, sweep=None) -> dict:
     # the band is read along p/f at the d values of the coarse grid (each has every p/f value, refined ones
     # added near its edges); d values a refinement along d added carry only the p/f columns it bisected, and
     # are read along d instead: where recovery switches on
-    coarse = sweep.cells if sweep is not None else []
-    coarse_d = sorted({c.data["d"] for c in coarse}) or sorted(df.d.unique())
-    coarse_p = sorted({c.params["p_over_f"] for c in coarse if "p_over_f" in c.params}) or sorted(df.p_over_f.unique())
+    coarse_d, coarse_p = sorted(coarse.d.unique()), sorted(coarse.p_over_f.unique())
     edges = band_edges(df[df.d.isin(coarse_d)])
     transitions = []
     for pf, g in df[df.p_over_f.isin(coarse_p)].groupby("p_over_f"):

@@ -69,6 +69,10 @@ class Refine:
 
 
 def _err(path, key, msg):
+    """A ConfigError for ``key``: "FILE: refine.key" (or "FILE: refine[i].key"); a bare key without a path
+    (the boundary command's own options)."""
+    if not path:
+        return ConfigError(key, msg)
     return ConfigError(f"{path}: refine.{key}" if "refine[" not in path else f"{path}.{key}", msg)
 
 
@@ -90,11 +94,10 @@ def parse_refines(
 
 def parse_refine(
     table, path: str, axes: dict[str, list], zipped: set[str], seeds: list[int], plot_metric: str | None
-) -> Refine | None:
+) -> Refine:
     """Validates a ``[refine]`` table. axes: every axis of the sweep (grid axes and method hyperparameter
-    axes) → all its values; zipped: axes that vary together with another one; seeds: train.seeds."""
-    if table is None:
-        return None
+    axes) → all its values; zipped: axes that vary together with another one; seeds: train.seeds; path:
+    the sweep file, for messages ("" names the keys alone)."""
     if not isinstance(table, dict):
         raise ConfigError(
             f"{path}: refine",
@@ -179,6 +182,12 @@ class Row:
     def values(self, x, metric_of: dict) -> np.ndarray:
         return np.array([metric_of[c.hash] for c in self.cells[x] if c.hash in metric_of], dtype=float)
 
+    def series(self, metric_of: dict) -> tuple[list, list[np.ndarray]]:
+        """(xs, per-seed values at each x) over the axis values that have any (failed cells have none)."""
+        per = {x: self.values(x, metric_of) for x in self.xs}
+        xs = [x for x, v in per.items() if len(v)]
+        return xs, [per[x] for x in xs]
+
 
 def _axis_value(cell, axis):
     return cell.data.get(axis, cell.params.get(axis))
@@ -226,18 +235,17 @@ def propose(ref: Refine, cells, metric_of: dict, seeds: list[int], make) -> list
             new.append(c)
 
     for row in rows(cells, ref.axis):
-        xs = [x for x in row.xs if len(row.values(x, metric_of))]
-        if len(xs) < 2:  # cells without a value (failed) are left out
+        xs, per = row.series(metric_of)
+        if len(xs) < 2:
             continue
-        means = {x: float(row.values(x, metric_of).mean()) for x in xs}
+        vals = dict(zip(xs, per))
         n_items = _n_items(row, ref.metric)
         for a, b in zip(xs[:-1], xs[1:]):
-            if (means[a] >= ref.level) == (means[b] >= ref.level):
+            if (vals[a].mean() >= ref.level) == (vals[b].mean() >= ref.level):
                 continue
             for x in (a, b):
-                v = row.values(x, metric_of)
                 have = {c.seed for c in row.cells[x]}
-                if at_least(seed_interval(v, n_items), ref.level) is None and len(have) < ref.max_seeds:
+                if at_least(seed_interval(vals[x], n_items), ref.level) is None and len(have) < ref.max_seeds:
                     for s in [s for s in pool if s not in have][: ref.max_seeds - len(have)]:
                         add(make(row.cells[x][0], seed=s))
             if not ref.done(a, b):
@@ -256,10 +264,9 @@ def boundaries(ref: Refine, cells, metric_of: dict) -> list[dict]:
     bracket ends' intervals exclude the level)."""
     out = []
     for row in rows(cells, ref.axis):
-        xs = [x for x in row.xs if len(row.values(x, metric_of))]
+        xs, per = row.series(metric_of)
         if len(xs) < 2:
             continue
-        per = [row.values(x, metric_of) for x in xs]
         n_items = _n_items(row, ref.metric)
         for c in crossings(xs, per, ref.level, log=ref.log):
             ends = [per[xs.index(v)] for v in (c["lower"], c["upper"])]
@@ -331,10 +338,7 @@ def load_boundaries(
             vals = sorted({v for v in axes.get(table["axis"], []) if _num(v)})
             if "tolerance" not in table and vals and vals[0] <= 0 and len(vals) > 1:
                 table["tolerance"] = min(b - a for a, b in zip(vals[:-1], vals[1:]))  # linear: the finest spacing
-            try:
-                ref = parse_refine(table, "boundary", axes, set(), list(sweep.seeds), sweep.plot.get("metric"))
-            except ConfigError as e:
-                raise ConfigError(e.field.split(": ", 1)[-1].removeprefix("refine."), e.message) from None
+            ref = parse_refine(table, "", axes, set(), list(sweep.seeds), sweep.plot.get("metric"))
             out += boundaries(ref, cells, store.metric_of(con, ref.metric))
     finally:
         con.close()

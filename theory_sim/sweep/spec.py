@@ -139,10 +139,13 @@ class Sweep:
             return None
 
 
-def make_cell(data: dict, method: str, params: dict, train: dict, seed: int, label: str) -> Cell:
+def make_cell(
+    data: dict, method: str, params: dict, train: dict, seed: int, label: str, spec: GeneratorSpec | None = None
+) -> Cell:
     """The cell for these inputs, validated (ConfigError naming the field otherwise). data: generator fields
-    (a ``seed`` among them fixes the data across cell seeds)."""
-    spec = GeneratorSpec.for_cell(data, seed)
+    (a ``seed`` among them fixes the data across cell seeds); spec: ``GeneratorSpec.for_cell(data, seed)``
+    when the caller has already built (and validated) it."""
+    spec = spec or GeneratorSpec.for_cell(data, seed)
     resolve_hyper(method, params, *spec_scales(spec))
     data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed" or "seed" in data}
     return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label))
@@ -410,14 +413,14 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
             for point in data_points:
                 d = {**data, **point}
                 for seed in seeds:
-                    try:
-                        GeneratorSpec.for_cell(d, seed)
+                    try:  # built here so that a data error names [data] / [grid], not the method
+                        spec = GeneratorSpec.for_cell(d, seed)
                     except ConfigError as e:
                         raise _err(path, f"data.{e.field}", f"{e.message} (at grid point {point})") from None
                     except TypeError as e:
                         raise _err(path, "data", str(e)) from None
                     try:
-                        cell = make_cell(d, name, params, tc, seed, label)
+                        cell = make_cell(d, name, params, tc, seed, label, spec)
                     except ConfigError as e:
                         raise _err(path, f"{key}.{e.field}", f"{e.message} (at {params})") from None
                     except TypeError as e:
