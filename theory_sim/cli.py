@@ -241,6 +241,10 @@ def cmd_train(args) -> int:
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise ConfigError("seeds", f"must be in [1, {MAX_SEEDS}] (one ensemble), got {args.seeds}")
     seeds = [(args.gen_seed or 0) + i for i in range(args.seeds)]
+    if not (0 <= seeds[0] and seeds[-1] < 2**63):
+        raise ConfigError(
+            "seed", f"--seed + --seeds - 1 must be below 2^63 (seeds are integers in [0, 2^63)), got {seeds[-1]}"
+        )
     res = train(
         args.method,
         data,
@@ -306,7 +310,7 @@ def _load_array(path: str, field: str):
         raise ConfigError(field, f"{path!r} claims shape {shape}, more than {MAX_ARRAY_ENTRIES} entries")
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")
-        return np.asarray(arr, dtype=np.float32)
+        return np.array(arr, dtype=np.float32)  # a writable copy: torch warns on a read-only memory map
     except (OSError, ValueError) as e:
         raise ConfigError(field, f"cannot read {path!r} as a .npy array ({e})") from None
 
@@ -382,45 +386,48 @@ def cmd_sweep(args) -> int:
 def cmd_status(args) -> int:
     from .sweep import status_table
 
+    if args.check:
+        from .store import Store
+
+        store = Store(args.out)
+        if not store.exists():
+            raise ConfigError("out", f"no results database in {args.out!r}")
+        problems = store.check()
+        for h, what in problems:
+            print(f"{h}: {what}")
+        cells = {h for h, _ in problems if h != "meta"}
+        print(
+            f"{args.out}: every row and array is readable"
+            if not problems
+            else f"{args.out}: {len(problems)} problems; a rerun of the sweep command on this folder repairs them "
+            f"and trains {len(cells)} cells again"
+        )
+        return 1 if problems else 0
     t = status_table(args.out)
     print(t.to_string() if not t.empty else "no cells")
     return 0
 
 
 def cmd_export(args) -> int:
-    from pathlib import Path
-
-    from .store import load_results
+    from .outputs import atomic_file, check_output
+    from .store import load_results, writer_lock
 
     if not args.csv and not args.parquet:
         raise ConfigError("export", "give --csv FILE and/or --parquet FILE")
-    folder = Path(args.out).resolve()
-    for field, target in (("csv", args.csv), ("parquet", args.parquet)):
-        if target is None:
-            continue
-        t = Path(target)
-        if not str(target).strip() or t.is_dir():
-            raise ConfigError(field, f"needs a file path, got {target!r}")
-        if not t.parent.resolve().is_dir():
-            raise ConfigError(field, f"the folder of {target!r} does not exist")
-        if (
-            t.resolve().parent == folder
-            and t.name.startswith("results.sqlite")
-            or folder / "arrays" in t.resolve().parents
-        ):
-            raise ConfigError(field, f"{target!r} is part of the results store; write the export elsewhere")
+    targets = [(f, t) for f, t in (("csv", args.csv), ("parquet", args.parquet)) if t is not None]
+    for field, target in targets:
+        check_output(target, field, stores=[args.out])
     if args.parquet:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ConfigError("parquet", "needs pyarrow: pip install 'theory-sim[parquet]'") from None
-    df = load_results(args.out)
-    if args.csv:
-        df.to_csv(args.csv, index=False)
-        print(f"wrote {len(df)} rows to {args.csv}")
-    if args.parquet:
-        df.to_parquet(args.parquet, index=False)
-        print(f"wrote {len(df)} rows to {args.parquet}")
+    df = load_results(args.out)  # validates the store before anything is written or locked
+    with writer_lock(args.out, "export", required=False):
+        for field, target in targets:
+            with atomic_file(target) as tmp:
+                (df.to_csv if field == "csv" else df.to_parquet)(tmp, index=False)
+            print(f"wrote {len(df)} rows to {target}")
     return 0
 
 
@@ -456,6 +463,11 @@ def _register_sweep(sub) -> None:
     sp.set_defaults(func=cmd_sweep)
     st = sub.add_parser("status", help="done / failed / pending cells per method of a results folder")
     st.add_argument("out")
+    st.add_argument(
+        "--check",
+        action="store_true",
+        help="verify every stored row and array (sizes, zip CRC) and list what a rerun would repair; exit 1 if any",
+    )
     st.set_defaults(func=cmd_status)
     ex = sub.add_parser("export", help="write a results folder as CSV (and Parquet if pyarrow is present)")
     ex.add_argument("out")
@@ -605,7 +617,9 @@ def main(argv=None) -> int:
     try:
         if args.command != "bench" or getattr(args, "threads", None):  # bench measures the whole machine
             set_threads(getattr(args, "threads", None))
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # a full disk or closed pipe behind stdout shows here, not at interpreter exit
+        return code
     except ConfigError as e:
         print(f"theory-sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -613,13 +627,29 @@ def main(argv=None) -> int:
         print(f"theory-sim: error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say to it
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
+    except OSError as e:  # stdout on a full disk (`> /dev/full`), or another output the filesystem refuses
+        import errno
+
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES):
+            raise
+        _silence_stdout()
+        print(f"theory-sim: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:  # one line, not a traceback; a sweep says how far it got
         print(f"theory-sim: {e}" if isinstance(e, Interrupted) else "theory-sim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _silence_stdout() -> None:
+    """Points stdout at /dev/null so Python's own flush at exit does not print a second error."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

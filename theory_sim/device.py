@@ -41,12 +41,13 @@ def choose_threads(requested: int | None = None, cpus: int | None = None, load: 
             raise ConfigError(
                 "THEORY_SIM_THREADS", f"must be an integer >= 1, got {os.environ['THEORY_SIM_THREADS']!r}"
             )
-    if requested is not None:
-        if not (isinstance(requested, int) and requested >= 1):
-            raise ConfigError("threads", f"must be an integer >= 1, got {requested!r}")
-        return requested
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if requested is not None:
+        top = max(cpus, os.cpu_count() or 1)  # more threads than cores only makes them wait for each other
+        if not (isinstance(requested, int) and not isinstance(requested, bool) and 1 <= requested <= top):
+            raise ConfigError("threads", f"must be an integer in [1, {top}] (this machine's cores), got {requested!r}")
+        return requested
     if load is None:
         try:
             load = os.getloadavg()[0]

@@ -85,3 +85,53 @@ def make_folder(path, field: str):
     except OSError as e:
         raise ConfigError(field, f"cannot create the folder {str(path)!r}: {e.strerror or e}") from None
     return p
+
+
+#: the largest sweep or spec file read (a sweep of many axes is a few KiB)
+MAX_TEXT_BYTES = 2**20
+#: the deepest nesting of brackets and braces a sweep or spec file may have (a sweep needs 3)
+MAX_NESTING = 32
+
+
+def read_bounded(path, field: str) -> str:
+    """A small UTF-8 text file (a sweep or a spec), checked before it is parsed: a regular file of at most
+    MAX_TEXT_BYTES (``/dev/zero`` is not one), brackets and braces nested at most MAX_NESTING deep (the
+    parsers recurse per level). A UTF-8 byte-order mark is dropped. ConfigError naming ``field`` otherwise."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(field, f"cannot read {str(path)!r}: {e.strerror}") from None
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(field, f"{str(path)!r} is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_TEXT_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(field, f"cannot read {str(path)!r}: {e.strerror}") from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise ConfigError(field, f"{str(path)!r} is larger than {MAX_TEXT_BYTES // 1024} KiB; not a sweep or spec file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(field, f"{str(path)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = text.removeprefix("\ufeff")
+    check_nesting(text, field, str(path))
+    return text
+
+
+def check_nesting(text: str, field: str, where: str) -> None:
+    """ConfigError when brackets/braces nest deeper than MAX_NESTING (counted outside nothing: a bracket
+    inside a string also counts, so the bound is a little strict, never loose)."""
+    depth = top = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            top = max(top, depth)
+            if top > MAX_NESTING:
+                raise ConfigError(field, f"{where} nests brackets more than {MAX_NESTING} deep")
+        elif ch in "]}":
+            depth = max(0, depth - 1)

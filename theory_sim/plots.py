@@ -34,7 +34,8 @@ from .analysis import (  # noqa: E402
 )
 from .errors import ConfigError  # noqa: E402
 from .metrics import CURVE_TAUS  # noqa: E402
-from .store import Store, load_results  # noqa: E402
+from .outputs import atomic_file, describe  # noqa: E402
+from .store import Store, load_results, writer_lock  # noqa: E402
 from .sweep.spec import CURVE_KINDS, stored_sweep  # noqa: E402
 
 LABELS = {
@@ -84,13 +85,26 @@ def _edges(vals, log: bool) -> np.ndarray:
 
 
 def _save(fig, path_base: Path, table: pd.DataFrame) -> list[str]:
-    path_base.parent.mkdir(parents=True, exist_ok=True)
+    """PNG, PDF and the CSV of what was drawn, each written whole or not at all (outputs.atomic_file)."""
+    try:
+        path_base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise describe(e, path_base) from None
     stem = str(path_base)  # not with_suffix: names like frr_0.9 contain dots
-    fig.savefig(stem + ".png", dpi=130, bbox_inches="tight")
-    fig.savefig(stem + ".pdf", bbox_inches="tight")
-    plt.close(fig)
-    table.to_csv(stem + ".csv", index=False)
+    try:
+        with atomic_file(stem + ".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
+        with atomic_file(stem + ".pdf") as tmp:
+            fig.savefig(tmp, format="pdf", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    write_csv(table, stem + ".csv")
     return [stem + ".png"]
+
+
+def write_csv(table: pd.DataFrame, path: str) -> None:
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def _done(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -352,7 +366,7 @@ def phase_diagram(
     table = summ.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")})
     paths = _save(fig, out, table)
     if boundary_rows:  # beside the figure: the fitted crossings it draws
-        pd.DataFrame(boundary_rows).to_csv(str(out) + "_boundaries.csv", index=False)
+        write_csv(pd.DataFrame(boundary_rows), str(out) + "_boundaries.csv")
     return paths
 
 
@@ -649,11 +663,11 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
     if lost:
         raise ConfigError(
             "out",
-            f"{len(lost)} finished cells in {out_dir} have lost their arrays; rerun the sweep "
+            f"{len(lost)} finished cells in {out_dir} have lost their arrays (or they are unreadable); rerun the sweep "
             "command on this folder to recompute them",
         )
     sweep = stored_sweep(out_dir)  # validated again: a stored name that is not a safe file stem is refused
-    plot, name = sweep.plot, sweep.name
+    plot = sweep.plot
     x, y = x or plot.get("x"), y or plot.get("y")
     metric = metric or plot.get("metric", "frr_0.9")
     _done(df, metric)
@@ -662,7 +676,12 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
     if x and y and x == y:
         raise ConfigError("y", f"x and y must differ, both are {x!r}")
     check_axes(df, [a for a in (x, y) if a])
-    fig_dir = Path(fig_dir or Path(out_dir) / "figures")
+    with writer_lock(out_dir, "plot", required=fig_dir is None):
+        return _draw(df, store, sweep, x, y, metric, Path(fig_dir or Path(out_dir) / "figures"))
+
+
+def _draw(df, store, sweep, x, y, metric, fig_dir: Path) -> list[str]:
+    plot, name = sweep.plot, sweep.name
     paths = []
     if x and y:
         paths += phase_diagram(

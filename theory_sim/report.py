@@ -18,6 +18,7 @@ from . import analysis as A
 from . import theory
 from .errors import ConfigError
 from .metrics import FREQ_LOG_ERROR_BOUND
+from .outputs import atomic_file
 from .plots import plot_sweep
 from .store import Store, load_results
 from .sweep import load_sweep, run_sweep
@@ -643,5 +644,6 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -
             lines.append(f"![{s['name']}]({Path(p).name})")
     path = out / "figures" / "REPORT.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
     return path

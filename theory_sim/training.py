@@ -160,6 +160,12 @@ def _ground_truth(V, d, E, device):
         f"must be (n, d) with n >= 1 and d = {d} matching the data, got shape {tuple(V.shape)}",
     )
     require(bool(torch.isfinite(V).all()), "ground_truth", "contains NaN or inf")
+    zero = (V.norm(dim=1) == 0).nonzero().flatten()
+    require(
+        len(zero) == 0,
+        "ground_truth",
+        f"row {int(zero[0]) if len(zero) else 0} (of {V.shape[0]}) is all zeros; a true feature needs a direction",
+    )
     return V.to(device).unsqueeze(0).expand(E, -1, -1)
 
 
@@ -371,6 +377,13 @@ def train(
     dev = resolve_device(device)
     seeds = list(seeds)
     require(len(seeds) >= 1, "seeds", "give at least one seed")
+    for s in seeds:  # the same rule on every path (generator, array, callable)
+        require(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 <= s < 2**63,
+            "seed",
+            f"seeds must be integers in [0, 2^63), got {s!r}",
+        )
+    seeds = [int(s) for s in seeds]
     tc = TrainConfig(steps=steps, batch=batch, eval_samples=eval_samples, record_every=record_every)
     if data is None or isinstance(data, GeneratorSpec):
         spec = data or GeneratorSpec()
@@ -386,4 +399,45 @@ def train(
     else:
         src, f, l0 = TensorData(data, seeds, dev, ground_truth), None, None
     cfg = resolve_hyper(method, hyper, f, l0)
+    n = src.V.shape[-2] if getattr(src, "V", None) is not None else 0
+    check_memory(len(seeds), n, src.d, cfg.width, tc, dev)
     return train_ensemble(method, [cfg] * len(seeds), src, seeds, tc, progress, keep_weights)
+
+
+#: the share of the device's memory one ensemble may be estimated to need before it is refused
+MEMORY_SHARE = 0.8
+
+
+def estimate_bytes(E: int, n: int, d: int, width: int, tc: TrainConfig) -> int:
+    """A rough upper estimate of one ensemble's memory (float32): per model the parameters with their
+    gradients and Adam's two moments (≈ 6·d·M), a handful of (B, M) training buffers and a (B, d) batch, an
+    evaluation chunk of at most 8192 rows × M plus the (n, M) cosine table, and V (n, d)."""
+    B, M = tc.batch, width
+    ev = min(tc.eval_samples, 8192)
+    per_model = 6 * d * M + 6 * B * M + 2 * B * d + 2 * ev * M + ev * d + 2 * n * M + n * d
+    return 4 * E * per_model
+
+
+def device_memory(dev) -> int:
+    """Bytes of memory of the device (CUDA: the card's; CPU: the machine's physical memory)."""
+    if dev.type == "cuda":
+        return torch.cuda.get_device_properties(dev).total_memory
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**40
+
+
+def check_memory(E: int, n: int, d: int, width: int, tc: TrainConfig, dev, field: str = "width") -> None:
+    """ConfigError (naming ``field``, with the estimate) when ``estimate_bytes`` exceeds MEMORY_SHARE of the
+    device's memory: refused before anything is allocated, instead of an allocator failure mid-run."""
+    need, have = estimate_bytes(E, n, d, width, tc), device_memory(torch.device(dev))
+    if need > MEMORY_SHARE * have:
+        raise ConfigError(
+            field,
+            f"{E} model(s) of width {width} with batch {tc.batch}, d = {d}, n = {n} need about {need / 2**30:.1f} GiB, "
+            f"more than {MEMORY_SHARE:.0%} of this {torch.device(dev).type} device's {have / 2**30:.1f} GiB; "
+            "shrink width, batch or seeds",
+        )

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_folder, make_folder
+from ..errors import ConfigError, check_folder, make_folder, read_bounded
+from ..outputs import atomic_folder
 from .sampler import ModelSampler, make_features
 from .spec import GeneratorSpec
 
@@ -41,8 +42,13 @@ def save_sample(spec: GeneratorSpec, samples: int, folder: str, device="cpu") ->
             f"{samples} rows of d = {spec.d} need about {need / 2**30:.1f} GiB on disk "
             f"(limit {MAX_BYTES / 2**30:.0f} GiB); draw fewer",
         )
-    p = check_save_dir(folder)
-    make_folder(p, "save")
+    target = check_save_dir(folder)
+    make_folder(target.parent, "save")
+    with atomic_folder(target) as p:  # written whole or not at all: a killed run leaves no half folder
+        return _write_sample(spec, samples, p, device)
+
+
+def _write_sample(spec: GeneratorSpec, samples: int, p: Path, device) -> dict:
     sampler = ModelSampler(spec, device)
     X = np.lib.format.open_memmap(p / "X.npy", mode="w+", dtype=np.float32, shape=(samples, spec.d))
     idx, vals = [], []
@@ -66,12 +72,11 @@ def save_sample(spec: GeneratorSpec, samples: int, folder: str, device="cpu") ->
 def load_spec(path: str) -> GeneratorSpec:
     """A GeneratorSpec from a ``spec.json`` written by ``save_sample`` (or a plain JSON object of spec
     fields)."""
+    text = read_bounded(path, "spec")
     try:
-        obj = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise ConfigError("spec", f"cannot read {path!r}: {e.strerror}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError("spec", f"{path!r} is not a JSON file ({e})") from None
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ConfigError("spec", f"{path!r} is not a JSON file ({type(e).__name__})") from None
     if isinstance(obj, dict) and "spec" in obj:
         obj = obj["spec"]
     if not isinstance(obj, dict):

@@ -25,7 +25,9 @@ STREAM_PILOT = 6
 
 
 def derive_seed(seed: int, stream: int) -> int:
-    return int(seed) * 1000 + int(stream)
+    """The torch seed of one random stream of a root seed; reduced mod 2^63 so every root seed in [0, 2^63)
+    gives a seed torch accepts (unchanged below 9.2e15, where the product fits)."""
+    return (int(seed) * 1000 + int(stream)) % 2**63
 
 
 def cpu_generator(seed: int, stream: int) -> torch.Generator:

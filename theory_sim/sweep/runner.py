@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import math
 import re
@@ -23,8 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from ..errors import ConfigError, Interrupted, StoreError, check_folder
-from ..store import Store, free_space, load_results, provenance
+from ..errors import ConfigError, Interrupted, StoreError, check_folder, make_folder
+from ..store import Store, design_fingerprint, free_space, load_results, provenance, writer_lock
 from .refine import propose
 from .spec import Cell, Sweep, make_batches
 
@@ -141,31 +142,57 @@ def run_sweep(
             raise ConfigError("scheduler", f"must be an address like tcp://HOST:PORT, got {scheduler!r}")
     if not (isinstance(worker_timeout, (int, float)) and 0 < worker_timeout < math.inf):
         raise ConfigError("worker_timeout", f"must be a number of seconds > 0, got {worker_timeout!r}")
-    resolve_device(device)
+    dev = resolve_device(device)
     check_folder(out, "out")
+    max_batch = _fit_memory(sweep.cells, max_batch, dev)
     store = Store(out)
-    store.check_compatible(sweep.name, force, sweep.path)
-    # every check above writes nothing; a cluster that cannot start is refused before the store exists
-    with _executor(executor, device, workers, scheduler, worker_timeout) as submit:
-        new = store.init(sweep.name, sweep.source, sweep.cells, sweep.path, force, sweep.budget)
-        con = store.connect()
-        try:
-            return _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_failed, new, out)
-        finally:
-            con.close()
+    design = design_fingerprint(sweep.name, sweep.budget, sweep.cells, sweep.refine, sweep.seeds)
+    store.check_compatible(sweep.name, force, sweep.path, design)
+    # every check above writes nothing; then one writer per folder, for the whole sweep, taken before the
+    # store is created or a cluster started, and the checks repeated under it (a writer may have just finished)
+    fresh = not Path(out).exists()
+    make_folder(out, "out")
+    try:
+        with writer_lock(out, f"sweep {sweep.name} --budget {sweep.budget}"):
+            store.check_compatible(sweep.name, force, sweep.path, design)
+            with _executor(executor, device, workers, scheduler, worker_timeout) as submit:
+                new = store.init(sweep.name, sweep.source, sweep.cells, sweep.path, force, sweep.budget, design)
+                con = store.connect()
+                try:
+                    return _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_failed, new, out)
+                finally:
+                    con.close()
+    except BaseException:
+        if fresh:  # refused before the store existed (a cluster that did not start): leave nothing behind
+            with contextlib.suppress(OSError):
+                Path(out).rmdir()
+        raise
+
+
+def _fit_memory(cells, max_batch: int, dev) -> int:
+    """Refuses a cell that alone would need more than MEMORY_SHARE of the device's memory (ConfigError with
+    the estimate), and shrinks the ensemble size so that max_batch models of the largest cell fit."""
+    from ..training import MEMORY_SHARE, TrainConfig, check_memory, device_memory, estimate_bytes
+
+    seen, worst = set(), 0
+    for c in cells:
+        key = (c.method, c.data["n"], c.data["d"], json.dumps(c.params, sort_keys=True), json.dumps(c.train))
+        if key in seen:
+            continue
+        seen.add(key)
+        tc = TrainConfig(**c.train)
+        width = c.method_config().width
+        check_memory(1, c.data["n"], c.data["d"], width, tc, dev, field=f"{c.label}: width")
+        worst = max(worst, estimate_bytes(1, c.data["n"], c.data["d"], width, tc))
+    if worst:
+        max_batch = max(1, min(max_batch, int(MEMORY_SHARE * device_memory(dev) // worst)))
+    return max_batch
 
 
 def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_failed, new, out) -> RunSummary:
     if retry_failed:
         con.execute("UPDATE cells SET status='pending', error=NULL WHERE status='failed'")
-    # repaired, not trusted: a done cell without its arrays, or whose stored metrics are damaged, trains again
-    for what, hashes in (
-        ("had lost their arrays", store.lost_arrays(con)),
-        ("had damaged metrics", store.damaged(con)),
-    ):
-        if hashes:
-            con.executemany("UPDATE cells SET status='pending', metrics=NULL WHERE cell_hash=?", [(h,) for h in hashes])
-            print(f"{sweep.name}: {len(hashes)} finished cells {what}; training them again", file=sys.stderr)
+    _repair(sweep, store, con)
     cells = list(sweep.cells)
     summary = RunSummary(len(cells), 0, 0, 0, 0.0, new)
     t0 = time.perf_counter()
@@ -202,6 +229,34 @@ def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_fa
     finally:
         summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _repair(sweep, store, con) -> None:
+    """Repaired, not trusted (under the writer lock): a done cell without readable arrays, or whose stored
+    metrics or provenance are damaged, trains again; a cell whose config is damaged and that init could not
+    restore (not in this design's coarse grid) is deleted, and refinement proposes it again if it needs it;
+    stray temp files of a killed writer go."""
+    store.remove_stray_temps()
+    damaged = store.damaged(con)
+    gone = sorted({h for h, f in damaged if f == "config"})
+    retrain = sorted({h for h, f in damaged if f != "config"} - set(gone))
+    lost = [h for h in store.lost_arrays(con) if h not in gone and h not in retrain]
+    if gone:
+        con.executemany("DELETE FROM cells WHERE cell_hash=?", [(h,) for h in gone])
+        for h in gone:
+            (store.arrays_dir / f"{h}.npz").unlink(missing_ok=True)
+        print(
+            f"{sweep.name}: {len(gone)} stored cells had a damaged config and are not in this design's grid; "
+            "removed (refinement trains them again if it needs them)",
+            file=sys.stderr,
+        )
+    for what, hashes in (("had lost or unreadable arrays", lost), ("had damaged metrics or provenance", retrain)):
+        if hashes:
+            con.executemany(
+                "UPDATE cells SET status='pending', metrics=NULL, provenance=NULL WHERE cell_hash=?",
+                [(h,) for h in hashes],
+            )
+            print(f"{sweep.name}: {len(hashes)} finished cells {what}; training them again", file=sys.stderr)
 
 
 def _train(cells, name, store, con, submit, device, max_batch, progress, summary, out) -> None:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_nesting, read_bounded
 from ..model.spec import GENERATOR_FIELDS, GeneratorSpec
 from ..sae import REGISTRY, get_method
 from ..training import TrainConfig, derived_base, resolve_hyper, spec_scales
@@ -147,8 +147,51 @@ def make_cell(
     when the caller has already built (and validated) it."""
     spec = spec or GeneratorSpec.for_cell(data, seed)
     resolve_hyper(method, params, *spec_scales(spec))
-    data_dict = {k: v for k, v in spec.to_dict().items() if k != "seed" or "seed" in data}
+    data_dict = {
+        k: canonical(v, _DATA_FLOATS.get(k)) for k, v in spec.to_dict().items() if k != "seed" or "seed" in data
+    }
+    floats = _param_floats(method)
+    params = {
+        k: canonical(v, floats.get(derived_base(k), "float") if k != derived_base(k) else floats.get(k))
+        for k, v in params.items()
+    }
     return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label))
+
+
+def _float_kinds(cls) -> dict[str, str]:
+    """field → "float" (a float field), "floats" (a tuple of floats), "count" (``s``: an integral value is an
+    int), from the dataclass's type hints."""
+    import typing
+
+    out = {}
+    for k, h in typing.get_type_hints(cls).items():
+        h = str(h)
+        if "tuple[float" in h:
+            out[k] = "floats"
+        elif "float" in h and "int" not in h and "bool" not in h:
+            out[k] = "float"
+    return out
+
+
+_DATA_FLOATS = {**_float_kinds(GeneratorSpec), "s": "count"}
+
+
+def _param_floats(method: str) -> dict[str, str]:
+    return _float_kinds(get_method(method).Config)
+
+
+def canonical(v, kind: str | None):
+    """One spelling per value, so one model has one hash: a float field's integer becomes a float (1 ≡ 1.0),
+    -0.0 becomes 0.0, an integral expected L0 ``s`` an int."""
+    if isinstance(v, bool) or kind is None:
+        return v
+    if kind == "floats" and isinstance(v, (list, tuple)):
+        return type(v)(canonical(x, "float") for x in v)
+    if kind == "float" and isinstance(v, (int, float)):
+        return float(v) + 0.0
+    if kind == "count" and isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
 
 
 def _err(path, key, msg):
@@ -197,6 +240,13 @@ def axis_values(v, key: str, path: str) -> list:
     for x in vals:
         if isinstance(x, float) and not math.isfinite(x):
             raise _err(path, key, f"values must be finite, got {x!r}")
+    if isinstance(v, list):  # generated forms are distinct by construction
+        seen = {}
+        for x in vals:
+            k = (0.0 if x == 0 else float(x)) if _is_num(x) else repr(x)  # 1 ≡ 1.0, -0.0 ≡ 0.0
+            if k in seen:
+                raise _err(path, key, f"{x!r} and {seen[k]!r} are the same value given twice (one model, pooled twice)")
+            seen[k] = x
     return vals
 
 
@@ -248,13 +298,14 @@ def _expand(table: dict, zips: list, key_prefix: str, path: str) -> list[dict]:
 def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
     """Parse and fully validate a sweep file; raises ConfigError naming the file and key."""
     path = str(path)
-    try:
-        source = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError("sweep", f"cannot read {path!r}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError("sweep", f"{path!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return parse_sweep(source, str(Path(path).resolve()), budget)
+    source = read_bounded(path, "sweep")
+    sweep = parse_sweep(source, str(Path(path).resolve()), budget)
+    for other in BUDGETS:  # every budget the file defines validates now, not when it is first run
+        if other != budget and (
+            other == "full" or other in tomllib.loads(source.removeprefix("\ufeff")).get("budgets", {})
+        ):
+            parse_sweep(source, sweep.path, other)
+    return sweep
 
 
 def stored_sweep(out_dir: str | Path) -> Sweep:
@@ -279,10 +330,13 @@ def stored_sweep(out_dir: str | Path) -> Sweep:
 
 def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     """A sweep file's text → a validated Sweep (path: for messages and the store's same-file check)."""
+    check_nesting(source, f"{path}: toml", "the file")
     try:
-        raw = tomllib.loads(source)
+        raw = tomllib.loads(source.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as e:
         raise _err(path, "toml", f"not valid TOML ({e})") from None
+    except RecursionError:
+        raise _err(path, "toml", "nested too deeply") from None
     for k in raw:
         if k not in TOP_KEYS:
             raise _err(path, k, f"unknown key; allowed: {', '.join(TOP_KEYS)}")
@@ -348,6 +402,9 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         raise _err(path, "methods", "give at least one [[methods]] table with a name")
     if not isinstance(all_methods, dict):
         raise _err(path, f"budgets.{budget}.all_methods", "must be a table of hyperparameters")
+    # merged once, here, so a budget's overrides pass every check below like the file's own entries
+    methods = [{**m, **all_methods} for m in methods]
+    all_methods = {}
     labels: dict[str, int] = {}
     for i, m in enumerate(methods):
         lab = m.get("label", m.get("name"))
@@ -366,7 +423,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         * len(seeds)
         * sum(
             _count(
-                {k: v for k, v in {**m, **all_methods}.items() if k not in ("name", "label", "zip", "role")},
+                {k: v for k, v in m.items() if k not in ("name", "label", "zip", "role")},
                 m.get("zip", []),
                 f"methods[{i}].",
                 path,
@@ -381,7 +438,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     data_points = _expand(grid, zips, "grid.", path)
     cells, seen, roles = [], set(), {}
     for i, m in enumerate(methods):
-        m = {**m, **all_methods}
+        m = dict(m)
         key = f"methods[{i}]"
         name = m.pop("name", None)
         if name not in REGISTRY:
@@ -431,8 +488,8 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     axes = {k: axis_values(v, f"grid.{k}", path) for k, v in grid.items()}
     zipped = {k for z in zips for k in z}
     for i, m in enumerate(methods):
-        zipped |= {k for z in {**m, **all_methods}.get("zip", []) for k in z}
-        m = {k: v for k, v in {**m, **all_methods}.items() if k not in ("name", "label", "zip", "role")}
+        zipped |= {k for z in m.get("zip", []) for k in z}
+        m = {k: v for k, v in m.items() if k not in ("name", "label", "zip", "role")}
         for k, v in m.items():
             axes.setdefault(k, []).extend(axis_values(v, f"methods[{i}].{k}", path))
     refine = parse_refines(cfg.get("refine"), path, axes, zipped, seeds, plot.get("metric"))
@@ -490,6 +547,12 @@ def _check_plot(plot: dict, path: str) -> None:
             raise _err(path, f"plot.{k}", f"must be a column name (a string), got {v!r}")
         if k in ("tuned", "curve") and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
             raise _err(path, f"plot.{k}", f"must be a list of strings, got {v!r}")
+    from ..metrics import METRIC_RANGES
+
+    for k, names in (("metric", [plot["metric"]] if "metric" in plot else []), ("tuned", plot.get("tuned", []))):
+        for m in names:
+            if m not in METRIC_RANGES:
+                raise _err(path, f"plot.{k}", f"unknown metric {m!r}; allowed: {', '.join(METRIC_RANGES)}")
     for kind in plot.get("curve", []):
         if kind not in CURVE_KINDS:
             raise _err(path, "plot.curve", f"unknown curve {kind!r}; allowed: {', '.join(CURVE_KINDS)}")

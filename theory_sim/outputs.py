@@ -1,0 +1,129 @@
+"""Writing outputs (exports, figures, reports, saved samples) so that they can never hit a results store and
+are never left half-written.
+
+* ``check_output``: a target path is resolved (links followed, hard links found by inode) and refused if it
+  is, or lies inside, a store's database, its -wal / -shm / lock files or its arrays folder, or is any SQLite
+  database.
+* ``atomic_file`` / ``atomic_folder``: written under a temporary name beside the target and renamed into place
+  at the end, so a crash, Ctrl-C or SIGKILL leaves either the old target or the new one.
+* a full disk (ENOSPC, EDQUOT), a read-only filesystem (EROFS), a permission refusal or a closed pipe (EPIPE)
+  is an ``OutputError``: one line, exit 1, the temporary removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import ConfigError, StoreError
+
+#: errors of the filesystem or the reader, not of the input: one line, exit 1
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EPIPE, errno.EIO)
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class OutputError(StoreError):
+    """An output could not be written (disk full, read-only, closed pipe); nothing partial is left."""
+
+
+def describe(e: OSError, path) -> OutputError:
+    from .store import free_space
+
+    where = Path(path).parent if path else Path(".")
+    extra = f" ({free_space(where)})" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return OutputError(f"cannot write {path}: {e.strerror or e}{extra}; nothing was written")
+
+
+def _protected(folder: Path) -> list[Path]:
+    from .store import STORE_FILES
+
+    return [folder / f for f in STORE_FILES] + [folder / "arrays"]
+
+
+def check_output(path, field: str, stores=()) -> Path:
+    """``path`` as a file to write, or ConfigError naming ``field``: a non-blank path that is not a folder,
+    in an existing folder, and not (through any symbolic or hard link) a file of the results stores
+    ``stores`` (folders) nor any SQLite database."""
+    if path is None or not str(path).strip():
+        raise ConfigError(field, f"needs a file path, got {path!r}")
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(field, f"{str(path)!r} is a folder; give a file path")
+    if not p.parent.resolve().is_dir():
+        raise ConfigError(field, f"the folder of {str(path)!r} does not exist")
+    real = Path(os.path.realpath(p))
+    for store in stores:
+        for q in _protected(Path(os.path.realpath(store))):
+            if real == q or q in real.parents:
+                raise ConfigError(field, f"{str(path)!r} is part of the results store {store}; write it elsewhere")
+            with contextlib.suppress(OSError):
+                if p.exists() and q.exists() and os.path.samefile(p, q):
+                    raise ConfigError(
+                        field, f"{str(path)!r} is a link to the results store {store}; write it elsewhere"
+                    )
+    if p.exists():
+        with contextlib.suppress(OSError), open(p, "rb") as f:
+            if f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+                raise ConfigError(field, f"{str(path)!r} is an SQLite database (a results store?); write elsewhere")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """Yields a temporary path beside ``path`` (same suffix, so writers that look at it choose the same
+    format); renamed onto ``path`` when the block succeeds, removed otherwise. OSErrors of the filesystem
+    become OutputError."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+        os.close(fd)
+        yield tmp
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        if e.errno in OUTPUT_ERRNOS:
+            raise describe(e, path) from None
+        raise
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path, field: str = "save"):
+    """Yields a temporary folder beside ``path`` (new or empty); renamed onto ``path`` when the block
+    succeeds, removed otherwise. Leftovers of a killed writer (``.NAME.partial-PID-*`` whose process is gone)
+    are removed first."""
+    path = Path(path)
+    parent = path.parent
+    for old in parent.glob(f".{path.name}.partial-*"):
+        try:
+            pid = int(old.name.rsplit(".partial-", 1)[1].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            pass
+    try:
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.partial-{os.getpid()}-")
+    except OSError as e:  # a filesystem that refuses folders (/proc, read-only): nothing was made
+        raise ConfigError(field, f"cannot create a folder in {str(parent)!r}: {e.strerror or e}") from None
+    try:
+        yield Path(tmp)
+        if path.is_dir():
+            path.rmdir()  # empty (checked before drawing); a file put there meanwhile makes this fail
+        os.rename(tmp, path)
+        tmp = None
+    except OSError as e:
+        if e.errno in OUTPUT_ERRNOS:
+            raise describe(e, path) from None
+        raise
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
