@@ -184,13 +184,17 @@ def test_changed_sweep_file_adds_cells(tmp_path):
     f = write(tmp_path, SMALL)
     run_sweep(load_sweep(f, "tiny"), str(tmp_path / "o"), progress=False)
     # the same file edited in place (a file at another path with the same name is another sweep: refused)
+    # another design is refused unless forced; forced, it is a new generation that reuses identical cells
     f2 = write(tmp_path, SMALL.replace("d = [8, 12]", "d = [8, 12, 16]"))
-    s = run_sweep(load_sweep(f2, "tiny"), str(tmp_path / "o"), progress=False)
+    with pytest.raises(ConfigError, match="another design"):
+        run_sweep(load_sweep(f2, "tiny"), str(tmp_path / "o"), progress=False)
+    s = run_sweep(load_sweep(f2, "tiny"), str(tmp_path / "o"), progress=False, force=True)
     assert s.new_cells == 5 and s.ran == 5
     f3 = write(tmp_path, SMALL.replace("d = [8, 12]", "d = [16]"))
-    run_sweep(load_sweep(f3, "tiny"), str(tmp_path / "o"), progress=False)
+    run_sweep(load_sweep(f3, "tiny"), str(tmp_path / "o"), progress=False, force=True)
     df = load_results(tmp_path / "o")
     assert len(df) == 15 and df.current.sum() == 5  # old cells kept, not current
+    assert set(df[df.current].generation) == {3} and set(df[~df.current].generation) <= {1, 2}
     cur = load_results(tmp_path / "o", current_only=True)
     assert set(cur.d) == {16} and len(cur) == 5
 

@@ -75,9 +75,18 @@ def check_output(path, field: str, stores=()) -> Path:
 @contextlib.contextmanager
 def atomic_file(path):
     """Yields a temporary path beside ``path`` (same suffix, so writers that look at it choose the same
-    format); renamed onto ``path`` when the block succeeds, removed otherwise. OSErrors of the filesystem
-    become OutputError."""
+    format); renamed onto ``path`` when the block succeeds, removed otherwise. A target that exists and is not
+    a regular file (a device such as /dev/stdout, a pipe) is written in place: renaming onto it would replace
+    the device. OSErrors of the filesystem become OutputError."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a device or pipe (/dev/stdout, a FIFO): written in place
+        try:
+            yield str(path)
+        except OSError as e:
+            if e.errno in OUTPUT_ERRNOS:
+                raise describe(e, path) from None
+            raise
+        return
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)

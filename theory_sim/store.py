@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -373,9 +374,9 @@ class Store:
         budget: str = "full",
         design: str | None = None,
     ) -> int:
-        """Creates the folder and tables, records the sweep and its design and inserts its cells as pending
-        (a stored cell of the sweep gets its config back, repairing a damaged one). A design other than the
-        stored one (only with force) starts a new generation. Returns how many cells were new."""
+        """Creates the folder and tables, records the sweep and its design and inserts its cells as pending. A
+        design other than the stored one (only with force) starts a new generation. Returns how many cells
+        were new."""
         make_folder(self.dir, "out")
         make_folder(self.arrays_dir, "out")
         self.create()
@@ -415,7 +416,7 @@ class Store:
             before = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
             con.executemany(  # a re-run may rename a label (presentation only; not part of the hash)
                 "INSERT INTO cells (cell_hash, sweep, label, method, seed, status, config) VALUES (?,?,?,?,?,?,?) "
-                "ON CONFLICT(cell_hash) DO UPDATE SET label = excluded.label, config = excluded.config",
+                "ON CONFLICT(cell_hash) DO UPDATE SET label = excluded.label",
                 [(c.hash, sweep_name, c.label, c.method, c.seed, "pending", to_json(c.config)) for c in cells],
             )
             after = con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
@@ -540,7 +541,7 @@ class Store:
                 bad = z.testzip() if full else None
             if bad is not None:
                 return f"unreadable: member {bad} fails its CRC"
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
             return f"unreadable: {e}"
         return None
 
@@ -563,7 +564,7 @@ class Store:
         try:
             with np.load(p, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
             raise ConfigError(
                 "out",
                 f"the arrays of cell {cell_hash} in {self.dir} are damaged ({e}); rerun the sweep command on this "
@@ -571,6 +572,8 @@ class Store:
             ) from None
 
     def meta(self) -> dict:
+        """The meta table for a reader: ``read_meta``, and a ConfigError when schema_version is damaged."""
+        self.check_compatible(None, True)
         return self.read_meta()
 
     def rows(self) -> list[dict]:

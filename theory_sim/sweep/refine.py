@@ -298,7 +298,7 @@ def load_boundaries(
     axis by default, else along its [plot] x; ``axis``, ``metric``, ``level``, ``tolerance`` override. Each
     entry: label, method, row, axis, metric, level, lower, upper, estimate, low, high, direction, cells,
     seeds, bracket_width, decided. Raises ConfigError for a folder without results or a bad choice."""
-    from ..store import Store
+    from ..store import Store, parse_row
     from .spec import Cell, stored_sweep
 
     sweep = stored_sweep(out_dir)
@@ -306,7 +306,7 @@ def load_boundaries(
     cells = []
     for r in store.rows():
         if r.get("current", 1):
-            cfg = json.loads(r["config"])
+            cfg = parse_row(r, out_dir)[0]
             cells.append(Cell(cfg["data"], cfg["method"], cfg["params"], cfg["train"], int(cfg["seed"]), r["label"]))
     tables = [
         {

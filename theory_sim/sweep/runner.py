@@ -232,15 +232,25 @@ def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_fa
 
 
 def _repair(sweep, store, con) -> None:
-    """Repaired, not trusted (under the writer lock): a done cell without readable arrays, or whose stored
-    metrics or provenance are damaged, trains again; a cell whose config is damaged and that init could not
-    restore (not in this design's coarse grid) is deleted, and refinement proposes it again if it needs it;
-    stray temp files of a killed writer go."""
+    """Repaired, not trusted (under the writer lock): a cell whose stored config is damaged gets it back from
+    the sweep when it is one of the design's coarse cells (its hash names its config) and is deleted otherwise
+    (refinement proposes it again if it needs it); a done cell without readable arrays (CRCs checked), or
+    whose stored metrics or provenance are damaged, trains again; stray temp files of a killed writer go."""
+    from ..store import to_json
+
     store.remove_stray_temps()
     damaged = store.damaged(con)
-    gone = sorted({h for h, f in damaged if f == "config"})
-    retrain = sorted({h for h, f in damaged if f != "config"} - set(gone))
-    lost = [h for h in store.lost_arrays(con) if h not in gone and h not in retrain]
+    by_hash = {c.hash: c for c in sweep.cells}
+    bad_config = sorted({h for h, f in damaged if f == "config"})
+    restored = [h for h in bad_config if h in by_hash]
+    gone = [h for h in bad_config if h not in by_hash]
+    if restored:
+        con.executemany(
+            "UPDATE cells SET config=? WHERE cell_hash=?", [(to_json(by_hash[h].config), h) for h in restored]
+        )
+        print(
+            f"{sweep.name}: {len(restored)} stored cells had a damaged config; restored from the sweep", file=sys.stderr
+        )
     if gone:
         con.executemany("DELETE FROM cells WHERE cell_hash=?", [(h,) for h in gone])
         for h in gone:
@@ -250,6 +260,9 @@ def _repair(sweep, store, con) -> None:
             "removed (refinement trains them again if it needs them)",
             file=sys.stderr,
         )
+    damaged = store.damaged(con)  # what is left: metrics or provenance (and configs of restored cells' rows)
+    retrain = sorted({h for h, _ in damaged})
+    lost = [h for h in store.lost_arrays(con, full=True) if h not in retrain]  # CRCs checked too
     for what, hashes in (("had lost or unreadable arrays", lost), ("had damaged metrics or provenance", retrain)):
         if hashes:
             con.executemany(
