@@ -148,7 +148,7 @@ def test_one_and_one_point_zero_are_one_value(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ outputs
-@pytest.mark.parametrize("link", ["symlink", "hardlink", "wal"])
+@pytest.mark.parametrize("link", ["symlink", "hardlink", "wal", "hardlink-arrays"])
 def test_export_through_a_link_never_touches_the_store(finished, capsys, tmp_path, link):
     f, out = finished
     db = out / "results.sqlite"
@@ -156,6 +156,9 @@ def test_export_through_a_link_never_touches_the_store(finished, capsys, tmp_pat
     if link == "symlink":
         target.symlink_to(db)
     elif link == "hardlink":
+        os.link(db, target)
+    elif link == "hardlink-arrays":
+        db = next((out / "arrays").glob("*.npz"))
         os.link(db, target)
     else:
         target = out / "results.sqlite-wal"

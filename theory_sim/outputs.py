@@ -44,6 +44,14 @@ def _protected(folder: Path) -> list[Path]:
     return [folder / f for f in STORE_FILES] + [folder / "arrays"]
 
 
+def _inode(p) -> tuple[int, int] | None:
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def check_output(path, field: str, stores=()) -> Path:
     """``path`` as a file to write, or ConfigError naming ``field``: a non-blank path that is not a folder,
     in an existing folder, and not (through any symbolic or hard link) a file of the results stores
@@ -56,15 +64,20 @@ def check_output(path, field: str, stores=()) -> Path:
     if not p.parent.resolve().is_dir():
         raise ConfigError(field, f"the folder of {str(path)!r} does not exist")
     real = Path(os.path.realpath(p))
+    target = _inode(p)
     for store in stores:
-        for q in _protected(Path(os.path.realpath(store))):
+        protected = _protected(Path(os.path.realpath(store)))
+        for q in protected:
             if real == q or q in real.parents:
                 raise ConfigError(field, f"{str(path)!r} is part of the results store {store}; write it elsewhere")
-            with contextlib.suppress(OSError):
-                if p.exists() and q.exists() and os.path.samefile(p, q):
-                    raise ConfigError(
-                        field, f"{str(path)!r} is a link to the results store {store}; write it elsewhere"
-                    )
+        if target is not None:  # a hard link has its own path: compare inodes with every file of the store
+            arrays = protected[-1]
+            inodes = {_inode(q) for q in protected[:-1]}
+            inodes |= {_inode(q) for q in arrays.iterdir()} if arrays.is_dir() else set()
+            if target in inodes:
+                raise ConfigError(
+                    field, f"{str(path)!r} is a link to a file of the results store {store}; write elsewhere"
+                )
     if p.exists():
         with contextlib.suppress(OSError), open(p, "rb") as f:
             if f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
