@@ -240,6 +240,8 @@ def cmd_train(args) -> int:
             raise ConfigError("ground_truth", "only with --data (the generator knows its own features)")
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise ConfigError("seeds", f"must be in [1, {MAX_SEEDS}] (one ensemble), got {args.seeds}")
+    if args.record_every is not None and not 1 <= args.record_every <= args.steps:
+        raise ConfigError("record_every", f"must be an integer in [1, --steps = {args.steps}], got {args.record_every}")
     seeds = [(args.gen_seed or 0) + i for i in range(args.seeds)]
     if not (0 <= seeds[0] and seeds[-1] < 2**63):
         raise ConfigError(
@@ -253,14 +255,21 @@ def cmd_train(args) -> int:
         steps=args.steps,
         batch=args.batch,
         eval_samples=args.eval_samples,
+        record_every=args.record_every or 0,
         device=args.device,
         progress=not args.no_progress,
+        threads=args.threads,
         **hyper,
     )
+    from .training import trajectory_of
+
     for r in res:
         arrays = r.pop("arrays")
         if "frr_curve" in arrays:
             r["frr_curve"] = [float(v) for v in arrays["frr_curve"]]
+        traj = trajectory_of(arrays)
+        if traj is not None:
+            r["trajectory"] = traj
         r["method"], r["device"] = args.method, str(resolve_device(args.device))
     for i, r in enumerate(res):
         if r.get("converged") is False:
@@ -334,6 +343,14 @@ def _register_train(sub) -> None:
     tp.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
     tp.add_argument("--batch", type=int, default=512, help="rows per step (default 512)")
     tp.add_argument("--eval-samples", type=int, default=8192, help="rows the metrics are computed on (default 8192)")
+    tp.add_argument(
+        "--record-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="record the trajectory every N steps (FRR@0.9 with ground truth, L0 and loss of the step's batch); "
+        "--json prints it as 'trajectory' (default: the method's own, mba every step, else none)",
+    )
     tp.add_argument("--seeds", type=int, default=1, help="train this many seeds (seed, seed+1, ...) as one ensemble")
     tp.add_argument("--data", help="a .npy (N, d) array of your own samples instead of the generator")
     tp.add_argument("--ground-truth", help="a .npy (n, d) array of true features for --data")
@@ -349,6 +366,12 @@ def cmd_sweep(args) -> int:
 
     resolve_device(args.device)
     sweep = load_sweep(args.file, args.budget)
+    if args.dry_run:
+        from .sweep.runner import format_plan, plan_sweep
+
+        plan = plan_sweep(sweep, args.out, args.device, args.max_batch, args.force)
+        print(dump_json(plan) if args.json else format_plan(plan))
+        return 0
     s = run_sweep(
         sweep,
         args.out,
@@ -361,6 +384,7 @@ def cmd_sweep(args) -> int:
         progress=not args.no_progress,
         retry_failed=args.retry_failed,
         worker_timeout=args.worker_timeout,
+        threads=args.threads,
     )
     refined = f" ({s.refined} of them added by {s.rounds} refinement rounds)" if s.refined else ""
     print(
@@ -455,8 +479,19 @@ def _register_sweep(sub) -> None:
         help="how long to wait for a Dask scheduler to answer and have a worker (default 60)",
     )
     sp.add_argument("--max-batch", type=int, default=None, help="models per ensemble (default 8 on CPU, 64 on CUDA)")
-    sp.add_argument("--force", action="store_true", help="allow an --out made by another sweep file")
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="run on an --out made by another sweep file or another design of this one (another budget, grid, "
+        "methods, refine tables or seeds) as a new generation: the old cells stay stored, never pooled with it",
+    )
     sp.add_argument("--retry-failed", action="store_true", help="run failed cells again")
+    sp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate everything and print cells, models and an estimated time per method; write nothing",
+    )
+    sp.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
     sp.add_argument("--plot", action="store_true", help="draw the sweep's figures when done")
     sp.add_argument("--no-progress", action="store_true")
     _add_threads(sp)
@@ -523,7 +558,7 @@ def cmd_reproduce(args) -> int:
     for e in exps:
         if e not in EXPERIMENTS:
             raise ConfigError("only", f"unknown experiment {e!r}; allowed: {', '.join(EXPERIMENTS)}")
-    path = reproduce(args.out, args.budget, args.device, exps, progress=not args.no_progress)
+    path = reproduce(args.out, args.budget, args.device, exps, progress=not args.no_progress, threads=args.threads)
     print(path)
     return 0
 

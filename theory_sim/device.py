@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from .errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -57,9 +59,26 @@ def choose_threads(requested: int | None = None, cpus: int | None = None, load: 
 
 
 def set_threads(requested: int | None = None) -> int:
-    """Applies ``choose_threads`` to torch; returns the count."""
+    """Applies ``choose_threads`` to torch for the rest of the process (the CLI: the process is the command);
+    returns the count."""
     import torch
 
     n = choose_threads(requested)
     torch.set_num_threads(n)
     return n
+
+
+@contextlib.contextmanager
+def threads(requested: int | None = None):
+    """The one thread policy of every entry point (the API's ``train`` and ``run_sweep``, a Dask worker's
+    batch): ``choose_threads(requested)`` set for the block and the caller's torch setting restored after it,
+    so an API call leaves no global side effect. Yields the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    n = choose_threads(requested)
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)

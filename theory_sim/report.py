@@ -562,6 +562,7 @@ def reproduce(
     experiments=EXPERIMENTS,
     progress=True,
     max_batch: int | None = None,
+    threads: int | None = None,
 ) -> Path:
     out = Path(out)
     figs = out / "figures"
@@ -572,7 +573,7 @@ def reproduce(
             raise ConfigError("experiment", f"no sweep file {path}")
         sweep = load_sweep(path, budget)
         t0 = time.perf_counter()
-        run_sweep(sweep, str(out / name), device=device, max_batch=max_batch, progress=progress)
+        run_sweep(sweep, str(out / name), device=device, max_batch=max_batch, progress=progress, threads=threads)
         pngs = plot_sweep(str(out / name), fig_dir=str(figs))
         timings[name] = time.perf_counter() - t0
         df = load_results(out / name, current_only=True)

@@ -604,7 +604,7 @@ class Store:
         return out
 
 
-def load_results(out_dir: str | Path, current_only: bool = False):
+def load_results(out_dir: str | Path, current_only: bool = False, trajectories: bool = False):
     """One pandas row per (cell, method, hyperparameters, seed): inputs, metrics, status, timing, provenance.
 
     Columns: ``cell_hash``, ``sweep``, ``label``, ``method``, ``seed``, ``status``, ``error``, ``seconds``,
@@ -615,6 +615,9 @@ def load_results(out_dir: str | Path, current_only: bool = False):
     cells of the sweep design as last run (another design, run with --force, leaves the old cells stored, not
     current); ``generation`` is the design generation that last made a cell current; ``current_only`` keeps
     just the current ones. A damaged stored row is a ConfigError naming the cell and the field.
+    ``trajectories``: a ``trajectory`` column, each cell's recorded training curve as a dict of lists
+    (``step``, ``frr_0.9``, ``l0``, ``loss``; ``training.trajectory_of``) read from its arrays, or None —
+    the way to see whether a run was still climbing when it stopped.
     """
     import pandas as pd
 
@@ -660,6 +663,11 @@ def load_results(out_dir: str | Path, current_only: bool = False):
         if prov is not None:
             rec.update(prov)
         records.append(rec)
+    if trajectories:
+        from .training import trajectory_of
+
+        for rec in records:
+            rec["trajectory"] = trajectory_of(store.load_arrays(rec["cell_hash"])) if rec["status"] == "done" else None
     for rec in records:  # lists (e.g. mixture_s) as tuples, so columns stay hashable for groupby
         for k, v in rec.items():
             if isinstance(v, list):

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as M
 from .device import resolve_device
+from .device import threads as threads_policy
 from .errors import ConfigError, normalise_integers, require
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, ModelSampler, derive_seed
 from .model.spec import GeneratorSpec
@@ -247,12 +248,20 @@ def train_ensemble(
     bad = torch.zeros(E, dtype=torch.bool, device=device)
     traj = [[] for _ in range(E)]
 
-    def record(step):
-        if data.V is None:
-            return
-        D = sae.decoder()
-        for e in range(E):
-            traj[e].append((step, M.frr(M.best_cosines(data.V[e], D[e])[0], 0.9)))
+    curves = [[] for _ in range(E)]  # (step, L0 on the step's batch, the step's loss) per model
+
+    @torch.no_grad()
+    def record(step, xb=None, loss=None):
+        """The trajectory at ``step``: FRR@0.9 (with ground truth), and the L0 and loss of the step's own
+        training batch (no extra data drawn: a user's callable is not called for it)."""
+        if data.V is not None:
+            D = sae.decoder()
+            for e in range(E):
+                traj[e].append((step, M.frr(M.best_cosines(data.V[e], D[e])[0], 0.9)))
+        if xb is not None:
+            l0 = (sae.forward(xb)[1] > 0).float().sum(-1).mean(-1).tolist()
+            for e in range(E):
+                curves[e].append((step, l0[e], float(loss[e])))
 
     record_every = tc.record_every or cls.RECORD_EVERY
     if record_every:
@@ -267,7 +276,8 @@ def train_ensemble(
     loss_prev = torch.zeros(E, device=device)
     t_loop = time.perf_counter()
     for step in range(1, tc.steps + 1):
-        loss = sae.train_step(data.sample(tc.batch))
+        xb = data.sample(tc.batch)
+        loss = sae.train_step(xb)
         bad |= ~torch.isfinite(loss)
         if step > tc.steps - tenth:
             loss_last += loss
@@ -281,7 +291,7 @@ def train_ensemble(
                 if all(failed):
                     break
         if record_every and step % record_every == 0:
-            record(step)
+            record(step, xb, loss)
         bar.update(1)
         if on_steps is not None and step % PROGRESS_EVERY == 0:
             on_steps(PROGRESS_EVERY)
@@ -292,11 +302,11 @@ def train_ensemble(
     train_seconds = time.perf_counter() - t0
     loop_rate = steps_done / max(time.perf_counter() - t_loop, 1e-9)
     drop = ((loss_prev - loss_last) / loss_prev.abs().clamp_min(1e-12)).tolist() if tc.steps >= 20 else [math.nan] * E
-    return _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop)
+    return _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves)
 
 
 @torch.no_grad()
-def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop):
+def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves=None):
     E = sae.E
     x, supports = data.eval_batch(tc.eval_samples)
     chunks = [sae.forward(x[:, a : a + 4096]) for a in range(0, x.shape[1], 4096)]
@@ -338,6 +348,8 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
         if traj[e]:
             arrays["frr_trajectory"] = np.array(traj[e], dtype=np.float64)
             res["frr_0.9_by_step"] = [v for _, v in traj[e]]
+        if curves and curves[e]:  # (K, 3): step, L0 of that step's batch, that step's training loss
+            arrays["trajectory"] = np.array(curves[e], dtype=np.float64)
         if tc.save_decoder:
             arrays["decoder"] = D[e].cpu().numpy()
         if keep_weights:
@@ -366,6 +378,7 @@ def train(
     device="auto",
     progress: bool = True,
     keep_weights: bool = False,
+    threads: int | None = None,
     **hyper,
 ) -> list[dict]:
     """Train ``len(seeds)`` models of ``method`` and return one result dict each (see ``train_ensemble``).
@@ -401,7 +414,25 @@ def train(
     cfg = resolve_hyper(method, hyper, f, l0)
     n = src.V.shape[-2] if getattr(src, "V", None) is not None else 0
     check_memory(len(seeds), n, src.d, cfg.width, tc, dev)
-    return train_ensemble(method, [cfg] * len(seeds), src, seeds, tc, progress, keep_weights)
+    with threads_policy(threads):
+        return train_ensemble(method, [cfg] * len(seeds), src, seeds, tc, progress, keep_weights)
+
+
+def trajectory_of(arrays: dict) -> dict | None:
+    """The training trajectory stored in a result's arrays as plain lists: ``step``, ``frr_0.9`` (None where
+    there is no ground truth), ``l0`` and ``loss`` of each recorded step's training batch (None at step 0,
+    before any step). None when nothing was recorded."""
+    frr = {int(st): float(v) for st, v in arrays.get("frr_trajectory", np.zeros((0, 2)))}
+    rest = {int(st): (float(l0), float(loss)) for st, l0, loss in arrays.get("trajectory", np.zeros((0, 3)))}
+    steps = sorted(set(frr) | set(rest))
+    if not steps:
+        return None
+    return {
+        "step": steps,
+        "frr_0.9": [frr.get(st) for st in steps],
+        "l0": [rest[st][0] if st in rest else None for st in steps],
+        "loss": [rest[st][1] if st in rest else None for st in steps],
+    }
 
 
 #: the share of the device's memory one ensemble may be estimated to need before it is refused

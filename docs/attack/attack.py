@@ -8,17 +8,25 @@ folder with a time limit, and classifies what happened:
   hang         still running at the time limit
   written      refused, but files were written first
   silent       exit 0 on input that should have been refused
-Prints the counts per class (and the cases that are not ok-refused / repaired).
+  lost         a store was destroyed, mixed two designs, or an output was left half-written
+Prints the counts per class (and the cases that are not ok-refused / repaired / accepted).
+  accepted     exit 0 on input that is valid after all (a byte-order mark, an edit that is the same design)
+
+Round two (the store issue) adds: outputs through links into a store, two designs on one folder, racing
+writers, 1 vs 1.0 on an axis, every damaged field, full disks and closed pipes, hostile file sizes and depths,
+sizes that fit one by one but not together, guards bypassed through budgets, kills during export / save.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +123,22 @@ def cli_cases():
         ("bench --sizes 0", ["bench", "--sizes", "0", "--no-grid"]),
         ("bench --methods nope", ["bench", "--methods", "nope", "--no-grid"]),
         ("reproduce --only nope", ["reproduce", "--out", "o", "--only", "nope"]),
+        ("sweep /dev/zero", ["sweep", "/dev/zero", "--out", "o"]),
+        ("sample --spec /dev/zero", ["sample", "--spec", "/dev/zero"]),
+        ("sample --spec nested JSON", ["sample", "--spec", "deep.json"]),
+        (
+            "train width x batch too big",
+            ["train", "--width", "1048576", "--batch", "65536", "--n", "1024", "--d", "1024"],
+        ),
+        ("train --threads 100000", base + ["--threads", "100000"]),
+        ("train --data seed overflow", ["train", "--data", "ok.npy", "--seed", "9223372036854775807", "--seeds", "2"]),
+        ("train zero ground truth", ["train", "--data", "ok.npy", "--ground-truth", "zero.npy", "--steps", "2"]),
+        ("export --csv /dev/full", ["export", "S", "--csv", "/dev/full"]),
+        ("export --csv a symlink to the store", ["export", "S", "--csv", "link.csv"]),
+        ("export --csv a hard link to the store", ["export", "S", "--csv", "hard.csv"]),
+        ("export --csv a hard link to an array", ["export", "S", "--csv", "hard_array.csv"]),
+        ("export --csv the -wal file", ["export", "S", "--csv", "S/results.sqlite-wal"]),
+        ("plot --fig-dir under /proc", ["plot", "S", "--x", "d", "--fig-dir", "/proc/theory-sim-x"]),
     ]
     return cases
 
@@ -159,7 +183,32 @@ def sweep_cases():
         ("negative width", s.replace("width = 16", "width = -16")),
         ("k_over_f on topk", s.replace("k = 2", "k_over_f = 2.0")),
         ("role not an identifier", s.replace('label = "TopK"', 'label = "TopK"\nrole = "Bad Role"')),
+        ("1 and 1.0 on one axis", s.replace("d = [8]", "d = [8]\nsnr = [0.1, 1, 1.0]")),
+        ("-0.0 and 0.0 on one axis", s.replace("d = [8]", "d = [8]\nshared = [0.0, -0.0]")),
+        (
+            "budget merges two labels",
+            s + '[[methods]]\nname = "l1"\nlabel = "L1"\n[budgets.tiny]\nall_methods = {label = "same"}\n',
+        ),
+        ("budget empty label", s + '[budgets.tiny]\nall_methods = {label = ""}\n'),
+        ("plot tuned unknown", s + '[plot]\ntuned = ["nonexistent"]\n'),
+        ("plot metric unknown", s + '[plot]\nmetric = "nonexistent"\n'),
+        ("TOML nested 50,000 deep", "a = " + "[" * 50000 + "]" * 50000 + "\n"),
+        ("a 2 MiB sweep file", "# x\n" * 600000),
     ]
+
+
+def _damage_npz(o: Path):
+    p = sorted((o / "arrays").glob("*.npz"))[0]
+    p.write_bytes(p.read_bytes()[:40])
+
+
+def _replace_db(o: Path, kind: str):
+    for p in o.glob("results.sqlite*"):
+        p.unlink()
+    if kind == "folder":
+        (o / "results.sqlite").mkdir()
+    else:
+        (o / "results.sqlite").write_text("not a database\n" * 20)
 
 
 def store_cases():
@@ -180,7 +229,145 @@ def store_cases():
             True,
             ("status", "export"),
         ),
+        ("config garbled", "UPDATE cells SET config = '{oops'", True, ()),
+        ("metrics = '[]'", "UPDATE cells SET metrics = '[]'", True, ()),
+        ("metrics = 'null'", "UPDATE cells SET metrics = 'null'", True, ()),
+        ("provenance garbled", "UPDATE cells SET provenance = 'x'", True, ()),
+        ("schema_version = 'abc'", "UPDATE meta SET value = 'abc' WHERE key = 'schema_version'", True, ()),
+        ("a truncated .npz", _damage_npz, True, ("status", "export")),
+        ("database replaced by a folder", lambda o: _replace_db(o, "folder"), False, ()),
+        ("database replaced by a text file", lambda o: _replace_db(o, "text"), False, ()),
     ]
+
+
+def _sweep(d: Path, *extra, file="s.toml", out="o"):
+    return run(["sweep", file, "--out", out, "--no-progress", *extra], d)
+
+
+def scenario_cases(root: Path):
+    """Cases that need more than one command: yields (name, class)."""
+    slow = GOOD.replace("steps = 20", "steps = 4000").replace("d = [8]", "d = [8, 10, 12, 14]")
+
+    # two designs of one file on one folder (another budget), in sequence: the second is refused
+    d = Path(tempfile.mkdtemp(dir=root))
+    (d / "s.toml").write_text(GOOD + "[budgets.tiny]\ntrain = {steps = 5}\n")
+    _sweep(d)
+    before = snapshot(d)
+    r = _sweep(d, "--budget", "tiny")
+    yield "two budgets on one folder", classify(r, before, snapshot(d))
+
+    # a second writer while a sweep runs: refused in one line (exit 1) naming the holder
+    d = Path(tempfile.mkdtemp(dir=root))
+    (d / "s.toml").write_text(slow)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "theory_sim.cli", "sweep", "s.toml", "--out", "o", "--no-progress"],
+        cwd=d,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(600):
+        if (d / "o" / "writer.lock").exists():
+            break
+        time.sleep(0.05)
+    results = {
+        c: run(args, d)
+        for c, args in (
+            ("sweep", ["sweep", "s.toml", "--out", "o", "--no-progress"]),
+            ("plot", ["plot", "o", "--x", "d"]),
+            ("export", ["export", "o", "--csv", "x.csv"]),
+        )
+    }
+    status = run(["status", "o"], d)
+    first.wait(timeout=TIMEOUT)
+    for c, r in results.items():
+        ok = r is not None and r.returncode == 1 and "being written by pid" in r.stderr
+        yield f"a second {c} while a sweep runs", "ok-refused" if ok else classify(r, set(), set())
+    yield "status while a sweep runs", "accepted" if status is not None and status.returncode == 0 else "traceback"
+
+    # two files with one sweep name racing into one fresh folder: one runs, the other is refused
+    d = Path(tempfile.mkdtemp(dir=root))
+    (d / "a").mkdir()
+    (d / "b").mkdir()
+    (d / "a" / "s.toml").write_text(slow.replace("steps = 4000", "steps = 400"))
+    (d / "b" / "s.toml").write_text(slow.replace("steps = 4000", "steps = 300"))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "theory_sim.cli", "sweep", f"{x}/s.toml", "--out", "o", "--no-progress"],
+            cwd=d,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for x in ("a", "b")
+    ]
+    codes = sorted(p.wait(timeout=TIMEOUT) for p in procs)
+    con = sqlite3.connect(d / "o" / "results.sqlite")
+    designs = {s for (s,) in con.execute("SELECT DISTINCT config FROM cells WHERE current = 1")}
+    steps = {json.loads(c)["train"]["steps"] for c in designs}
+    con.close()
+    yield (
+        "two files of one name racing",
+        "ok-refused" if codes[0] == 0 and codes[1] in (1, 2) and len(steps) == 1 else "lost",
+    )
+
+    # a byte-order mark and a comment edit: accepted
+    d = Path(tempfile.mkdtemp(dir=root))
+    (d / "s.toml").write_bytes("\ufeff".encode() + GOOD.encode())
+    r = _sweep(d)
+    yield "a UTF-8 byte-order mark", "accepted" if r is not None and r.returncode == 0 else classify(r, set(), set())
+    (d / "s.toml").write_text("# edited\n" + GOOD)
+    r = _sweep(d)
+    yield (
+        "a comment edit (same design)",
+        "accepted" if r is not None and r.returncode == 0 else classify(r, set(), set()),
+    )
+
+    # stdout on a full disk
+    for name, args in (
+        ("status > /dev/full", ["status", "o"]),
+        ("boundary --json > /dev/full", ["boundary", "o", "--json", "--axis", "d"]),
+    ):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(
+                [sys.executable, "-m", "theory_sim.cli", *args], cwd=d, stdout=full, stderr=subprocess.PIPE, text=True
+            )
+        yield name, classify(r, set(), set())
+
+    # SIGKILL during export and during sample --save: nothing partial, and the rerun works
+    d = Path(tempfile.mkdtemp(dir=root))
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "theory_sim.cli",
+            "sample",
+            "--n",
+            "64",
+            "--d",
+            "16",
+            "--samples",
+            "3000000",
+            "--save",
+            "big",
+        ],
+        cwd=d,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(4)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    left = [x.name for x in d.iterdir()]
+    r = run(["sample", "--n", "16", "--d", "8", "--samples", "100", "--save", "big"], d)
+    ok = "big" not in left and r is not None and r.returncode == 0 and (d / "big" / "spec.json").exists()
+    yield "SIGKILL during sample --save, then rerun", "repaired" if ok else "lost"
+    (d / "s.toml").write_text(GOOD)
+    _sweep(d)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "theory_sim.cli", "export", "o", "--csv", "x.csv"], cwd=d, stderr=subprocess.DEVNULL
+    )
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    partial = (d / "x.csv").exists() and len((d / "x.csv").read_text().splitlines()) != 2
+    yield "SIGKILL during export", "lost" if partial else "repaired"
 
 
 def main() -> int:
@@ -189,17 +376,34 @@ def main() -> int:
 
     def tally(name, what):
         counts[what] = counts.get(what, 0) + 1
-        if what not in ("ok-refused", "repaired"):
+        if what not in ("ok-refused", "repaired", "accepted"):
             bad.append(f"{what}: {name}")
 
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
+        finished = Path(tempfile.mkdtemp(dir=root))
+        (finished / "s.toml").write_text(GOOD)
+        run(["sweep", "s.toml", "--out", "S", "--no-progress"], finished)
         for name, args in cli_cases():
             d = Path(tempfile.mkdtemp(dir=root))
             (d / "spec.txt").write_text("x")
+            (d / "deep.json").write_text("[" * 100000 + "]" * 100000)
+            np.save(d / "ok.npy", np.abs(np.random.default_rng(0).normal(size=(64, 3))).astype(np.float32))
+            np.save(d / "zero.npy", np.zeros((4, 3), np.float32))
+            if "S" in args:
+                subprocess.run(["cp", "-r", str(finished / "S"), str(d / "S")], check=True)
+                (d / "link.csv").symlink_to(d / "S" / "results.sqlite")
+                os.link(d / "S" / "results.sqlite", d / "hard.csv")
+                os.link(next((d / "S" / "arrays").glob("*.npz")), d / "hard_array.csv")
             before = snapshot(d)
+            db = (d / "S" / "results.sqlite").read_bytes() if "S" in args else None
             r = run(args, d)
-            tally(name, classify(r, before, snapshot(d)))
+            what = classify(r, before, snapshot(d))
+            if db is not None and (d / "S" / "results.sqlite").read_bytes() != db:
+                what = "lost"
+            tally(name, what)
+        for name, what in scenario_cases(root):
+            tally(name, what)
         for name, args, _ in data_cases(root):
             d = Path(tempfile.mkdtemp(dir=root))
             for f in root.glob("*.npy"):
@@ -220,15 +424,24 @@ def main() -> int:
             d = Path(tempfile.mkdtemp(dir=root))
             (d / "s.toml").write_text(GOOD)
             run(["sweep", "s.toml", "--out", "o", "--no-progress"], d)
-            con = sqlite3.connect(d / "o" / "results.sqlite")
-            con.execute(sql)
-            con.commit()
-            con.close()
-            for cmd in (["status", "o"], ["plot", "o", "--x", "d"], ["export", "o", "--csv", "x.csv"]):
+            if callable(sql):
+                sql(d / "o")
+            else:
+                con = sqlite3.connect(d / "o" / "results.sqlite")
+                con.execute(sql)
+                con.commit()
+                con.close()
+            for cmd in (
+                ["status", "o"],
+                ["plot", "o", "--x", "d"],
+                ["export", "o", "--csv", "x.csv"],
+                ["boundary", "o", "--axis", "d"],
+            ):
                 before = snapshot(d)
                 r = run(cmd, d)
                 after = snapshot(d) - ({"x.csv"} if cmd[0] == "export" else set())
-                tally(f"store {name}: {cmd[0]}", classify(r, before, after, expect_refusal=cmd[0] not in may_answer))
+                may = cmd[0] in may_answer or (cmd[0] == "boundary" and "status" in may_answer)
+                tally(f"store {name}: {cmd[0]}", classify(r, before, after, expect_refusal=not may))
             before = snapshot(d)
             r = run(["sweep", "s.toml", "--out", "o", "--no-progress"], d)
             what = classify(r, before, before, expect_refusal=not repairable, repairable=repairable)

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
+from ..device import threads as threads_policy
 from ..errors import ConfigError, Interrupted, StoreError, check_folder, make_folder
 from ..store import Store, design_fingerprint, free_space, load_results, provenance, writer_lock
 from .refine import propose
@@ -36,7 +36,13 @@ def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
     """Trains one ensemble. payload: method, cells (config dicts with 'hash' and 'label'), device, threads.
     on_steps(k): called as the ensemble advances by k model-steps (in-process progress).
 
-    A plain function of plain data, so Dask can ship it to any worker."""
+    A plain function of plain data, so Dask can ship it to any worker. Threads: the one policy
+    (``device.threads``) around the batch, restored after it."""
+    with threads_policy(payload.get("threads")):
+        return _run_batch(payload, on_steps)
+
+
+def _run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
     from ..model.spec import GeneratorSpec
     from ..training import (
         GeneratorData,
@@ -46,8 +52,6 @@ def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
         train_ensemble,
     )
 
-    if payload.get("threads"):
-        torch.set_num_threads(payload["threads"])
     dev = resolve_device(payload["device"])
     cells = payload["cells"]
     specs = [GeneratorSpec.for_cell(c["data"], c["seed"]) for c in cells]
@@ -120,6 +124,7 @@ def run_sweep(
     progress: bool = True,
     retry_failed: bool = False,
     worker_timeout: float = WORKER_TIMEOUT,
+    threads: int | None = None,
 ) -> RunSummary:
     """Trains every pending cell of the sweep into the store at ``out``, then, if the sweep has a [refine]
     table, round after round the cells refinement asks for (sweep/refine.py). Resumable at any point."""
@@ -155,7 +160,7 @@ def run_sweep(
     try:
         with writer_lock(out, f"sweep {sweep.name} --budget {sweep.budget}"):
             store.check_compatible(sweep.name, force, sweep.path, design)
-            with _executor(executor, device, workers, scheduler, worker_timeout) as submit:
+            with _executor(executor, device, workers, scheduler, worker_timeout, threads) as submit:
                 new = store.init(sweep.name, sweep.source, sweep.cells, sweep.path, force, sweep.budget, design)
                 con = store.connect()
                 try:
@@ -337,7 +342,7 @@ def _train(cells, name, store, con, submit, device, max_batch, progress, summary
 
 
 @contextlib.contextmanager
-def _executor(kind, device, workers, scheduler, timeout):
+def _executor(kind, device, workers, scheduler, timeout, threads=None):
     """Yields submit(batches, todo, on_steps, store_batch), which trains the batches and hands each result
     to store_batch in this process. Dask: one cluster for every round of the sweep."""
     if kind == "local":
@@ -345,7 +350,7 @@ def _executor(kind, device, workers, scheduler, timeout):
         def submit(batches, todo, on_steps, store_batch):
             for b in batches:
                 pending = [c.hash for c in b if c.hash in todo]
-                store_batch(run_batch(_payload(b, device, None), lambda k, hs=pending: on_steps(k, hs)))
+                store_batch(run_batch(_payload(b, device, threads), lambda k, hs=pending: on_steps(k, hs)))
 
         yield submit
         return
@@ -394,7 +399,8 @@ def _executor(kind, device, workers, scheduler, timeout):
             with _quiet("distributed"):
                 cluster.close()
         raise
-    threads = 1 if cluster is not None else None
+    if threads is None and cluster is not None:  # a LocalCluster: its processes share this machine's cores
+        threads = 1
 
     def submit(batches, todo, on_steps, store_batch):
         futures = [client.submit(run_batch, _payload(b, device, threads), pure=False, retries=2) for b in batches]
@@ -447,3 +453,79 @@ def status_table(out: str):
     t["not_converged"] = ((df.status == "done") & ~converged(df)).groupby(keys).sum()
     t["lost_arrays"] = df.cell_hash.isin(set(Store(out).lost_arrays())).groupby(keys).sum()
     return t[["done", "failed", "pending", "not_converged", "lost_arrays"]]
+
+
+#: the fraction of the matmul peak a training step is assumed to reach in a --dry-run estimate (theory-sim bench
+#: measured 40–75 % on CPU for E = 1–32 on the standard cell; a GPU is launch-bound at these sizes: ~1–10 %)
+DRY_RUN_EFFICIENCY = {"cpu": 0.5, "cuda": 0.05}
+
+
+def plan_sweep(sweep: Sweep, out: str, device: str = "auto", max_batch: int | None = None, force: bool = False):
+    """What ``run_sweep`` would do, without writing anything: per method label the cells, how many are
+    already stored done, ensembles and model-steps to train, and an estimated time from this machine's
+    measured matmul rate (a short 2048³ / 8192³ matmul) at an assumed fraction of it (DRY_RUN_EFFICIENCY).
+    The same validation as a real run (folder, design, memory) comes first. Refinement rounds come on top
+    and are not counted (they depend on the results)."""
+    from ..bench import matmul_peak
+
+    dev = resolve_device(device)
+    if max_batch is None:
+        max_batch = default_max_batch(device)
+    check_folder(out, "out")
+    max_batch = _fit_memory(sweep.cells, max_batch, dev)
+    store = Store(out)
+    design = design_fingerprint(sweep.name, sweep.budget, sweep.cells, sweep.refine, sweep.seeds)
+    store.check_compatible(sweep.name, force, sweep.path, design)
+    done = set()
+    if store.exists():
+        done = {h for h, st in store.statuses(store._read_only()).items() if st == "done"}
+    peak = matmul_peak(dev, reps=2) * 1e9
+    eff = DRY_RUN_EFFICIENCY.get(dev.type, 0.5)
+    rows: dict[str, dict] = {}
+    todo = [c for c in sweep.cells if c.hash not in done]
+    for c in sweep.cells:
+        r = rows.setdefault(c.label, {"method": c.method, "cells": 0, "stored": 0, "model_steps": 0, "flops": 0.0})
+        r["cells"] += 1
+        if c.hash in done:
+            r["stored"] += 1
+            continue
+        width = c.method_config().width
+        r["model_steps"] += c.train["steps"]
+        r["flops"] += 10.0 * c.train["batch"] * c.data["d"] * width * c.train["steps"]
+    batches = make_batches(todo, max_batch)
+    for r in rows.values():
+        r["seconds"] = r.pop("flops") / (peak * eff)
+    return {
+        "sweep": sweep.name,
+        "budget": sweep.budget,
+        "device": str(dev),
+        "cells": len(sweep.cells),
+        "stored": len(sweep.cells) - len(todo),
+        "to_train": len(todo),
+        "ensembles": len(batches),
+        "max_batch": max_batch,
+        "seeds": list(sweep.seeds),
+        "refine_rounds": max((r.max_rounds for r in sweep.refine), default=0),
+        "peak_gflops": peak / 1e9,
+        "assumed_fraction_of_peak": eff,
+        "seconds": sum(r["seconds"] for r in rows.values()),
+        "per_label": rows,
+    }
+
+
+def format_plan(p: dict) -> str:
+    lines = [
+        f"{p['sweep']} [{p['budget']}] on {p['device']}: {p['cells']} cells (seeds {p['seeds']}), "
+        f"{p['stored']} already stored, {p['to_train']} to train in {p['ensembles']} ensembles of up to {p['max_batch']} models",
+        f"{'label':>24} {'method':>14} {'cells':>6} {'stored':>6} {'model-steps':>12} {'est. s':>8}",
+    ]
+    for lab, r in p["per_label"].items():
+        lines.append(
+            f"{lab:>24} {r['method']:>14} {r['cells']:>6} {r['stored']:>6} {r['model_steps']:>12} {r['seconds']:>8.0f}"
+        )
+    rounds = f"; up to {p['refine_rounds']} refinement rounds come on top" if p["refine_rounds"] else ""
+    lines.append(
+        f"estimated {p['seconds'] / 60:.1f} min: 10·B·d·M FLOPs per model-step at "
+        f"{p['assumed_fraction_of_peak']:.0%} of this machine's measured matmul peak ({p['peak_gflops']:.0f} GFLOP/s){rounds}; nothing was written"
+    )
+    return "\n".join(lines)
