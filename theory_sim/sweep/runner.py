@@ -516,7 +516,8 @@ def plan_sweep(sweep: Sweep, out: str, device: str = "auto", max_batch: int | No
 def format_plan(p: dict) -> str:
     lines = [
         f"{p['sweep']} [{p['budget']}] on {p['device']}: {p['cells']} cells (seeds {p['seeds']}), "
-        f"{p['stored']} already stored, {p['to_train']} to train in {p['ensembles']} ensembles of up to {p['max_batch']} models",
+        f"{p['stored']} already stored, {p['to_train']} to train in {p['ensembles']} ensembles "
+        f"of up to {p['max_batch']} models",
         f"{'label':>24} {'method':>14} {'cells':>6} {'stored':>6} {'model-steps':>12} {'est. s':>8}",
     ]
     for lab, r in p["per_label"].items():
@@ -526,6 +527,7 @@ def format_plan(p: dict) -> str:
     rounds = f"; up to {p['refine_rounds']} refinement rounds come on top" if p["refine_rounds"] else ""
     lines.append(
         f"estimated {p['seconds'] / 60:.1f} min: 10·B·d·M FLOPs per model-step at "
-        f"{p['assumed_fraction_of_peak']:.0%} of this machine's measured matmul peak ({p['peak_gflops']:.0f} GFLOP/s){rounds}; nothing was written"
+        f"{p['assumed_fraction_of_peak']:.0%} of this machine's measured matmul peak "
+        f"({p['peak_gflops']:.0f} GFLOP/s){rounds}; nothing was written"
     )
     return "\n".join(lines)
