@@ -410,6 +410,19 @@ def cmd_sweep(args) -> int:
 def cmd_status(args) -> int:
     from .sweep import status_table
 
+    if args.show_sweep:
+        from .store import Store
+
+        store = Store(args.out)
+        if not store.exists():
+            raise ConfigError("out", f"no results database in {args.out!r}")
+        meta = store.meta()
+        print(
+            f"# sweep {meta.get('sweep_name')!r} from {meta.get('sweep_path')}, budget {meta.get('sweep_budget')}, "
+            f"design {meta.get('design') or '?'}, generation {meta.get('generation', 1)}"
+        )
+        print(meta.get("sweep_source", ""))
+        return 0
     if args.check:
         from .store import Store
 
@@ -502,6 +515,11 @@ def _register_sweep(sub) -> None:
         "--check",
         action="store_true",
         help="verify every stored row and array (sizes, zip CRC) and list what a rerun would repair; exit 1 if any",
+    )
+    st.add_argument(
+        "--show-sweep",
+        action="store_true",
+        help="print the sweep file the folder was last run with (as stored), its budget, design and generation",
     )
     st.set_defaults(func=cmd_status)
     ex = sub.add_parser("export", help="write a results folder as CSV (and Parquet if pyarrow is present)")

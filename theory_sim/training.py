@@ -16,7 +16,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import metrics as M
 from .device import resolve_device
@@ -24,6 +23,7 @@ from .device import threads as threads_policy
 from .errors import ConfigError, normalise_integers, require
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, ModelSampler, derive_seed
 from .model.spec import GeneratorSpec
+from .progress import bar as progress_bar
 from .sae import get_method
 from .sae.base import DERIVED, config_info, derived_base  # noqa: F401  (derived_base is re-exported)
 
@@ -266,7 +266,7 @@ def train_ensemble(
     record_every = tc.record_every or cls.RECORD_EVERY
     if record_every:
         record(0)
-    bar = tqdm(
+    bar = progress_bar(
         total=tc.steps, desc=desc or method, file=sys.stderr, disable=not progress, delay=2.0, unit="step", leave=False
     )
     # the mean loss over the last tenth of the steps and the tenth before it: a run still falling fast

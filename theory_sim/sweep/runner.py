@@ -13,18 +13,19 @@ import errno
 import json
 import logging
 import math
+import os
 import re
 import sqlite3
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..device import resolve_device
 from ..device import threads as threads_policy
 from ..errors import ConfigError, Interrupted, StoreError, check_folder, make_folder
+from ..progress import bar as progress_bar
 from ..store import Store, design_fingerprint, free_space, load_results, provenance, writer_lock
 from .refine import propose
 from .spec import Cell, Sweep, make_batches
@@ -38,8 +39,31 @@ def run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
 
     A plain function of plain data, so Dask can ship it to any worker. Threads: the one policy
     (``device.threads``) around the batch, restored after it."""
+    if on_steps is None and payload.get("progress_topic"):  # on a Dask worker: report steps to the client
+        on_steps = _worker_progress(payload)
     with threads_policy(payload.get("threads")):
         return _run_batch(payload, on_steps)
+
+
+def _worker_progress(payload: dict):
+    """on_steps for a batch running on a Dask worker: each advance is an event on the payload's topic,
+    which the client's bar receives (``Client.subscribe_topic``), so Dask progress moves inside ensembles
+    as the local executor's does. None outside a worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    hashes = [c["hash"] for c in payload["cells"]]
+
+    def report(k):
+        try:
+            worker.log_event(payload["progress_topic"], {"hashes": hashes, "k": k})
+        except Exception:  # noqa: BLE001 — progress is best effort; training goes on
+            pass
+
+    return report
 
 
 def _run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
@@ -291,7 +315,7 @@ def _train(cells, name, store, con, submit, device, max_batch, progress, summary
     # ETA weighs cells by their work; the description counts cells
     steps = {c.hash: c.train["steps"] for c in cells}
     work_done = sum(steps[c.hash] for c in cells if c.hash not in todo)
-    bar = tqdm(
+    bar = progress_bar(
         total=sum(steps.values()),
         initial=work_done,
         desc=f"{name}: {done0}/{len(cells)} cells",
@@ -402,17 +426,41 @@ def _executor(kind, device, workers, scheduler, timeout, threads=None):
     if threads is None and cluster is not None:  # a LocalCluster: its processes share this machine's cores
         threads = 1
 
+    topic = f"theory-sim-progress-{os.getpid()}-{time.time_ns()}"
+    progress_handler = {"fn": None}
+    guard = threading.Lock()
+
+    def on_event(event):
+        msg = event[1] if isinstance(event, tuple) else event
+        fn = progress_handler["fn"]
+        if fn is not None and isinstance(msg, dict):
+            with guard:
+                fn(msg["k"], msg["hashes"])
+
+    try:
+        client.subscribe_topic(topic, on_event)
+    except Exception:  # noqa: BLE001 — an old distributed: progress per finished batch only
+        topic = None
+
     def submit(batches, todo, on_steps, store_batch):
-        futures = [client.submit(run_batch, _payload(b, device, threads), pure=False, retries=2) for b in batches]
+        def advance(k, hashes):  # only cells still to do: a batch re-run by Dask after a death recounts
+            on_steps(k, [h for h in hashes if h in todo])
+
+        progress_handler["fn"] = advance
+        payloads = [{**_payload(b, device, threads), "progress_topic": topic} for b in batches]
+        futures = [client.submit(run_batch, p, pure=False, retries=2) for p in payloads]
         try:
             for fut in as_completed(futures):
-                store_batch(fut.result())
+                result = fut.result()
+                with guard:
+                    store_batch(result)
         except KilledWorker as e:
             raise ClusterError(
                 f"Dask workers died three times on one batch ({e}); the cells stored so far are kept: "
                 "rerun the same command to resume"
             ) from None
         finally:
+            progress_handler["fn"] = None
             for f in futures:
                 f.cancel()
 
