@@ -394,9 +394,9 @@ def cmd_sweep(args) -> int:
     )
     if s.not_converged:
         print(
-            f"warning: {s.not_converged} of the {s.ran} cells just run did not converge (a feedback rule missed "
-            f"its target or the loss was still falling); theory-sim status {args.out} counts them per method, "
-            "the plots mark them",
+            f"warning: {s.not_converged} of the {s.ran} cells just run did not converge ("
+            + ", ".join(f"{k}: {v}" for k, v in s.not_converged_kinds.items())
+            + f"); theory-sim status {args.out} counts them per method, the plots mark them",
             file=sys.stderr,
         )
     if args.plot:

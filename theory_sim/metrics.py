@@ -250,6 +250,19 @@ L0_REL_ERROR_BOUND = 0.25
 LOSS_DROP_BOUND = 0.05
 
 
+#: what each kind of non-convergence (the reasons ``converged`` gives) is called in legends and warnings
+NC_KINDS = (
+    ("frequencies", "neuron frequencies off target"),
+    ("L0 ", "L0 off its target"),
+    ("loss still falling", "loss still falling at the end"),
+)
+
+
+def nc_kinds(reason: str) -> list[str]:
+    """The kinds (NC_KINDS wording) named in one ``converged`` reason string."""
+    return [word for key, word in NC_KINDS if key in reason]
+
+
 def converged(res: dict) -> tuple[bool, str]:
     """Whether one model's feedback rules reached their targets and its loss levelled off, with the reason
     when not: reads ``freq_log_error`` (BA/GBA), ``l0`` against ``l0_target`` (L0-controlled methods) and

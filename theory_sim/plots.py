@@ -33,7 +33,7 @@ from .analysis import (  # noqa: E402
     variant_labels,
 )
 from .errors import ConfigError  # noqa: E402
-from .metrics import CURVE_TAUS  # noqa: E402
+from .metrics import CURVE_TAUS, nc_kinds  # noqa: E402
 from .outputs import atomic_file, describe  # noqa: E402
 from .store import Store, load_results, writer_lock  # noqa: E402
 from .sweep.spec import CURVE_KINDS, stored_sweep  # noqa: E402
@@ -194,16 +194,52 @@ def _as_variants(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
 
 
 def _context(df: pd.DataFrame, axes) -> str:
-    """ "n = 128, d = 42": the data knobs that are fixed across the figure (for its title)."""
-    parts = [
-        f"{k} = {_short(df[k].iloc[0])}"
-        for k in ("n", "d", "s")
-        if k in df.columns and k not in axes and df[k].nunique() == 1
-    ]
+    """ "n = 128, d = 42": the data knobs that are fixed across the figure (for its title), from the data
+    actually used: a mixture support is named with its sparsities, not by the unused ``s``."""
+    mixture = "support" in df.columns and (df["support"] == "mixture").all() and "mixture_s" in df.columns
+    parts = []
+    for k in ("n", "d", "s"):
+        if k not in df.columns or k in axes or df[k].nunique() != 1:
+            continue
+        if k == "s" and mixture:
+            if df["mixture_s"].nunique() == 1:
+                ms = df["mixture_s"].iloc[0]
+                parts.append(f"rows of sparsity {' or '.join(map(str, ms))} (mixture)")
+            continue
+        parts.append(f"{k} = {_short(df[k].iloc[0])}")
     return ", ".join(parts)
 
 
+def nc_wording(rows: pd.DataFrame) -> str:
+    """ "did not converge (loss still falling at the end; ...)": the reasons of the rows that did not
+    converge, worded per reason (stored ``not_converged_because``; the rule is metrics.converged)."""
+    kinds = []
+    reasons = rows.get("not_converged_because")
+    if reasons is not None:
+        bad = rows[~converged(rows)] if len(rows) else rows
+        for text in bad.get("not_converged_because", pd.Series(dtype=object)).dropna():
+            for word in nc_kinds(str(text)):
+                if word not in kinds:
+                    kinds.append(word)
+    return "did not converge" + (f" ({'; '.join(kinds)})" if kinds else "")
+
+
 # ------------------------------------------------------------------------------------------ phase diagram
+def _value_ticks(axis, values, fmt, most: int = 9) -> None:
+    """Major ticks at the grid's own values (matplotlib's FixedLocator and FuncFormatter), at most ``most`` of
+    them labelled (every k-th when there are more), and no minor ticks or labels: a log axis's automatic
+    minor labels ("3×10⁰4×10⁰") overlap the values."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    vals = sorted(float(v) for v in values)
+    step = max(1, math.ceil(len(vals) / most))
+    shown = set(vals[::step])
+    axis.set_major_locator(FixedLocator(vals))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v) if any(math.isclose(v, w) for w in shown) else ""))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
 def phase_diagram(
     df: pd.DataFrame,
     x: str,
@@ -232,20 +268,27 @@ def phase_diagram(
         variant = f"tuned per cell by {tuned}" + (" (oracle)" if tuned == metric else "")
     else:
         df = _as_variants(df, [x, y])
+    # a method without the x axis (TopK on p/f) gets no panel: an axis of one "n/a" column says nothing;
+    # its numbers stay in the CSV and the title names it
+    lacking = [lab for lab, g in df.groupby("label", sort=False) if g[x].isna().all()]
+    summ_all = _summarise(df, ["label", x, y], metric)
+    df = df[~df.label.isin(lacking)]
+    if df.empty:
+        raise ConfigError("x", f"no method of this sweep has the axis {x!r}")
     labels = list(dict.fromkeys(df.label))
-    summ = _summarise(df, ["label", x, y], metric)
+    summ = summ_all[~summ_all.label.isin(lacking)]
     ncol = min(3, len(labels))
     nrow = math.ceil(len(labels) / ncol)
     nx, ny = max(1, _common_values(summ, x, y)[1]), max(1, df[y].nunique())
     crowded = nx > 6  # then a cell shows its mean only (the interval is in the CSV)
-    pw, ph = max(5.5, 0.62 * nx + 1.8), max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0)
+    pw, ph = max(5.5, (0.62 if crowded else 0.95) * nx + 1.8), max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0)
     fig, axes = plt.subplots(nrow, ncol, figsize=(pw * ncol, ph * nrow), squeeze=False, constrained_layout=True)
     xlog, ylog = _is_log(_common_values(summ, x, y)[0]), _is_log(_common_values(summ, y, x)[0])  # the coarse grid
     mesh = None
     boundary_rows = []
     for ax, lab in zip(axes.flat, labels):
         s = summ[summ.label == lab]
-        no_x = s[x].isna().all()  # a method without this axis (e.g. TopK on p/f): one "n/a" column
+        no_x = False  # methods without the x axis were left out above
         ys = sorted(s[y].dropna().unique())
         lx = xlog and not no_x
         # each cell where it is: its x extent reaches halfway to its neighbours in its row, its y extent
@@ -262,6 +305,7 @@ def phase_diagram(
         in_row = {v: sorted(g["_x"]) for v, g in pts.groupby(y)}  # each row's x values, each column's y values
         in_col = {v: sorted(g[y]) for v, g in pts.groupby("_x")}
         rects, values = [], []
+        hatched = False
         for _, r in pts.iterrows():
             x0, x1 = _extent(r["_x"], in_row[r[y]], coarse_x, ex_all, lx)
             y0, y1 = _extent(r[y], in_col[r["_x"]], coarse_y, ey_all, ylog)
@@ -277,6 +321,7 @@ def phase_diagram(
                 ax.add_patch(
                     plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, hatch="//", edgecolor="red", lw=0, zorder=1.5)
                 )
+                hatched = True
             if txt:
                 ax.text(
                     r["_x"],
@@ -326,17 +371,22 @@ def phase_diagram(
                     )
         if not no_x:
             _overlay_theory(ax, df[df.label == lab], x, y, ys)
+        extra = []
+        if hatched:  # the hatching's own legend entry, worded by the reasons in this panel
+            from matplotlib.patches import Patch
+
+            wording = nc_wording(df[df.label == lab])
+            extra.append(Patch(facecolor="none", edgecolor="red", hatch="//", label=f"hatched, n.c.: {wording}"))
         ax.set_xscale("log" if lx else "linear")
         ax.set_yscale("log" if ylog else "linear")
         ax.set_xlim(ex[0], ex[-1])
         ax.set_ylim(ey[0], ey[-1])
-        if no_x:
-            ax.set_xticks([0.0], [f"{x}: n/a"])
-        elif lx:
-            ax.set_xticks(xs, [_tick(v) for v in xs], rotation=45 if crowded else 0)
-            ax.minorticks_off()
+        if lx:
+            _value_ticks(ax.xaxis, xs, _tick)
+            if crowded:
+                ax.tick_params(axis="x", labelrotation=45)
         if ylog:
-            ax.set_yticks(ys, [f"{v:g}" for v in ys])
+            _value_ticks(ax.yaxis, coarse_y, lambda v: f"{v:g}")
         ax.set_xlabel(_label(x))
         ax.set_ylabel(_label(y))
         seeds = sorted(set(s.seeds))
@@ -348,9 +398,12 @@ def phase_diagram(
         if "tuned_edge" in s.columns and (s.tuned_edge.fillna("") != "").any():
             head += "\nbest choice on the edge of its grid in some cells — widen it"
         ax.set_title(head, fontsize=9, color="darkred" if "widen" in head else "black")
-        handles, _ = ax.get_legend_handles_labels()
+        handles, names = ax.get_legend_handles_labels()
+        handles, names = handles + extra, names + [h.get_label() for h in extra]
         if handles:  # below the panel, so no cell is hidden
             ax.legend(  # one column under a narrow panel: a wide legend collapses the layout
+                handles,
+                names,
                 loc="upper center",
                 bbox_to_anchor=(0.5, -0.24 if crowded else -0.16),
                 ncol=2 if nx > 4 else 1,
@@ -362,8 +415,10 @@ def phase_diagram(
     fig.colorbar(mesh, ax=axes.ravel().tolist(), label=_label(metric), shrink=0.9)
     ctx = _context(df, [x, y])
     head = (title or f"{_label(metric)} over {x} × {y}") + (f" [{ctx}]" if ctx else "") + f" — {variant}"
+    if lacking:
+        head += f" (not drawn: {', '.join(lacking)}, without a {x} axis; their cells are in the CSV)"
     fig.suptitle(textwrap.fill(head, 75 * ncol // 2 + 30), fontsize=10)
-    table = summ.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")})
+    table = summ_all.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")})
     paths = _save(fig, out, table)
     if boundary_rows:  # beside the figure: the fitted crossings it draws
         write_csv(pd.DataFrame(boundary_rows), str(out) + "_boundaries.csv")
@@ -434,7 +489,7 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> 
         if len(nc):
             ax.scatter(nc[x], nc["mean"], marker="x", s=60, color="red", zorder=4)
     if (summ.not_converged > 0).any():
-        ax.scatter([], [], marker="x", color="red", label="did not converge (a feedback rule missed its target)")
+        ax.scatter([], [], marker="x", color="red", label=nc_wording(df))
     if metric == "frr_0.9" and "chance_frr_0.9" in summ.columns and summ["chance_frr_0.9"].notna().any():
         ax.axhline(summ["chance_frr_0.9"].max(), color="gray", ls=":", label="chance (random init, max)")
     if _is_log(df[x]):

@@ -19,7 +19,7 @@ import sqlite3
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..device import resolve_device
@@ -116,6 +116,7 @@ class RunSummary:
     seconds: float
     new_cells: int
     not_converged: int = 0
+    not_converged_kinds: dict = field(default_factory=dict)  # metrics.NC_KINDS wording → cells
     refined: int = 0  # cells added by refinement (all rounds)
     rounds: int = 0  # refinement rounds that added cells
 
@@ -344,6 +345,11 @@ def _train(cells, name, store, con, submit, device, max_batch, progress, summary
                 summary.ran += 1
                 summary.failed += failed
                 summary.not_converged += nc
+                if nc:
+                    from ..metrics import nc_kinds
+
+                    for kind in nc_kinds(str(r.get("not_converged_because", ""))) or ["unknown reason"]:
+                        summary.not_converged_kinds[kind] = summary.not_converged_kinds.get(kind, 0) + 1
                 todo.discard(h)
                 bar.update(max(0, steps[h] - credited.pop(h, 0)))
         bar.set_description(f"{name}: {len(cells) - len(todo)}/{len(cells)} cells", refresh=False)
