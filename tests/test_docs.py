@@ -37,3 +37,64 @@ def test_every_hyperparameter_has_help_for_the_command_line():
             helps.update(getattr(klass, "HELP", {}))
         for f in dataclasses.fields(cls.Config):
             assert helps.get(f.name), f"{name}.{f.name} has no help text"
+
+
+def _all_docs() -> str:
+    root = DOCS.parent
+    return "\n".join(p.read_text() for p in [root / "README.md", *sorted(DOCS.glob("*.md"))])
+
+
+def test_every_cli_option_is_documented():
+    """Each option of each command is named in the README or docs/ as `--option`, or (the generated options
+    of data-model fields and hyperparameters) its field is documented as `field`."""
+    import argparse
+
+    from theory_sim.cli import build_parser
+
+    text = _all_docs()
+    missing = []
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for cmd, p in sub.choices.items():
+        assert f"theory-sim {cmd}" in text, cmd
+        for a in p._actions:
+            for opt in a.option_strings:
+                if not opt.startswith("--") or opt == "--help":
+                    continue
+                field = opt[2:].replace("-", "_")
+                base = field.split("_over_")[0]
+                if (
+                    f"`{opt}" not in text
+                    and f"{opt}" not in text
+                    and f"`{field}`" not in text
+                    and f"`{base}`" not in text
+                ):
+                    missing.append(f"{cmd} {opt}")
+    assert not missing, missing
+
+
+def test_every_api_argument_is_documented():
+    import inspect
+
+    import theory_sim
+    from theory_sim.sweep import run_sweep
+
+    text = _all_docs()
+    missing = []
+    for fn in (theory_sim.train, theory_sim.load_results, theory_sim.load_boundaries, run_sweep):
+        for name, prm in inspect.signature(fn).parameters.items():
+            if prm.kind is inspect.Parameter.VAR_KEYWORD:
+                continue
+            if not any(f"{pre}{name}{post}" in text for pre in ("`", "(", " ") for post in ("`", "=", ",", ")")):
+                missing.append(f"{fn.__name__}({name})")
+    assert not missing, missing
+
+
+def test_role_refine_and_mixture_keys_are_documented():
+    from theory_sim.model.spec import GENERATOR_FIELDS
+
+    text = (DOCS / "sweeps.md").read_text()
+    for k in ("role", "axis", "metric", "level", "scale", "tolerance", "max_rounds", "max_seeds"):
+        assert f"`{k}`" in text or f"{k} =" in text, k
+    everything = _all_docs()
+    for k in GENERATOR_FIELDS:
+        assert f"`{k}`" in everything, k

@@ -247,8 +247,72 @@ def refine_vs_uniform(device: torch.device, experiment: dict | None = None) -> d
     return out
 
 
+#: the job of the API-vs-CLI comparison: TopK, 2 seeds as one ensemble, on generator data
+API_JOB = {"method": "topk", "n": 256, "d": 64, "s": 4, "width": 512, "k": 4, "steps": 600, "seeds": 2}
+#: a competing process: 2 torch threads multiplying matrices until killed (another user's training job)
+BUSY = "import torch\ntorch.set_num_threads(2)\na = torch.randn(1024, 1024)\nwhile True:\n    a = torch.tanh(a @ a) "
+
+
+def api_vs_cli(device: torch.device) -> dict:
+    """One run, one job (API_JOB), while a 2-thread busy process competes for the cores: model-steps/s of
+    ``theory-sim train`` (a CLI process) and of ``theory_sim.train`` called in this process, each from its
+    own stored training seconds (start-up and evaluation excluded). Both choose threads by the one policy
+    (device.threads: THEORY_SIM_THREADS, else the cores not already busy)."""
+    import subprocess
+    import sys
+
+    from .training import train
+
+    j = API_JOB
+    busy = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        time.sleep(8.0)  # let the 1-minute load average see the competitor, as it would on a shared machine
+        args = ["train", "--method", j["method"], "--n", str(j["n"]), "--d", str(j["d"]), "--s", str(j["s"])]
+        args += ["--width", str(j["width"]), "--k", str(j["k"]), "--steps", str(j["steps"]), "--seeds", str(j["seeds"])]
+        args += ["--device", device.type, "--json", "--no-progress"]
+        r = subprocess.run([sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"the CLI job failed: {r.stderr[-500:]}")
+        import json
+
+        cli_res = json.loads(r.stdout)
+        from .model.spec import GeneratorSpec
+
+        before = torch.get_num_threads()
+        api_res = train(
+            j["method"],
+            GeneratorSpec(n=j["n"], d=j["d"], s=j["s"]),
+            seeds=list(range(j["seeds"])),
+            steps=j["steps"],
+            width=j["width"],
+            k=j["k"],
+            device=device,
+            progress=False,
+        )
+        restored = torch.get_num_threads() == before
+    finally:
+        busy.kill()
+        busy.wait()
+    rate = lambda res: j["seeds"] * j["steps"] / res[0]["seconds"]  # noqa: E731
+    cli_rate, api_rate = rate(cli_res), rate(api_res)
+    return {
+        "job": j,
+        "competitor": "one 2-thread torch process",
+        "cli_model_steps_per_s": cli_rate,
+        "api_model_steps_per_s": api_rate,
+        "api_over_cli": api_rate / cli_rate,
+        "api_left_threads_as_found": restored,
+    }
+
+
 def run_bench(
-    device: torch.device, methods=("ba", "gba", "topk", "l1"), sizes=(1, 8, 32), seconds=2.0, grid=True, refine=False
+    device: torch.device,
+    methods=("ba", "gba", "topk", "l1"),
+    sizes=(1, 8, 32),
+    seconds=2.0,
+    grid=True,
+    refine=False,
+    api=False,
 ) -> dict:
     peaks = [matmul_peak(device)]
     rows = [time_method(m, E, device, seconds) for m in methods for E in sizes]
@@ -275,6 +339,8 @@ def run_bench(
         out["quickstart_grid"] = batched_vs_serial(device)
     if refine:
         out["refine"] = refine_vs_uniform(device)
+    if api:
+        out["api_vs_cli"] = api_vs_cli(device)
     return out
 
 
@@ -311,6 +377,14 @@ def format_bench(b: dict) -> str:
                 f"  {m}: {r['cells']} cells in {r['ensembles']} ensembles: batched {r['batched_seconds']:.1f}s, "
                 f"one by one {r['serial_seconds']:.1f}s, speedup {r['speedup']:.2f}x"
             )
+    if "api_vs_cli" in b:
+        a = b["api_vs_cli"]
+        lines.append(
+            f"API vs CLI ({a['job']['method']}, {a['job']['seeds']} seeds, {a['job']['steps']} steps, with "
+            f"{a['competitor']} busy): CLI {a['cli_model_steps_per_s']:.0f} model-steps/s, API "
+            f"{a['api_model_steps_per_s']:.0f} ({100 * a['api_over_cli']:.0f} % of the CLI); the API left torch's "
+            f"threads as it found them: {a['api_left_threads_as_found']}"
+        )
     if "refine" in b:
         r = b["refine"]
         lines.append(

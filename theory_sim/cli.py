@@ -617,7 +617,7 @@ def cmd_bench(args) -> int:
 
     for m in methods:
         get_method(m)
-    b = run_bench(dev, methods, sizes, args.seconds, grid=not args.no_grid, refine=args.refine)
+    b = run_bench(dev, methods, sizes, args.seconds, grid=not args.no_grid, refine=args.refine, api=args.api)
     print(dump_json(b) if args.json else format_bench(b))
     return 0
 
@@ -634,6 +634,12 @@ def _register_bench(sub) -> None:
         action="store_true",
         help="also measure boundary finding: a uniform grid at the final "
         "resolution vs adaptive refinement, in one run (a few minutes on 2 cores)",
+    )
+    bp.add_argument(
+        "--api",
+        action="store_true",
+        help="also compare theory_sim.train (the Python API) with the CLI on one job while a 2-thread process "
+        "competes (about a minute)",
     )
     bp.add_argument("--json", action="store_true")
     bp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all of this machine's)")
