@@ -153,6 +153,12 @@ def test_reproduce_tiny_end_to_end(tmp_path):
     report = (tmp_path / "figures" / "REPORT.md").read_text()
     for exp in ("theorem", "resonance", "cooccurrence", "width_magnitude", "imbalanced", "phase", "noise", "frontier"):
         assert f"## {exp}" in report
+        # a first reader's order: the verdict with its deciding numbers, a small table, then the detail
+        section = report.split(f"## {exp}\n")[1].split("\n## ")[0]
+        lines = [ln for ln in section.splitlines() if ln.strip()]
+        assert lines[0].startswith("**") and " — " in lines[0] and "Deciding:" in lines[0], lines[0]
+        assert lines[1] == "| | |" and any(ln.startswith("| paper |") for ln in lines[:6])
+        assert section.index("| paper |") < section.index("**Detail.**") < section.index("*Rule")
     for line in report.splitlines():
         if line.startswith("!["):
             assert (tmp_path / "figures" / line.split("(")[1].rstrip(")")).exists()

@@ -594,6 +594,31 @@ def reproduce(
     return report
 
 
+def _clauses(text: str) -> list[str]:
+    """A rule's ``ours`` text as its clauses: split at "; " and " | " outside brackets, so each number
+    keeps its interval."""
+    out, depth, cur, i = [], 0, "", 0
+    while i < len(text):
+        ch = text[i]
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        for sep in ("; ", " | "):
+            if depth <= 0 and text.startswith(sep, i):
+                out.append(cur.strip())
+                cur, i = "", i + len(sep)
+                break
+        else:
+            cur += ch
+            i += 1
+    out.append(cur.strip())
+    return [c.rstrip(".") for c in out if c]
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -> Path:
     import torch
 
@@ -625,20 +650,28 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -
     for s in sections:
         lines.append(f"| [{s['name']}](#{s['name']}) | {s['claim']} | **{s['verdict']}** |")
     for s in sections:
+        clauses = _clauses(s["ours"])
         lines += [
             "",
             f"## {s['name']}",
             "",
-            s["description"],
+            f"**{s['verdict']}** — {s['claim']}. Deciding: {'; '.join(clauses[:2])}.",
             "",
-            f"- **claim**: {s['claim']}",
-            f"- **paper**: {s['paper']}",
-            f"- **rule** (fixed before the numbers): {s['rule']}",
-            f"- **ours**: {s['ours']}",
-            f"- **verdict**: **{s['verdict']}**",
-            f"- cells: {s['cells']} ({s['failed']} failed, {s['not_converged']} did not converge); "
-            f"training time {s['train_seconds']:.0f} s "
-            f"(sum over ensembles, as stored); this run: {timings[s['name']]:.0f} s",
+            "| | |",
+            "|---|---|",
+            f"| paper | {_cell(s['paper'])} |",
+            f"| ours | {_cell('; '.join(clauses[:3]))} |",
+            f"| cells | {s['cells']} ({s['failed']} failed, {s['not_converged']} did not converge) |",
+            f"| time | training {s['train_seconds']:.0f} s (sum over ensembles, as stored); this run "
+            f"{timings[s['name']]:.0f} s |",
+            "",
+            f"**Detail.** {s['description']}",
+            "",
+            f"*Rule (fixed before the numbers):* {s['rule']}",
+            "",
+            "*Ours, in full:*",
+            "",
+            *[f"- {c}" for c in clauses],
             "",
         ]
         for p in s["figures"]:  # the report sits beside its figures: links are bare file names
