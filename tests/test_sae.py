@@ -511,3 +511,27 @@ def test_matching_pursuit_explains_away_and_keeps_atoms_unit():
     assert torch.allclose(z, torch.tensor([[[1.0, 0.0]]]))
     sae.train_step(torch.randn(1, 8, 2))
     assert torch.allclose(sae.D.norm(dim=-1), torch.ones(1, 2), atol=1e-6)
+
+
+def test_batchtopk_learns_a_threshold_and_is_evaluated_with_it():
+    """θ ← (1 − lr) θ + lr · (smallest activation the batch kept), by hand; at evaluation the code is a
+    JumpReLU at θ (as SAELens evaluates BatchTopK), and with eval_code = "batch" the training code."""
+    from theory_sim.sae import get_method, make_config
+
+    cfg = make_config("batchtopk", {"width": 4, "k": 1, "threshold_lr": 0.5})
+    sae = get_method("batchtopk")([cfg], 3, [0], "cpu", torch.randn(1, 8, 3))
+    assert float(sae.threshold) == 0.0
+    z = torch.tensor([[[0.0, 2.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0]]])
+    with torch.no_grad():  # as autograd_step calls it
+        sae.after_step({"z": z, "pre": z})
+    assert float(sae.threshold) == pytest.approx(0.25)  # 0.5 · 0 + 0.5 · 0.5
+    pre = torch.tensor([[[0.2, 0.3, -1.0, 0.26]]])
+    top1 = torch.tensor([[[0.0, 0.3, 0.0, 0.0]]])
+    assert torch.equal(sae.code(pre), top1)  # training: the top k·B = 1 of the batch
+    sae.evaluating = True
+    assert torch.equal(sae.code(pre), torch.tensor([[[0.0, 0.3, 0.0, 0.26]]]))  # evaluation: all above θ = 0.25
+    batch = get_method("batchtopk")(
+        [make_config("batchtopk", {"width": 4, "k": 1, "eval_code": "batch"})], 3, [0], "cpu", torch.randn(1, 8, 3)
+    )
+    batch.evaluating = True
+    assert torch.equal(batch.code(pre), top1)

@@ -308,6 +308,7 @@ def train_ensemble(
 @torch.no_grad()
 def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves=None):
     E = sae.E
+    sae.evaluating = True  # inference codes from here on (BatchTopK: its learned threshold)
     x, supports = data.eval_batch(tc.eval_samples)
     chunks = [sae.forward(x[:, a : a + 4096]) for a in range(0, x.shape[1], 4096)]
     x_hat = torch.cat([c[0] for c in chunks], 1)

@@ -115,6 +115,10 @@ class Method:
     Shapes: x (E, B, d); pre-activations and codes (E, B, M); decoder directions (E, M, d).
     """
 
+    #: True while the final evaluation runs (training._evaluate): a method whose inference code differs from its
+    #: training code (BatchTopK's threshold) reads it
+    evaluating = False
+
     name = "base"
     Config = MethodConfig
     PER_MODEL: tuple[str, ...] = ()

@@ -15,6 +15,7 @@ from ..errors import require
 from .base import (
     Method,
     MethodConfig,
+    check_choice,
     check_count,
     check_number,
     reconstruction_loss,
@@ -387,17 +388,55 @@ class TopK(Untied):
         self.since_fired = torch.where(fired, torch.zeros_like(self.since_fired), self.since_fired + 1)
 
 
+@dataclass(frozen=True)
+class BatchTopKConfig(TopKConfig):
+    HELP: ClassVar[dict] = {
+        "eval_code": "the code at evaluation: threshold (as SAELens: z = pre where pre > θ, θ a running mean of the "
+        "smallest activation each training batch kept) | batch (the training code on the evaluation rows)",
+        "threshold_lr": "the running mean's rate for θ (SAELens' topk_threshold_lr)",
+    }
+
+    eval_code: str = "threshold"
+    threshold_lr: float = 0.01
+
+    def validate(self):
+        super().validate()
+        check_choice(self, "eval_code", ("threshold", "batch"))
+        check_number(self, "threshold_lr", 0, 1, lo_open=True)
+
+
 @register
 class BatchTopK(TopK):
-    """Keep the k·B largest pre-activations of the whole batch (per model): k is an average L0."""
+    """Keep the k·B largest pre-activations of the whole batch (per model): k is an average L0. Evaluated, by
+    default, as SAELens does: a JumpReLU at θ, the running mean of the smallest activation each training
+    batch kept (``eval_code = "threshold"``); ``"batch"`` keeps the batch-level selection at evaluation."""
 
     name = "batchtopk"
+    Config = BatchTopKConfig
     HAND_CODE = False  # its code ranks the whole batch: autograd through ``loss``
 
+    def init(self, x0):
+        super().init(x0)
+        self.threshold = torch.zeros(self.E, 1, 1, device=self.device)
+
     def code(self, pre):
+        if self.evaluating and self.cfgs[0].eval_code == "threshold":
+            return pre * (pre > self.threshold)
         E, B, M = pre.shape
         flat = pre.reshape(E, 1, B * M)
         return keep_top(flat, self.k * B, self.kmax * B).reshape(E, B, M)
+
+    def after_step(self, info):
+        with torch.no_grad():  # θ ← (1 − lr) θ + lr · (smallest activation kept in this batch)
+            z = info["z"].detach()
+            smallest = torch.where(z > 0, z, torch.full_like(z, torch.inf)).amin(dim=(1, 2), keepdim=True)
+            lr = self.cfgs[0].threshold_lr
+            seen = torch.isfinite(smallest)
+            self.threshold = torch.where(seen, (1 - lr) * self.threshold + lr * smallest, self.threshold)
+        super().after_step(info)
+
+    def report(self):
+        return [{**r, "threshold": float(self.threshold[e])} for e, r in enumerate(super().report())]
 
 
 @register
