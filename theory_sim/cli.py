@@ -256,6 +256,7 @@ def cmd_train(args) -> int:
         batch=args.batch,
         eval_samples=args.eval_samples,
         record_every=args.record_every or 0,
+        input_scale=args.input_scale,
         device=args.device,
         progress=not args.no_progress,
         threads=args.threads,
@@ -274,6 +275,13 @@ def cmd_train(args) -> int:
     for i, r in enumerate(res):
         if r.get("converged") is False:
             print(f"warning: seed {seeds[i]} did not converge: {r.get('not_converged_because')}", file=sys.stderr)
+        if (r.get("bias_at_floor") or 0) > 0.5 and args.input_scale == "none":
+            print(
+                f"warning: seed {seeds[i]}: {100 * r['bias_at_floor']:.0f} % of the biases ended at the rule's floor "
+                "-1; the inputs are likely too large for the bias range: --input-scale mean_norm divides them by "
+                "their mean row norm",
+                file=sys.stderr,
+            )
     out = res[0] if len(res) == 1 else res
     if args.json:
         print(dump_json(out))
@@ -343,6 +351,13 @@ def _register_train(sub) -> None:
     tp.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
     tp.add_argument("--batch", type=int, default=512, help="rows per step (default 512)")
     tp.add_argument("--eval-samples", type=int, default=8192, help="rows the metrics are computed on (default 8192)")
+    tp.add_argument(
+        "--input-scale",
+        default="none",
+        choices=["none", "mean_norm"],
+        help="divide the inputs (generator or --data) by their mean row norm, measured on 8192 evaluation rows, "
+        "so pre-activations are O(1) (stated in the output as input_scale; default none)",
+    )
     tp.add_argument(
         "--record-every",
         type=int,

@@ -29,6 +29,10 @@ from .sae.base import DERIVED, config_info, derived_base  # noqa: F401  (derived
 
 #: upper limits of the training budget (a typo like 1e12 steps is refused, not run for years)
 TRAIN_LIMITS = {"steps": 10**8, "batch": 2**20, "eval_samples": 2**22}
+#: the input scalings TrainConfig.input_scale allows
+INPUT_SCALES = ("none", "mean_norm")
+#: rows the input scale is measured on
+SCALE_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,22 @@ class TrainConfig:
     record_every: int = 0  # FRR@0.9 trajectory every k steps (0: the method's RECORD_EVERY, mba every step)
     check_every: int = 25  # steps between non-finite-loss checks
     save_decoder: bool = False  # keep each model's decoder (M, d) in its arrays (cross-seed consistency)
+    #: divide every input by a constant so pre-activations are O(1): "none", or "mean_norm" (the mean row
+    #: norm of 8192 evaluation rows, per model); the bias range of BA/GBA ([−1, 0]) presumes unit-scale inputs
+    input_scale: str = "none"
 
     def __post_init__(self):
         normalise_integers(self)
         require(
             isinstance(self.save_decoder, bool), "save_decoder", f"must be true or false, got {self.save_decoder!r}"
         )
+        require(
+            self.input_scale in INPUT_SCALES,
+            "input_scale",
+            f"must be one of {', '.join(INPUT_SCALES)}, got {self.input_scale!r}",
+        )
         for f in fields(self):
-            if f.name == "save_decoder":
+            if f.name in ("save_decoder", "input_scale"):
                 continue
             v = getattr(self, f.name)
             lo = 0 if f.name == "record_every" else 1
@@ -58,7 +70,11 @@ class TrainConfig:
             )
 
     def to_dict(self):
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every field; ``input_scale`` only when set (so cells stored before it existed keep their hashes)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["input_scale"] == "none":
+            del out["input_scale"]
+        return out
 
 
 # ------------------------------------------------------------------------------------------ data sources
@@ -84,6 +100,32 @@ class GeneratorData:
             xs.append(x)
             supports.append((rows, cols))
         return torch.stack(xs), supports
+
+
+class ScaledData:
+    """Another data source divided by a per-model constant ``scale`` (E,): training and evaluation rows alike;
+    the ground truth V (directions) is unchanged."""
+
+    def __init__(self, inner, scale: torch.Tensor):
+        self.inner, self.scale = inner, scale.view(-1, 1, 1)
+        self.V, self.d, self.device = inner.V, inner.d, inner.device
+
+    def sample(self, B):
+        return self.inner.sample(B) / self.scale
+
+    def eval_batch(self, N):
+        x, supports = self.inner.eval_batch(N)
+        return x / self.scale, supports
+
+
+def measure_input_scale(data, how: str) -> torch.Tensor | None:
+    """The per-model divisor (E,) of ``how`` (TrainConfig.input_scale), measured on the evaluation rows of
+    ``data`` (a fresh stream for generator data; the first rows of an array; fresh calls of a callable), or
+    None for "none"."""
+    if how == "none":
+        return None
+    x, _ = data.eval_batch(SCALE_ROWS)
+    return x.norm(dim=-1).mean(-1).clamp_min(1e-12)
 
 
 class TensorData:
@@ -241,6 +283,9 @@ def train_ensemble(
     E = len(cfgs)
     device = data.device
     t0 = time.perf_counter()
+    scale = measure_input_scale(data, tc.input_scale)
+    if scale is not None:
+        data = ScaledData(data, scale)
     x0 = data.sample(max(tc.batch, cls.INIT_ROWS))
     sae = cls(cfgs, data.d, seeds, device, x0)
     D0 = sae.decoder().clone()  # the random initialisation: its FRR is the chance level of the recovery metrics
@@ -302,7 +347,13 @@ def train_ensemble(
     train_seconds = time.perf_counter() - t0
     loop_rate = steps_done / max(time.perf_counter() - t_loop, 1e-9)
     drop = ((loss_prev - loss_last) / loss_prev.abs().clamp_min(1e-12)).tolist() if tc.steps >= 20 else [math.nan] * E
-    return _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves)
+    results = _evaluate(
+        sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves
+    )
+    if scale is not None:  # stated in every result (and so in the store): the inputs were divided by it
+        for e, r in enumerate(results):
+            r["input_scale"] = float(scale[e])
+    return results
 
 
 @torch.no_grad()
@@ -376,6 +427,7 @@ def train(
     batch: int = 512,
     eval_samples: int = 8192,
     record_every: int = 0,
+    input_scale: str = "none",
     device="auto",
     progress: bool = True,
     keep_weights: bool = False,
@@ -398,7 +450,9 @@ def train(
             f"seeds must be integers in [0, 2^63), got {s!r}",
         )
     seeds = [int(s) for s in seeds]
-    tc = TrainConfig(steps=steps, batch=batch, eval_samples=eval_samples, record_every=record_every)
+    tc = TrainConfig(
+        steps=steps, batch=batch, eval_samples=eval_samples, record_every=record_every, input_scale=input_scale
+    )
     if data is None or isinstance(data, GeneratorSpec):
         spec = data or GeneratorSpec()
         specs = [spec.replace(seed=s) for s in seeds]

@@ -298,6 +298,12 @@ class BA(Method):
     def decoder(self):
         return self.W.detach()
 
+    def report(self):
+        """``bias_at_floor``: the fraction of neurons whose bias ended at the rule's floor −1, where no
+        adaptation can lower it further (inputs too large for the bias range: TrainConfig.input_scale)."""
+        floor = (self.b <= -1 + 1e-6).float().mean(dim=(1, 2)).tolist()
+        return [{**r, "bias_at_floor": floor[e]} for e, r in enumerate(super().report())]
+
     def state(self):
         st = super().state()
         st["W"] = st.pop("WT").transpose(1, 2)  # saved as (E, M, d), as every method's directions are
