@@ -174,3 +174,28 @@ def test_top_level_train_can_be_called_twice_and_shows_its_signature():
         r = theory_sim.train("topk", X, steps=5, batch=32, width=8, k=2, progress=False)[0]
         assert r["status"] == "done"
     assert callable(theory_sim.train) and "ground_truth" in inspect.signature(theory_sim.train).parameters
+
+
+def test_input_scale_divides_by_the_mean_row_norm_and_is_stated():
+    """Rows of norm exactly 5: the measured scale is 5, the model sees unit rows (its first batch x0 too),
+    and a cell without the switch keeps its old config (no input_scale key, so its hash is unchanged)."""
+    import numpy as np
+
+    import theory_sim
+    from theory_sim.training import TrainConfig
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 6))
+    X = (5 * X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    r = theory_sim.train(
+        "topk", X, steps=3, batch=32, eval_samples=128, width=8, k=1, input_scale="mean_norm", progress=False
+    )[0]
+    assert r["input_scale"] == pytest.approx(5.0, rel=1e-5)
+    plain = theory_sim.train("topk", X, steps=3, batch=32, eval_samples=128, width=8, k=1, progress=False)[0]
+    assert "input_scale" not in plain
+    assert (
+        "input_scale" not in TrainConfig().to_dict()
+        and TrainConfig(input_scale="mean_norm").to_dict()["input_scale"] == "mean_norm"
+    )
+    with pytest.raises(theory_sim.ConfigError, match="input_scale"):
+        TrainConfig(input_scale="max")
