@@ -222,7 +222,7 @@ def cmd_train(args) -> int:
 
     get_method(args.method)
     hyper = method_params_from_args(args)
-    data, gt = None, None
+    data, gt, acts, eval_x, eval_acts = None, None, None, None, None
     if args.data:
         given = [k[4:] for k, v in vars(args).items() if k.startswith("gen_") and v is not None and k != "gen_seed"]
         if given:
@@ -231,13 +231,40 @@ def cmd_train(args) -> int:
                 "is a generator option; with --data the array fixes the data (only --seed, "
                 "the batch order and initialisation, applies)",
             )
-        data = _load_array(args.data, "data")
-        if args.ground_truth:
-            gt = _load_array(args.ground_truth, "ground_truth")
+        import os
+
+        if os.path.isdir(args.data):  # a folder written by `sample --save`: X, V and H together
+            folder = args.data
+            for f in ("X.npy", "V.npy", "H_indices.npy"):
+                if not os.path.isfile(os.path.join(folder, f)):
+                    raise ConfigError(
+                        "data",
+                        f"{folder!r} has no {f}; a folder written by theory-sim sample --save holds X.npy, V.npy, "
+                        "H_indices.npy, H_values.npy and spec.json",
+                    )
+            for k in ("ground_truth", "activations"):
+                if getattr(args, k):
+                    raise ConfigError(
+                        k, f"--data {folder} already gives it (its {'V' if k == 'ground_truth' else 'H'})"
+                    )
+            data = _load_array(os.path.join(folder, "X.npy"), "data")
+            gt = _load_array(os.path.join(folder, "V.npy"), "data")
+            acts = _load_array(os.path.join(folder, "H_indices.npy"), "data", integer=True)
+        else:
+            data = _load_array(args.data, "data")
+            if args.ground_truth:
+                gt = _load_array(args.ground_truth, "ground_truth")
+            if args.activations:
+                acts = _load_array(args.activations, "activations", integer=None)
+        if args.eval_data:
+            eval_x = _load_array(args.eval_data, "eval_data")
+        if args.eval_activations:
+            eval_acts = _load_array(args.eval_activations, "eval_activations", integer=None)
     else:
         data = generator_spec_from_args(args)
-        if args.ground_truth:
-            raise ConfigError("ground_truth", "only with --data (the generator knows its own features)")
+        for k in ("ground_truth", "activations", "eval_data", "eval_activations"):
+            if getattr(args, k):
+                raise ConfigError(k, "only with --data (the generator knows its own features and draws fresh rows)")
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise ConfigError("seeds", f"must be in [1, {MAX_SEEDS}] (one ensemble), got {args.seeds}")
     if args.record_every is not None and not 1 <= args.record_every <= args.steps:
@@ -251,6 +278,9 @@ def cmd_train(args) -> int:
         args.method,
         data,
         ground_truth=gt,
+        activations=acts,
+        eval_data=eval_x,
+        eval_activations=eval_acts,
         seeds=seeds,
         steps=args.steps,
         batch=args.batch,
@@ -301,10 +331,11 @@ def cmd_train(args) -> int:
 MAX_ARRAY_ENTRIES = 2**31
 
 
-def _load_array(path: str, field: str):
+def _load_array(path: str, field: str, integer: bool | None = False):
     """A real-valued 2-D ``.npy`` array as float32, checked from its header before anything is read: a
     regular file, the .npy format (not .npz, text or an empty file), a real numeric dtype (not complex,
-    string, object or structured), two non-empty axes, a size that fits."""
+    string, object or structured), two non-empty axes, a size that fits. ``integer=True``: an integer array,
+    kept as int64 (coordinates); None: either (int64 when stored as integers, else float32)."""
     import os
 
     import numpy as np
@@ -321,12 +352,17 @@ def _load_array(path: str, field: str):
         raise ConfigError(field, f"{path!r} is not a .npy array ({e}); save one with numpy.save") from None
     if dtype.kind not in "fiu" or dtype.fields is not None:
         raise ConfigError(field, f"{path!r} holds {dtype} values; give real numbers (float or integer)")
-    if len(shape) != 2 or min(shape) < 1:
+    if len(shape) != 2 or min(shape) < (0 if integer is not False else 1) or shape[-1] < 1:
         raise ConfigError(field, f"{path!r} has shape {shape}; give a 2-D array with at least one row and column")
     if shape[0] * shape[1] > MAX_ARRAY_ENTRIES:
         raise ConfigError(field, f"{path!r} claims shape {shape}, more than {MAX_ARRAY_ENTRIES} entries")
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        as_int = integer is True or (integer is None and dtype.kind in "iu")
+        if as_int:
+            if dtype.kind not in "iu":
+                raise ConfigError(field, f"{path!r} holds {dtype} values; give integer (row, feature) coordinates")
+            return np.array(arr, dtype=np.int64)
         return np.array(arr, dtype=np.float32)  # a writable copy: torch warns on a read-only memory map
     except (OSError, ValueError) as e:
         raise ConfigError(field, f"cannot read {path!r} as a .npy array ({e})") from None
@@ -367,8 +403,23 @@ def _register_train(sub) -> None:
         "--json prints it as 'trajectory' (default: the method's own, mba every step, else none)",
     )
     tp.add_argument("--seeds", type=int, default=1, help="train this many seeds (seed, seed+1, ...) as one ensemble")
-    tp.add_argument("--data", help="a .npy (N, d) array of your own samples instead of the generator")
+    tp.add_argument(
+        "--data",
+        help="a .npy (N, d) array of your own samples instead of the generator, or a folder written by "
+        "theory-sim sample --save (X, V and H: per-latent precision/recall/F1 on held-out rows)",
+    )
     tp.add_argument("--ground-truth", help="a .npy (n, d) array of true features for --data")
+    tp.add_argument(
+        "--activations",
+        help="the supports of --data's rows: a .npy dense (N, n) array of coefficients or an (nnz, 2) integer "
+        "array of (row, feature) coordinates (sample --save's H_indices.npy); needs --ground-truth",
+    )
+    tp.add_argument(
+        "--eval-data",
+        help="a .npy (N', d) array of evaluation rows (default: the last min(eval-samples, N/5) rows of --data, "
+        "held out from training)",
+    )
+    tp.add_argument("--eval-activations", help="the supports of --eval-data's rows (as --activations)")
     tp.add_argument("--device", default="auto", help="auto | cpu | cuda")
     tp.add_argument("--no-progress", action="store_true")
     _add_threads(tp)

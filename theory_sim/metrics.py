@@ -34,6 +34,8 @@ METRIC_RANGES = {
     "recall": (0.0, 1.0),
     "f1": (0.0, 1.0),
     "accuracy": (0.0, 1.0),
+    "f1_alive": (0.0, 1.0),
+    "uniqueness_alive": (0.0, 1.0),
     "explained_variance": (-math.inf, 1.0),
     "fvu": (0.0, math.inf),
     "dead_fraction": (0.0, 1.0),
@@ -116,8 +118,9 @@ def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = Fals
 
 def uniqueness(neuron_abs_arg: torch.Tensor) -> float:
     """SynthSAEBench's uniqueness: distinct true features among every latent's best |cos| match, divided by
-    the number of latents (1 = every latent tracks its own feature). neuron_abs_arg: (M,) best-|cos| feature
-    index per latent."""
+    the number of latents M. At most min(n, M)/M: a wide SAE (M = 4n) scores ≤ 0.25 even when every feature
+    has its own latent; ``uniqueness_alive`` (classification_metrics) divides by the latents that fire
+    instead. neuron_abs_arg: (M,) best-|cos| feature index per latent."""
     M = neuron_abs_arg.numel()
     return neuron_abs_arg.unique().numel() / M if M else 0.0
 
@@ -202,11 +205,17 @@ def classification_metrics(
     prec = torch.where(tp + fp > 0, tp / (tp + fp).clamp_min(1), torch.zeros_like(tp))
     rec = torch.where(tp + fn > 0, tp / (tp + fn).clamp_min(1), torch.zeros_like(tp))
     f1 = torch.where(prec + rec > 0, 2 * prec * rec / (prec + rec).clamp_min(1e-12), torch.zeros_like(tp))
+    alive = fires.any(0)  # latents that fired on some evaluation row
+    n_alive = int(alive.sum())
     return {
         "precision": prec.mean().item(),
         "recall": rec.mean().item(),
         "f1": f1.mean().item(),
         "accuracy": ((tp + tn) / N).mean().item(),
+        # the same over alive latents only: SynthSAEBench's F1 and uniqueness average over all M latents, so a
+        # wide SAE (M > n) is capped by its dead and duplicate latents whatever it recovered
+        "f1_alive": f1[alive].mean().item() if n_alive else 0.0,
+        "uniqueness_alive": match[alive].unique().numel() / n_alive if n_alive else 0.0,
     }
 
 

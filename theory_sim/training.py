@@ -109,6 +109,7 @@ class ScaledData:
     def __init__(self, inner, scale: torch.Tensor):
         self.inner, self.scale = inner, scale.view(-1, 1, 1)
         self.V, self.d, self.device = inner.V, inner.d, inner.device
+        self.held_out = getattr(inner, "held_out", True)
 
     def sample(self, B):
         return self.inner.sample(B) / self.scale
@@ -129,9 +130,25 @@ def measure_input_scale(data, how: str) -> torch.Tensor | None:
 
 
 class TensorData:
-    """A user's samples X (N, d); each model draws its own batch order (seeded); evaluated on X itself."""
+    """A user's samples X (N, d); each model draws its own batch order (seeded). Evaluated on held-out rows,
+    never on training rows: ``eval_data`` (N', d) when given, else the last ``holdout`` rows of X (which are
+    then never drawn for training). ``activations``: the supports of X's rows — a dense (N, n) array of
+    coefficients or an (nnz, 2) integer array of (row, feature) coordinates — for per-latent precision /
+    recall / F1 / accuracy (``eval_activations`` likewise for ``eval_data``)."""
 
-    def __init__(self, X, seeds, device, ground_truth=None):
+    held_out = True
+
+    def __init__(
+        self,
+        X,
+        seeds,
+        device,
+        ground_truth=None,
+        activations=None,
+        eval_data=None,
+        eval_activations=None,
+        holdout: int = 8192,
+    ):
         X = _real_tensor(X, "data")
         require(
             X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0,
@@ -139,18 +156,82 @@ class TensorData:
             f"must be a (N, d) array, got shape {tuple(X.shape)}",
         )
         require(bool(torch.isfinite(X).all()), "data", "contains NaN or inf")
-        self.X = X.to(device)
         self.d = X.shape[1]
         self.device = torch.device(device)
         self.gens = [torch.Generator(device=self.device).manual_seed(derive_seed(s, STREAM_DATA)) for s in seeds]
         self.V = _ground_truth(ground_truth, self.d, len(seeds), self.device)
+        n = None if self.V is None else self.V.shape[1]
+        require(activations is None or n is not None, "activations", "needs the ground truth V (--ground-truth)")
+        support = None if activations is None else _supports(activations, X.shape[0], n, "activations")
+        if eval_data is not None:
+            ev = _real_tensor(eval_data, "eval_data")
+            require(
+                ev.ndim == 2 and ev.shape[0] > 0 and ev.shape[1] == self.d,
+                "eval_data",
+                f"must be a (N', d = {self.d}) array, got shape {tuple(ev.shape)}",
+            )
+            require(bool(torch.isfinite(ev).all()), "eval_data", "contains NaN or inf")
+            require(eval_activations is None or n is not None, "eval_activations", "needs the ground truth V")
+            self.X, self.X_eval = X.to(device), ev.to(device)
+            self.eval_support = (
+                None if eval_activations is None else _supports(eval_activations, ev.shape[0], n, "eval_activations")
+            )
+        else:
+            require(
+                X.shape[0] >= 2,
+                "data",
+                "needs at least 2 rows: the last ones are held out for evaluation (or give --eval-data)",
+            )
+            h = max(1, min(int(holdout), X.shape[0] // 5))
+            cut = X.shape[0] - h
+            self.X, self.X_eval = X[:cut].to(device), X[cut:].to(device)
+            self.eval_support = None
+            if support is not None:
+                rows, cols = support
+                keep = rows >= cut
+                self.eval_support = (rows[keep] - cut, cols[keep])
 
     def sample(self, B):
         N = self.X.shape[0]
         return torch.stack([self.X[torch.randint(N, (B,), generator=g, device=self.device)] for g in self.gens])
 
     def eval_batch(self, N):
-        return self.X[:N].unsqueeze(0).expand(len(self.gens), -1, -1), None
+        x = self.X_eval[:N]
+        sup = None
+        if self.eval_support is not None:
+            rows, cols = self.eval_support
+            keep = rows < x.shape[0]
+            sup = [(rows[keep].to(self.device), cols[keep].to(self.device))] * len(self.gens)
+        return x.unsqueeze(0).expand(len(self.gens), -1, -1), sup
+
+
+def _supports(H, N: int, n: int, field: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) of the non-zero coefficients: from a dense (N, n) array, or an (nnz, 2) integer array of
+    coordinates (``sample --save``'s H_indices.npy); ConfigError naming ``field`` when its shape or indices do
+    not fit X (N rows) and V (n features)."""
+    a = H if isinstance(H, torch.Tensor) else torch.as_tensor(np.asarray(H))
+    if a.ndim == 2 and a.shape == (N, n) and (a.is_floating_point() or a.shape[1] != 2):
+        nz = (a != 0).nonzero()
+        return nz[:, 0].long(), nz[:, 1].long()
+    require(
+        a.ndim == 2 and a.shape[1] == 2 and not a.is_floating_point() and a.dtype != torch.bool,
+        field,
+        f"must be a dense (N = {N}, n = {n}) array of coefficients or an (nnz, 2) integer array of (row, feature) "
+        f"coordinates, got shape {tuple(a.shape)} of {a.dtype}",
+    )
+    a = a.long()
+    if a.numel():
+        require(
+            int(a[:, 0].min()) >= 0 and int(a[:, 0].max()) < N,
+            field,
+            f"row indices must lie in [0, {N}) (the rows of X), got {int(a[:, 0].min())}..{int(a[:, 0].max())}",
+        )
+        require(
+            int(a[:, 1].min()) >= 0 and int(a[:, 1].max()) < n,
+            field,
+            f"feature indices must lie in [0, {n}) (the rows of V), got {int(a[:, 1].min())}..{int(a[:, 1].max())}",
+        )
+    return a[:, 0], a[:, 1]
 
 
 class CallableData:
@@ -377,6 +458,8 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
             "steps_per_second": loop_rate,
             "ensemble_size": E,
             "loss_drop_last_tenth": drop[e],
+            "eval_rows": int(x.shape[1]),
+            "eval_held_out": bool(getattr(data, "held_out", True)),
         }
         arrays = {}
         if failed[e] is None and not bool(torch.isfinite(D[e]).all()):
@@ -428,6 +511,9 @@ def train(
     eval_samples: int = 8192,
     record_every: int = 0,
     input_scale: str = "none",
+    activations=None,
+    eval_data=None,
+    eval_activations=None,
     device="auto",
     progress: bool = True,
     keep_weights: bool = False,
@@ -439,8 +525,14 @@ def train(
     data: a ``GeneratorSpec`` (its seed is replaced by each seed), a tensor/array (N, d) of samples, a
     callable ``fn(B) -> (B, d)``, or None (the default spec). ground_truth: (n, d) features for recovery
     metrics with user data. hyper: the method's hyperparameters (``p_over_f`` etc. allowed with a spec).
+    activations: the supports of an array's rows (dense (N, n) or (nnz, 2) coordinates) for per-latent
+    precision / recall / F1; eval_data / eval_activations: held-out evaluation rows (else the last rows of the
+    array are held out).
     """
     dev = resolve_device(device)
+    if data is None or isinstance(data, GeneratorSpec):
+        for k, v in (("activations", activations), ("eval_data", eval_data), ("eval_activations", eval_activations)):
+            require(v is None, k, "only with array data (the generator knows its own supports and draws fresh rows)")
     seeds = list(seeds)
     require(len(seeds) >= 1, "seeds", "give at least one seed")
     for s in seeds:  # the same rule on every path (generator, array, callable)
@@ -463,9 +555,11 @@ def train(
                 "ground_truth", "the generator supplies its own features; give ground_truth only with user data"
             )
     elif callable(data):
+        require(activations is None and eval_data is None, "activations", "only with array data")
         src, f, l0 = CallableData(data, len(seeds), dev, ground_truth), None, None
     else:
-        src, f, l0 = TensorData(data, seeds, dev, ground_truth), None, None
+        src = TensorData(data, seeds, dev, ground_truth, activations, eval_data, eval_activations, eval_samples)
+        f, l0 = None, None
     cfg = resolve_hyper(method, hyper, f, l0)
     n = src.V.shape[-2] if getattr(src, "V", None) is not None else 0
     check_memory(len(seeds), n, src.d, cfg.width, tc, dev)
