@@ -132,3 +132,111 @@ def test_alive_scores_are_not_capped_by_width():
     m = classification_metrics(z, D, V, rows, cols)
     assert m["f1"] == pytest.approx(0.5) and m["f1_alive"] == pytest.approx(1.0)
     assert m["uniqueness_alive"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "method,params", [("topk", {"k": 2}), ("l1", {}), ("jumprelu", {}), ("ba", {"p": 0.05}), ("batchtopk", {"k": 2})]
+)
+def test_a_saved_sae_reloads_with_the_same_codes_and_metrics(tmp_path, method, params):
+    """Train, save in SAELens's layout, load back: the loaded SAE's codes and reconstruction equal the
+    trained model's on the same rows, and its decoder gives the same FRR; with input scaling folded in too."""
+    from theory_sim import metrics as M
+    from theory_sim.model import GeneratorSpec
+    from theory_sim.training import GeneratorData
+
+    spec = GeneratorSpec(n=16, d=8, s=2)
+    for scale in ("none", "mean_norm"):
+        folder = tmp_path / f"{method}-{scale}"
+        r = theory_sim.train(
+            method,
+            spec,
+            steps=60,
+            batch=64,
+            eval_samples=256,
+            width=24,
+            keep_weights=True,
+            input_scale=scale,
+            save_sae=str(folder),
+            progress=False,
+            **params,
+        )[0]
+        sae = theory_sim.load_sae(folder)
+        cfg = json.loads((folder / "cfg.json").read_text())
+        assert cfg["d_in"] == 8 and cfg["d_sae"] == 24 and (folder / "sae_weights.safetensors").exists()
+        V = GeneratorData([spec], "cpu").V[0]
+        assert M.frr(M.best_cosines(V, sae.W_dec)[0], 0.9) == pytest.approx(r["frr_0.9"])
+        x, _ = GeneratorData([spec], "cpu").eval_batch(256)
+        x_hat, z = sae.forward(x[0])
+        c = r.get("input_scale", 1.0)
+        ev = 1 - ((x[0] - x_hat).pow(2).sum() / (x[0] - x[0].mean(0)).pow(2).sum()).item()
+        assert ev == pytest.approx(r["explained_variance"], abs=1e-4)  # the trained model's, on the same rows
+        assert (z != 0).float().sum(1).mean().item() == pytest.approx(r["l0"], abs=1e-4)
+        assert cfg["metadata"]["theory_sim"]["input_scale"] == (None if scale == "none" else pytest.approx(c))
+
+
+def test_save_sae_refuses_a_full_folder_and_methods_saelens_cannot_hold(tmp_path, capsys):
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("keep me")
+    code, _, err = run(
+        capsys,
+        "train",
+        "--method",
+        "topk",
+        "--n",
+        "16",
+        "--d",
+        "8",
+        "--s",
+        "2",
+        "--width",
+        "16",
+        "--steps",
+        "3",
+        "--save-sae",
+        full,
+    )
+    assert code == 2 and len(err) == 1 and "save_sae" in err[0] and (full / "x").exists()
+    code, _, err = run(
+        capsys,
+        "train",
+        "--method",
+        "mba",
+        "--n",
+        "16",
+        "--d",
+        "8",
+        "--s",
+        "2",
+        "--width",
+        "16",
+        "--steps",
+        "1",
+        "--save-sae",
+        tmp_path / "m",
+    )
+    assert code == 2 and "SAELens architecture" in err[0] and not (tmp_path / "m").exists()
+    code, _, _ = run(
+        capsys,
+        "train",
+        "--method",
+        "topk",
+        "--n",
+        "16",
+        "--d",
+        "8",
+        "--s",
+        "2",
+        "--width",
+        "16",
+        "--steps",
+        "3",
+        "--save-sae",
+        full,
+        "--force",
+        "--no-progress",
+    )
+    assert code == 0 and sorted(p.name for p in full.iterdir()) == ["cfg.json", "sae_weights.safetensors"]
+    (full / "cfg.json").write_text('{"architecture": "gated"}')
+    with pytest.raises(ConfigError, match="architecture"):
+        theory_sim.load_sae(full)

@@ -290,6 +290,8 @@ def cmd_train(args) -> int:
         device=args.device,
         progress=not args.no_progress,
         threads=args.threads,
+        save_sae=args.save_sae,
+        force=args.force,
         **hyper,
     )
     from .training import trajectory_of
@@ -420,6 +422,13 @@ def _register_train(sub) -> None:
         "held out from training)",
     )
     tp.add_argument("--eval-activations", help="the supports of --eval-data's rows (as --activations)")
+    tp.add_argument(
+        "--save-sae",
+        metavar="DIR",
+        help="save the trained SAE in SAELens's layout (cfg.json + sae_weights.safetensors; DIR/seed_S for "
+        "several seeds): SAELens's SAE.load_from_disk(DIR) and theory_sim.load_sae(DIR) read it",
+    )
+    tp.add_argument("--force", action="store_true", help="with --save-sae: replace a folder that is not empty")
     tp.add_argument("--device", default="auto", help="auto | cpu | cuda")
     tp.add_argument("--no-progress", action="store_true")
     _add_threads(tp)

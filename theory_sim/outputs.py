@@ -118,9 +118,10 @@ def atomic_file(path):
 
 
 @contextlib.contextmanager
-def atomic_folder(path, field: str = "save"):
-    """Yields a temporary folder beside ``path`` (new or empty); renamed onto ``path`` when the block
-    succeeds, removed otherwise. Leftovers of a killed writer (``.NAME.partial-PID-*`` whose process is gone)
+def atomic_folder(path, field: str = "save", replace: bool = False):
+    """Yields a temporary folder beside ``path`` (new or empty, or any folder with ``replace``: then the old
+    one is removed only once the new one is complete); renamed onto ``path`` when the block succeeds, removed
+    otherwise. Leftovers of a killed writer (``.NAME.partial-PID-*`` whose process is gone)
     are removed first."""
     path = Path(path)
     parent = path.parent
@@ -138,6 +139,13 @@ def atomic_folder(path, field: str = "save"):
         raise ConfigError(field, f"cannot create a folder in {str(parent)!r}: {e.strerror or e}") from None
     try:
         yield Path(tmp)
+        if replace and path.is_dir() and any(path.iterdir()):  # --force: the old folder goes only now
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.replaced-"))
+            os.rename(path, old / "x")
+            os.rename(tmp, path)
+            tmp = None
+            shutil.rmtree(old, ignore_errors=True)
+            return
         if path.is_dir():
             path.rmdir()  # empty (checked before drawing); a file put there meanwhile makes this fail
         os.rename(tmp, path)

@@ -24,7 +24,7 @@ from .errors import ConfigError, normalise_integers, require
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, ModelSampler, derive_seed
 from .model.spec import GeneratorSpec
 from .progress import bar as progress_bar
-from .sae import get_method
+from .sae import Method, get_method
 from .sae.base import DERIVED, config_info, derived_base  # noqa: F401  (derived_base is re-exported)
 
 #: upper limits of the training budget (a typo like 1e12 steps is refused, not run for years)
@@ -355,6 +355,8 @@ def train_ensemble(
     keep_weights: bool = False,
     desc: str | None = None,
     on_steps=None,
+    save_sae: str | None = None,
+    replace: bool = False,
 ) -> list[dict]:
     """Trains len(cfgs) models together; ``on_steps(k)`` (optional) hears every ``PROGRESS_EVERY`` steps
     that each model advanced k more steps. Returns one result dict per model:
@@ -434,7 +436,25 @@ def train_ensemble(
     if scale is not None:  # stated in every result (and so in the store): the inputs were divided by it
         for e, r in enumerate(results):
             r["input_scale"] = float(scale[e])
+    if save_sae is not None:
+        _save_saes(sae, results, cfgs, seeds, tc, save_sae, replace, None if scale is None else scale.tolist())
     return results
+
+
+def _save_saes(sae, results, cfgs, seeds, tc, folder, replace, scales) -> None:
+    """Each finished model in SAELens's layout (sae/saved.py): ``folder`` for one model, ``folder/seed_S``
+    for several; ``saved_sae`` in its result says where."""
+    from .sae.saved import sae_dict, write_sae
+
+    for e, r in enumerate(results):
+        if r["status"] != "done":
+            continue
+        target = folder if len(results) == 1 else f"{folder}/seed_{seeds[e]}"
+        meta = {"method": sae.name, "hyperparameters": cfgs[e].to_dict(), "seed": seeds[e], "train": tc.to_dict()}
+        meta.update({k: r.get(k) for k in ("frr_0.9", "mcc", "l0", "explained_variance")})
+        cfg, tensors = sae_dict(sae, e, None if scales is None else scales[e], meta)
+        write_sae(target, cfg, tensors, replace=replace)
+        r["saved_sae"] = str(target)
 
 
 @torch.no_grad()
@@ -518,6 +538,8 @@ def train(
     progress: bool = True,
     keep_weights: bool = False,
     threads: int | None = None,
+    save_sae: str | None = None,
+    force: bool = False,
     **hyper,
 ) -> list[dict]:
     """Train ``len(seeds)`` models of ``method`` and return one result dict each (see ``train_ensemble``).
@@ -527,7 +549,9 @@ def train(
     metrics with user data. hyper: the method's hyperparameters (``p_over_f`` etc. allowed with a spec).
     activations: the supports of an array's rows (dense (N, n) or (nnz, 2) coordinates) for per-latent
     precision / recall / F1; eval_data / eval_activations: held-out evaluation rows (else the last rows of the
-    array are held out).
+    array are held out). save_sae: a folder to save each trained SAE in SAELens's layout (``folder`` for one seed,
+    ``folder/seed_S`` for several; ``theory_sim.load_sae`` or SAELens's ``SAE.load_from_disk`` reads it back),
+    refused before training when it exists and is not empty, unless ``force``.
     """
     dev = resolve_device(device)
     if data is None or isinstance(data, GeneratorSpec):
@@ -563,8 +587,17 @@ def train(
     cfg = resolve_hyper(method, hyper, f, l0)
     n = src.V.shape[-2] if getattr(src, "V", None) is not None else 0
     check_memory(len(seeds), n, src.d, cfg.width, tc, dev)
+    if save_sae is not None:
+        from .errors import check_folder
+
+        check_folder(save_sae, "save_sae", empty=not force)  # before training, not after
+        sae_cls = get_method(method)
+        if sae_cls.saelens is Method.saelens:
+            raise ConfigError("save_sae", f"{method} has no SAELens architecture to save as")
     with threads_policy(threads):
-        return train_ensemble(method, [cfg] * len(seeds), src, seeds, tc, progress, keep_weights)
+        return train_ensemble(
+            method, [cfg] * len(seeds), src, seeds, tc, progress, keep_weights, save_sae=save_sae, replace=force
+        )
 
 
 def trajectory_of(arrays: dict) -> dict | None:

@@ -298,6 +298,20 @@ class BA(Method):
     def decoder(self):
         return self.W.detach()
 
+    def saelens(self, e):
+        """relu: a standard SAE (W_enc the directions, b_enc the biases, W_dec the directions scaled by a);
+        the bias-gated code z = u·(u > −b) is SAELens's JumpReLU with b_enc = 0 and threshold −b."""
+        W = self.W[e].detach()  # (M, d)
+        t = {
+            "W_enc": W.T.contiguous(),
+            "b_enc": self.b[e, 0].detach().clone(),
+            "W_dec": (W * self.a[e, 0].detach().unsqueeze(-1)).contiguous(),
+            "b_dec": self.b_pre[e, 0].detach().clone(),
+        }
+        if self.cfgs[0].activation == "relu":
+            return "standard", t, {}
+        return "jumprelu", {**t, "b_enc": torch.zeros_like(t["b_enc"]), "threshold": -t["b_enc"]}, {}
+
     def report(self):
         """``bias_at_floor``: the fraction of neurons whose bias ended at the rule's floor −1, where no
         adaptation can lower it further (inputs too large for the bias range: TrainConfig.input_scale)."""

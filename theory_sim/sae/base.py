@@ -188,6 +188,15 @@ class Method:
         """Per model, scalars the method adds to its results (e.g. a controlled coefficient's final value)."""
         return [{} for _ in range(self.E)]
 
+    def saelens(self, e: int) -> tuple[str, dict, dict]:
+        """Model ``e`` in SAELens's terms (sae/saved.py writes it): (architecture, tensors, extra cfg keys).
+        Tensors: ``W_enc`` (d, M), ``b_enc`` (M,), ``W_dec`` (M, d), ``b_dec`` (d,), and ``threshold`` (M,) for
+        "jumprelu"; extra cfg: e.g. {"k": 3} for "topk". A method whose code SAELens has no architecture for
+        refuses (ConfigError naming ``save_sae``)."""
+        from ..errors import ConfigError
+
+        raise ConfigError("save_sae", f"{self.name} has no SAELens architecture to save as")
+
     # ---- the hand-written step (autograd through ``loss`` is its reference; tests compare the two)
     #: bytes of one model's (B, M) intermediate a thread may keep for itself: a chunk of the ensemble
     #: stays in the cores' caches.  Measured for BA on the standard cell (E = 8, 2 threads, data included):

@@ -69,6 +69,18 @@ class Untied(Method):
     def preact(self, x):
         return torch.baddbmm(self.b_enc, x - self.b_dec, self.W_encT)
 
+    #: the SAELens architecture of this code ("standard": ReLU), for saelens()
+    SAELENS = "standard"
+
+    def saelens(self, e):
+        t = {
+            "W_enc": self.W_encT[e].detach(),
+            "b_enc": self.b_enc[e, 0].detach(),
+            "W_dec": self.W_dec[e].detach(),
+            "b_dec": self.b_dec[e, 0].detach(),
+        }
+        return self.SAELENS, t, {}
+
     def code(self, pre: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -355,6 +367,10 @@ class TopK(Untied):
     def code(self, pre):
         return keep_top(pre, self.k, self.kmax)
 
+    def saelens(self, e):  # SAELens's TopK: the k largest pre-activations, then ReLU (keep_top's order)
+        _, t, _ = super().saelens(e)
+        return "topk", t, {"k": int(self.k[e])}
+
     #: the hand-written step computes TopK's own code (``hand_code``); a subclass with another code sets False
     HAND_CODE = True
 
@@ -437,6 +453,18 @@ class BatchTopK(TopK):
 
     def report(self):
         return [{**r, "threshold": float(self.threshold[e])} for e, r in enumerate(super().report())]
+
+    def saelens(self, e):  # as SAELens saves a trained BatchTopK: a JumpReLU at the learned threshold
+        from ..errors import ConfigError
+
+        if self.cfgs[0].eval_code != "threshold":
+            raise ConfigError(
+                "save_sae",
+                'batchtopk with eval_code = "batch" ranks a whole batch; SAELens has no such '
+                'architecture: train with eval_code = "threshold" to save it',
+            )
+        _, t, _ = Untied.saelens(self, e)
+        return "jumprelu", {**t, "threshold": self.threshold[e].flatten().expand(self.M).clone()}, {}
 
 
 @register
@@ -529,6 +557,10 @@ class JumpReLU(TargetL0, Untied):
 
     def code(self, pre):
         return _Jump.apply(pre, self.log_theta.exp(), self.cfgs[0].bandwidth)
+
+    def saelens(self, e):
+        _, t, _ = super().saelens(e)
+        return "jumprelu", {**t, "threshold": self.log_theta[e, 0].detach().exp()}, {}
 
     def loss(self, x):
         x_hat, z, pre = self.forward(x)
