@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from conftest import CUDA
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from theory_sim.errors import ConfigError
@@ -252,3 +252,105 @@ def test_eval_rows_are_the_ensemble_samplers():
     x, supports = data.eval_batch(200)
     assert torch.equal(x, EnsembleSampler(specs_, "cpu", STREAM_EVAL, features=data.V).sample(200))
     assert len(supports) == 3 and supports[0][0].numel() == 400
+
+
+# ------------------------------------------------------------------------------------------ worlds with structure
+def test_hierarchy_layout_by_hand():
+    """n = 16, branching 2, depth 2: trees of 1 + 2 + 4 = 7 features, R = 2 trees; roots 0, 1; level 1
+    2..5 (children of 0: 2, 3; of 1: 4, 5); level 2 6..13 (children of 2: 6, 7; ...); 14, 15 left over."""
+    from theory_sim.model.sampler import hierarchy_levels
+
+    spec = GeneratorSpec(n=16, d=8, s=2, support="bernoulli", hierarchy_depth=2, hierarchy_branching=2)
+    (c1, p1), (c2, p2) = hierarchy_levels(spec)
+    assert c1.tolist() == [2, 3, 4, 5] and p1.tolist() == [0, 0, 1, 1]
+    assert c2.tolist() == list(range(6, 14)) and p2.tolist() == [2, 2, 3, 3, 4, 4, 5, 5]
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.booleans(), st.integers(0, 10**6))
+@settings(max_examples=15, deadline=None)
+def test_no_child_fires_without_its_parent(branching, depth, exclusive, seed):
+    from theory_sim.model.sampler import ModelSampler, hierarchy_levels
+
+    spec = GeneratorSpec(
+        n=64,
+        d=8,
+        s=6,
+        support="bernoulli",
+        hierarchy_depth=depth,
+        hierarchy_branching=branching,
+        hierarchy_exclusive=exclusive,
+        seed=seed,
+    )
+    if spec.tree_size() > 64:
+        return
+    _, _, h = ModelSampler(spec).sample(2000)
+    on = h > 0
+    for children, parents in hierarchy_levels(spec):
+        assert not (on[:, children] & ~on[:, parents]).any()
+        if exclusive:
+            assert int(on[:, children].view(2000, -1, branching).sum(-1).max()) <= 1
+
+
+def test_correlated_firing_keeps_each_frequency_and_correlates():
+    """The copula moves the joint law, not the marginals: each f_i as requested (Zipf), within sampling
+    error; the firing indicators correlate (they do not without it)."""
+    base = dict(n=32, d=8, s=4, support="bernoulli", frequencies="zipf", zipf=0.5)
+    want = torch.tensor(GeneratorSpec(**base).feature_frequencies())
+    corr = measure(GeneratorSpec(**base, correlation_rank=2, correlation_scale=0.8), 40000)
+    plain = measure(GeneratorSpec(**base), 40000)
+    from theory_sim.model.sampler import ModelSampler
+
+    _, _, h = ModelSampler(GeneratorSpec(**base, correlation_rank=2, correlation_scale=0.8)).sample(40000)
+    got = (h > 0).float().mean(0)
+    assert torch.allclose(got, want, atol=4 * (want * (1 - want) / 40000).sqrt().max().item() + 1e-3)
+    assert corr["firing_corr_max"] > 0.3 and abs(plain["firing_corr_mean"]) < 0.01
+
+
+def test_magnitude_spread_and_dictionary_bias():
+    from theory_sim.model.sampler import ModelSampler, world_bias
+
+    spec = GeneratorSpec(n=16, d=8, s=2, magnitude="per_feature", magnitudes=tuple([2.0] * 16), mag_spread=0.5)
+    _, _, h = ModelSampler(spec).sample(20000)
+    vals = h[h > 0]
+    assert vals.min() > 0 and abs(vals.mean().item() - 2.0) < 0.05 and vals.std().item() > 0.5
+    b = GeneratorSpec(n=16, d=8, s=2, dictionary_bias=0.7)
+    x, signal, _ = ModelSampler(b).sample(10)
+    assert torch.allclose(
+        signal - ModelSampler(b.replace(dictionary_bias=0.0)).sample(10)[1], world_bias(b).expand(10, 8), atol=1e-6
+    )
+    assert world_bias(b).norm().item() == pytest.approx(0.7, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        ({"support": "bernoulli", "correlation_rank": 100}, "correlation_rank"),
+        ({"support": "bernoulli", "correlation_rank": 2, "correlation_scale": 1.0}, "correlation_scale"),
+        ({"support": "bernoulli", "hierarchy_depth": 3, "hierarchy_branching": 4}, "hierarchy_branching"),
+        ({"hierarchy_depth": 1}, "hierarchy_depth"),
+        ({"magnitude": "per_feature", "mag_spread": -0.1}, "mag_spread"),
+        ({"mag_spread": 0.2}, "mag_spread"),
+        ({"dictionary_bias": -1.0}, "dictionary_bias"),
+        ({"support": "bernoulli", "hierarchy_depth": True}, "hierarchy_depth"),
+    ],
+)
+def test_world_fields_out_of_range_are_refused(kw, field):
+    with pytest.raises(ConfigError, match=field):
+        GeneratorSpec(n=64, d=8, s=2, **kw)
+
+
+def test_the_world_fields_leave_old_hashes_alone():
+    """At their defaults the new fields are left out of the stored config (so every stored cell keeps its
+    hash); set, they are in it."""
+    new = {
+        "hierarchy_depth",
+        "hierarchy_branching",
+        "hierarchy_exclusive",
+        "correlation_rank",
+        "correlation_scale",
+        "mag_spread",
+        "dictionary_bias",
+    }
+    assert not new & set(GeneratorSpec().to_dict())
+    on = GeneratorSpec(n=64, d=8, s=2, support="bernoulli", hierarchy_depth=1, correlation_rank=2).to_dict()
+    assert {"hierarchy_depth", "correlation_rank"} <= set(on)

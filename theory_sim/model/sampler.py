@@ -22,6 +22,7 @@ STREAM_DATA = 3
 STREAM_INIT = 4
 STREAM_EVAL = 5
 STREAM_PILOT = 6
+STREAM_WORLD = 7  # the world's fixed structure: copula loadings, dictionary bias
 
 
 def derive_seed(seed: int, stream: int) -> int:
@@ -72,6 +73,39 @@ def feature_magnitudes(spec: GeneratorSpec) -> torch.Tensor | None:
     g = cpu_generator(spec.seed, STREAM_MAGNITUDES)
     lo, hi = math.log(spec.mag_low), math.log(spec.mag_high)
     return torch.exp(lo + (hi - lo) * torch.rand(spec.n, generator=g)).float()
+
+
+def hierarchy_levels(spec: GeneratorSpec) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The forest of ``spec``'s hierarchy as, per level below the roots, (children, parents) index tensors:
+    R = n // tree_size trees, roots first (features 0..R−1), then level 1 (the b children of each root, a
+    contiguous block each), level 2, …; the features left over after R whole trees are roots without
+    children. So with Zipf frequencies a parent is more frequent than its children."""
+    if not spec.hierarchy_depth:
+        return []
+    b, R = spec.hierarchy_branching, spec.n // spec.tree_size()
+    levels, start, count = [], 0, R
+    for _ in range(spec.hierarchy_depth):
+        children = torch.arange(start + count, start + count + count * b)
+        parents = torch.arange(start, start + count).repeat_interleave(b)
+        levels.append((children, parents))
+        start, count = start + count, count * b
+    return levels
+
+
+def world_bias(spec: GeneratorSpec) -> torch.Tensor | None:
+    """The dictionary bias (d,): a fixed direction from the seed, of norm ``dictionary_bias``; None when 0."""
+    if spec.dictionary_bias <= 0:
+        return None
+    g = cpu_generator(spec.seed, STREAM_WORLD)
+    return (spec.dictionary_bias * unit_rows(torch.randn(1, spec.d, generator=g, dtype=torch.float64))[0]).float()
+
+
+def copula_loadings(spec: GeneratorSpec) -> torch.Tensor | None:
+    """(n, r) unit-row loadings of the low-rank Gaussian copula over the firing variables, from the seed."""
+    if not spec.correlation_rank:
+        return None
+    g = cpu_generator(spec.seed, STREAM_WORLD + 1)
+    return unit_rows(torch.randn(spec.n, spec.correlation_rank, generator=g, dtype=torch.float64)).float()
 
 
 def reject_repeats(idx: torch.Tensor, n: int, gens: list) -> torch.Tensor:
@@ -149,6 +183,13 @@ class ModelSampler:
             self.group_of = torch.arange(spec.n, device=self.device) // spec.group_size
             self.group_on = spec.mean_frequency() / spec.cooccurrence  # pi = f / r
             self.n_groups = groups
+        self.levels = [(c.to(self.device), p.to(self.device)) for c, p in hierarchy_levels(spec)]
+        bias = world_bias(spec)
+        self.bias = None if bias is None else bias.to(self.device)
+        load = copula_loadings(spec)
+        if load is not None:  # z = √c F u + √(1−c) ε is N(0, 1) per feature: fire when z < Φ⁻¹(f_i)
+            self.loadings = load.to(self.device)
+            self.z_cut = torch.special.ndtri(self.freqs.double().clamp(1e-12, 1 - 1e-12)).float()
         self.gen = torch.Generator(device=self.device).manual_seed(derive_seed(spec.seed, stream))
         self.noise_std = spec.noise_std
         if spec.snr is not None:
@@ -183,11 +224,35 @@ class ModelSampler:
 
     def _bernoulli_support(self, B: int) -> torch.Tensor:
         spec, dev, g = self.spec, self.device, self.gen
-        if spec.cooccurrence is None:
-            return torch.rand(B, spec.n, generator=g, device=dev) < self.freqs
-        on = torch.rand(B, self.n_groups, generator=g, device=dev) < self.group_on
-        member = torch.rand(B, spec.n, generator=g, device=dev) < spec.cooccurrence
-        return member & on[:, self.group_of]
+        if spec.correlation_rank:
+            c = spec.correlation_scale
+            u = torch.randn(B, spec.correlation_rank, generator=g, device=dev)
+            z = math.sqrt(c) * (u @ self.loadings.T) + math.sqrt(1 - c) * torch.randn(
+                B, spec.n, generator=g, device=dev
+            )
+            mask = z < self.z_cut
+        elif spec.cooccurrence is None:
+            mask = torch.rand(B, spec.n, generator=g, device=dev) < self.freqs
+        else:
+            on = torch.rand(B, self.n_groups, generator=g, device=dev) < self.group_on
+            member = torch.rand(B, spec.n, generator=g, device=dev) < spec.cooccurrence
+            mask = member & on[:, self.group_of]
+        return self._gate(mask) if self.levels else mask
+
+    def _gate(self, mask: torch.Tensor) -> torch.Tensor:
+        """The hierarchy, level by level: a child fires only with its parent; with ``hierarchy_exclusive`` at
+        most one child of a parent fires (a uniformly chosen one among those drawn)."""
+        b, g = self.spec.hierarchy_branching, self.gen
+        for children, parents in self.levels:
+            fired = mask[:, children] & mask[:, parents]
+            if self.spec.hierarchy_exclusive and b > 1:
+                B = mask.shape[0]
+                blocks = fired.view(B, -1, b)
+                score = torch.rand(blocks.shape, generator=g, device=mask.device).masked_fill(~blocks, -1.0)
+                one = torch.zeros_like(blocks).scatter_(-1, score.argmax(-1, keepdim=True), True)
+                fired = (one & blocks).view(B, -1)
+            mask[:, children] = fired
+        return mask
 
     def _magnitudes(self, shape, idx=None):
         """Magnitudes for entries of ``shape``; ``idx`` gives feature indices for per_feature."""
@@ -198,7 +263,11 @@ class ModelSampler:
             return spec.mag_low + (spec.mag_high - spec.mag_low) * torch.rand(shape, generator=g, device=dev)
         if spec.magnitude == "lognormal":
             return spec.mag_value * torch.exp(spec.mag_sigma * torch.randn(shape, generator=g, device=dev))
-        return self.h.expand(shape) if idx is None else self.h[idx]
+        h = self.h.expand(shape) if idx is None else self.h[idx]
+        if spec.mag_spread > 0:  # h_i · exp(σ N − σ²/2): mean h_i, relative spread ≈ σ, never 0 or negative
+            sig = spec.mag_spread
+            h = h * torch.exp(sig * torch.randn(shape, generator=g, device=dev) - sig * sig / 2)
+        return h
 
     def _draw(self, B: int):
         """One batch as either ('sparse', idx, vals) or ('dense', h)."""
@@ -210,9 +279,11 @@ class ModelSampler:
 
     def _signal(self, draw) -> torch.Tensor:
         if draw[0] == "dense":
-            return draw[1] @ self.V
-        _, idx, vals = draw
-        return sparse_signal(idx, vals, self.V)
+            out = draw[1] @ self.V
+        else:
+            _, idx, vals = draw
+            out = sparse_signal(idx, vals, self.V)
+        return out if self.bias is None else out + self.bias
 
     def _add_noise(self, signal):
         x = signal
@@ -278,7 +349,9 @@ class EnsembleSampler:
         sp = [m.spec for m in self.models]
         # the common case, drawn for all models at once: exact supports of one size S with S² <= n
         self._stacked = (
-            all(s.support == "exact" for s in sp) and len({s.s for s in sp}) == 1 and sp[0].s ** 2 <= sp[0].n
+            all(s.support == "exact" and s.dictionary_bias == 0 for s in sp)
+            and len({s.s for s in sp}) == 1
+            and sp[0].s ** 2 <= sp[0].n
         )
 
     def sample(self, B: int) -> torch.Tensor:

@@ -30,7 +30,16 @@ from ..errors import normalise_integers, reject_unknown, require
 from ..theory import welch_bound
 
 # knob -> the default that reproduces the behaviour before the knob existed (see GeneratorSpec.to_dict)
-LATER_FIELDS = {"row_norm": False}
+LATER_FIELDS = {
+    "row_norm": False,
+    "hierarchy_depth": 0,
+    "hierarchy_branching": 2,
+    "hierarchy_exclusive": False,
+    "correlation_rank": 0,
+    "correlation_scale": 0.5,
+    "mag_spread": 0.0,
+    "dictionary_bias": 0.0,
+}
 
 FEATURE_KINDS = ("gaussian", "orthogonal", "low_coherence", "shared")
 SUPPORT_KINDS = ("exact", "bernoulli", "mixture")
@@ -74,6 +83,13 @@ class GeneratorSpec:
     noise_std: float = 0.0
     snr: float | None = None
     row_norm: bool = False
+    hierarchy_depth: int = 0
+    hierarchy_branching: int = 2
+    hierarchy_exclusive: bool = False
+    correlation_rank: int = 0
+    correlation_scale: float = 0.5
+    mag_spread: float = 0.0
+    dictionary_bias: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -199,9 +215,73 @@ class GeneratorSpec:
                 require(h >= 0, "magnitudes", f"magnitudes must be >= 0, got {h}")
         require(self.noise_std >= 0, "noise_std", f"must be >= 0, got {self.noise_std}")
         require(isinstance(self.row_norm, bool), "row_norm", f"must be true or false, got {self.row_norm!r}")
+        self._validate_world()
         if self.snr is not None:
             _finite("snr", self.snr)
             require(self.snr > 0, "snr", f"must be > 0, got {self.snr}")
+
+    def _validate_world(self) -> None:
+        """The SynthSAEBench-style structure: hierarchy, correlated firing, magnitude spread, dictionary bias."""
+        for name in ("hierarchy_depth", "hierarchy_branching", "correlation_rank"):
+            v = getattr(self, name)
+            require(isinstance(v, int) and not isinstance(v, bool), name, f"must be an integer, got {v!r}")
+        require(
+            isinstance(self.hierarchy_exclusive, bool),
+            "hierarchy_exclusive",
+            f"must be true or false, got {self.hierarchy_exclusive!r}",
+        )
+        for name in ("correlation_scale", "mag_spread", "dictionary_bias"):
+            _finite(name, getattr(self, name))
+        require(
+            0 <= self.hierarchy_depth <= 8, "hierarchy_depth", f"must be in [0, 8] (0: off), got {self.hierarchy_depth}"
+        )
+        require(self.hierarchy_branching >= 1, "hierarchy_branching", f"must be >= 1, got {self.hierarchy_branching}")
+        if self.hierarchy_depth:
+            require(
+                self.support == "bernoulli",
+                "hierarchy_depth",
+                "a hierarchy gates independent firings: it needs support=bernoulli",
+            )
+            size = self.tree_size()
+            require(
+                size <= self.n,
+                "hierarchy_branching",
+                f"branching {self.hierarchy_branching} and depth {self.hierarchy_depth} make trees of {size} features, "
+                f"more than n = {self.n}",
+            )
+        require(
+            0 <= self.correlation_rank <= self.n,
+            "correlation_rank",
+            f"must be in [0, n = {self.n}] (0: independent firing), got {self.correlation_rank}",
+        )
+        if self.correlation_rank:
+            require(
+                self.support == "bernoulli" and self.cooccurrence is None,
+                "correlation_rank",
+                "correlated firing needs support=bernoulli without cooccurrence groups",
+            )
+        require(
+            0 <= self.correlation_scale < 1,
+            "correlation_scale",
+            f"must be in [0, 1) (the firing variables' shared share of variance), got {self.correlation_scale}",
+        )
+        require(self.mag_spread >= 0, "mag_spread", f"must be >= 0 (a relative std), got {self.mag_spread}")
+        if self.mag_spread > 0:
+            require(
+                self.magnitude == "per_feature",
+                "mag_spread",
+                "spreads per-feature magnitudes: needs magnitude=per_feature",
+            )
+        require(
+            self.dictionary_bias >= 0,
+            "dictionary_bias",
+            f"must be >= 0 (the offset's norm), got {self.dictionary_bias}",
+        )
+
+    def tree_size(self) -> int:
+        """Features in one tree of the hierarchy: 1 + b + … + b^depth."""
+        b = self.hierarchy_branching
+        return sum(b**level for level in range(self.hierarchy_depth + 1))
 
     # ------------------------------------------------------------------ derived
     def feature_frequencies(self) -> list[float]:

@@ -4,6 +4,11 @@ rho2 estimator (a DECIDE point of the paper): ``rho2 = max_{i != j} P^(h_i>0, h_
 features that fired at least ``MIN_COUNT`` times (fewer gives ratios dominated by counting noise);
 ``rho2_mean`` is the same ratio averaged over all pairs. For n > ``RHO2_MAX_FEATURES`` rho2 is measured
 on the first ``RHO2_MAX_FEATURES`` features (``rho2_features`` says how many).
+
+World structure, as produced: ``firing_corr_mean`` / ``firing_corr_max`` (Pearson correlation of the firing
+indicators over pairs of those features; ≈ 0 for independent firing), ``hierarchy_consistency`` (the fraction
+of child firings whose parent fired: 1 by construction) and ``hierarchy_exclusive_violations`` (the fraction
+of (row, parent) pairs with more than one child firing), ``dictionary_bias_norm``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import torch
 
 from .. import theory
 from ..tensor import unit_rows
-from .sampler import ModelSampler
+from .sampler import ModelSampler, hierarchy_levels
 from .spec import GeneratorSpec
 
 MIN_COUNT = 30
@@ -53,6 +58,9 @@ def measure(
     counts = torch.zeros(n, dtype=torch.float64, device=dev)
     co = torch.zeros(m, m, dtype=torch.float64, device=dev)
     row_nnz = []
+    levels = [(c.to(dev), p.to(dev)) for c, p in hierarchy_levels(spec)]
+    child_fired = child_with_parent = 0.0
+    groups = excl_violations = 0.0
     sig_pow = noise_pow = 0.0
     h_min, h_max = math.inf, 0.0
     done = 0
@@ -64,6 +72,13 @@ def measure(
         a = active.double()
         counts += a.sum(0)
         co += a[:, :m].T @ a[:, :m]
+        for children, parents in levels:  # hierarchy consistency: no child without its parent
+            fired = active[:, children]
+            child_fired += fired.sum().item()
+            child_with_parent += (fired & active[:, parents]).sum().item()
+            blocks = fired.view(B, -1, spec.hierarchy_branching).sum(-1)
+            groups += blocks.numel()
+            excl_violations += (blocks > 1).sum().item()
         sig_pow += signal.double().pow(2).sum().item()
         noise_pow += (x - signal).double().pow(2).sum().item()
         if active.any():
@@ -78,6 +93,15 @@ def measure(
     ok = diag >= MIN_COUNT
     rho2 = ratio[ok][:, ok].max().item() if ok.sum() >= 2 else float("nan")
     rho2_mean = (ratio.sum() / max(1, m * (m - 1))).item()
+    # correlation of the firing indicators (Pearson, pairs among the first m features that fire sometimes)
+    p = (diag / samples).clamp(0, 1)
+    var = p * (1 - p)
+    live = var > 0
+    cov = co / samples - p[:, None] * p[None, :]
+    corr = cov / (var[:, None] * var[None, :]).clamp_min(1e-300).sqrt()
+    pairs = live[:, None] & live[None, :] & ~torch.eye(m, dtype=torch.bool, device=dev)
+    firing_corr_mean = corr[pairs].mean().item() if pairs.any() else float("nan")
+    firing_corr_max = corr[pairs].max().item() if pairs.any() else float("nan")
     mu_max, mu_mean = coherence(sampler.V)
     noise_std = sampler.noise_std
     snr = sig_pow / noise_pow if noise_pow > 0 else float("inf")
@@ -99,7 +123,14 @@ def measure(
         "snr": snr,
         "h_min": h_min if h_max > 0 else 0.0,
         "h_max": h_max,
+        "firing_corr_mean": firing_corr_mean,
+        "firing_corr_max": firing_corr_max,
     }
+    if levels:
+        stats["hierarchy_consistency"] = child_with_parent / child_fired if child_fired else 1.0
+        stats["hierarchy_exclusive_violations"] = excl_violations / groups if groups else 0.0
+    if sampler.bias is not None:
+        stats["dictionary_bias_norm"] = sampler.bias.norm().item()
     stats["conditions"] = data_conditions(spec, stats)
     return stats
 
