@@ -47,6 +47,14 @@ _HELP = {
     "noise_std": "isotropic Gaussian noise std, >= 0",
     "snr": "target E||HV||^2/E||noise||^2 (overrides noise_std)",
     "row_norm": "true: scale every sample to unit norm (input-scaling reading)",
+    "hierarchy_depth": "levels of a feature hierarchy below its roots (0: none; support=bernoulli): a child fires "
+    "only with its parent",
+    "hierarchy_branching": "children per parent in the hierarchy",
+    "hierarchy_exclusive": "true: at most one child of a parent fires (siblings mutually exclusive)",
+    "correlation_rank": "rank of a Gaussian copula over the firing variables (0: independent; keeps each f_i)",
+    "correlation_scale": "share in [0, 1) of each firing variable's variance that is shared (the copula)",
+    "mag_spread": "relative spread of per-feature magnitudes (magnitude=per_feature): h_i exp(σN − σ²/2)",
+    "dictionary_bias": "norm of a fixed offset added to every sample (a dictionary bias), >= 0",
     "seed": "root seed, >= 0",
 }
 
