@@ -578,11 +578,11 @@ def claim_synthbench(df, store=None, sweep=None) -> dict:
     rows = []
     for lab, (ser, g) in best.items():
         n_feat = int(g["n"].iloc[0])
-        cols = [  # a recovery fraction's interval is Wilson-widened over the n features (analysis.seed_interval)
-            f"{k} {A.fmt_interval(A.seed_interval(g[k].to_numpy(float), n_feat if k == 'frr_0.9' else None), pct=k != 'l0')}"
-            for k in ("mcc", "f1", "f1_alive", "frr_0.9", "l0")
-            if k in g.columns
-        ]
+        cols = []
+        for k in ("mcc", "f1", "f1_alive", "frr_0.9", "l0"):
+            if k in g.columns:  # a recovery fraction's interval is Wilson-widened over the n features
+                iv = A.seed_interval(g[k].to_numpy(float), n_feat if k == "frr_0.9" else None)
+                cols.append(f"{k} {A.fmt_interval(iv, pct=k != 'l0')}")
         rows.append(f"{ser}: " + ", ".join(cols))
     missing = sorted(set(df.label) - set(best))
     return {
