@@ -181,3 +181,87 @@ def test_bench_counts_the_matmuls_the_step_runs(method, extra):
     sae = get_method(method)([make_config(method, params)] * E, d, list(range(E)), "cpu", data.sample(B))
     flops = flops_per_model_step(sae, data, B, s)
     assert flops / (B * d * M) == pytest.approx(10 + 2 * s / M + extra / B)
+
+
+def test_a_first_reader_can_read_the_phase_diagram(small_store, monkeypatch):
+    """No panel for a method without the x axis (TopK has no p/f: named in the title instead), no "n/a"
+    tick, tick labels only at the grid's values (no overlapping minor labels), a legend entry for the
+    hatching worded by its reason, the mixture named when the data is one."""
+    import theory_sim.plots as P
+
+    figs = []
+    real = P._save
+
+    def keep(fig, path_base, table):
+        figs.append(fig)
+        return real(fig, path_base, table)
+
+    monkeypatch.setattr(P, "_save", keep)
+    df = load_results(small_store, current_only=True)
+    # one BA cell not converged for a stated reason, so the hatching shows
+    df.loc[df.label == "BA", "converged"] = False
+    df.loc[df.label == "BA", "not_converged_because"] = "neuron frequencies 3x off their targets on average"
+    P.phase_diagram(df, "p_over_f", "d", "frr_0.9", small_store / "figures" / "t")
+    fig = figs[-1]
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title().split()[0] for ax in panels] == ["BA"]
+    assert "not drawn: TopK" in fig._suptitle.get_text()
+    ax = panels[0]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels == ["1/2", "2"] and not [t for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("hatched, n.c.: did not converge (neuron frequencies off target)") for t in legend), legend
+    mix = df.assign(support="mixture", mixture_s=[(3, 20)] * len(df))
+    assert "mixture" in P._context(mix, ["p_over_f", "d"]) and "s = " not in P._context(mix, ["p_over_f", "d"])
+
+
+def test_dry_run_counts_and_writes_nothing(tmp_path, capsys):
+    from theory_sim import cli
+
+    out = tmp_path / "o"
+    code = cli.main(["sweep", "sweeps/resonance.toml", "--budget", "quick", "--out", str(out), "--dry-run", "--json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0 and not out.exists()
+    assert plan["cells"] == len(load_sweep("sweeps/resonance.toml", "quick").cells) and plan["stored"] == 0
+    assert plan["per_label"]["BA"]["model_steps"] > 0 and plan["seconds"] > 0 and plan["refine_rounds"] >= 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 3\n")
+    assert cli.main(["sweep", str(bad), "--out", str(out), "--dry-run"]) == 2
+    assert len([ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]) == 1 and not out.exists()
+
+
+def test_record_every_gives_the_trajectory_and_is_bounded(capsys):
+    from theory_sim import cli
+
+    base = ["train", "--method", "topk", "--n", "16", "--d", "8", "--s", "2", "--width", "16", "--steps", "40"]
+    assert cli.main([*base, "--record-every", "20", "--json", "--no-progress"]) == 0
+    traj = json.loads(capsys.readouterr().out)["trajectory"]
+    assert traj["step"] == [0, 20, 40] and len(traj["l0"]) == 3 and traj["l0"][0] is None
+    assert traj["loss"][1] > 0 and all(0 <= v <= 1 for v in traj["frr_0.9"])
+    for bad in ("0", "-5", "41"):
+        assert cli.main([*base, "--record-every", bad]) == 2
+        assert "record_every" in capsys.readouterr().err
+
+
+def test_the_api_sets_threads_for_the_work_and_restores_them(monkeypatch):
+    """theory_sim.train trains under the one thread policy (here threads=1) and leaves torch's setting as it
+    found it (2), so an API call has no global side effect."""
+    import theory_sim
+    import theory_sim.training as T
+    from theory_sim.model import GeneratorSpec
+
+    seen, real = [], T.train_ensemble
+
+    def spy(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "train_ensemble", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        theory_sim.train("topk", GeneratorSpec(n=16, d=8, s=2), steps=3, width=8, k=1, threads=1, progress=False)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
