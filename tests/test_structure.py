@@ -1,5 +1,6 @@
-"""The package's shape: no import cycle among its modules (module-level imports; function-level ones are
-deferred on purpose), and per-method knowledge only in theory_sim/sae/."""
+"""The package's shape: no import cycle among its modules — module-level imports and function-level ones alike
+(a deferred import still ties the two modules' designs together) — and per-method knowledge only in
+theory_sim/sae/."""
 
 import ast
 import re
@@ -17,14 +18,16 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """module → the theory_sim modules it imports at module level."""
+def import_graph(function_level: bool = True) -> dict[str, set[str]]:
+    """module → the theory_sim modules it imports (at module level, and inside functions unless
+    ``function_level`` is False)."""
     mods = {_module(p): p for p in PKG.rglob("*.py")}
     graph = {}
     for name, path in mods.items():
         pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         deps = set()
-        for node in ast.parse(path.read_text()).body:  # top level only
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree) if function_level else tree.body:
             if isinstance(node, ast.ImportFrom):
                 base = pkg
                 for _ in range(node.level - 1):
@@ -71,6 +74,14 @@ def test_no_import_cycle():
     assert find_cycle(g) is None, " → ".join(find_cycle(g))
 
 
+def test_a_function_level_import_counts():
+    """refine.py once imported spec inside a function while spec imported refine at module level: the graph
+    sees such an edge (the module-level-only graph did not)."""
+    full, top = import_graph(), import_graph(function_level=False)
+    assert "theory_sim.sweep.spec" in full["theory_sim.results"]
+    assert "theory_sim.store" in full["theory_sim.outputs"] and "theory_sim.store" not in top["theory_sim.outputs"]
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
@@ -91,3 +102,15 @@ def test_no_method_name_outside_sae():
             if pattern.search(line):
                 hits.append(f"{p.relative_to(PKG)}:{i}: {line.strip()}")
     assert not hits, "\n".join(hits)
+
+
+def test_register_refuses_a_taken_name():
+    import pytest
+
+    from theory_sim.sae.base import register
+
+    topk = REGISTRY["topk"]
+    Impostor = type("Impostor", (topk,), {"name": "topk"})
+    with pytest.raises(ValueError, match="already registered"):
+        register(Impostor)
+    assert REGISTRY["topk"] is topk and register(topk) is topk  # registering the same class again is harmless

@@ -2,9 +2,9 @@
 
 from .errors import ConfigError  # noqa: E402
 from .model import GeneratorSpec, measure  # noqa: E402
+from .results import load_boundaries  # noqa: E402
 from .sae.saved import load_sae  # noqa: E402
 from .store import load_results  # noqa: E402
-from .sweep.refine import load_boundaries  # noqa: E402
 from .training import train  # noqa: E402  (the function; its module is theory_sim.training: no name clash)
 from .version import __version__
 

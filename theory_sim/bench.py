@@ -29,6 +29,7 @@ import time
 
 import torch
 
+from .device import matmul_peak
 from .model.spec import GeneratorSpec
 from .sae import get_method
 from .training import GeneratorData, resolve_hyper
@@ -70,21 +71,6 @@ def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * resource.getpagesize() / 2**20
-
-
-def matmul_peak(device: torch.device, reps: int = 5) -> float:
-    n = 8192 if device.type == "cuda" else 2048
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    a @ b
-    _sync(device)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def flops_per_model_step(sae, data, B: int, s: int) -> float:
@@ -214,8 +200,8 @@ def refine_vs_uniform(device: torch.device, experiment: dict | None = None) -> d
     import tempfile
     from pathlib import Path
 
+    from .results import load_boundaries
     from .sweep import parse_sweep, run_sweep
-    from .sweep.refine import load_boundaries
 
     e = {**REFINE_EXPERIMENT, **(experiment or {})}
     octaves = math.log(e["hi"] / e["lo"])

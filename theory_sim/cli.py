@@ -302,7 +302,7 @@ def cmd_train(args) -> int:
         force=args.force,
         **hyper,
     )
-    from .training import trajectory_of
+    from .store import trajectory_of
 
     for r in res:
         arrays = r.pop("arrays")
@@ -613,7 +613,7 @@ def _register_sweep(sub) -> None:
 
 
 def cmd_boundary(args) -> int:
-    from .sweep.refine import load_boundaries
+    from .results import load_boundaries
 
     found = load_boundaries(args.out, axis=args.axis, metric=args.metric, level=args.level, tolerance=args.tolerance)
     if args.json:

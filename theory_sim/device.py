@@ -82,3 +82,31 @@ def threads(requested: int | None = None):
         yield n
     finally:
         torch.set_num_threads(before)
+
+
+def matmul_peak(device, reps: int = 5) -> float:
+    """GFLOP/s of a large fp32 square matmul (2048³ on CPU, 8192³ on CUDA), best of ``reps``: the machine's
+    measured peak that bench and ``sweep --dry-run`` scale by."""
+    import time
+
+    import torch
+
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    _sync(device)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def _sync(dev) -> None:
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize()

@@ -35,8 +35,9 @@ from .analysis import (  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .metrics import CURVE_TAUS, nc_kinds  # noqa: E402
 from .outputs import atomic_file, describe  # noqa: E402
+from .results import stored_sweep  # noqa: E402
 from .store import Store, load_results, writer_lock  # noqa: E402
-from .sweep.spec import CURVE_KINDS, stored_sweep  # noqa: E402
+from .sweep.spec import CURVE_KINDS  # noqa: E402
 
 LABELS = {
     "p_over_f": "target frequency p / feature frequency f",

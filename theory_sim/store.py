@@ -604,6 +604,23 @@ class Store:
         return out
 
 
+def trajectory_of(arrays: dict) -> dict | None:
+    """The training trajectory stored in a result's arrays as plain lists: ``step``, ``frr_0.9`` (None where
+    there is no ground truth), ``l0`` and ``loss`` of each recorded step's training batch (None at step 0,
+    before any step). None when nothing was recorded."""
+    frr = {int(st): float(v) for st, v in arrays.get("frr_trajectory", np.zeros((0, 2)))}
+    rest = {int(st): (float(l0), float(loss)) for st, l0, loss in arrays.get("trajectory", np.zeros((0, 3)))}
+    steps = sorted(set(frr) | set(rest))
+    if not steps:
+        return None
+    return {
+        "step": steps,
+        "frr_0.9": [frr.get(st) for st in steps],
+        "l0": [rest[st][0] if st in rest else None for st in steps],
+        "loss": [rest[st][1] if st in rest else None for st in steps],
+    }
+
+
 def load_results(out_dir: str | Path, current_only: bool = False, trajectories: bool = False):
     """One pandas row per (cell, method, hyperparameters, seed): inputs, metrics, status, timing, provenance.
 
@@ -616,7 +633,7 @@ def load_results(out_dir: str | Path, current_only: bool = False, trajectories: 
     current); ``generation`` is the design generation that last made a cell current; ``current_only`` keeps
     just the current ones. A damaged stored row is a ConfigError naming the cell and the field.
     ``trajectories``: a ``trajectory`` column, each cell's recorded training curve as a dict of lists
-    (``step``, ``frr_0.9``, ``l0``, ``loss``; ``training.trajectory_of``) read from its arrays, or None —
+    (``step``, ``frr_0.9``, ``l0``, ``loss``; ``trajectory_of``) read from its arrays, or None —
     the way to see whether a run was still climbing when it stopped.
     """
     import pandas as pd
@@ -664,8 +681,6 @@ def load_results(out_dir: str | Path, current_only: bool = False, trajectories: 
             rec.update(prov)
         records.append(rec)
     if trajectories:
-        from .training import trajectory_of
-
         for rec in records:
             rec["trajectory"] = trajectory_of(store.load_arrays(rec["cell_hash"])) if rec["status"] == "done" else None
     for rec in records:  # lists (e.g. mixture_s) as tuples, so columns stay hashable for groupby

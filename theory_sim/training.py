@@ -600,23 +600,6 @@ def train(
         )
 
 
-def trajectory_of(arrays: dict) -> dict | None:
-    """The training trajectory stored in a result's arrays as plain lists: ``step``, ``frr_0.9`` (None where
-    there is no ground truth), ``l0`` and ``loss`` of each recorded step's training batch (None at step 0,
-    before any step). None when nothing was recorded."""
-    frr = {int(st): float(v) for st, v in arrays.get("frr_trajectory", np.zeros((0, 2)))}
-    rest = {int(st): (float(l0), float(loss)) for st, l0, loss in arrays.get("trajectory", np.zeros((0, 3)))}
-    steps = sorted(set(frr) | set(rest))
-    if not steps:
-        return None
-    return {
-        "step": steps,
-        "frr_0.9": [frr.get(st) for st in steps],
-        "l0": [rest[st][0] if st in rest else None for st in steps],
-        "loss": [rest[st][1] if st in rest else None for st in steps],
-    }
-
-
 #: the share of the device's memory one ensemble may be estimated to need before it is refused
 MEMORY_SHARE = 0.8
 

@@ -323,6 +323,10 @@ REGISTRY: dict[str, type[Method]] = {}
 
 
 def register(cls: type[Method]) -> type[Method]:
+    """Adds ``cls`` to REGISTRY under ``cls.name``; a name already taken by another class is refused (a second
+    method of one name would silently replace the first in every sweep, figure and report)."""
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ValueError(f"a method named {cls.name!r} is already registered ({REGISTRY[cls.name].__qualname__})")
     REGISTRY[cls.name] = cls
     return cls
 

@@ -520,7 +520,7 @@ def plan_sweep(sweep: Sweep, out: str, device: str = "auto", max_batch: int | No
     measured matmul rate (a short 2048³ / 8192³ matmul) at an assumed fraction of it (DRY_RUN_EFFICIENCY).
     The same validation as a real run (folder, design, memory) comes first. Refinement rounds come on top
     and are not counted (they depend on the results)."""
-    from ..bench import matmul_peak
+    from ..device import matmul_peak
 
     dev = resolve_device(device)
     if max_batch is None:

@@ -308,26 +308,6 @@ def load_sweep(path: str | Path, budget: str = "full") -> Sweep:
     return sweep
 
 
-def stored_sweep(out_dir: str | Path) -> Sweep:
-    """The sweep a results folder was last run with (its stored file text and budget), parsed again."""
-    from ..store import Store
-
-    store = Store(out_dir)
-    if not store.exists():
-        raise ConfigError("out", f"no results database in {str(out_dir)!r}")
-    meta = store.meta()
-    if "sweep_source" not in meta:
-        raise ConfigError("out", f"{out_dir} has no stored sweep (an interrupted creation); rerun the sweep command")
-    try:
-        return parse_sweep(
-            meta["sweep_source"], meta.get("sweep_path", "stored sweep"), meta.get("sweep_budget", "full")
-        )
-    except ConfigError as e:
-        raise ConfigError(
-            "out", f"the sweep stored in {out_dir} no longer validates ({e}); rerun it with --force"
-        ) from None
-
-
 def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     """A sweep file's text → a validated Sweep (path: for messages and the store's same-file check)."""
     check_nesting(source, f"{path}: toml", "the file")
