@@ -57,7 +57,7 @@ def _si(v: float) -> str:
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(v) >= div:
             return f"{v / div:.1f}{unit}"
-    return f"{v:.0f}"
+    return f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}"
 
 
 def bar(total, initial=0, desc="", unit="", disable=False, file=None, **kw):
