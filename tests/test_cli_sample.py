@@ -1,14 +1,13 @@
 import json
-import subprocess
-import sys
 
 import pytest
+from conftest import cli_inprocess
 
 KEYS = ["n", "d", "s_mean", "s_max", "f_min", "f_max", "mu_max", "mu_mean", "rho2", "noise_std", "snr"]
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True)
+    return cli_inprocess(*args)  # in-process: no interpreter start and torch import per call
 
 
 def test_sample_json_has_keys_and_is_deterministic():

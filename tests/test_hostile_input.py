@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import cli_inprocess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,11 +40,14 @@ seeds = [0]
 """
 
 
-def cli(*args, cwd=None, timeout=600):
+def cli_process(*args, cwd=None, timeout=600):
     """The command line in a subprocess; a hang fails the test (TimeoutExpired) instead of stalling CI."""
     return subprocess.run(
         [sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
+
+
+cli = cli_inprocess  # in-process unless a test needs a real process (then cli_process)
 
 
 def one_line_exit_2(r, field=None):
@@ -207,13 +211,14 @@ def one_line_exit(r, code, words):
     assert all(w in lines[0] for w in words), lines[0]
 
 
+@pytest.mark.slow
 def test_a_scheduler_without_workers_times_out_in_one_line_and_writes_nothing(tmp_path):
     from dask.distributed import LocalCluster
 
     f = tmp_path / "s.toml"
     f.write_text(textwrap.dedent(BASE))
     with LocalCluster(n_workers=0, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
-        r = cli(
+        r = cli_process(
             "sweep",
             str(f),
             "--out",
@@ -229,10 +234,11 @@ def test_a_scheduler_without_workers_times_out_in_one_line_and_writes_nothing(tm
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line(tmp_path):
     f = tmp_path / "s.toml"
     f.write_text(textwrap.dedent(BASE))
-    r = cli(
+    r = cli_process(
         "sweep",
         str(f),
         "--out",
@@ -312,6 +318,7 @@ def test_disk_full_while_storing_is_one_line_and_resumable(tmp_path, monkeypatch
     assert s.already_done == 1 and s.ran == 1
 
 
+@pytest.mark.slow
 def test_two_sweeps_creating_one_folder_at_once(tmp_path):
     """Two different sweep files start on the same fresh --out together: one runs, the other is refused
     with a clear line; the store holds one sweep's cells only, never a mix."""
@@ -322,7 +329,7 @@ def test_two_sweeps_creating_one_folder_at_once(tmp_path):
     results = {}
 
     def go(name, f):
-        results[name] = cli("sweep", str(f), "--out", str(out), "--no-progress")
+        results[name] = cli_process("sweep", str(f), "--out", str(out), "--no-progress")
 
     ts = [threading.Thread(target=go, args=(n, f)) for n, f in (("a", a), ("b", b))]
     for t in ts:

@@ -8,6 +8,7 @@ import textwrap
 import pandas as pd
 import pytest
 import torch
+from conftest import cli_inprocess
 
 from theory_sim import load_results
 from theory_sim.plots import plot_sweep
@@ -93,14 +94,13 @@ def small_store(tmp_path_factory):
 def test_plot_cli_bad_arguments_one_line_exit_2_nothing_written(small_store, args, field):
     figs = small_store / "figures"
     before = sorted(figs.rglob("*")) if figs.exists() else []
-    r = subprocess.run(
-        [sys.executable, "-m", "theory_sim.cli", "plot", str(small_store), *args], capture_output=True, text=True
-    )
+    r = cli_inprocess("plot", str(small_store), *args)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"error: {field}:" in r.stderr, r.stderr
     assert (sorted(figs.rglob("*")) if figs.exists() else []) == before
 
 
+@pytest.mark.slow
 def test_bench_json_keys():
     r = subprocess.run(
         [

@@ -4,10 +4,9 @@ back with `theory-sim boundary`."""
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
+from conftest import cli_inprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,9 +79,7 @@ def test_bad_refine_from_the_cli_is_one_line_exit_2_and_writes_nothing(tmp_path)
     f = tmp_path / "r.toml"
     f.write_text(SWEEP.format(refine='[refine]\naxis = "p_over_f"\ntolerance = 1'))
     out = tmp_path / "out"
-    r = subprocess.run(
-        [sys.executable, "-m", "theory_sim.cli", "sweep", str(f), "--out", str(out)], capture_output=True, text=True
-    )
+    r = cli_inprocess("sweep", str(f), "--out", str(out))
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "refine.tolerance" in r.stderr and "> 1" in r.stderr
     assert not out.exists()
@@ -167,6 +164,7 @@ def simulate(ref_table: str, threshold: float, rounds_cap: int = 20):
     return sw, cells, boundaries(sw.refine[0], cells, fake_values(cells, f))
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(st.floats(0.3, 15.0))
 def test_refinement_brackets_any_edge_within_tolerance(threshold):
@@ -227,15 +225,11 @@ def test_a_refined_sweep_resumes_and_reports_its_boundary(tmp_path):
     s2 = run_sweep(parse_sweep(TINY, str(f)), str(out), device="cpu", progress=False)
     assert (s2.ran, s2.total) == (2, s.total)
     assert load_boundaries(str(out)) == first  # the same cells, the same numbers (training is deterministic)
-    r = subprocess.run(
-        [sys.executable, "-m", "theory_sim.cli", "boundary", str(out), "--json"], capture_output=True, text=True
-    )
+    r = cli_inprocess("boundary", str(out), "--json")
     assert r.returncode == 0, r.stderr
     (j,) = json.loads(r.stdout)
     for opt, field in ((["--level", "2"], "level"), (["--axis", "width"], "axis"), (["--tolerance", "1"], "tolerance")):
-        bad = subprocess.run(
-            [sys.executable, "-m", "theory_sim.cli", "boundary", str(out), *opt], capture_output=True, text=True
-        )
+        bad = cli_inprocess("boundary", str(out), *opt)
         assert bad.returncode == 2 and bad.stderr.startswith(f"theory-sim: error: {field}: "), bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
     for key in (
@@ -254,9 +248,9 @@ def test_a_refined_sweep_resumes_and_reports_its_boundary(tmp_path):
     ):
         assert key in j
     # every refined cell is current: status counts and the figure include them
-    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "status", str(out)], capture_output=True, text=True)
+    r = cli_inprocess("status", str(out))
     assert f" {s.total} " in r.stdout.splitlines()[-1] + " "
-    r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "plot", str(out)], capture_output=True, text=True)
+    r = cli_inprocess("plot", str(out))
     assert r.returncode == 0, r.stderr
     assert (out / "figures" / "tiny_refine_phase_frr_0.9_boundaries.csv").exists()
 

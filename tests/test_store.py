@@ -178,6 +178,7 @@ def test_export_is_atomic_and_a_full_disk_is_one_line(finished, capsys, tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x.csv")]  # no temp left behind
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
 def test_stdout_on_a_full_disk_is_one_line_exit_1(finished, tmp_path):
     import subprocess
@@ -288,6 +289,7 @@ def test_a_database_replaced_by_something_else_is_one_accurate_line(finished, ca
     one_line(capsys, 2, "sweep", f, "--out", out, "--no-progress", contains=want)
 
 
+@pytest.mark.slow
 def test_a_locked_database_is_called_locked(finished, capsys):
     f, out = finished
     con = sqlite3.connect(out / "results.sqlite", isolation_level=None)

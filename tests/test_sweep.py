@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cli_inprocess
 
 from theory_sim import load_results
 from theory_sim.errors import ConfigError
@@ -52,10 +53,13 @@ def write(tmp_path, text, name="s.toml"):
     return p
 
 
-def cli(*args, timeout=600):
+def cli_process(*args, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "theory_sim.cli", *args], capture_output=True, text=True, timeout=timeout
     )
+
+
+cli = cli_inprocess  # in-process unless a test needs a real process (then cli_process)
 
 
 def metrics_by_hash(out):
@@ -135,10 +139,12 @@ def test_undefined_budget_names_allowed_ones(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_finishes_every_cell_once_with_identical_metrics(tmp_path):
     f = write(tmp_path, SMALL)
     ref = tmp_path / "ref"
-    assert cli("sweep", str(f), "--out", str(ref), "--no-progress", "--max-batch", "2").returncode == 0
+    # both runs in real processes: the metrics are compared bit for bit across them
+    assert cli_process("sweep", str(f), "--out", str(ref), "--no-progress", "--max-batch", "2").returncode == 0
     out = tmp_path / "killed"
     args = [
         sys.executable,
@@ -161,7 +167,7 @@ def test_resume_after_sigkill_finishes_every_cell_once_with_identical_metrics(tm
             killed = True
         p.wait()
     assert killed, "the sweep finished before any kill; make it longer"
-    assert cli("sweep", str(f), "--out", str(out), "--no-progress", "--max-batch", "2").returncode == 0
+    assert cli_process("sweep", str(f), "--out", str(out), "--no-progress", "--max-batch", "2").returncode == 0
     con = sqlite3.connect(out / "results.sqlite")
     rows = con.execute("SELECT cell_hash, status FROM cells").fetchall()
     assert len(rows) == len({h for h, _ in rows}) == 20 and all(s == "done" for _, s in rows)
@@ -334,6 +340,7 @@ def test_dask_worker_killed_mid_sweep_every_cell_once(tmp_path):
             assert a[h][k] == pytest.approx(b[h][k], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_one_line_exits_130_and_resumes(tmp_path):
     """SIGINT (what Ctrl-C sends) mid-sweep: one line saying how far it got, exit 130, no traceback; the same
     command then finishes the rest (and says at the start how many cells were already stored)."""

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import cli_inprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from theory_sim.training import GeneratorData, TrainConfig, resolve_hyper, train
 SPEC = GeneratorSpec(n=32, d=16, s=2)
 
 
+@pytest.mark.slow
 def test_ensemble_equals_separate_runs_with_same_seeds():
     seeds = [3, 4, 5]
     specs = [SPEC.replace(seed=s, s=1 + s % 2) for s in seeds]
@@ -85,6 +87,7 @@ def test_bad_train_input(kw, field):
     assert e.value.field == field
 
 
+@pytest.mark.slow
 def test_train_cli_json_keys_and_bad_input():
     cmd = [
         sys.executable,
@@ -133,7 +136,7 @@ def test_train_cli_json_keys_and_bad_input():
         (["--method", "gba", "--groups", "0"], "groups"),
         (["--width", "0"], "width"),
     ):
-        r = subprocess.run([sys.executable, "-m", "theory_sim.cli", "train", *bad], capture_output=True, text=True)
+        r = cli_inprocess("train", *bad)
         assert r.returncode == 2 and field in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -150,6 +153,7 @@ def test_ba_resonance_light_superposition():
     assert res[1]["frr_0.9"] <= 0.35
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 @settings(max_examples=4, deadline=None)
 @given(n=st.integers(32, 48), p_over_f=st.floats(0.5, 1.0), seed=st.integers(0, 1000))
