@@ -599,7 +599,8 @@ def claim_synthbench(df, store=None, sweep=None) -> dict:
         "intervals make it inconclusive",
         "ours": "; ".join(rows)
         + (f"; no variant at matched L0: {', '.join(missing)}" if missing else "")
-        + "; F1 as SynthSAEBench defines it (all latents) and over alive latents",
+        + "; F1 as SynthSAEBench defines it (all latents) and over alive latents"
+        + _edge_note(df, [], by=metric),
         "verdict": A.verdict(conds),
     }
 
