@@ -174,7 +174,7 @@ def test_export_is_atomic_and_a_full_disk_is_one_line(finished, capsys, tmp_path
     assert run(capsys, "export", out, "--csv", target)[0] == 0
     assert len(target.read_text().splitlines()) == 3
     if os.path.exists("/dev/full"):
-        one_line(capsys, 1, "export", out, "--csv", "/dev/full", contains="cannot write")
+        one_line(capsys, 1, "export", out, "--csv", "/dev/full", contains="cannot write /dev/full")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x.csv")]  # no temp left behind
 
 

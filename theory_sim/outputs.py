@@ -52,6 +52,18 @@ def _inode(p) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+@contextlib.contextmanager
+def output_errors(path):
+    """Inside the block, an OSError of the filesystem or the reader (OUTPUT_ERRNOS) becomes one OutputError
+    naming ``path``; any other error passes unchanged."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in OUTPUT_ERRNOS:
+            raise describe(e, path) from None
+        raise
+
+
 def check_output(path, field: str, stores=()) -> Path:
     """``path`` as a file to write, or ConfigError naming ``field``: a non-blank path that is not a folder,
     in an existing folder, and not (through any symbolic or hard link) a file of the results stores
@@ -93,24 +105,17 @@ def atomic_file(path):
     the device. OSErrors of the filesystem become OutputError."""
     path = Path(path)
     if path.exists() and not path.is_file():  # a device or pipe (/dev/stdout, a FIFO): written in place
-        try:
+        with output_errors(path):
             yield str(path)
-        except OSError as e:
-            if e.errno in OUTPUT_ERRNOS:
-                raise describe(e, path) from None
-            raise
         return
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
-        os.close(fd)
-        yield tmp
-        os.replace(tmp, path)
+        with output_errors(path):
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+            os.close(fd)
+            yield tmp
+            os.replace(tmp, path)
         tmp = None
-    except OSError as e:
-        if e.errno in OUTPUT_ERRNOS:
-            raise describe(e, path) from None
-        raise
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
@@ -138,22 +143,19 @@ def atomic_folder(path, field: str = "save", replace: bool = False):
     except OSError as e:  # a filesystem that refuses folders (/proc, read-only): nothing was made
         raise ConfigError(field, f"cannot create a folder in {str(parent)!r}: {e.strerror or e}") from None
     try:
-        yield Path(tmp)
-        if replace and path.is_dir() and any(path.iterdir()):  # --force: the old folder goes only now
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.replaced-"))
-            os.rename(path, old / "x")
+        with output_errors(path):
+            yield Path(tmp)
+            if replace and path.is_dir() and any(path.iterdir()):  # --force: the old folder goes only now
+                old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.replaced-"))
+                os.rename(path, old / "x")
+                os.rename(tmp, path)
+                tmp = None
+                shutil.rmtree(old, ignore_errors=True)
+                return
+            if path.is_dir():
+                path.rmdir()  # empty (checked before drawing); a file put there meanwhile makes this fail
             os.rename(tmp, path)
-            tmp = None
-            shutil.rmtree(old, ignore_errors=True)
-            return
-        if path.is_dir():
-            path.rmdir()  # empty (checked before drawing); a file put there meanwhile makes this fail
-        os.rename(tmp, path)
         tmp = None
-    except OSError as e:
-        if e.errno in OUTPUT_ERRNOS:
-            raise describe(e, path) from None
-        raise
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -334,14 +334,11 @@ class Store:
         ``schema_version`` (a writer repairs that). Writes nothing."""
         if not self.exists():
             return
+        if sweep_name is None:  # a reader
+            self.meta()
+            return
         meta = self.read_meta()
-        if sweep_name is None and meta["schema_version"] is None:
-            raise ConfigError(
-                "out",
-                f"the schema_version stored in {self.path} is damaged; rerun the sweep command on this folder to "
-                "repair it",
-            )
-        if sweep_name is None or force or "sweep_name" not in meta:  # a fresh store: its creator is filling it in
+        if force or "sweep_name" not in meta:  # a fresh store: its creator is filling it in
             return
         if meta.get("sweep_name") != sweep_name:
             raise ConfigError(
@@ -572,9 +569,16 @@ class Store:
             ) from None
 
     def meta(self) -> dict:
-        """The meta table for a reader: ``read_meta``, and a ConfigError when schema_version is damaged."""
-        self.check_compatible(None, True)
-        return self.read_meta()
+        """The meta table for a reader: ``read_meta``, and a ConfigError when schema_version is damaged (a
+        writer repairs it)."""
+        meta = self.read_meta()
+        if meta["schema_version"] is None:
+            raise ConfigError(
+                "out",
+                f"the schema_version stored in {self.path} is damaged; rerun the sweep command on this folder to "
+                "repair it",
+            )
+        return meta
 
     def rows(self) -> list[dict]:
         con = self._read_only()

@@ -172,12 +172,7 @@ def run_sweep(
             raise ConfigError("scheduler", f"must be an address like tcp://HOST:PORT, got {scheduler!r}")
     if not (isinstance(worker_timeout, (int, float)) and 0 < worker_timeout < math.inf):
         raise ConfigError("worker_timeout", f"must be a number of seconds > 0, got {worker_timeout!r}")
-    dev = resolve_device(device)
-    check_folder(out, "out")
-    max_batch = _fit_memory(sweep.cells, max_batch, dev)
-    store = Store(out)
-    design = design_fingerprint(sweep.name, sweep.budget, sweep.cells, sweep.refine, sweep.seeds)
-    store.check_compatible(sweep.name, force, sweep.path, design)
+    dev, max_batch, store, design = _validate_run(sweep, out, device, max_batch, force)
     # every check above writes nothing; then one writer per folder, for the whole sweep, taken before the
     # store is created or a cluster started, and the checks repeated under it (a writer may have just finished)
     fresh = not Path(out).exists()
@@ -197,6 +192,19 @@ def run_sweep(
             with contextlib.suppress(OSError):
                 Path(out).rmdir()
         raise
+
+
+def _validate_run(sweep: Sweep, out: str, device, max_batch: int, force: bool):
+    """The checks a run (and its --dry-run) makes before writing anything: the device, the folder, each cell's
+    memory (shrinking max_batch to fit), the store's schema, sweep and design. Returns (device, max_batch,
+    store, design fingerprint)."""
+    dev = resolve_device(device)
+    check_folder(out, "out")
+    max_batch = _fit_memory(sweep.cells, max_batch, dev)
+    store = Store(out)
+    design = design_fingerprint(sweep.name, sweep.budget, sweep.cells, sweep.refine, sweep.seeds)
+    store.check_compatible(sweep.name, force, sweep.path, design)
+    return dev, max_batch, store, design
 
 
 def _fit_memory(cells, max_batch: int, dev) -> int:
@@ -522,17 +530,13 @@ def plan_sweep(sweep: Sweep, out: str, device: str = "auto", max_batch: int | No
     and are not counted (they depend on the results)."""
     from ..device import matmul_peak
 
-    dev = resolve_device(device)
     if max_batch is None:
         max_batch = default_max_batch(device)
-    check_folder(out, "out")
-    max_batch = _fit_memory(sweep.cells, max_batch, dev)
-    store = Store(out)
-    design = design_fingerprint(sweep.name, sweep.budget, sweep.cells, sweep.refine, sweep.seeds)
-    store.check_compatible(sweep.name, force, sweep.path, design)
+    dev, max_batch, store, _ = _validate_run(sweep, out, device, max_batch, force)
     done = set()
     if store.exists():
-        done = {h for h, st in store.statuses(store._read_only()).items() if st == "done"}
+        with contextlib.closing(store._read_only()) as con:
+            done = {h for h, st in store.statuses(con).items() if st == "done"}
     peak = matmul_peak(dev, reps=2) * 1e9
     eff = DRY_RUN_EFFICIENCY.get(dev.type, 0.5)
     rows: dict[str, dict] = {}
