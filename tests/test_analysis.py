@@ -162,3 +162,41 @@ def test_row_spec_is_the_spec_the_cell_trained_on():
     assert not torch.equal(h0, h2)
     fixed = pd.Series({**data, "seed": 2, "data_seed": 7})  # a [data] seed fixes the data across cell seeds
     assert row_spec(fixed).seed == 7
+
+
+# ---------------------------------------------------------------------------------------------- honest intervals
+def test_crossing_estimate_stays_in_its_bracket_and_one_seed_gives_the_bracket():
+    from theory_sim.analysis import crossings
+
+    xs = [1.0, 2.0, 4.0, 8.0]
+    one = crossings(xs, [np.array([1.0]), np.array([0.9]), np.array([0.2]), np.array([0.0])])
+    (c,) = one
+    assert c["interval"] == "bracket" and (c["low"], c["high"]) == pytest.approx((2.0, 4.0))
+    assert 2.0 <= c["estimate"] <= 4.0
+    rng = np.random.default_rng(0)
+    many = [np.clip(m + rng.normal(0, 0.05, 5), 0, 1) for m in (1.0, 0.9, 0.2, 0.0)]
+    (c,) = crossings(xs, many)
+    assert c["interval"] == "seeds+form" and 2.0 <= c["low"] <= c["estimate"] <= c["high"] <= 4.0
+
+
+def test_crossing_interval_covers_the_fit_form():
+    """A bracket with no data inside: the logistic and the interpolation may disagree, and the interval
+    must hold both (seen before: 48.8 [48.6, 49.0] in a 48–57 bracket)."""
+    from theory_sim.analysis import crossings
+
+    xs = [12.0, 24.0, 48.0, 57.0, 96.0]
+    per = [np.array([v, v, v]) for v in (1.0, 1.0, 0.95, 0.05, 0.0)]
+    per = [p + np.array([-0.01, 0.0, 0.01]) * (0 < p.mean() < 1) for p in per]
+    (c,) = crossings(xs, per)
+    lin = math.exp(math.log(48) + (math.log(57) - math.log(48)) * (0.5 - 0.95) / (0.05 - 0.95))
+    assert c["low"] <= lin <= c["high"]
+
+
+def test_consistency_interval_bootstraps_seeds_not_pairs():
+    from theory_sim.analysis import consistency_interval
+
+    # three seeds; seed 2 disagrees with both others: pairs are not independent, the interval must be wide
+    pairs = [(i, j, 1.0 if 2 not in (i, j) else 0.0) for i in range(3) for j in range(3) if i != j]
+    m, lo, hi = consistency_interval(pairs)
+    assert m == pytest.approx(1 / 3) and lo <= 0.0 + 1e-9 and hi >= 0.99
+    assert math.isnan(consistency_interval([(0, 1, 0.5), (1, 0, 0.5)])[1])  # two seeds: no interval

@@ -102,6 +102,18 @@ BAD_FILES = [
     (dict(extra="[plot]\nx = 'd'\ny = 'd'"), "plot.y"),
     (dict(extra="[[methods]]\nname = 'topk'\nlabel = 'TopK'\nwidth = 16\nk = 3"), "label"),  # duplicate label
     (dict(grid="[grid]\nd = [8]\nn = {range = [16, 700, 1]}\nmag_value = {range = [1, 500, 1]}"), "grid"),
+    # [theory] and [check]: unknown keys, hypotheses and switches, values out of range — one line, nothing written
+    (dict(extra="[theory]\nbogus = 1"), "theory.bogus"),
+    (dict(extra="[theory]\nrequire = ['nope']"), "theory.require"),
+    (dict(extra="[theory]\neps = 0.7"), "theory.eps"),
+    (dict(extra="[theory]\nrequire = ['steps']"), "theory.varsigma"),
+    (dict(extra="[check]\nsteps_factor = 1"), "check.steps_factor"),
+    (dict(extra="[check]\nmethods = ['Nope']"), "check.methods"),
+    (dict(extra="[check]\ngrid = {nope = [1]}"), "check.grid.nope"),
+    (dict(extra="[check]\nswitches = {nope = [1]}"), "check.switches.nope"),
+    (dict(extra="[check]\nswitches = {k = [0]}"), "check.switches.k"),  # a value TopK refuses
+    (dict(extra="[check]\nswitches = {steps = [-5]}"), "check.switches.steps"),
+    (dict(extra="[check]\nswitches = {k = [true]}"), "check.switches.k"),
 ]
 
 

@@ -139,3 +139,58 @@ def test_frr_curve_is_monotone():
     _, arr = M.recovery_metrics(V, D)
     curve = arr["frr_curve"]
     assert np.all(np.diff(curve) <= 0) and len(curve) == len(M.CURVE_TAUS)
+
+
+# ---------------------------------------------------------------------------------------------- this round
+def test_frr_matched_counts_one_direction_once():
+    """Two features 0.95-close to one decoder direction: FRR@0.9 counts it for both, the one-to-one
+    (Hungarian) FRR for one."""
+    import torch
+
+    from theory_sim import metrics as M
+
+    V = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    d = torch.tensor([[1.0, 1.0, 0.0]]) / 2**0.5  # cos 0.707 with each: below 0.9
+    D = torch.cat([torch.tensor([[1.0, 0.05, 0.0]]), d, torch.tensor([[0.0, 0.0, 1.0]])])
+    D2 = torch.tensor([[0.97, 0.24, 0.0], [0.0, 0.0, 1.0]])  # one direction near feature 0 only
+    assert M.frr(M.best_cosines(V, D)[0], 0.9) == 0.5
+    m = M.matched_cosines(V, D, signed=True)
+    assert M.frr_matched(m, 0.9) == 0.5
+    V3 = torch.tensor([[1.0, 0.0, 0.0], [0.999, 0.04, 0.0]])  # two features, both 0.99-close to D2[0]
+    assert M.frr(M.best_cosines(V3, D2)[0], 0.9) == 1.0
+    assert M.frr_matched(M.matched_cosines(V3, D2, signed=True), 0.9) == 0.5
+    # mcc is the matched mean, unchanged by the refactor into matched_cosines
+    c = (M._unit(V3) @ M._unit(D2).T).abs().numpy()
+    from scipy.optimize import linear_sum_assignment
+
+    r, k = linear_sum_assignment(c, maximize=True)
+    assert M.mcc(V3, D2) == pytest.approx(c[r, k].sum() / 2)
+
+
+def test_convergence_is_one_sided_for_feedback_frequencies():
+    from theory_sim import metrics as M
+
+    # neurons firing at a quarter of their targets: what BA/GBA's rule allows (it only caps frequencies)
+    assert M.converged({"freq_excess_log": 0.0, "freq_log_error": math.log(4)})[0] is True
+    ok, why = M.converged({"freq_excess_log": math.log(3)})
+    assert not ok and "above their targets" in why
+    # rows stored before the one-sided reading fall back to the two-sided one
+    assert M.converged({"freq_log_error": math.log(3)})[0] is False
+
+
+def test_convergence_needs_settled_recovery():
+    from theory_sim import metrics as M
+
+    ok, why = M.converged({"frr_rise_last_fifth": 0.2})
+    assert not ok and "recovery still rising" in why
+    assert M.converged({"frr_rise_last_fifth": 0.02})[0] is True
+    assert M.converged({"frr_rise_last_fifth": -0.3})[0] is True  # falling recovery is not "still rising"
+
+
+def test_frr_rise_over_the_last_fifth():
+    from theory_sim.training import frr_rise
+
+    traj = [(0, 0.0), (250, 0.1), (500, 0.13), (750, 0.31), (1000, 0.51)]
+    assert frr_rise(traj, 1000) == pytest.approx(0.51 - 0.31)  # from the last record at or before step 800
+    assert math.isnan(frr_rise([(0, 0.0), (1000, 1.0)][1:], 1000))  # no record that early
+    assert math.isnan(frr_rise(traj, 4))  # too short a run to judge

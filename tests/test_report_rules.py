@@ -22,66 +22,142 @@ def _rows(cells, seeds=(0, 1, 2), **const):
 
 
 # ---------------------------------------------------------------------------------------------- resonance
-def _resonance(peak_light, width_light, lower_edge=True, noise=0.0):
+RES_SWEEP = SimpleNamespace(report={"identifiable_frr": 0.9}, roles={"TopK (k = s)": "identifiability"})
+
+
+def _resonance(peak_light, width_light, lower_edge=True, noise=0.0, topk_light=1.0):
     """n 256, s 4; d = 8 (heavy) never recovers; d = 96 (light) recovers ``peak_light`` on a band of
-    ``width_light`` grid points starting at the 2nd point (or the 1st when there is no lower edge)."""
+    ``width_light`` grid points starting at the 2nd point (or the 1st when there is no lower edge). Every
+    run reached its target frequency (L0 = p · width). TopK (k = s), the identifiability reference,
+    recovers everything at d = 8 and ``topk_light`` at d = 96."""
     xs = [2.0**k for k in range(-4, 5)]
     rng = np.random.default_rng(0)
     cells = []
     start = 1 if lower_edge else 0
+    f = 4 / 256
     for i, x in enumerate(xs):
         inside = start <= i < start + width_light
-        cells.append(({"d": 8, "p_over_f": x}, [0.0] * 3))
+        cells.append(({"d": 8, "p_over_f": x, "l0": x * f * 512}, [0.0] * 3))
         v = peak_light if inside else 0.0
-        cells.append(({"d": 96, "p_over_f": x}, list(np.clip(v + rng.normal(0, noise, 3), 0, 1))))
-    return _rows(cells, n=256, s=4, method="ba", label="BA")
+        cells.append(({"d": 96, "p_over_f": x, "l0": x * f * 512}, list(np.clip(v + rng.normal(0, noise, 3), 0, 1))))
+    ba = _rows(cells, n=256, s=4, method="ba", label="BA", width=512)
+    ref = _rows(
+        [({"d": 8}, 1.0), ({"d": 96}, topk_light)], n=256, s=4, method="topk", label="TopK (k = s)", width=512, l0=4.0
+    )
+    return pd.concat([ba, ref], ignore_index=True)
 
 
 def test_resonance_reproduced_with_both_edges_and_a_wider_light_band():
-    assert R.claim_resonance(_resonance(1.0, 5))["verdict"] == "reproduced"
+    assert R.claim_resonance(_resonance(1.0, 5), None, RES_SWEEP)["verdict"] == "reproduced"
 
 
-def test_resonance_partly_without_a_lower_edge():
-    r = R.claim_resonance(_resonance(1.0, 5, lower_edge=False))
-    assert r["verdict"] == "partly" and "lower edge was not found" in r["ours"]
+def test_resonance_partly_when_recovery_persists_below_the_band():
+    """No lower edge, and the runs at p/f ≤ 1/8 converged at their target: the lower edge is absent."""
+    r = R.claim_resonance(_resonance(1.0, 5, lower_edge=False), None, RES_SWEEP)
+    assert r["verdict"] == "partly" and "lower edge was not found" in r["ours"] and "every run converged" in r["ours"]
+
+
+def test_resonance_lower_edge_undecided_when_low_runs_did_not_converge():
+    df = _resonance(1.0, 5, lower_edge=False)
+    df["freq_excess_log"] = 0.0
+    df.loc[(df.method == "ba") & (df.p_over_f <= 0.125), "freq_excess_log"] = 2.5  # 12x above their cap
+    r = R.claim_resonance(df, None, RES_SWEEP)
+    assert r["verdict"] == "inconclusive" and "left out of the fits" in r["ours"]
 
 
 def test_resonance_not_reproduced_without_recovery():
-    assert R.claim_resonance(_resonance(0.3, 5))["verdict"] == "not reproduced"
+    assert R.claim_resonance(_resonance(0.3, 5), None, RES_SWEEP)["verdict"] == "not reproduced"
+
+
+def test_resonance_counts_only_identifiable_d():
+    """Where TopK (k = s) itself fails, BA's failure there says nothing about the band: that d is left out."""
+    r = R.claim_resonance(_resonance(1.0, 5, topk_light=0.2), None, RES_SWEEP)
+    assert "d left out (reference below 90%): 96" in r["ours"]
+    assert r["verdict"] == "not reproduced"  # only d = 8 is left, and BA recovers nothing there
+
+
+def test_resonance_leaves_out_runs_that_missed_their_target_frequency():
+    """A lower edge made only of runs whose neurons fire far above their cap is no lower edge."""
+    df = _resonance(1.0, 5, lower_edge=True)
+    df["freq_excess_log"] = 0.1
+    low = (df.method == "ba") & (df.p_over_f == df.p_over_f.min())
+    df.loc[low, "freq_excess_log"] = 2.5
+    r = R.claim_resonance(df, None, RES_SWEEP)
+    assert r["verdict"] != "reproduced" and "left out of the fits" in r["ours"]
+    df["freq_excess_log"] = 0.1
+    assert R.claim_resonance(df, None, RES_SWEEP)["verdict"] == "reproduced"
 
 
 # ---------------------------------------------------------------------------------------------- cooccurrence
-def _cooc(lo_vals, hi_vals):
+def _cooc(alpha: float, missing_n=None, spread=0.0):
+    """BA whose FRR@0.9 falls from 1 to 0 at r₅₀ = 0.6 · (n / 64)^alpha (a steep logistic in log r), at
+    n = 64, 128, 256; ``missing_n``: that n never falls (no r₅₀ there)."""
+    rs = list(np.geomspace(0.032, 0.5, 6))
     cells = []
-    for r, rho, vals in [(0.03, 0.03, lo_vals), (0.05, 0.05, lo_vals), (0.5, 0.5, hi_vals), (1.0, 1.0, hi_vals)]:
-        cells.append(({"cooccurrence": r, "data_rho2": rho}, vals))
-    return _rows(cells, n=128, method="ba", label="BA", p_over_f=1.0)
+    rng = np.random.default_rng(0)
+    for n in (64, 128, 256):
+        r50 = 0.15 * (n / 64) ** alpha
+        for r in rs:
+            v = 1.0 if n == missing_n else 1 / (1 + (r / r50) ** 4)
+            cells.append(({"n": n, "cooccurrence": r}, list(np.clip(v + rng.normal(0, spread, 3), 0, 1))))
+    return _rows(cells, method="ba", label="BA", p_over_f=1.0)
 
 
 def test_cooccurrence_verdicts():
-    assert R.claim_cooccurrence(_cooc([1.0, 1.0, 1.0], [0.2, 0.25, 0.3]))["verdict"] == "reproduced"
-    assert R.claim_cooccurrence(_cooc([1.0, 1.0, 1.0], [0.95, 0.97, 0.99]))["verdict"] == "not reproduced"
-    # a drop of ≈ 30 points with seeds that disagree: the interval straddles the threshold
-    assert R.claim_cooccurrence(_cooc([1.0, 0.7, 1.0], [0.9, 0.4, 0.8]))["verdict"] == "inconclusive"
+    assert R.claim_cooccurrence(_cooc(-0.5))["verdict"] == "reproduced"
+    assert R.claim_cooccurrence(_cooc(0.5))["verdict"] == "not reproduced"
+    r = R.claim_cooccurrence(_cooc(-0.5, missing_n=256))
+    assert r["verdict"] == "inconclusive" and "no fall through 50 %" in r["ours"]
+
+
+def test_power_law_fit_recovers_a_known_exponent():
+    xs = [64, 128, 256]
+    a = R.power_law_fit(xs, [0.1 * (x / 64) ** -0.5 for x in xs], [math.nan] * 3, [math.nan] * 3)
+    assert a[0] == pytest.approx(-0.5)
+    b = R.power_law_fit(xs, [1.0, 0.7, 0.5], [0.5, 0.35, 0.25], [2.0, 1.4, 1.0])
+    assert b[1] < b[0] < b[2] and b[2] - b[1] > 0.5  # wide point intervals: a wide exponent interval
 
 
 # ---------------------------------------------------------------------------------------------- theorem
-def _theorem(at_f, init=0.0, p_values=(0.5, 1.0, 2.0), override=None):
-    cells = []
-    for d in (24, 48):
-        for pf in p_values:
-            v = (override or {}).get((d, pf), at_f)
-            cells.append(({"d": d, "p_over_f": pf, "frr_0.9_by_step": [init, v]}, v))
-    return _rows(cells, n=48, s=2, method="mba", label="MBA")
+THM_THEORY = {"eps": 0.02, "varsigma": 0.25, "c_width": 1.0, "require": ["data_model", "band_full", "width", "steps"]}
+THM_SWEEP = SimpleNamespace(report={"metric": "frr_0.99", "frr_threshold": 0.9}, theory=THM_THEORY, cells=None)
+
+
+def _theorem(inside_vals, outside_val=0.0, chance=0.0, width=32768, steps=4):
+    """n 16, s 4, d 8: p/f 0.707 (inside the full band, width 32,768 meets the bound) and 0.68 (inside) with
+    per-seed FRR@0.99 ``inside_vals`` (one list per cell, or one list for both), p/f 1.0 (above the full
+    band: outside) at ``outside_val``."""
+    from theory_sim.analysis import with_hypotheses
+
+    vals = inside_vals if isinstance(inside_vals[0], list) else [inside_vals, inside_vals]
+    cells = [({"p_over_f": 0.707}, vals[0]), ({"p_over_f": 0.68}, vals[1]), ({"p_over_f": 1.0}, outside_val)]
+    df = _rows(cells, n=16, s=4, d=8, method="mba", label="MBA", width=width, train_steps=steps)
+    df["frr_0.99"] = df["frr_0.9"]
+    df["chance_frr_0.99"] = chance
+    return with_hypotheses(df, THM_THEORY)
+
+
+def test_theorem_hypotheses_per_cell():
+    df = _theorem([1.0] * 3)
+    assert df.groupby("p_over_f")["inside"].first().to_dict() == {0.68: True, 0.707: True, 1.0: False}
+    assert _theorem([1.0] * 3, width=4096)["inside"].map(lambda v: v is True).sum() == 0  # width bound fails
+    assert _theorem([1.0] * 3, steps=3)["inside"].map(lambda v: v is True).sum() == 0  # fewer than T = 4 steps
 
 
 def test_theorem_verdicts():
-    assert R.claim_theorem(_theorem(1.0))["verdict"] == "reproduced"
-    assert R.claim_theorem(_theorem(0.3))["verdict"] == "not reproduced"
-    # one in-band cell failing: (2) fails cell by cell, however many passing cells a refined grid adds
-    assert R.claim_theorem(_theorem(1.0, override={(48, 2.0): 0.3}))["verdict"] == "partly"
-    dense = (0.5, 1.0, 1.19, 1.41, 1.68, 2.0, 2.38)
-    assert R.claim_theorem(_theorem(1.0, p_values=dense, override={(48, 2.0): 0.3}))["verdict"] == "partly"
+    assert R.claim_theorem(_theorem([1.0] * 3), None, THM_SWEEP)["verdict"] == "reproduced"
+    assert R.claim_theorem(_theorem([0.3] * 3), None, THM_SWEEP)["verdict"] == "not reproduced"
+    assert R.claim_theorem(_theorem([[1.0] * 3, [0.3] * 3]), None, THM_SWEEP)["verdict"] == "partly"
+    assert R.claim_theorem(_theorem([1.0, 0.6, 1.0]), None, THM_SWEEP)["verdict"] == "inconclusive"
+    # recovery a random dictionary already has is no recovery
+    assert R.claim_theorem(_theorem([1.0] * 3, chance=0.9), None, THM_SWEEP)["verdict"] == "not reproduced"
+
+
+def test_theorem_never_counts_cells_outside_its_hypotheses():
+    # the outside cell (p above the full band) fails badly: the verdict does not move
+    assert R.claim_theorem(_theorem([1.0] * 3, outside_val=0.0), None, THM_SWEEP)["verdict"] == "reproduced"
+    r = R.claim_theorem(_theorem([1.0] * 3, width=4096), None, THM_SWEEP)
+    assert r["verdict"].startswith("not testable")
 
 
 # ---------------------------------------------------------------------------------------------- imbalanced
@@ -177,10 +253,10 @@ def _frontier(gba_consistent: bool, gba_fvu: float):
 
 
 def test_frontier_verdicts():
-    # GBA as consistent as TopK (not more): condition (1) fails → not reproduced whatever its FVU
-    assert R.claim_frontier(*_frontier(True, 0.11))["verdict"] == "not reproduced"
-    df, st = _frontier(False, 0.11)
-    assert R.claim_frontier(df, st)["verdict"] == "not reproduced"
+    # GBA as consistent as TopK (not more) but on the frontier: (1) fails, (2) holds → partly
+    assert R.claim_frontier(*_frontier(True, 0.11))["verdict"] == "partly"
+    assert R.claim_frontier(*_frontier(False, 0.11))["verdict"] == "partly"
+    assert R.claim_frontier(*_frontier(False, 0.5))["verdict"] == "not reproduced"
 
 
 def test_frontier_reproduced_when_gba_is_more_consistent_and_on_the_frontier():
@@ -194,27 +270,16 @@ def test_frontier_reproduced_when_gba_is_more_consistent_and_on_the_frontier():
     assert R.claim_frontier(df, st)["verdict"] == "partly"
 
 
-def test_resonance_leaves_out_runs_that_missed_their_target_frequency():
-    """A lower edge made only of runs whose neurons never reached their target frequency is no lower edge."""
-    df = _resonance(1.0, 5, lower_edge=True)
-    df["freq_log_error"] = 0.1
-    low = df.p_over_f == df.p_over_f.min()
-    df.loc[low, "freq_log_error"] = 2.5  # 12x off target: not run at the p/f it is filed under
-    r = R.claim_resonance(df)
-    assert r["verdict"] == "partly" and "left out of the fits" in r["ours"]
-    df["freq_log_error"] = 0.1
-    assert R.claim_resonance(df)["verdict"] == "reproduced"
-
-
 # ---------------------------------------------------------------------------------------------- width / magnitude
-def _width(frr_small, frr_large, balance: bool):
-    """BA at p = f over two widths with per-feature magnitudes; at the largest width the stored per-feature
-    best cosines recover the strong half only (``balance``) or every feature."""
+def _width(kind: str):
+    """BA at p = f over widths 32 … 1024 with per-feature magnitudes h ∈ [0.2, 1]; feature i is recovered
+    (stored best cosine 1) when width ≥ 32 / h_i² ("theory": M₅₀ ∝ h^-2), when width ≥ 128 whatever h is
+    ("flat"), or always ("always")."""
     from theory_sim.analysis import row_spec
     from theory_sim.model.sampler import feature_magnitudes
 
     rows, arrays = [], {}
-    for w, v in ((64, frr_small), (512, frr_large)):
+    for w in (32, 64, 128, 256, 512, 1024):
         for seed in range(3):
             h = f"w{w}s{seed}"
             r = {
@@ -225,36 +290,32 @@ def _width(frr_small, frr_large, balance: bool):
                 "width": w,
                 "seed": seed,
                 "cell_hash": h,
-                "n": 32,
+                "n": 64,
                 "d": 16,
                 "s": 2,
                 "magnitude": "per_feature",
                 "mag_low": 0.2,
-                "mag_high": 2.0,
-                "frr_0.9": v,
+                "mag_high": 1.0,
             }
             hs = feature_magnitudes(row_spec(pd.Series(r))).numpy()
-            best = np.where(hs >= np.median(hs), 1.0, 0.0) if balance else np.ones_like(hs)
+            need = {"theory": 32 / hs**2, "flat": np.full_like(hs, 128.0), "always": np.zeros_like(hs)}[kind]
+            best = (w >= need).astype(float)
             arrays[h] = {"feature_best": best}
-            rows.append(r)
+            rows.append({**r, "frr_0.9": float(best.mean())})
     return pd.DataFrame(rows), FakeStore(arrays)
 
 
 def test_width_magnitude_verdicts():
-    assert R.claim_width_magnitude(*_width(0.3, 0.8, True))["verdict"] == "reproduced"
-    assert R.claim_width_magnitude(*_width(0.5, 0.4, True))["verdict"] == "partly"
-    assert R.claim_width_magnitude(*_width(0.5, 0.4, False))["verdict"] == "not reproduced"
+    r = R.claim_width_magnitude(*_width("theory"))
+    assert r["verdict"] == "reproduced", r["ours"]
+    assert R.claim_width_magnitude(*_width("flat"))["verdict"] == "partly"  # width helps, h does not matter
+    assert R.claim_width_magnitude(*_width("always"))["verdict"] == "inconclusive"  # nothing crosses: no slope
 
 
-def test_pooled_numbers_come_from_the_coarse_grid():
-    """Refinement adds cells near a boundary; a pooled number must not move with them."""
-    df = _theorem(1.0, override={(48, 2.0): 0.3})
+def test_coarse_rows_keep_the_coarse_grid():
+    """Refinement adds cells near a boundary; a pooled number reads the coarse grid's cells only."""
+    df = _rows([({"x": 1}, 1.0), ({"x": 2}, 0.0)], n=16)
     df["cell_hash"] = [f"h{i}" for i in range(len(df))]
-    coarse = SimpleNamespace(cells=[SimpleNamespace(hash=h) for h in df.cell_hash])
-    extra = _theorem(0.0, p_values=(1.5, 1.7)).assign(cell_hash=lambda d: [f"x{i}" for i in range(len(d))])
-    both = pd.concat([df, extra], ignore_index=True)
-    a = R.claim_theorem(df, None, coarse)["ours"].split(";")[0]
-    b = R.claim_theorem(both, None, coarse)["ours"].split(";")[0]
-    assert a == b  # the pooled in-band number is the coarse grid's
-    assert R.coarse_rows(both, coarse).cell_hash.tolist() == df.cell_hash.tolist()
-    assert len(R.coarse_rows(both, None)) == len(both)
+    coarse = SimpleNamespace(cells=[SimpleNamespace(hash=h) for h in df.cell_hash[:3]])
+    assert R.coarse_rows(df, coarse).cell_hash.tolist() == ["h0", "h1", "h2"]
+    assert len(R.coarse_rows(df, None)) == len(df)

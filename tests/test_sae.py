@@ -535,3 +535,35 @@ def test_batchtopk_learns_a_threshold_and_is_evaluated_with_it():
     )
     batch.evaluating = True
     assert torch.equal(batch.code(pre), top1)
+
+
+# ---------------------------------------------------------------------------------------------- BA's bias switches
+def test_ba_quantile_init_fires_each_neuron_at_its_target_on_the_first_batch():
+    from theory_sim.sae.ba import BA, BAConfig
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(1, 4096, 8, generator=g).abs()
+    for p in (0.01, 0.1, 0.3):
+        m = BA([BAConfig(width=64, p=p, bias_init_quantile=True, bias_floor=-100.0)], 8, [0], torch.device("cpu"), x0)
+        u = torch.bmm(x0 - m.b_pre.detach(), m.WT.detach())
+        freq = ((u + m.b) > 0).float().mean(1)  # (1, M)
+        assert freq.mean().item() == pytest.approx(p, abs=0.003), p
+    # without the switch every bias starts at bias_init
+    m = BA([BAConfig(width=64, p=0.1)], 8, [0], torch.device("cpu"), x0)
+    assert torch.all(m.b == 0)
+
+
+def test_ba_bias_floor_is_where_the_rule_stops():
+    from theory_sim.sae.ba import BA, BAConfig
+
+    x0 = torch.ones(1, 64, 4)
+    for floor in (-1.0, -3.0):
+        m = BA([BAConfig(width=8, p=0.01, gamma_minus=10.0, bias_floor=floor)], 4, [0], torch.device("cpu"), x0)
+        m.buf_count.fill_(64)
+        m.buf_rows = 64
+        m.buf_max.fill_(5.0)  # over-active with a large peak: one step would go far below any floor
+        m.adapt()
+        assert torch.all(m.b == floor), floor
+        assert m.report()[0]["bias_at_floor"] == 1.0
+    with pytest.raises(Exception, match="bias_init"):
+        BAConfig(bias_floor=-1.0, bias_init=-2.0)

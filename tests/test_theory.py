@@ -37,3 +37,43 @@ def test_regimes_and_thresholds():
     assert theory.steps_bound(0.25) == 4
     assert theory.gaussian_coherence_level(math.e**2, 8) == pytest.approx(1.0)
     assert theory.in_band(0.02, 0.01, 50) and not theory.in_band(0.2, 0.01, 50)
+
+
+# ---------------------------------------------------------------------------------------------- hypotheses per cell
+def _cell(**kw):
+    return {"n": 16, "d": 8, "s": 4, "p": 0.177, "width": 32768, "steps": 4, **kw}
+
+
+def test_band_degenerate_at_s_2_and_not_evaluable_at_s_1():
+    h = theory.cell_hypotheses(_cell(s=2, p=1 / 16), eps=0.0, varsigma=0.0)
+    assert h["band_nondegenerate"] is False  # n^{-2/s} = 1/n: the band is the point p = 1/n
+    h1 = theory.cell_hypotheses(_cell(s=1), eps=0.0, varsigma=0.0)
+    assert h1["band_nondegenerate"] is None and h1["band_full"] is None and h1["width"] is None
+    assert theory.cell_hypotheses(_cell(), eps=0.02, varsigma=0.25)["band_nondegenerate"] is True
+
+
+def test_hypotheses_by_hand():
+    # n 16, s 4, ε 0.02: full band upper edge min(16^-0.625, 16^-0.5202, 8^0.75/16) = 0.1768
+    h = theory.cell_hypotheses(_cell(p=0.17), eps=0.02, varsigma=0.25)
+    assert h["band_full"] is True and h["band_simplified"] is False  # below f = 0.25
+    assert theory.cell_hypotheses(_cell(p=0.2), eps=0.02, varsigma=0.25)["band_full"] is False
+    # width: 16 · 0.17^(-4/0.9604) = 25,659 ≤ 32,768 < 16 · 0.15^(-4/0.9604) = 43,216
+    assert h["width"] is True
+    assert theory.cell_hypotheses(_cell(p=0.15), eps=0.02, varsigma=0.25)["width"] is False
+    assert theory.cell_hypotheses(_cell(steps=3), eps=0.02, varsigma=0.25)["steps"] is False  # T = ⌈1/0.25⌉ = 4
+    assert theory.cell_hypotheses(_cell(), eps=0.02, varsigma=0.0)["steps"] is None  # ς = 0: no T
+    assert theory.steps_needed(0.25) == 4 and theory.steps_needed(0.3) == 4
+    assert h["light"] is True and theory.cell_hypotheses(_cell(d=3))["light"] is False
+    assert h["data_model"] is True
+    for k, v in (("support", "bernoulli"), ("shared", 0.3), ("snr", 4.0), ("cooccurrence", 0.2)):
+        assert theory.cell_hypotheses(_cell(**{k: v}))["data_model"] is False, k
+    assert theory.cell_hypotheses(_cell(cooccurrence=0.6))["identifiable"] is False
+    assert theory.cell_hypotheses(_cell(cooccurrence=0.5))["identifiable"] is True
+    assert theory.cell_hypotheses(_cell())["identifiable"] is None
+
+
+def test_inside_is_tri_state():
+    assert theory.inside({"a": True, "b": True}, ["a", "b"]) is True
+    assert theory.inside({"a": True, "b": None}, ["a", "b"]) is None
+    assert theory.inside({"a": False, "b": None}, ["a", "b"]) is False
+    assert theory.inside({"a": False}, []) is True

@@ -191,9 +191,12 @@ def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: 
     xs: (K,) sorted axis values; per_seed: K arrays of per-seed metric values in [0, 1]. Each sign change
     of mean − level between neighbours is a bracket [lower, upper]; the estimate is the crossing of a
     logistic in log x (or x) fitted by least squares to the per-seed values of the monotone stretch around
-    the bracket, its interval the 2.5–97.5 % percentiles over a bootstrap that resamples seeds within each
-    cell (a refit that fails or leaves the bracket's stretch is dropped). Returns dicts with ``lower``,
-    ``upper``, ``estimate``, ``low``, ``high``, ``direction`` ('rising' | 'falling'), ``cells``, ``seeds``."""
+    the bracket — or, when the fit lands outside its own bracket, the bracket's linear interpolation. Its
+    interval covers seeds and the fit's form: the 2.5–97.5 % percentiles of a bootstrap that resamples seeds
+    within each cell, refitting both the logistic and the interpolation, joined with both point estimates and
+    kept inside the bracket (``interval`` = "seeds+form"); with one seed the bracket itself is the interval
+    (``interval`` = "bracket"). Returns dicts with ``lower``, ``upper``, ``estimate``, ``low``, ``high``,
+    ``direction`` ('rising' | 'falling'), ``cells``, ``seeds``, ``interval``, ``fit_in_bracket``."""
     xs = np.asarray(xs, float)
     t = np.log(xs) if log else xs
     means = np.array([np.mean(v) if len(v) else np.nan for v in per_seed])
@@ -233,16 +236,38 @@ def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: 
                 return math.nan
             return c_level
 
+        def lin(samples):
+            """The model-free form: the bracket's linear interpolation (in log x) of the sample's means."""
+            ma, mb = np.mean(samples[a]), np.mean(samples[b])
+            if (ma - level >= 0) == (mb - level >= 0):
+                return math.nan
+            return t[a] + (t[b] - t[a]) * (level - ma) / (mb - ma)
+
         per = [np.asarray(per_seed[i], float) for i in range(len(xs))]
-        est = fit(per)
-        if math.isnan(est):  # no logistic fits the stretch: the bracket's linear interpolation
-            est = t[a] + (t[b] - t[a]) * (level - means[a]) / (means[b] - means[a])
-        boots = []
+        est_fit, est_lin = fit(per), lin(per)
+        # the estimate must lie in its own bracket (the mean curve changes sign there); a fit that puts it
+        # outside is not a measurement: the interpolation is reported instead
+        inside_bracket = not math.isnan(est_fit) and t[a] <= est_fit <= t[b]
+        est = est_fit if inside_bracket else est_lin
+        boots_fit, boots_lin = [], []
         for _ in range(n_boot):
             sample = [rng.choice(v, len(v)) if len(v) else v for v in per]
-            boots.append(fit(sample))
-        boots = np.array([v for v in boots if not math.isnan(v)])
-        lo_b, hi_b = np.percentile(boots, [2.5, 97.5]) if len(boots) >= 20 else (math.nan, math.nan)
+            boots_fit.append(fit(sample))
+            boots_lin.append(lin(sample))
+        boots_fit = np.array([v for v in boots_fit if not math.isnan(v)])
+        boots_lin = np.array([v for v in boots_lin if not math.isnan(v)])
+        n_seeds = int(min(len(per_seed[a]), len(per_seed[b])))
+        if n_seeds < 2 or len(boots_fit) < 20:
+            # one seed (or no stable refit): nothing to bootstrap; the bracket is the model-free interval
+            lo_b, hi_b, kind = t[a], t[b], "bracket"
+        else:
+            # seeds (bootstrap) and the fit's form (logistic vs interpolation, both bootstrapped): the interval
+            # covers both forms, kept inside the bracket
+            parts = [np.percentile(boots_fit, [2.5, 97.5])]
+            if len(boots_lin) >= 20:
+                parts.append(np.percentile(boots_lin, [2.5, 97.5]))
+            cands = [q for p_ in parts for q in p_] + [v for v in (est_fit, est_lin) if not math.isnan(v)]
+            lo_b, hi_b, kind = max(t[a], min(cands)), min(t[b], max(cands)), "seeds+form"
         back = np.exp if log else (lambda q: q)
         out.append(
             {
@@ -253,7 +278,9 @@ def crossings(xs, per_seed: list, level: float = 0.5, log: bool = True, n_boot: 
                 "high": float(back(hi_b)) if not math.isnan(hi_b) else math.nan,
                 "direction": "rising" if rising else "falling",
                 "cells": len(cells),
-                "seeds": int(min(len(per_seed[a]), len(per_seed[b]))),
+                "seeds": n_seeds,
+                "interval": kind,
+                "fit_in_bracket": inside_bracket,
             }
         )
     return out
@@ -295,7 +322,11 @@ def converged(df: pd.DataFrame) -> pd.Series:
     before that column existed, the same rule applied to their metrics."""
     from .metrics import converged as rule
 
-    cols = [c for c in ("freq_log_error", "l0_target", "l0", "loss_drop_last_tenth") if c in df.columns]
+    cols = [
+        c
+        for c in ("freq_excess_log", "freq_log_error", "l0_target", "l0", "loss_drop_last_tenth", "frr_rise_last_fifth")
+        if c in df.columns
+    ]
     recomputed = pd.Series(
         [rule({c: r[c] for c in cols})[0] for _, r in df[cols].iterrows()], index=df.index, dtype=bool
     )
@@ -366,9 +397,9 @@ def variant_labels(df: pd.DataFrame, axes=()) -> list[str]:
     return out
 
 
-def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> list[float]:
+def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9, with_seeds: bool = False) -> list:
     """Consistency of every ordered pair of seeds among the rows ``g`` of one method variant that share a
-    data model (rows with a stored decoder only): one value per pair."""
+    data model (rows with a stored decoder only): one value per pair (``with_seeds``: (i, j, value))."""
     import torch
 
     from .model.spec import GENERATOR_FIELDS
@@ -382,9 +413,33 @@ def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9) -> li
             if "decoder" in a:
                 decs[r.seed] = (torch.from_numpy(a["decoder"]), torch.from_numpy(a["neuron_freq"] > 0))
         vals += [
-            consistency(decs[i][0], decs[j][0], tau, decs[i][1]) for i, j in itertools.permutations(sorted(decs), 2)
+            (i, j, consistency(decs[i][0], decs[j][0], tau, decs[i][1]))
+            for i, j in itertools.permutations(sorted(decs), 2)
         ]
-    return vals
+    return vals if with_seeds else [v for _, _, v in vals]
+
+
+def consistency_interval(pairs: list, n_boot: int = 2000, seed: int = 0, level: float = LEVEL):
+    """(mean, low, high) of cross-seed consistency from ``seed_pair_consistency(..., with_seeds=True)``, the
+    interval a bootstrap over **seeds** (the independent units), not over the ordered pairs they form: each
+    replicate draws the seeds with replacement and averages the pairs of distinct drawn seeds. With fewer
+    than three seeds there is no interval (NaN bounds)."""
+    if not pairs:
+        return (math.nan, math.nan, math.nan)
+    table = {(i, j): v for i, j, v in pairs if np.isfinite(v)}
+    seeds = sorted({i for i, _ in table} | {j for _, j in table})
+    mean = float(np.mean(list(table.values()))) if table else math.nan
+    if len(seeds) < 3:
+        return (mean, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(n_boot):
+        draw = rng.choice(seeds, len(seeds))
+        vals = [table[(i, j)] for i in draw for j in draw if i != j and (i, j) in table]
+        if vals:
+            reps.append(np.mean(vals))
+    lo, hi = np.percentile(reps, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return (mean, float(lo), float(hi))
 
 
 def row_spec(r: pd.Series):
@@ -424,3 +479,42 @@ def reading_labels(df: pd.DataFrame) -> pd.DataFrame:
     rn = df["row_norm"] if "row_norm" in df.columns else pd.Series(False, index=df.index)
     df["reading"] = [lab + (" · unit-norm rows" if v is True else "") for lab, v in zip(df.label, rn)]
     return df
+
+
+# ------------------------------------------------------------------------------------------ hypotheses
+def with_hypotheses(df: pd.DataFrame, theory_cfg: dict | None) -> pd.DataFrame:
+    """``df`` with one ``hyp_<name>`` column per theory.HYPOTHESES (True/False/None per row) and ``inside``
+    (theory.inside over the sweep's ``[theory] require``: True, False, or None when a required hypothesis
+    cannot be evaluated). Without requirements every row is inside. The target frequency is ``p``, else
+    ``p_over_f`` · s/n; the steps are ``train_steps`` (the trainer's default where unset)."""
+    from .theory import HYPOTHESES, cell_hypotheses, inside
+    from .training import TrainConfig
+
+    cfg = theory_cfg or {}
+    eps, vs, cw = cfg.get("eps", 0.0), cfg.get("varsigma", 0.0), cfg.get("c_width", 1.0)
+    req = cfg.get("require", [])
+    default_steps = TrainConfig().steps
+    hyps, ins = [], []
+    for _, r in df.iterrows():
+        row = r.to_dict()
+        p = row.get("p")
+        if (p is None or p != p) and row.get("p_over_f") == row.get("p_over_f") and row.get("p_over_f") is not None:
+            p = float(row["p_over_f"]) * float(row["s"]) / float(row["n"])
+        steps = row.get("train_steps")
+        row.update(p=p, steps=default_steps if steps is None or steps != steps else steps)
+        h = cell_hypotheses(row, eps, vs, cw)
+        hyps.append(h)
+        ins.append(inside(h, req))
+    out = df.copy()
+    for name in HYPOTHESES:
+        out[f"hyp_{name}"] = pd.Series([h[name] for h in hyps], index=df.index, dtype=object)
+    out["inside"] = pd.Series(ins, index=df.index, dtype=object)
+    return out
+
+
+def inside_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows a rule may count: inside the claim's hypotheses (``with_hypotheses``); rows outside, or
+    whose hypotheses cannot be evaluated, count neither for nor against."""
+    if "inside" not in df.columns:
+        return df
+    return df[df["inside"].map(lambda v: v is True)]

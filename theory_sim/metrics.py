@@ -27,6 +27,7 @@ CURVE_TAUS = tuple(np.round(np.linspace(0.5, 1.0, 51), 3))
 #: strictly inside it
 METRIC_RANGES = {
     **{f"frr_{t}": (0.0, 1.0) for t in TAUS},
+    "frr_matched_0.9": (0.0, 1.0),
     "mmcs": (-1.0, 1.0),
     "mcc": (0.0, 1.0),
     "uniqueness": (0.0, 1.0),
@@ -82,12 +83,13 @@ def frr_curve(feature_best: torch.Tensor, taus=CURVE_TAUS) -> list[float]:
     return [frr(feature_best, t) for t in taus]
 
 
-def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = False) -> float:
-    """Mean matched |cosine| under the best one-to-one matching of features and neurons (Hungarian), over
-    the min(n, M) matched pairs — SynthSAEBench's MCC. ``signed``: the signed cosine instead (the paper's
-    convention for FRR: a negated feature is not a recovered one)."""
+def matched_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = False) -> np.ndarray:
+    """Per true feature, its cosine (|cos| unless ``signed``) with the neuron it gets under the best one-to-one
+    matching of features and neurons (Hungarian); NaN for a feature left unmatched (n > M). V: (n, d),
+    D: (M, d); returns (n,) float64."""
     V, D = _unit(V), _unit(D.to(V.device))
     n, M = V.shape[0], D.shape[0]
+    out = np.full(n, np.nan)
 
     def cos(a, b):
         c = a @ b.T
@@ -96,24 +98,45 @@ def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = Fals
     if n * M <= DENSE_MCC_LIMIT:
         c = cos(V, D).cpu().double().numpy()
         r, k = linear_sum_assignment(c, maximize=True)
-        return float(c[r, k].sum() / min(n, M))
-    if n > M:  # match the smaller side fully
-        V, D, n, M = D, V, M, n
-    kc = min(MCC_CANDIDATES, M)
+        out[r] = c[r, k]
+        return out
+    swap = n > M  # match the smaller side fully
+    A, B = (D, V) if swap else (V, D)
+    kc = min(MCC_CANDIDATES, B.shape[0])
     rows, cols, vals = [], [], []
-    for a in range(0, n, chunk):
-        top = cos(V[a : a + chunk], D).topk(kc, dim=1)
+    for a in range(0, A.shape[0], chunk):
+        top = cos(A[a : a + chunk], B).topk(kc, dim=1)
         rows.append(np.repeat(np.arange(a, a + top.values.shape[0]), kc))
         cols.append(top.indices.cpu().numpy().ravel())
         vals.append(top.values.cpu().double().numpy().ravel())
     vals_ = np.concatenate(vals)
     # weights must be positive for the sparse solver: minimise (2 − cos) ∈ (0, 4)
-    g = csr_matrix((2.0 - vals_, (np.concatenate(rows), np.concatenate(cols))), shape=(n, M))
+    g = csr_matrix((2.0 - vals_, (np.concatenate(rows), np.concatenate(cols))), shape=(A.shape[0], B.shape[0]))
     try:
         r, k = min_weight_full_bipartite_matching(g)
-    except ValueError:  # no full matching among candidates: fall back to greedy best per feature
-        return float(vals_.reshape(n, kc)[:, 0].mean())
-    return float((2.0 - np.asarray(g[r, k]).ravel()).sum() / n)
+        v = 2.0 - np.asarray(g[r, k]).ravel()
+    except ValueError:  # no full matching among candidates: fall back to greedy best per row
+        r, k = np.arange(A.shape[0]), np.concatenate(cols).reshape(-1, kc)[:, 0]
+        v = vals_.reshape(-1, kc)[:, 0]
+    if swap:
+        out[k] = v
+    else:
+        out[r] = v
+    return out
+
+
+def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = False) -> float:
+    """Mean matched |cosine| under the best one-to-one matching of features and neurons (Hungarian), over
+    the min(n, M) matched pairs — SynthSAEBench's MCC. ``signed``: the signed cosine instead (the paper's
+    convention for FRR: a negated feature is not a recovered one)."""
+    m = matched_cosines(V, D, chunk, signed)
+    return float(np.nansum(m) / min(V.shape[0], D.shape[0]))
+
+
+def frr_matched(matched: np.ndarray, tau: float) -> float:
+    """FRR over the one-to-one matching: the fraction of features whose own matched neuron (signed
+    ``matched_cosines``) has cosine >= tau, so one decoder direction cannot count for two features."""
+    return float(np.mean(np.nan_to_num(matched, nan=-2.0) >= tau)) if len(matched) else 0.0
 
 
 def uniqueness(neuron_abs_arg: torch.Tensor) -> float:
@@ -156,7 +179,9 @@ def recovery_metrics(V: torch.Tensor, D: torch.Tensor, match: torch.Tensor | Non
     out = {f"frr_{t}": frr(fb, t) for t in TAUS}
     out["mmcs"] = fb.mean().item()
     out["mcc"] = mcc(V, D)
-    out["mcc_signed"] = mcc(V, D, signed=True)
+    signed = matched_cosines(V, D, signed=True)
+    out["mcc_signed"] = float(np.nansum(signed) / min(V.shape[0], D.shape[0]))
+    out["frr_matched_0.9"] = frr_matched(signed, 0.9)
     out["uniqueness"] = uniqueness(best_abs_match(V, D) if match is None else match)
     out["aligned_uniqueness"] = aligned_uniqueness(fb, nb, na)
     arrays = {
@@ -245,13 +270,20 @@ def quality_metrics(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, targe
     if targets is not None:
         alive = freq > 0
         if bool(alive.any()):
-            out["freq_log_error"] = (freq[alive].log() - targets[alive].log()).abs().mean().item()
+            ratio = freq[alive].log() - targets[alive].log()
+            out["freq_log_error"] = ratio.abs().mean().item()
+            # what BA/GBA's rule enforces: it lowers an over-active neuron's bias and revives a dead one, and
+            # leaves a neuron firing below its target alone, so only frequencies above target are a miss
+            out["freq_excess_log"] = ratio.clamp_min(0).mean().item()
     return out, {"neuron_freq": freq.cpu().numpy()}
 
 
-#: a BA/GBA model whose neurons fire at more than 2× or less than ½× their target frequency on average
-#: (mean |log(freq / target)| over alive neurons above log 2) did not reach its targets
+#: a BA/GBA model whose neurons fire above their target frequencies by more than 2× on average (mean of
+#: max(0, log(freq / target)) over alive neurons above log 2) did not reach the cap its rule sets; firing
+#: below the target is what the rule allows (it only caps frequencies and revives dead neurons)
 FREQ_LOG_ERROR_BOUND = math.log(2)
+#: a run whose FRR@0.9 rose by more than 5 points over its last fifth of steps was still recovering features
+FRR_RISE_BOUND = 0.05
 #: an L0-targeted model more than 25 % away from its target L0 did not reach it
 L0_REL_ERROR_BOUND = 0.25
 #: a run whose mean loss over its last tenth of steps is still more than 5 % below the tenth before was
@@ -264,6 +296,7 @@ NC_KINDS = (
     ("frequencies", "neuron frequencies off target"),
     ("L0 ", "L0 off its target"),
     ("loss still falling", "loss still falling at the end"),
+    ("recovery still rising", "recovery still rising at the end"),
 )
 
 
@@ -273,17 +306,24 @@ def nc_kinds(reason: str) -> list[str]:
 
 
 def converged(res: dict) -> tuple[bool, str]:
-    """Whether one model's feedback rules reached their targets and its loss levelled off, with the reason
-    when not: reads ``freq_log_error`` (BA/GBA), ``l0`` against ``l0_target`` (L0-controlled methods) and
-    ``loss_drop_last_tenth`` (every method); a missing or NaN reading passes."""
+    """Whether one model's feedback rules reached their targets, its loss levelled off and its recovery
+    settled, with the reason when not: reads ``freq_excess_log`` (BA/GBA; one-sided: their rule only caps
+    frequencies; ``freq_log_error`` for rows stored before it existed), ``l0`` against ``l0_target``
+    (L0-controlled methods), ``loss_drop_last_tenth`` and ``frr_rise_last_fifth`` (every method); a missing
+    or NaN reading passes."""
     why = []
-    fe = res.get("freq_log_error")
+    fe = res.get("freq_excess_log")
+    if fe is None or fe != fe:
+        fe = res.get("freq_log_error")
     if fe is not None and fe == fe and fe > FREQ_LOG_ERROR_BOUND:
-        why.append(f"neuron frequencies {math.exp(fe):.2g}x off their targets on average")
+        why.append(f"neuron frequencies {math.exp(fe):.2g}x above their targets on average")
     t, l0 = res.get("l0_target"), res.get("l0")
     if t is not None and t == t and t > 0 and l0 is not None and abs(l0 - t) > L0_REL_ERROR_BOUND * t:
         why.append(f"L0 {l0:.3g} vs target {t:.3g}")
     d = res.get("loss_drop_last_tenth")
     if d is not None and d == d and d > LOSS_DROP_BOUND:
         why.append(f"loss still falling ({100 * d:.0f} % over the last tenth of the steps)")
+    r = res.get("frr_rise_last_fifth")
+    if r is not None and r == r and r > FRR_RISE_BOUND:
+        why.append(f"recovery still rising (FRR@0.9 +{100 * r:.0f} points over the last fifth of the steps)")
     return (not why, "; ".join(why))

@@ -149,8 +149,12 @@ def _summarise(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
     summ = cell_summary(df, keys, metric)
     extra = df.assign(_nc=~converged(df))
     agg = {"not_converged": ("_nc", "sum")}
-    if "chance_frr_0.9" in df.columns:
-        agg["chance_frr_0.9"] = ("chance_frr_0.9", "mean")
+    if "inside" in df.columns:  # runs outside the claim's hypotheses (or not evaluable): never counted
+        extra["_out"] = df["inside"].map(lambda v: v is not True)
+        agg["outside_hypotheses"] = ("_out", "sum")
+    for c in ("chance_frr_0.9", "chance_frr_0.99"):
+        if c in df.columns:
+            agg[c] = (c, "mean")
     for c in ("tuned_choice", "tuned_edge"):
         if c in df.columns:
             agg[c] = (c, "first")
@@ -250,6 +254,7 @@ def phase_diagram(
     title: str = "",
     tuned: str | None = None,
     level: float = 0.5,
+    theory_cfg: dict | None = None,
 ) -> list[str]:
     """Heatmap of the mean ``metric`` over seeds on (x, y), one panel per method variant (or per label,
     tuned per cell by ``tuned``), shared colour scale [0, 1]; each cell shows its mean and 95 % interval
@@ -306,7 +311,7 @@ def phase_diagram(
         in_row = {v: sorted(g["_x"]) for v, g in pts.groupby(y)}  # each row's x values, each column's y values
         in_col = {v: sorted(g[y]) for v, g in pts.groupby("_x")}
         rects, values = [], []
-        hatched = False
+        hatched = outside = False
         for _, r in pts.iterrows():
             x0, x1 = _extent(r["_x"], in_row[r[y]], coarse_x, ex_all, lx)
             y0, y1 = _extent(r[y], in_col[r["_x"]], coarse_y, ey_all, ylog)
@@ -323,6 +328,13 @@ def phase_diagram(
                     plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, hatch="//", edgecolor="red", lw=0, zorder=1.5)
                 )
                 hatched = True
+            if r.get("outside_hypotheses", 0):
+                ax.add_patch(
+                    plt.Rectangle(
+                        (x0, y0), x1 - x0, y1 - y0, fill=False, hatch="..", edgecolor="0.75", lw=0, zorder=1.6
+                    )
+                )
+                outside = True
             if txt:
                 ax.text(
                     r["_x"],
@@ -371,8 +383,14 @@ def phase_diagram(
                         label=f"fitted {int(100 * level)} % crossing along {along} (95 % interval)",
                     )
         if not no_x:
-            _overlay_theory(ax, df[df.label == lab], x, y, ys)
+            _overlay_theory(ax, df[df.label == lab], x, y, ys, theory_cfg)
         extra = []
+        if outside:
+            from matplotlib.patches import Patch
+
+            extra.append(
+                Patch(facecolor="none", edgecolor="0.75", hatch="..", label="dotted: outside the claim's hypotheses")
+            )
         if hatched:  # the hatching's own legend entry, worded by the reasons in this panel
             from matplotlib.patches import Patch
 
@@ -394,8 +412,9 @@ def phase_diagram(
         head = f"{lab}  ({'/'.join(map(str, seeds))} seed{'s' if max(seeds) > 1 else ''} per cell" + (
             "; 95 % intervals in the CSV)" if crowded else ")"
         )
-        if "chance_frr_0.9" in s.columns and metric == "frr_0.9" and s["chance_frr_0.9"].notna().any():
-            head += f"\nchance (random init): {s['chance_frr_0.9'].min():.2f}–{s['chance_frr_0.9'].max():.2f}"
+        ch = f"chance_{metric}"
+        if ch in s.columns and s[ch].notna().any():
+            head += f"\nchance (random init): {s[ch].min():.2f}–{s[ch].max():.2f}"
         if "tuned_edge" in s.columns and (s.tuned_edge.fillna("") != "").any():
             head += "\nbest choice on the edge of its grid in some cells — widen it"
         ax.set_title(head, fontsize=9, color="darkred" if "widen" in head else "black")
@@ -452,20 +471,29 @@ def _draw_crossing(ax, c: dict | None, at: float | None, horizontal: bool, marke
     )
 
 
-def _overlay_theory(ax, df, x, y, ys):
-    """Draw the simplified resonance band c·f <= p <= c·min(√f, f d) (unit constants) when x is p/f,
-    and the d = √n line when y is d."""
+def _overlay_theory(ax, df, x, y, ys, theory_cfg: dict | None = None):
+    """Draw both forms of the resonance band when x is p/f — the simplified f <= p <= min(√f, f d) with unit
+    constants (red) and the full Thm 6.1 band 1/n <= p <= min(n^{-(1+1/s)/2}, n^{-2(1+ε)²/s}, d^{1-ς}/n) with
+    the sweep's ε, ς (blue) — and the d = √n line when y is d."""
     row0 = df.iloc[0]
     if x == "p_over_f":
-        lo, hi = [], []
+        eps, vs = (theory_cfg or {}).get("eps", 0.0), (theory_cfg or {}).get("varsigma", 0.0)
+        lo, hi, flo, fhi = [], [], [], []
         for yv in ys:
             r = df[df[y] == yv].iloc[0]
             f = r["data_f_mean"] if "data_f_mean" in r and pd.notna(r["data_f_mean"]) else r["s"] / r["n"]
             a, b = theory.resonance_band_ratio(f, r["d"])
             lo.append(a)
             hi.append(b)
-        ax.plot(lo, ys, "r--", lw=1.6, label="Thm 6.1 band: p = f")
-        ax.plot(hi, ys, "r-", lw=1.6, label="Thm 6.1 band: p = min(√f, f·d)")
+            if float(r["s"]) >= 2:
+                fa, fb = theory.resonance_band_full(int(r["n"]), int(r["d"]), float(r["s"]), eps, vs)
+                flo.append(fa / f)
+                fhi.append(fb / f)
+        ax.plot(lo, ys, "r--", lw=1.6, label="simplified band (unit constants): p = f")
+        ax.plot(hi, ys, "r-", lw=1.6, label="simplified band: p = min(√f, f·d)")
+        if len(flo) == len(ys):
+            ax.plot(flo, ys, "b--", lw=1.4, label="full Thm 6.1 band: p = 1/n")
+            ax.plot(fhi, ys, "b-", lw=1.4, label=f"full band upper edge (ε = {eps:g}, ς = {vs:g})")
     if y == "d" and "n" in df.columns and df["n"].nunique() == 1:
         ax.axhline(math.sqrt(row0["n"]), color="orange", ls=":", lw=1.6, label="d = √n (heavy | light)")
 
@@ -723,6 +751,10 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
             "command on this folder to recompute them",
         )
     sweep = stored_sweep(out_dir)  # validated again: a stored name that is not a safe file stem is refused
+    if (sweep.theory or {}).get("require"):
+        from .analysis import with_hypotheses
+
+        df = with_hypotheses(df, sweep.theory)
     plot = sweep.plot
     x, y = x or plot.get("x"), y or plot.get("y")
     metric = metric or plot.get("metric", "frr_0.9")
@@ -741,7 +773,13 @@ def _draw(df, store, sweep, x, y, metric, fig_dir: Path) -> list[str]:
     paths = []
     if x and y:
         paths += phase_diagram(
-            df, x, y, metric, fig_dir / f"{name}_phase_{metric}", " ".join(sweep.description.split())
+            df,
+            x,
+            y,
+            metric,
+            fig_dir / f"{name}_phase_{metric}",
+            " ".join(sweep.description.split()),
+            theory_cfg=sweep.theory,
         )
         for by in plot.get("tuned", []) if isinstance(plot.get("tuned"), list) else []:
             paths += phase_diagram(df, x, y, metric, fig_dir / f"{name}_phase_{metric}_tuned_by_{by}", tuned=by)

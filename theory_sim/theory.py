@@ -21,7 +21,7 @@ def resonance_band_ratio(f: float, d: float, c_low: float = 1.0, c_high: float =
     return lo / f, hi / f
 
 
-def resonance_band_full(n: int, d: int, s: int, eps: float = 0.0, varsigma: float = 0.0) -> tuple[float, float]:
+def resonance_band_full(n: int, d: int, s: float, eps: float = 0.0, varsigma: float = 0.0) -> tuple[float, float]:
     """Full form  n^{-1}  <=  p  <=  min{ n^{-(1+1/s)/2}, n^{-2(1+ε)²/s}, d^{1−ς}/n }."""
     upper = min(n ** (-(1 + 1 / s) / 2), n ** (-2 * (1 + eps) ** 2 / s), d ** (1 - varsigma) / n)
     return 1.0 / n, upper
@@ -71,3 +71,90 @@ def gaussian_coherence_level(n: int, d: int) -> float:
 def in_band(p: float, f: float, d: float, c_low: float = 1.0, c_high: float = 1.0) -> bool:
     lo, hi = resonance_band(f, d, c_low, c_high)
     return lo <= p <= hi
+
+
+# ------------------------------------------------------------------------------------------ hypotheses per cell
+#: every hypothesis a claim may require, in the order they are reported (docs/science.md §3):
+#: data_model — V Gaussian, H uniformly s-sparse with unit magnitudes, no shared component or co-occurrence, no
+#:   noise (the theorem's generative model); band_nondegenerate — the full band [1/n, upper] has room (upper >
+#:   lower; not at s <= 2 with ς = 0, where n^{-2(1+ε)²/s} <= 1/n); band_full — p inside the full Thm 6.1 band
+#:   with the stated ε, ς; band_simplified — p inside f ≤ p ≤ min(√f, f·d) with unit constants; width — M ≥ c_w ·
+#:   n · p^{-s/(1-ε)²}; steps — evaluated after T = ⌈1/ς⌉ steps or more; light — d ≥ √n; identifiable — groups
+#:   do not always fire together (conditional co-firing r ≤ ``IDENTIFIABLE_MAX_R``).
+HYPOTHESES = (
+    "data_model",
+    "band_nondegenerate",
+    "band_full",
+    "band_simplified",
+    "width",
+    "steps",
+    "light",
+    "identifiable",
+)
+#: above this conditional co-firing rate a group of features fires together so often that its members are,
+#: for every method, close to one merged direction (the co-occurrence experiment's identifiability limit)
+IDENTIFIABLE_MAX_R = 0.5
+
+
+def steps_needed(varsigma: float) -> int:
+    """T = ⌈1/ς⌉, the whole number of Modified-BA steps after which the theorem speaks."""
+    return math.ceil(1.0 / varsigma - 1e-12)
+
+
+def cell_hypotheses(cell: dict, eps: float = 0.0, varsigma: float = 0.0, c_width: float = 1.0) -> dict:
+    """Each of HYPOTHESES for one cell: True (holds), False (fails) or None (cannot be evaluated: the cell
+    has no target frequency p, s < 2 where the band's exponents lose meaning, ς = 0 for the steps).
+
+    ``cell``: a results row or dict with n, d, s, width and, where present, p (target frequency), steps and
+    the data fields (features, support, frequencies, magnitude, shared, cooccurrence, snr/noise_std,
+    mixture_s, hierarchy_depth, correlation_rank, dictionary_bias)."""
+
+    def get(k, default=None):
+        v = cell.get(k, default) if hasattr(cell, "get") else getattr(cell, k, default)
+        return default if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    n, d, s = int(get("n")), int(get("d")), get("s")
+    p, width, steps = get("p"), get("width"), get("steps")
+    out = dict.fromkeys(HYPOTHESES)
+    out["data_model"] = bool(
+        get("features", "gaussian") == "gaussian"
+        and get("support", "exact") == "exact"
+        and get("frequencies", "uniform") == "uniform"
+        and get("magnitude", "constant") == "constant"
+        and float(get("mag_value", 1.0)) == 1.0
+        and float(get("shared", 0.0)) == 0.0
+        and get("cooccurrence") is None
+        and get("snr") is None
+        and float(get("noise_std", 0.0)) == 0.0
+        and int(get("hierarchy_depth", 0)) == 0
+        and int(get("correlation_rank", 0)) == 0
+        and float(get("dictionary_bias", 0.0)) == 0.0
+        and get("mixture_s") in (None, "", "nan")
+    )
+    r = get("cooccurrence")
+    out["identifiable"] = None if r is None else bool(float(r) <= IDENTIFIABLE_MAX_R)
+    out["light"] = bool(d >= math.sqrt(n))
+    if s is None or float(s) < 2:
+        return out  # the band and width exponents are not defined for a cell without s >= 2
+    s = float(s)
+    lo, hi = resonance_band_full(n, d, s, eps, varsigma)
+    out["band_nondegenerate"] = bool(hi > lo * (1 + 1e-9))
+    if varsigma > 0 and steps is not None:
+        out["steps"] = bool(int(steps) >= steps_needed(varsigma))
+    if p is None:
+        return out
+    p = float(p)
+    out["band_full"] = bool(lo <= p <= hi)
+    out["band_simplified"] = in_band(p, s / n, d)
+    if width is not None and eps < 1:
+        out["width"] = bool(int(width) >= c_width * width_bound(n, p, s, eps))
+    return out
+
+
+def inside(hyps: dict, required) -> bool | None:
+    """Whether a cell is inside the claim's hypotheses: all ``required`` hold (True), one fails (False), or
+    none fails but one cannot be evaluated (None: reported as such, never counted for or against)."""
+    vals = [hyps.get(h) for h in required]
+    if any(v is False for v in vals):
+        return False
+    return None if any(v is None for v in vals) else True

@@ -391,7 +391,8 @@ def train_ensemble(
             for e in range(E):
                 curves[e].append((step, l0[e], float(loss[e])))
 
-    record_every = tc.record_every or cls.RECORD_EVERY
+    # every run records FRR@0.9 at (at least) ten points, so convergence can ask whether recovery settled
+    record_every = tc.record_every or cls.RECORD_EVERY or max(1, tc.steps // 10)
     if record_every:
         record(0)
     bar = progress_bar(
@@ -457,6 +458,16 @@ def _save_saes(sae, results, cfgs, seeds, tc, folder, replace, scales) -> None:
         r["saved_sae"] = str(target)
 
 
+def frr_rise(traj: list[tuple[int, float]], steps: int) -> float:
+    """How much FRR@0.9 rose over the last fifth of a run: its last recorded value minus the value at the
+    last record at or before 80 % of the steps (NaN when the run has no record that early, or < 5 steps).
+    traj: (step, FRR) pairs in step order."""
+    early = [v for t, v in traj if t <= 0.8 * steps]
+    if steps < 5 or not early or traj[-1][0] <= 0.8 * steps:
+        return math.nan
+    return traj[-1][1] - early[-1]
+
+
 @torch.no_grad()
 def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves=None):
     E = sae.E
@@ -498,11 +509,14 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
             res.update(r)
             if supports is not None:
                 res.update(M.classification_metrics(z[e], D[e], data.V[e], *supports[e], match=match))
-            res["chance_frr_0.9"] = M.frr(M.best_cosines(data.V[e], D0[e])[0], 0.9)
+            chance = M.best_cosines(data.V[e], D0[e])[0]
+            res["chance_frr_0.9"] = M.frr(chance, 0.9)
+            res["chance_frr_0.99"] = M.frr(chance, 0.99)
             arrays.update(ra)
         if traj[e]:
             arrays["frr_trajectory"] = np.array(traj[e], dtype=np.float64)
             res["frr_0.9_by_step"] = [v for _, v in traj[e]]
+            res["frr_rise_last_fifth"] = frr_rise(traj[e], steps_done)
         if curves and curves[e]:  # (K, 3): step, L0 of that step's batch, that step's training loss
             arrays["trajectory"] = np.array(curves[e], dtype=np.float64)
         if tc.save_decoder:

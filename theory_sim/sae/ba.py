@@ -50,7 +50,9 @@ class AdaptConfig(MethodConfig):
         "gamma_minus": "step γ₋ for over-active neurons",
         "gamma_plus": "step γ₊ for dead neurons",
         "dead_eps": "a neuron at or below this frequency is dead",
-        "bias_init": "initial bias in [-1, 0]",
+        "bias_init": "initial bias in [bias_floor, 0]",
+        "bias_init_quantile": "start each bias at its target's quantile of the first batch (else bias_init)",
+        "bias_floor": "lowest bias the rule may set (the paper: -1); <= 0",
         "pre_bias": "b_pre: mean (of the first batch) or zero",
         "train_pre_bias": "Adam trains b_pre",
     }
@@ -65,6 +67,8 @@ class AdaptConfig(MethodConfig):
     gamma_plus: float = 0.01
     dead_eps: float = 0.0
     bias_init: float = 0.0
+    bias_init_quantile: bool = False
+    bias_floor: float = -1.0
     pre_bias: str = "mean"
     train_pre_bias: bool = False
 
@@ -72,7 +76,7 @@ class AdaptConfig(MethodConfig):
         super().validate()
         check_choice(self, "activation", ("relu", "jumprelu"))
         check_choice(self, "pre_bias", ("mean", "zero"))
-        for b in ("train_scale", "renorm", "train_pre_bias"):
+        for b in ("train_scale", "renorm", "train_pre_bias", "bias_init_quantile"):
             require(isinstance(getattr(self, b), bool), b, f"must be true or false, got {getattr(self, b)!r}")
         check_number(self, "scale_init", 0, None, lo_open=True)
         require(
@@ -83,7 +87,8 @@ class AdaptConfig(MethodConfig):
         check_number(self, "gamma_minus", 0, None)
         check_number(self, "gamma_plus", 0, None)
         check_number(self, "dead_eps", 0, 1, hi_open=True)
-        check_number(self, "bias_init", -1, 0)
+        check_number(self, "bias_floor", None, 0)
+        check_number(self, "bias_init", self.bias_floor, 0)
 
     def targets(self) -> list[float]:
         """Target activation frequency of each neuron, length width."""
@@ -143,7 +148,7 @@ class BA(Method):
 
     name = "ba"
     Config = BAConfig
-    PER_MODEL = ("p", "gamma_minus", "gamma_plus", "scale_init", "bias_init")
+    PER_MODEL = ("p", "gamma_minus", "gamma_plus", "scale_init", "bias_init", "bias_floor")
     BENCH_PARAMS = {"p_over_f": 1.0}
 
     def group_index(self) -> list[int]:
@@ -161,6 +166,11 @@ class BA(Method):
         mean = x0.mean(1, keepdim=True) if cfg.pre_bias == "mean" else torch.zeros(E, 1, self.d, device=dev)
         self.b_pre = mean.clone().requires_grad_(cfg.train_pre_bias)
         self.target = torch.tensor([c.targets() for c in self.cfgs], device=dev).view(E, 1, M)
+        self.floor = self.per_model("bias_floor")
+        if cfg.bias_init_quantile:  # each neuron starts firing at its target frequency on the first batch
+            u, _ = torch.bmm(x0 - self.b_pre.detach(), self.WT.detach()).sort(dim=1)  # (E, B0, M), ascending
+            k = ((1 - self.target) * (u.shape[1] - 1)).round().long().clamp(0, u.shape[1] - 1)  # (E, 1, M)
+            self.b = torch.maximum(-u.gather(1, k), self.floor).clamp_max(0.0)
         self.group = torch.tensor(self.group_index(), device=dev)
         self.n_groups = int(self.group.max()) + 1
         self.gm, self.gp = self.per_model("gamma_minus"), self.per_model("gamma_plus")
@@ -289,9 +299,9 @@ class BA(Method):
         cnts = torch.zeros(self.E, 1, self.n_groups, device=self.device).scatter_add_(2, g, pos)
         group_mean = (sums / cnts.clamp_min(1)).gather(2, g)
         b = self.b
-        b = torch.where(over, torch.clamp(b - self.gm * r, min=-1.0), b)
+        b = torch.where(over, torch.maximum(b - self.gm * r, self.floor), b)
         b = torch.where(dead, torch.clamp(b + self.gp * group_mean, max=0.0), b)
-        self.b = b.clamp(-1.0, 0.0)  # the range the rule promises, whatever the buffer held
+        self.b = torch.maximum(b, self.floor).clamp_max(0.0)  # the range the rule promises, whatever the buffer held
         self.last_freq = freq
         self._reset_buffer()
 
@@ -313,9 +323,10 @@ class BA(Method):
         return "jumprelu", {**t, "b_enc": torch.zeros_like(t["b_enc"]), "threshold": -t["b_enc"]}, {}
 
     def report(self):
-        """``bias_at_floor``: the fraction of neurons whose bias ended at the rule's floor −1, where no
-        adaptation can lower it further (inputs too large for the bias range: TrainConfig.input_scale)."""
-        floor = (self.b <= -1 + 1e-6).float().mean(dim=(1, 2)).tolist()
+        """``bias_at_floor``: the fraction of neurons whose bias ended at the rule's floor (``bias_floor``,
+        the paper's −1), where no adaptation can lower it further (inputs too large for the bias range:
+        TrainConfig.input_scale, or a lower ``bias_floor``)."""
+        floor = (self.b <= self.floor + 1e-6).float().mean(dim=(1, 2)).tolist()
         return [{**r, "bias_at_floor": floor[e]} for e, r in enumerate(super().report())]
 
     def state(self):

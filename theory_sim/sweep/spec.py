@@ -53,13 +53,26 @@ from ..training import TrainConfig, derived_base, resolve_hyper, spec_scales
 from .refine import Refine, parse_refines
 
 SCHEMA = 1
-TOP_KEYS = ("name", "description", "data", "grid", "methods", "train", "plot", "budgets", "report", "refine")
+TOP_KEYS = (
+    "name",
+    "description",
+    "data",
+    "grid",
+    "methods",
+    "train",
+    "plot",
+    "budgets",
+    "report",
+    "refine",
+    "theory",
+    "check",
+)
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)) + ("seeds",)
 PLOT_KEYS = ("x", "y", "metric", "curve", "tuned")
 BUDGETS = ("tiny", "quick", "full")
 #: the figures ``[plot] curve`` may ask for (drawn by theory_sim.plots)
 CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table")
-BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods", "refine")
+BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods", "refine", "check")
 #: the most cells one sweep file may define (each is a trained model; 10⁹ would exhaust memory listing them)
 MAX_CELLS = 200_000
 #: a sweep name becomes part of file names: no path separators, no leading dot
@@ -126,6 +139,8 @@ class Sweep:
     seeds: tuple = (0,)
     report: dict = field(default_factory=dict)  # [report]: e.g. the paper's numbers beside ours
     roles: dict = field(default_factory=dict)  # label → role ([[methods]] role): what a report rule keys on
+    theory: dict = field(default_factory=dict)  # [theory]: the claim's hypotheses (eps, varsigma, c_width, require)
+    check: dict = field(default_factory=dict)  # [check]: the deciding cells, steps/width factors, switches
 
     def derive(self, cell: Cell, axis: str | None = None, value=None, seed: int | None = None) -> Cell | None:
         """``cell`` at another value of ``axis`` and/or another seed, validated like a grid cell; None if the
@@ -320,7 +335,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     for k in raw:
         if k not in TOP_KEYS:
             raise _err(path, k, f"unknown key; allowed: {', '.join(TOP_KEYS)}")
-    for k in ("data", "grid", "train", "plot", "budgets", "report"):
+    for k in ("data", "grid", "train", "plot", "budgets", "report", "theory", "check"):
         _require_table(raw, k, path)
     budgets = raw.get("budgets", {})
     for b, over in budgets.items():
@@ -474,6 +489,8 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
             axes.setdefault(k, []).extend(axis_values(v, f"methods[{i}].{k}", path))
     refine = parse_refines(cfg.get("refine"), path, axes, zipped, seeds, plot.get("metric"))
     report = cfg.get("report", {})
+    theory_cfg = parse_theory(cfg.get("theory", {}), path)
+    check = parse_check(cfg.get("check", {}), path, cells, labels, axes)
     return Sweep(
         cfg["name"],
         cfg.get("description", ""),
@@ -486,6 +503,8 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         tuple(int(s) for s in seeds),
         report,
         roles,
+        theory_cfg,
+        check,
     )
 
 
@@ -554,3 +573,126 @@ def make_batches(cells: list[Cell], max_batch: int) -> list[list[Cell]]:
         for a in range(0, len(g), max_batch):
             out.append(g[a : a + max_batch])
     return out
+
+
+THEORY_KEYS = ("eps", "varsigma", "c_width", "require")
+CHECK_KEYS = ("grid", "methods", "steps_factor", "width_factor", "switches")
+
+
+def parse_theory(t: dict, path: str) -> dict:
+    """[theory] → {eps, varsigma, c_width, require}: the constants of Thm 6.1 the claim is held to and the
+    hypotheses (theory.HYPOTHESES) a cell must satisfy to count for or against it; fixed before the run."""
+    from ..theory import HYPOTHESES
+
+    for k in t:
+        if k not in THEORY_KEYS:
+            raise _err(path, f"theory.{k}", f"unknown key; allowed: {', '.join(THEORY_KEYS)}")
+    out = {"eps": 0.0, "varsigma": 0.0, "c_width": 1.0, "require": []}
+    for k, lo, hi in (("eps", 0.0, 0.5), ("varsigma", 0.0, 1.0)):
+        v = t.get(k, out[k])
+        if not _is_real(v) or not lo <= v < hi + (k == "varsigma"):
+            raise _err(
+                path, f"theory.{k}", f"must be a number in [{lo:g}, {hi:g}{']' if k == 'varsigma' else ')'}, got {v!r}"
+            )
+        out[k] = float(v)
+    v = t.get("c_width", 1.0)
+    if not _is_real(v) or v <= 0:
+        raise _err(path, "theory.c_width", f"must be a number > 0, got {v!r}")
+    out["c_width"] = float(v)
+    req = t.get("require", [])
+    if not isinstance(req, list) or any(h not in HYPOTHESES for h in req) or len(set(req)) != len(req):
+        raise _err(path, "theory.require", f"must list distinct hypotheses from {', '.join(HYPOTHESES)}; got {req!r}")
+    if "steps" in req and out["varsigma"] == 0:
+        raise _err(path, "theory.varsigma", "must be > 0 when require lists steps (T = ⌈1/ς⌉)")
+    out["require"] = list(req)
+    return out
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> dict:
+    """[check] → the budget check and the DECIDE switches tried at a verdict's deciding cells:
+    ``grid`` (axis → the values whose cells decide; omitted: every coarse cell), ``methods`` (labels;
+    omitted: all), ``steps_factor`` (default 2), ``width_factor`` (default 1) and ``switches`` (a
+    hyperparameter, train key or data field → values, each re-running the deciding cells with it). Every
+    derived cell is validated here, so a bad switch value is refused before anything is written."""
+    if not c:
+        return {}
+    for k in c:
+        if k not in CHECK_KEYS:
+            raise _err(path, f"check.{k}", f"unknown key; allowed: {', '.join(CHECK_KEYS)}")
+    out = {"grid": {}, "methods": [], "steps_factor": 2, "width_factor": 1, "switches": {}}
+    grid = c.get("grid", {})
+    if not isinstance(grid, dict):
+        raise _err(path, "check.grid", "must be a table: axis → list of values")
+    for k, v in grid.items():
+        if k not in axes and k not in GENERATOR_FIELDS:
+            raise _err(path, f"check.grid.{k}", f"not an axis of this sweep; axes: {', '.join(sorted(axes))}")
+        out["grid"][k] = [canonical(x, None) for x in axis_values(v, f"check.grid.{k}", path)]
+    ms = c.get("methods", [])
+    if not isinstance(ms, list) or any(m not in labels for m in ms):
+        raise _err(path, "check.methods", f"must list method labels of this sweep ({', '.join(labels)}); got {ms!r}")
+    out["methods"] = list(ms)
+    for k in ("steps_factor", "width_factor"):
+        v = c.get(k, out[k])
+        if not _is_real(v) or v < 1 or (k == "steps_factor" and v <= 1):
+            raise _err(path, f"check.{k}", f"must be a number {'> 1' if k == 'steps_factor' else '>= 1'}, got {v!r}")
+        out[k] = v
+    sw = c.get("switches", {})
+    if not isinstance(sw, dict):
+        raise _err(path, "check.switches", "must be a table: switch → list of values")
+    chosen = deciding_cells(cells, out)
+    for k, v in sw.items():
+        vals = axis_values(v, f"check.switches.{k}", path)
+        for x in vals:
+            for cell in chosen:
+                try:
+                    switched(cell, k, x)
+                except ConfigError as e:
+                    raise _err(path, f"check.switches.{k}", f"{e.message} (value {x!r})") from None
+        out["switches"][k] = vals
+    return out
+
+
+def deciding_cells(cells: list, check: dict) -> list:
+    """The coarse cells ``check`` selects: a listed label, and every listed axis the cell has at one of its
+    values (an axis a method does not have, e.g. TopK's k for GBA, does not exclude it)."""
+
+    def value(cell, k):
+        return cell.data.get(k, cell.params.get(k))
+
+    return [
+        c
+        for c in cells
+        if (not check.get("methods") or c.label in check["methods"])
+        and all(value(c, k) is None or canonical(value(c, k), None) in vs for k, vs in check.get("grid", {}).items())
+    ]
+
+
+def switched(cell, key: str, value, steps_factor: float = 1, width_factor: float = 1):
+    """``cell`` with one DECIDE switch set (a train key, a data field or a hyperparameter; ConfigError naming
+    it when the method, the generator or the trainer refuses it) and its steps/width scaled."""
+    data, params, train = dict(cell.data), dict(cell.params), dict(cell.train)
+    if key is None:
+        pass
+    elif key in TRAIN_KEYS and key != "seeds":
+        train[key] = value
+    elif key in GENERATOR_FIELDS:
+        data[key] = value
+    else:
+        allowed = {f.name for f in fields(get_method(cell.method).Config)}
+        if key not in allowed:
+            raise ConfigError(
+                key,
+                f"unknown switch for {cell.method}; allowed: a train key, a data field, or one of "
+                + ", ".join(sorted(allowed)),
+            )
+        params[key] = value
+    if steps_factor != 1:
+        train["steps"] = int(round(train.get("steps", TrainConfig().steps) * steps_factor))
+    if width_factor != 1:
+        params["width"] = int(round(params.get("width", get_method(cell.method).Config().width) * width_factor))
+    tc = TrainConfig(**{k: v for k, v in train.items() if k != "seeds"})
+    return make_cell(data, cell.method, params, tc.to_dict(), cell.seed, cell.label)
