@@ -156,8 +156,8 @@ def claim_theorem(df, store=None, sweep=None) -> dict:
         "rule": f"only cells inside the hypotheses ({', '.join(th.get('require', [])) or 'none'}; ε = {eps:g}, "
         f"ς = {vs:g}, computed per cell) count. Each such cell, cell by cell: {metric} after the cell's steps "
         f"≥ {need:.0%} (seed interval, Wilson-widened) and ≥ 50 points above the same random dictionary before "
-        f"any step (Welch interval). Reproduced if every inside cell passes; not reproduced if every decided cell fails; "
-        "partly otherwise; undecided intervals make it inconclusive. The theorem's probability "
+        f"any step (Welch interval). Reproduced if every inside cell passes; not reproduced if every "
+        "decided cell fails; partly otherwise; undecided intervals make it inconclusive. The theorem's probability "
         f"1 − n^(−4ε) = {prob:.2f} at n = {n} is reported, not tested (3 seeds cannot test it)",
         "ours": f"Inside the hypotheses: {'; '.join(lines) or 'no cell'} | Outside (not counted): "
         f"{'; '.join(why_out) or 'none'} | The two band forms at n = {n}, s = {s_:g}: full Thm 6.1 band "
