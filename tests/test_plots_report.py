@@ -163,6 +163,24 @@ def test_reproduce_tiny_end_to_end(tmp_path):
         if line.startswith("!["):
             assert (tmp_path / "figures" / line.split("(")[1].rstrip(")")).exists()
     assert "TopK K=20: ours" in report and "vs paper 100.0 / 98.4 %" in report
+    # machine-readable verdicts: one object per experiment, every key; the budget check ran where declared
+    import json
+
+    from theory_sim.report import EXPERIMENTS, VERDICT_KEYS
+
+    objs = json.loads((tmp_path / "figures" / "verdicts.json").read_text())
+    assert [o["experiment"] for o in objs] == list(EXPERIMENTS)
+    for o in objs:
+        assert set(VERDICT_KEYS) <= set(o), o["experiment"]
+        assert o["cells_inside_hypotheses"] + o["cells_outside_hypotheses"] + o["cells_hypotheses_unevaluable"] == o[
+            "cells"
+        ]
+        if o["experiment"] != "synthbench":  # every other sweep file declares its deciding cells
+            assert o["budget_check"]["run"] is True and o["budget_check"]["steps_factor"] == 2, o
+            assert isinstance(o["budget_check"]["stable"], bool)
+        assert "| budget check |" in report
+    res = next(o for o in objs if o["experiment"] == "resonance")
+    assert set(res["switches_tried"]) == {"bias_floor=-1.0", "bias_init_quantile=False"}
 
 
 @pytest.mark.parametrize("method,extra", [("ba", 0.0), ("gba", 0.0), ("l1", 2.0), ("topk", 2.0)])

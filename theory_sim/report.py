@@ -955,11 +955,17 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -
         "pooled feature count (k of n × seeds), so three seeds that agree still carry finite-feature uncertainty. "
         "A rule compares intervals, not means: a condition whose interval straddles its threshold is undecided, "
         "and a verdict that an undecided condition could flip is **inconclusive**. Boundaries are fitted "
-        "crossings (logistic in log x on per-seed values, bootstrap interval over seeds). Every comparison gives "
-        "each method a grid spanning its working range (decades, or matched L0 through the L0 controller); a "
-        'method whose best choice sits on the edge of its grid is flagged "edge of grid — widen it". Cells where a '
-        "feedback rule missed its target (BA/GBA frequencies off by more than 2× on average, an L0 target "
-        "missed by more than 25 %) are counted as not converged and hatched in the figures.",
+        "crossings (logistic in log x on per-seed values; the interval covers the seeds and the fit's form, and "
+        "stays inside the bracket; with one seed the bracket is the interval). Every comparison gives each method "
+        "a grid spanning its working range (decades, or matched L0 through the L0 controller); a method whose best "
+        'choice sits on the edge of its grid is flagged "edge of grid — widen it". A run is converged when BA/GBA '
+        "neurons fire at most 2× above their targets on average (their rule caps frequencies), an L0 target is "
+        "met within 25 %, the loss levelled off and FRR@0.9 stopped rising; the others are hatched in the "
+        "figures. **Hypotheses**: each experiment lists in its sweep file the theorem's hypotheses a cell must "
+        "meet (computed per cell; cells outside are dotted in the figures and never counted). **Budget check**: "
+        "the deciding cells, declared in the sweep file, are re-trained at twice the steps and the rule applied "
+        "again; a verdict that changes is **budget-limited**. The DECIDE switches tried at the deciding cells are "
+        "listed with the verdict under each. The same objects are in verdicts.json.",
         "",
         "| experiment | claim | verdict |",
         "|---|---|---|",
