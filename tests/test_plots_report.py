@@ -172,9 +172,10 @@ def test_reproduce_tiny_end_to_end(tmp_path):
     assert [o["experiment"] for o in objs] == list(EXPERIMENTS)
     for o in objs:
         assert set(VERDICT_KEYS) <= set(o), o["experiment"]
-        assert o["cells_inside_hypotheses"] + o["cells_outside_hypotheses"] + o["cells_hypotheses_unevaluable"] == o[
-            "cells"
-        ]
+        assert (
+            o["cells_inside_hypotheses"] + o["cells_outside_hypotheses"] + o["cells_hypotheses_unevaluable"]
+            == o["cells"]
+        )
         if o["experiment"] != "synthbench":  # every other sweep file declares its deciding cells
             assert o["budget_check"]["run"] is True and o["budget_check"]["steps_factor"] == 2, o
             assert isinstance(o["budget_check"]["stable"], bool)

@@ -319,3 +319,35 @@ def test_coarse_rows_keep_the_coarse_grid():
     coarse = SimpleNamespace(cells=[SimpleNamespace(hash=h) for h in df.cell_hash[:3]])
     assert R.coarse_rows(df, coarse).cell_hash.tolist() == ["h0", "h1", "h2"]
     assert len(R.coarse_rows(df, None)) == len(df)
+
+
+# ---------------------------------------------------------------------------------------------- budget check
+def test_a_verdict_that_moves_at_twice_the_steps_is_budget_limited(monkeypatch, tmp_path):
+    """run_checks applies the experiment's rule to the rows with the deciding cells re-trained: a verdict
+    that changes there is reported "budget-limited", one that holds is "stable"; each switch gets its own."""
+    from theory_sim import checks
+
+    sweep = SimpleNamespace(
+        check={"steps_factor": 2, "width_factor": 1, "switches": {"gamma_minus": [0.05]}}, theory={}, cells=[]
+    )
+    at_double = {"verdict": "not reproduced"}
+
+    def fake_run_check(sw, out, name, key, value, sf, wf, **kw):
+        df = pd.DataFrame({"status": ["done"], "steps": [100 * sf], "key": [key]})
+        return df, SimpleNamespace(cells=[SimpleNamespace(hash="new")], theory={})
+
+    def rule(df, store, sw):
+        if df.key.iloc[0] is None:  # the budget check's rows
+            return {"verdict": at_double["verdict"]}
+        return {"verdict": "reproduced"}
+
+    monkeypatch.setattr(checks, "run_check", fake_run_check)
+    monkeypatch.setitem(R.CLAIMS, "fake", rule)
+    monkeypatch.setattr(R, "Store", lambda p: None)
+    out = R.run_checks("fake", sweep, tmp_path, None, "reproduced", "cpu", None, False, 1)
+    assert out["budget_check"]["stable"] is False and out["verdict"] == "budget-limited"
+    assert out["budget_check"]["verdict_at_double"] == "not reproduced" and out["verdict_at_base"] == "reproduced"
+    assert out["switches_tried"] == {"gamma_minus=0.05": "reproduced"}
+    at_double["verdict"] = "reproduced"
+    out = R.run_checks("fake", sweep, tmp_path, None, "reproduced", "cpu", None, False, 1)
+    assert out["budget_check"]["stable"] is True and "verdict" not in out

@@ -567,3 +567,23 @@ def test_ba_bias_floor_is_where_the_rule_stops():
         assert m.report()[0]["bias_at_floor"] == 1.0
     with pytest.raises(Exception, match="bias_init"):
         BAConfig(bias_floor=-1.0, bias_init=-2.0)
+
+
+def test_every_integer_hyperparameter_refuses_a_bool():
+    """`adapt_every = true`, `groups = true`, `dead_steps = true` were once accepted while `k = true` was
+    refused: every integer field of every registered method refuses a bool, naming the field."""
+    import dataclasses
+
+    from theory_sim.errors import ConfigError
+    from theory_sim.sae import REGISTRY
+
+    checked = 0
+    for name, cls in REGISTRY.items():
+        for f in dataclasses.fields(cls.Config):
+            default = getattr(cls.Config(), f.name)
+            if isinstance(default, int) and not isinstance(default, bool):
+                with pytest.raises(ConfigError) as e:
+                    cls.Config(**{f.name: True})
+                assert e.value.field == f.name, (name, f.name)
+                checked += 1
+    assert checked >= 6

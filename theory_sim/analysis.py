@@ -494,6 +494,12 @@ def with_hypotheses(df: pd.DataFrame, theory_cfg: dict | None) -> pd.DataFrame:
     eps, vs, cw = cfg.get("eps", 0.0), cfg.get("varsigma", 0.0), cfg.get("c_width", 1.0)
     req = cfg.get("require", [])
     default_steps = TrainConfig().steps
+    if df.empty or not {"n", "d"} <= set(df.columns):  # nothing to evaluate: rows count unless something is required
+        out = df.copy()
+        for name in HYPOTHESES:
+            out[f"hyp_{name}"] = pd.Series([None] * len(df), index=df.index, dtype=object)
+        out["inside"] = pd.Series([None if req else True] * len(df), index=df.index, dtype=object)
+        return out
     hyps, ins = [], []
     for _, r in df.iterrows():
         row = r.to_dict()

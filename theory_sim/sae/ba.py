@@ -34,7 +34,7 @@ from typing import ClassVar
 import torch
 
 from ..errors import require
-from .base import Method, MethodConfig, check_choice, check_number, register, unit_rows_
+from .base import Method, MethodConfig, check_choice, check_count, check_number, register, unit_rows_
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,7 @@ class AdaptConfig(MethodConfig):
         for b in ("train_scale", "renorm", "train_pre_bias", "bias_init_quantile"):
             require(isinstance(getattr(self, b), bool), b, f"must be true or false, got {getattr(self, b)!r}")
         check_number(self, "scale_init", 0, None, lo_open=True)
-        require(
-            isinstance(self.adapt_every, int) and self.adapt_every >= 1,
-            "adapt_every",
-            f"must be an integer >= 1, got {self.adapt_every!r}",
-        )
+        check_count(self, "adapt_every")
         check_number(self, "gamma_minus", 0, None)
         check_number(self, "gamma_plus", 0, None)
         check_number(self, "dead_eps", 0, 1, hi_open=True)
@@ -125,9 +121,7 @@ class GBAConfig(AdaptConfig):
 
     def validate(self) -> None:
         super().validate()
-        require(
-            isinstance(self.groups, int) and self.groups >= 1, "groups", f"must be an integer >= 1, got {self.groups!r}"
-        )
+        check_count(self, "groups")
         require(self.groups <= self.width, "groups", f"must be <= width = {self.width}, got {self.groups}")
         check_number(self, "htf", 0, 1, lo_open=True, hi_open=True)
         check_number(self, "ltf", 0, 1, lo_open=True, hi_open=True)

@@ -337,7 +337,7 @@ class TopKConfig(MethodConfig):
         super().validate()
         check_count(self, "k", self.width, "width")
         check_number(self, "auxk", 0, None)
-        require(isinstance(self.dead_steps, int) and self.dead_steps >= 1, "dead_steps", "must be an integer >= 1")
+        check_count(self, "dead_steps")
 
 
 def keep_top(pre: torch.Tensor, k: torch.Tensor, kmax: int) -> torch.Tensor:
