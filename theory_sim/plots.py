@@ -425,7 +425,7 @@ def phase_diagram(
                 handles,
                 names,
                 loc="upper center",
-                bbox_to_anchor=(0.5, -0.24 if crowded else -0.16),
+                bbox_to_anchor=(0.5, -0.24 if crowded else -0.2),
                 ncol=2 if nx > 4 else 1,
                 fontsize=7,
                 frameon=False,
@@ -570,6 +570,38 @@ def frr_vs_tau(df, store: Store, out: Path, title="") -> list[str]:
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(title or "feature recovery rate vs threshold", fontsize=10)
     ax.legend(fontsize=7)
+    return _save(fig, out, pd.DataFrame(rows))
+
+
+def frr_by_step(df, out: Path, title="", steps_needed: int | None = None) -> list[str]:
+    """FRR@0.9 after each recorded step (``frr_0.9_by_step``; step 0 is the random initialisation), one line
+    per method variant and x value, mean over seeds with the seeds' range shaded; ``steps_needed`` (T) is
+    marked. For the theorem's claim: recovery in a constant number of steps, and whether it lasts."""
+    df = done(df).copy()
+    df = df[df["frr_0.9_by_step"].map(lambda t: isinstance(t, (list, tuple)) and len(t) > 1)]
+    if df.empty:
+        return []
+    keys = [k for k in ("d", "p_over_f") if k in df.columns and df[k].nunique() > 1]
+    df["series"] = [
+        f"{v}" + "".join(f", {k} = {r[k]:g}" for k in keys)
+        for v, (_, r) in zip(variant_labels(df, keys), df.iterrows())
+    ]
+    fig, ax = plt.subplots(figsize=(10.5, 4.8), constrained_layout=True)
+    rows = []
+    for ser, g in df.groupby("series", sort=True):
+        traj = np.array([list(t) for t in g["frr_0.9_by_step"] if len(t) == len(g["frr_0.9_by_step"].iloc[0])])
+        steps = np.arange(traj.shape[1])
+        m = traj.mean(0)
+        (line,) = ax.plot(steps, m, marker="o", ms=3, label=f"{ser} ({len(traj)} seeds)")
+        ax.fill_between(steps, traj.min(0), traj.max(0), color=line.get_color(), alpha=0.12)
+        rows += [{"series": ser, "step": int(k), "frr_0.9_mean": v, "seeds": len(traj)} for k, v in zip(steps, m)]
+    if steps_needed:
+        ax.axvline(steps_needed, color="black", ls=":", lw=1.2, label=f"T = ⌈1/ς⌉ = {steps_needed}")
+    ax.set_xlabel("step (0: the random initialisation)")
+    ax.set_ylabel("FRR@0.9 after the step")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(title or "recovery step by step", fontsize=10)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, out, pd.DataFrame(rows))
 
 
@@ -792,6 +824,11 @@ def _draw(df, store, sweep, x, y, metric, fig_dir: Path) -> list[str]:
             paths += frr_vs_tau(df, store, fig_dir / f"{name}_frr_vs_tau")
         elif kind == "frontier":
             paths += frontier(df, fig_dir / f"{name}_frontier")
+        elif kind == "frr_by_step":
+            vs = (sweep.theory or {}).get("varsigma", 0)
+            from .theory import steps_needed
+
+            paths += frr_by_step(df, fig_dir / f"{name}_frr_by_step", steps_needed=steps_needed(vs) if vs else None)
         elif kind == "consistency":
             paths += consistency_plot(df, store, fig_dir / f"{name}_consistency")
         elif kind == "frr_vs_magnitude":
