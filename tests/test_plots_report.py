@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -284,3 +285,25 @@ def test_the_api_sets_threads_for_the_work_and_restores_them(monkeypatch):
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_frr_by_step_csv_holds_the_stored_trajectories(tmp_path):
+    from theory_sim.plots import frr_by_step
+
+    df = pd.DataFrame(
+        {
+            "status": ["done"] * 4,
+            "label": ["MBA"] * 4,
+            "method": ["mba"] * 4,
+            "seed": [0, 1, 0, 1],
+            "d": [8, 8, 12, 12],
+            "p_over_f": [0.7] * 4,
+            "frr_0.9_by_step": [(1.0, 0.5, 0.25), (1.0, 0.7, 0.35), (0.4, 0.6, 0.9), (0.6, 0.8, 1.0)],
+        }
+    )
+    paths = frr_by_step(df, tmp_path / "t", steps_needed=2)
+    assert paths and all(Path(p).exists() for p in paths)
+    table = pd.read_csv(str(tmp_path / "t") + ".csv")
+    d12 = table[table.series.str.contains("d = 12")].sort_values("step")["frr_0.9_mean"].tolist()
+    d8 = table[table.series.str.contains("d = 8")].sort_values("step")["frr_0.9_mean"].tolist()
+    assert d12 == pytest.approx([0.5, 0.7, 0.95]) and d8 == pytest.approx([1.0, 0.6, 0.3])
