@@ -177,9 +177,9 @@ def test_reproduce_tiny_end_to_end(tmp_path):
             o["cells_inside_hypotheses"] + o["cells_outside_hypotheses"] + o["cells_hypotheses_unevaluable"]
             == o["cells"]
         )
-        if o["experiment"] != "synthbench":  # every other sweep file declares its deciding cells
-            assert o["budget_check"]["run"] is True and o["budget_check"]["steps_factor"] == 2, o
-            assert isinstance(o["budget_check"]["stable"], bool)
+        # every sweep file declares its deciding cells, and the budget check ran on them
+        assert o["budget_check"]["run"] is True and o["budget_check"]["steps_factor"] == 2, o
+        assert isinstance(o["budget_check"]["stable"], bool)
         assert "| budget check |" in report
     res = next(o for o in objs if o["experiment"] == "resonance")
     assert set(res["switches_tried"]) == {"bias_floor=-1.0", "bias_init_quantile=False"}

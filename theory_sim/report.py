@@ -134,7 +134,9 @@ def claim_theorem(df, store=None, sweep=None) -> dict:
         everything = float((g[metric] >= 1.0 - 1e-9).mean())
         lines.append(
             f"{lab}, d = {int(d)}, p/f = {pf:g} (after {int(g.train_steps.iloc[0])} steps): {A.fmt_interval(iv)}, "
-            f"random init {A.fmt_interval(ch)}; every feature recovered in {everything:.0%} of {len(g)} seeds"
+            f"random init {A.fmt_interval(ch)}; every feature recovered in {everything:.0%} of {len(g)} seeds; "
+            f"FRR@0.9 {A.fmt_interval(pooled(g, 'frr_0.9'))}"
+            + (f", one-to-one {A.fmt_interval(pooled(g, 'frr_matched_0.9'))}" if "frr_matched_0.9" in g else "")
         )
     outside = df[df["inside"].map(lambda v: v is False)] if "inside" in df.columns else df.iloc[:0]
     why_out = []
