@@ -284,6 +284,7 @@ def claim_resonance(df, store=None, sweep=None) -> dict:
         wider = True if lo_light > hi_heavy else (False if hi_light <= lo_heavy else None)
     lower = True if any(lower_found) else (False if low_ok else None)
     ok = [_any(upper_ok), lower, wider]
+    conditions = {"upper edge": ok[0], "lower edge": ok[1], "wider when light": ok[2]}
     wtxt = ", ".join(
         f"{int(d)}: {w[0]:.1f} [{w[1]:.1f}, {w[2]:.1f}]{' (open below: a lower bound)' if w[3] else ''}"
         for d, w in widths.items()
@@ -325,6 +326,7 @@ def claim_resonance(df, store=None, sweep=None) -> dict:
             else ""
         ),
         "verdict": A.verdict(ok),
+        "conditions": conditions,
     }
 
 
@@ -392,6 +394,7 @@ def claim_cooccurrence(df, store=None, sweep=None) -> dict:
         "if it straddles or an r₅₀ is missing at some n; the other methods are shown, not judged",
         "ours": "; ".join(rows) + " | Exponents: " + "; ".join(fits) + "." + _edge_note(df.drop(columns="variant"), []),
         "verdict": A.verdict(ok),
+        "conditions": {"BA's exponent within −½ ± ¼": ok[0] if ok else None},
     }
 
 
@@ -485,6 +488,7 @@ def claim_width_magnitude(df, store: Store, sweep=None) -> dict:
         "other methods are shown, not judged",
         "ours": " | ".join(parts) + ".",
         "verdict": A.verdict(ok, primary=False),
+        "conditions": dict(zip(("FRR rises with width", "M₅₀ slope within −2 ± 1"), ok)),
     }
 
 
@@ -521,6 +525,7 @@ def claim_imbalanced(df, store=None, sweep=None) -> dict:
         "wrong-range contrast included — partly if a GBA range covering f matches but other rows do not",
         "ours": "; ".join(rows) + f". TopK's whole K axis, FRR@0.9: {ktxt}",
         "verdict": A.verdict([_any(gba_m), _all(gba_m + rest_m)]),
+        "conditions": {"a GBA range covering f matches": _any(gba_m), "every paper row matches": _all(gba_m + rest_m)},
     }
 
 
@@ -574,7 +579,7 @@ def claim_frontier(df, store: Store, sweep=None) -> dict:
     df["series"] = A.variant_labels(df, ["frequencies"])
     s = float(df.s.iloc[0])
     kinds = sorted(df["frequencies"].dropna().unique()) if "frequencies" in df.columns else [None]
-    ok, parts = [], []
+    ok, parts, conds = [], [], {}
     for kind in kinds:
         d = df if kind is None else df[df.frequencies == kind]
         means = d.groupby(["label", "series"])[["l0", "fvu"]].mean()
@@ -603,6 +608,8 @@ def claim_frontier(df, store: Store, sweep=None) -> dict:
         if gba not in cons and topk in cons:
             c1 = False
         ok += [c1, c2]
+        conds[f"{kind or 'data'}: GBA more consistent"] = c1
+        conds[f"{kind or 'data'}: GBA on the frontier"] = c2
         name = f"{kind} frequencies" if kind else "the data"
         diff = _consistency_diff(cons[gba][2], cons[topk][2]) if gba in cons and topk in cons else (math.nan,) * 3
         parts.append(
@@ -623,6 +630,7 @@ def claim_frontier(df, store: Store, sweep=None) -> dict:
         "none does, partly otherwise; a GBA without a variant at L0 ≤ 2s fails both",
         "ours": " | ".join(parts) + ".",
         "verdict": A.verdict(ok, primary=False),
+        "conditions": conds,
     }
 
 
@@ -832,7 +840,10 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
             v2 = None
         else:
             df2 = A.with_hypotheses(df2, sweep2.theory)
-            v2 = CLAIMS[name](df2, _Stores(Store(folder / sub), store), sweep2)["verdict"]
+            got = CLAIMS[name](df2, _Stores(Store(folder / sub), store), sweep2)
+            v2 = got["verdict"]
+            if got.get("conditions"):
+                out.setdefault("conditions_under_checks", {})[sub] = got["conditions"]
             res = {"run": True, "cells": int(len(set(c.hash for c in sweep2.cells) - {c.hash for c in sweep.cells}))}
         if key is None:
             out["budget_check"] = {
@@ -863,6 +874,8 @@ VERDICT_KEYS = (
     "hypotheses",
     "budget_check",
     "switches_tried",
+    "conditions",
+    "conditions_under_checks",
     "ours",
 )
 
@@ -890,15 +903,29 @@ def _check_text(s: dict) -> str:
         return f"not run: {b.get('why', '—')}"
     wf = f", {b['width_factor']:g}× the width" if b.get("width_factor", 1) != 1 else ""
     state = "stable" if b.get("stable") else "**changed: budget-limited**"
+    at2 = _conditions_text((s.get("conditions_under_checks") or {}).get("check_budget"))
     return (
-        f"{b['cells']} deciding cells at {b['steps_factor']:g}× the steps{wf}: {b.get('verdict_at_double')} "
-        f"(base budget: {s.get('verdict_at_base')}) — {state}"
+        f"{b['cells']} deciding cells at {b['steps_factor']:g}× the steps{wf}: {b.get('verdict_at_double')}{at2} "
+        f"(base budget: {s.get('verdict_at_base')}{_conditions_text(s.get('conditions'))}) — {state}"
     )
+
+
+def _conditions_text(c: dict | None) -> str:
+    return (" (" + ", ".join(f"{k}: {_TRI.get(v, v)}" for k, v in c.items()) + ")") if c else ""
+
+
+_TRI = {True: "met", False: "failed", None: "undecided"}
 
 
 def _switch_text(s: dict) -> str:
     sw = s.get("switches_tried") or {}
-    return "; ".join(f"{k}: {v}" for k, v in sw.items()) or "none"
+    under = s.get("conditions_under_checks") or {}
+    import re
+
+    def cond(k):
+        return _conditions_text(under.get("check_" + re.sub(r"[^A-Za-z0-9_.-]", "_", k)))
+
+    return "; ".join(f"{k}: {v}{cond(k)}" for k, v in sw.items()) or "none"
 
 
 def write_verdicts(out: Path, budget: str, sections: list[dict]) -> Path:
