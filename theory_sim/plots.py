@@ -287,7 +287,10 @@ def phase_diagram(
     nrow = math.ceil(len(labels) / ncol)
     nx, ny = max(1, _common_values(summ, x, y)[1]), max(1, df[y].nunique())
     crowded = nx > 6  # then a cell shows its mean only (the interval is in the CSV)
-    pw, ph = max(5.5, (0.62 if crowded else 0.95) * nx + 1.8), max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0)
+    pw, ph = (
+        max(7.5 if ncol == 1 else 5.5, (0.62 if crowded else 0.95) * nx + 1.8),
+        max(4.4, 0.5 * ny * (1 if crowded else 1.6) + 2.0),
+    )
     fig, axes = plt.subplots(nrow, ncol, figsize=(pw * ncol, ph * nrow), squeeze=False, constrained_layout=True)
     xlog, ylog = _is_log(_common_values(summ, x, y)[0]), _is_log(_common_values(summ, y, x)[0])  # the coarse grid
     mesh = None
@@ -425,7 +428,7 @@ def phase_diagram(
                 handles,
                 names,
                 loc="upper center",
-                bbox_to_anchor=(0.5, -0.24 if crowded else -0.2),
+                bbox_to_anchor=(0.5, -0.34 if crowded else -0.2),
                 ncol=2 if nx > 4 else 1,
                 fontsize=7,
                 frameon=False,
@@ -437,7 +440,8 @@ def phase_diagram(
     head = (title or f"{_label(metric)} over {x} × {y}") + (f" [{ctx}]" if ctx else "") + f" — {variant}"
     if lacking:
         head += f" (not drawn: {', '.join(lacking)}, without a {x} axis; their cells are in the CSV)"
-    fig.suptitle(textwrap.fill(head, 75 * ncol // 2 + 30), fontsize=10)
+    # a wide figure's title may run wider: a long description must not squash a one-panel figure's axes
+    fig.suptitle(textwrap.fill(head, max(120, 75 * ncol // 2 + 30)), fontsize=9)
     table = summ_all.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")})
     paths = _save(fig, out, table)
     if boundary_rows:  # beside the figure: the fitted crossings it draws
