@@ -182,7 +182,7 @@ def test_reproduce_tiny_end_to_end(tmp_path):
         assert isinstance(o["budget_check"]["stable"], bool)
         assert "| budget check |" in report
     res = next(o for o in objs if o["experiment"] == "resonance")
-    assert set(res["switches_tried"]) == {"bias_floor=-1.0", "bias_init_quantile=False"}
+    assert set(res["switches_tried"]) == {"bias_floor=-1.0", "bias_init_quantile=False", "width=1024"}
 
 
 @pytest.mark.parametrize("method,extra", [("ba", 0.0), ("gba", 0.0), ("l1", 2.0), ("topk", 2.0)])
