@@ -233,7 +233,7 @@ def claim_resonance(df, store=None, sweep=None) -> dict:
     low = df[df.p_over_f <= 0.125]
     low_ok = bool(len(low)) and bool(A.converged(low).all())
     reached_low = (
-        f" At p/f ≤ 1/8 every run converged, its neurons at p/f ≈ "
+        f" | At p/f ≤ 1/8 every run converged, its neurons at p/f ≈ "
         f"{', '.join(f'{k:g}→{v:.3g}' for k, v in (low.l0 / low.width / f).groupby(low.p_over_f).median().items())}"
         if low_ok
         else ""
@@ -304,23 +304,22 @@ def claim_resonance(df, store=None, sweep=None) -> dict:
         f"min(√f, f·d) kinks at d = √(n/s) = {math.sqrt(1 / f):.3g}, not at √n",
         "ours": "Crossings along p/f: "
         + " | ".join(lines)
-        + f". Band widths (log2 p/f): {wtxt}. Where recovery switches on along d (√n = {math.sqrt(n):g}): "
+        + f" | Band widths (log2 p/f): {wtxt} | Where recovery switches on along d (√n = {math.sqrt(n):g}): "
         + ("; ".join(transitions) or "no crossing")
-        + "."
         + (
             ""
             if any(lower_found)
-            else f" No lower edge down to p/f = {min(df.p_over_f):g}: the band's lower edge was not found on this grid"
+            else f" | No lower edge down to p/f = {min(df.p_over_f):g}: no lower edge was found on this grid"
         )
         + reached_low
-        + f". Identifiability reference (TopK, k = s) FRR@0.9 by d: {id_txt or 'not run'}"
+        + f" | Identifiability reference (TopK, k = s) FRR@0.9 by d: {id_txt or 'not run'}"
         + (
             f"; d left out (reference below {thr:.0%}): {', '.join(str(int(d)) for d in not_ident)}"
             if not_ident
             else ""
         )
         + (
-            f". Runs not converged (frequencies above their cap, loss or recovery still moving), left out of the "
+            f" | Runs not converged (frequencies above their cap, loss or recovery still moving), left out of the "
             f"fits (p/f: runs): {nc_txt}{floor}"
             if nc_txt
             else ""
