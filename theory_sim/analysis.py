@@ -419,27 +419,35 @@ def seed_pair_consistency(g: pd.DataFrame, store: Store, tau: float = 0.9, with_
     return vals if with_seeds else [v for _, _, v in vals]
 
 
-def consistency_interval(pairs: list, n_boot: int = 2000, seed: int = 0, level: float = LEVEL):
-    """(mean, low, high) of cross-seed consistency from ``seed_pair_consistency(..., with_seeds=True)``, the
-    interval a bootstrap over **seeds** (the independent units), not over the ordered pairs they form: each
-    replicate draws the seeds with replacement and averages the pairs of distinct drawn seeds. With fewer
-    than three seeds there is no interval (NaN bounds)."""
-    if not pairs:
+def seed_bootstrap_pairs(pair_lists: list, combine=None, n_boot: int = 2000, seed: int = 0, level: float = LEVEL):
+    """(estimate, low, high) of ``combine`` (default: the first mean) applied to the mean of each list of
+    (i, j, value) seed-pair triples (``seed_pair_consistency(..., with_seeds=True)``), the interval a bootstrap
+    over **seeds** (the independent units), not over the ordered pairs they form: each replicate draws the
+    seeds the lists share with replacement and averages, per list, the pairs of distinct drawn seeds. With
+    fewer than three seeds there is no interval (NaN bounds)."""
+    combine = combine or (lambda means: means[0])
+    tables = [{(i, j): v for i, j, v in pairs if np.isfinite(v)} for pairs in pair_lists]
+    if not all(tables):
         return (math.nan, math.nan, math.nan)
-    table = {(i, j): v for i, j, v in pairs if np.isfinite(v)}
-    seeds = sorted({i for i, _ in table} | {j for _, j in table})
-    mean = float(np.mean(list(table.values()))) if table else math.nan
+    est = float(combine([np.mean(list(t.values())) for t in tables]))
+    seeds = sorted(set.intersection(*[{i for i, _ in t} | {j for _, j in t} for t in tables]))
     if len(seeds) < 3:
-        return (mean, math.nan, math.nan)
+        return (est, math.nan, math.nan)
     rng = np.random.default_rng(seed)
     reps = []
     for _ in range(n_boot):
         draw = rng.choice(seeds, len(seeds))
-        vals = [table[(i, j)] for i in draw for j in draw if i != j and (i, j) in table]
-        if vals:
-            reps.append(np.mean(vals))
+        vals = [[t[(i, j)] for i in draw for j in draw if i != j and (i, j) in t] for t in tables]
+        if all(vals):
+            reps.append(combine([np.mean(v) for v in vals]))
     lo, hi = np.percentile(reps, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return (mean, float(lo), float(hi))
+    return (est, float(lo), float(hi))
+
+
+def consistency_interval(pairs: list, n_boot: int = 2000, seed: int = 0, level: float = LEVEL):
+    """(mean, low, high) of cross-seed consistency from ``seed_pair_consistency(..., with_seeds=True)``, its
+    interval a bootstrap over seeds (``seed_bootstrap_pairs``)."""
+    return seed_bootstrap_pairs([pairs], None, n_boot, seed, level)
 
 
 def row_spec(r: pd.Series):

@@ -20,17 +20,23 @@ from .sweep import run_sweep
 from .sweep.spec import Sweep, deciding_cells, switched
 
 
+def folder_name(key, value) -> str:
+    """The check run's folder under the experiment's: ``check_budget``, or ``check_<key>=<value>`` made safe."""
+    if key is None:
+        return "check_budget"
+    return "check_" + re.sub(r"[^A-Za-z0-9_.-]", "_", f"{key}={value}")
+
+
 def variants(sweep: Sweep) -> list[tuple[str, str | None, object, float, float]]:
     """(folder name, switch key, value, steps factor, width factor) of every check run the sweep asks for:
     the budget check first, then one per switch value."""
     c = sweep.check
     if not c:
         return []
-    out = [("check_budget", None, None, c["steps_factor"], c["width_factor"])]
+    out = [(folder_name(None, None), None, None, c["steps_factor"], c["width_factor"])]
     for k, vals in c["switches"].items():
         for v in vals:
-            slug = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{k}={v}")
-            out.append((f"check_{slug}", k, v, 1, 1))
+            out.append((folder_name(k, v), k, v, 1, 1))
     return out
 
 
@@ -42,17 +48,20 @@ def derived_sweep(sweep: Sweep, key, value, steps_factor, width_factor) -> tuple
     return dataclasses.replace(sweep, cells=list(mapping.values()), refine=()), mapping
 
 
-def run_check(sweep: Sweep, out: str, name, key, value, sf, wf, **run_kw) -> tuple[pd.DataFrame, Sweep]:
-    """Trains one check run into ``out/name`` and returns (the experiment's rows with the deciding cells
-    replaced by their derived versions, the sweep whose coarse cells are replaced likewise) — what the
-    experiment's rule is applied to again."""
+def run_check(
+    sweep: Sweep, out: str, name, key, value, sf, wf, base: pd.DataFrame | None = None, **run_kw
+) -> tuple[pd.DataFrame, Sweep]:
+    """Trains one check run into ``out/name`` and returns (the experiment's rows — ``base``, its current
+    results, loaded here when not given — with the deciding cells replaced by their derived versions, the
+    sweep whose coarse cells are replaced likewise): what the experiment's rule is applied to again."""
     sub, mapping = derived_sweep(sweep, key, value, sf, wf)
     if not mapping:
         return None, None
     folder = f"{out}/{name}"
     run_sweep(sub, folder, **run_kw)
     new = load_results(folder, current_only=True)
-    base = load_results(out, current_only=True)
+    if base is None:
+        base = load_results(out, current_only=True)
     kept = base[~base.cell_hash.isin(set(mapping))]
     combined = pd.concat([kept, new], ignore_index=True)
     swept = dataclasses.replace(sweep, cells=[mapping.get(c.hash, c) for c in sweep.cells])

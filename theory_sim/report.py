@@ -347,6 +347,19 @@ def power_law_fit(xs, ests, lows, highs, n_boot: int = 2000, seed: int = 0) -> t
     return (slope, float(lo_a), float(hi_a))
 
 
+def first_crossing(g: pd.DataFrame, axis: str, direction: str, metric: str = "frr_0.9") -> dict | None:
+    """The first fitted 50 % crossing of ``metric`` along ``axis`` going ``direction`` ("rising" | "falling")
+    among the rows ``g``, or None (analysis.crossings_along)."""
+    return next((c for c in A.crossings_along(g, axis, metric)[2] if c["direction"] == direction), None)
+
+
+def exponent(pts: list) -> tuple[float, float, float]:
+    """``power_law_fit`` through (x, estimate, low, high) points: NaN with fewer than 3."""
+    if len(pts) < 3:
+        return (math.nan,) * 3
+    return power_law_fit(*zip(*pts))
+
+
 def claim_cooccurrence(df, store=None, sweep=None) -> dict:
     roles = getattr(sweep, "roles", None) or {}
     judged = [lab for lab, r in roles.items() if r == "paper_ba"] or ["BA"]
@@ -357,9 +370,8 @@ def claim_cooccurrence(df, store=None, sweep=None) -> dict:
         pts = []
         for n, gn in g.groupby("n"):
             thr = theory.cooccurrence_threshold(int(n))
-            fall = [c for c in A.crossings_along(gn, "cooccurrence", "frr_0.9")[2] if c["direction"] == "falling"]
-            if fall:
-                c = fall[0]
+            c = first_crossing(gn, "cooccurrence", "falling")
+            if c:
                 pts.append((n, c["estimate"], c["low"], c["high"]))
                 rows.append(
                     f"{lab}, n = {int(n)}: r₅₀ = {c['estimate']:.3g} [{c['low']:.3g}, {c['high']:.3g}] "
@@ -371,11 +383,7 @@ def claim_cooccurrence(df, store=None, sweep=None) -> dict:
                     f"{lab}, n = {int(n)}: no fall through 50 % (FRR@0.9 {_fmt(top.iloc[0], True)} at r = "
                     f"{top.index[0]:.3g} → {_fmt(top.iloc[-1], True)} at r = {top.index[-1]:.3g})"
                 )
-        alpha = (
-            power_law_fit([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], [p[3] for p in pts])
-            if len(pts) >= 3
-            else (math.nan,) * 3
-        )
+        alpha = exponent(pts)
         fits.append(f"{lab}: α = {A.fmt_interval(alpha, pct=False)} from {len(pts)} n")
         if g.label.iloc[0] in judged:
             if len(pts) < 3:
@@ -450,10 +458,9 @@ def claim_width_magnitude(df, store: Store, sweep=None) -> dict:
         t = magnitude_width_table(g, store, bins)
         pts, m50 = [], []
         for k, gk in t.groupby("bin"):
-            fall = [c for c in A.crossings_along(gk, "width", "frr_0.9")[2] if c["direction"] == "rising"]
+            c = first_crossing(gk, "width", "rising")
             h = float(gk.h.iloc[0])
-            if fall:
-                c = fall[0]
+            if c:
                 pts.append((h, c["estimate"], c["low"], c["high"]))
                 m50.append(f"h ≈ {h:.2g}: M₅₀ = {c['estimate']:.3g} [{c['low']:.3g}, {c['high']:.3g}]")
             else:
@@ -462,11 +469,7 @@ def claim_width_magnitude(df, store: Store, sweep=None) -> dict:
                     f"h ≈ {h:.2g}: no 50 % crossing ({_fmt(top.iloc[0], True)} at M = {int(top.index[0])}, "
                     f"{_fmt(top.iloc[-1], True)} at M = {int(top.index[-1])})"
                 )
-        slope = (
-            power_law_fit([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], [p[3] for p in pts])
-            if len(pts) >= 3
-            else (math.nan,) * 3
-        )
+        slope = exponent(pts)
         parts.append(
             f"{lab}: FRR@0.9 by width "
             + ", ".join(f"{int(w)}: {A.fmt_interval(v)}" for w, v in by_w.items())
@@ -547,27 +550,10 @@ def _within(iv, target: float, tol: float):
     return None
 
 
-def _consistency_diff(pa: list, pb: list, n_boot: int = 2000, seed: int = 0):
+def _consistency_diff(pa: list, pb: list):
     """(mean, low, high) of consistency(a) − consistency(b) over a bootstrap of the shared seeds (pa, pb:
     (i, j, value) triples from analysis.seed_pair_consistency(with_seeds=True)); NaN bounds below 3 seeds."""
-    ta = {(i, j): v for i, j, v in pa if np.isfinite(v)}
-    tb = {(i, j): v for i, j, v in pb if np.isfinite(v)}
-    if not ta or not tb:
-        return (math.nan, math.nan, math.nan)
-    mean = float(np.mean(list(ta.values())) - np.mean(list(tb.values())))
-    seeds = sorted({i for i, _ in ta} & {i for i, _ in tb})
-    if len(seeds) < 3:
-        return (mean, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    reps = []
-    for _ in range(n_boot):
-        draw = rng.choice(seeds, len(seeds))
-        va = [ta[(i, j)] for i in draw for j in draw if i != j and (i, j) in ta]
-        vb = [tb[(i, j)] for i in draw for j in draw if i != j and (i, j) in tb]
-        if va and vb:
-            reps.append(np.mean(va) - np.mean(vb))
-    lo, hi = np.percentile(reps, [2.5, 97.5])
-    return (mean, float(lo), float(hi))
+    return A.seed_bootstrap_pairs([pa, pb], lambda means: means[0] - means[1])
 
 
 def claim_frontier(df, store: Store, sweep=None) -> dict:
@@ -784,7 +770,9 @@ def reproduce(
         sec.update(CLAIMS[name](df, store, sweep))
         sec.update(hypotheses_summary(df, sweep))
         t1 = time.perf_counter()
-        sec.update(run_checks(name, sweep, out / name, store, sec["verdict"], device, max_batch, progress, threads))
+        sec.update(
+            run_checks(name, sweep, out / name, store, sec["verdict"], device, max_batch, progress, threads, base=df)
+        )
         sec["check_seconds"] = time.perf_counter() - t1
         timings[name] = time.perf_counter() - t0
         sections.append(sec)
@@ -820,10 +808,11 @@ class _Stores:
         return {}
 
 
-def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, progress, threads) -> dict:
+def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, progress, threads, base=None) -> dict:
     """The sweep's ``[check]``: the budget check and every switch, each re-training the deciding cells and
     applying the experiment's rule again (checks.py). A verdict that changes at ``steps_factor`` × the steps
-    is reported budget-limited."""
+    is reported budget-limited. ``base``: the experiment's current rows, if the caller has them (each check
+    replaces its deciding cells in them; loaded once by run_check otherwise)."""
     from .checks import run_check, variants
 
     out = {
@@ -833,7 +822,7 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
     }
     kw = dict(device=device, max_batch=max_batch, progress=progress, threads=threads)
     for sub, key, value, sf, wf in variants(sweep):
-        df2, sweep2 = run_check(sweep, str(folder), sub, key, value, sf, wf, **kw)
+        df2, sweep2 = run_check(sweep, str(folder), sub, key, value, sf, wf, base=base, **kw)
         if df2 is None:
             res = {"run": False, "why": "no deciding cells at this budget"}
             v2 = None
@@ -902,7 +891,9 @@ def _check_text(s: dict) -> str:
         return f"not run: {b.get('why', '—')}"
     wf = f", {b['width_factor']:g}× the width" if b.get("width_factor", 1) != 1 else ""
     state = "stable" if b.get("stable") else "**changed: budget-limited**"
-    at2 = _conditions_text((s.get("conditions_under_checks") or {}).get("check_budget"))
+    from .checks import folder_name
+
+    at2 = _conditions_text((s.get("conditions_under_checks") or {}).get(folder_name(None, None)))
     return (
         f"{b['cells']} deciding cells at {b['steps_factor']:g}× the steps{wf}: {b.get('verdict_at_double')}{at2} "
         f"(base budget: {s.get('verdict_at_base')}{_conditions_text(s.get('conditions'))}) — {state}"
@@ -919,10 +910,11 @@ _TRI = {True: "met", False: "failed", None: "undecided"}
 def _switch_text(s: dict) -> str:
     sw = s.get("switches_tried") or {}
     under = s.get("conditions_under_checks") or {}
-    import re
+    from .checks import folder_name
 
     def cond(k):
-        return _conditions_text(under.get("check_" + re.sub(r"[^A-Za-z0-9_.-]", "_", k)))
+        key, value = k.split("=", 1)
+        return _conditions_text(under.get(folder_name(key, value)))
 
     return "; ".join(f"{k}: {v}{cond(k)}" for k, v in sw.items()) or "none"
 
