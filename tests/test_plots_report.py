@@ -66,7 +66,10 @@ def test_phase_diagram_files_and_csv_match_store(tmp_path):
         assert r["frr_0.9_mean"] == pytest.approx(ba[(r.d, r.p_over_f)])
         assert r.seeds == 2
     cons = pd.read_csv([p for p in pngs if "consistency" in p][0][:-4] + ".csv")
-    assert set(cons.series) >= {"BA (p_over_f=0.5)", "BA (p_over_f=2)", "TopK"}
+    # one series per variant *and* per d: consistency is never pooled over a data axis
+    assert set(cons.series) >= {
+        f"{v}, d = {d}" for v in ("BA (p_over_f=0.5)", "BA (p_over_f=2)", "TopK") for d in (8, 12)
+    }
     assert ((cons.consistency >= 0) & (cons.consistency <= 1)).all()
 
 

@@ -191,10 +191,35 @@ def _common_values(summ: pd.DataFrame, x: str, y: str) -> tuple[list, int]:
     return common, len(common)
 
 
+def _data_setting(df: pd.DataFrame, axes=()) -> list[str]:
+    """Per row, the data fields that vary across the figure other than its ``axes`` (", n = 64, d = 21"; ""
+    when none does)."""
+    from .model.spec import GENERATOR_FIELDS
+
+    extra = [
+        c
+        for c in GENERATOR_FIELDS
+        if c != "seed" and c not in axes and c in df.columns and df[c].astype(str).nunique() > 1
+    ]
+
+    def fmt(v):
+        return f"{v:g}" if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else str(v)
+
+    return ["".join(f", {c} = {fmt(r[c])}" for c in extra) for _, r in df.iterrows()]
+
+
+def _series(df: pd.DataFrame, axes=()) -> list[str]:
+    """A label per row naming its method variant (analysis.variant_labels) and its data setting off the
+    figure's ``axes`` (_data_setting), so no line or panel averages over a hyperparameter or a data axis (a
+    zipped n × d grid, uniform vs Zipf frequencies)."""
+    return [lab + extra for lab, extra in zip(variant_labels(df, axes), _data_setting(df, axes))]
+
+
 def _as_variants(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
-    """Every method variant its own label, so no summary averages over a hyperparameter."""
+    """Every method variant (and data setting off the figure's axes) its own label, so no summary averages
+    over a hyperparameter or a data axis."""
     df = df.copy()
-    df["label"] = variant_labels(df, axes)
+    df["label"] = _series(df, axes)
     return df
 
 
@@ -513,7 +538,8 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> 
         raise ConfigError("plot", f"x and the metric must differ, both are {x!r}")
     df = _as_variants(df, [x])
     summ = _summarise(df, ["label", x], metric)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    many = summ.label.nunique() > 4  # then the legend goes beside the axes, off the data
+    fig, ax = plt.subplots(figsize=(9.6 if many else 6.4, 4.4), constrained_layout=True)
     for lab, s in summ.groupby("label", sort=False):
         s = s.sort_values(x)
         err = np.array([s["mean"] - s["low"], s["high"] - s["mean"]])
@@ -527,8 +553,14 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> 
         ax.axhline(summ["chance_frr_0.9"].max(), color="gray", ls=":", label="chance (random init, max)")
     if _is_log(df[x]):
         ax.set_xscale("log")
-    if x in ("cooccurrence", "data_rho2") and df["n"].nunique() == 1:
-        ax.axvline(theory.cooccurrence_threshold(int(df["n"].iloc[0])), color="r", ls="--", label="n^{-1/2} (H3)")
+    if x in ("cooccurrence", "data_rho2"):
+        for k, n in enumerate(sorted(df["n"].unique())):
+            ax.axvline(
+                theory.cooccurrence_threshold(int(n)),
+                color="r",
+                ls=("--", ":", "-.")[k % 3],
+                label="n^{-1/2} (H3)" if df["n"].nunique() == 1 else f"n^{{-1/2}}, n = {int(n)} (H3)",
+            )
     off_axis = ""
     if x == "width":
         r = df.iloc[0]
@@ -552,13 +584,13 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "") -> 
         + f"\nmean and 95 % interval over {'/'.join(map(str, seeds))} seeds per point",
         fontsize=10,
     )
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, **({"loc": "center left", "bbox_to_anchor": (1.01, 0.5)} if many else {}))
     return _save(fig, out, summ.rename(columns={k: f"{metric}_{k}" for k in ("mean", "low", "high", "sd")}))
 
 
 def frr_vs_tau(df, store: Store, out: Path, title="") -> list[str]:
     df = done(df).copy()
-    df["series"] = variant_labels(df)
+    df["series"] = _series(df)
     rows = []
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     for lab, g in df.groupby("series", sort=False):
@@ -615,11 +647,13 @@ def frontier(df, out: Path, title="") -> list[str]:
     hyperparameters that make the variant."""
     df = done(df).copy()
     df["series"] = variant_labels(df)
+    df["setting"] = [x.lstrip(", ") for x in _data_setting(df)]  # one panel per data setting
     rows = []
-    for (lab, ser), g in df.groupby(["label", "series"], sort=False):
+    for (setting, lab, ser), g in df.groupby(["setting", "label", "series"], sort=False):
         l0, fvu = seed_interval(g.l0.to_numpy(float)), seed_interval(g.fvu.to_numpy(float))
         rows.append(
             {
+                "setting": setting,
                 "label": lab,
                 "series": ser,
                 "variant": ser[len(lab) :].strip(" ()"),
@@ -634,7 +668,24 @@ def frontier(df, out: Path, title="") -> list[str]:
             }
         )
     summ = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(7.2, 5.0), constrained_layout=True)
+    settings = list(dict.fromkeys(summ.setting))
+    fig, axes = plt.subplots(
+        1, len(settings), figsize=(7.2 * len(settings), 5.0), squeeze=False, constrained_layout=True
+    )
+    for ax, setting in zip(axes.flat, settings):
+        _frontier_panel(ax, summ[summ.setting == setting], setting)
+    seeds = sorted(set(summ.seeds)) if len(summ) else [0]
+    fig.suptitle(
+        title
+        or f"sparsity–reconstruction frontier (lower-left is better) [{_context(df, [])}]\n"
+        f"mean and 95 % interval over {'/'.join(map(str, seeds))} seeds",
+        fontsize=10,
+    )
+    return _save(fig, out, summ)
+
+
+def _frontier_panel(ax, summ: pd.DataFrame, setting: str) -> None:
+    """One data setting's frontier: a line per label through its variants, each annotated."""
     for lab, s in summ.groupby("label", sort=False):
         s = s.sort_values("l0")
         y = s.fvu.clip(lower=1e-4)
@@ -655,15 +706,9 @@ def frontier(df, out: Path, title="") -> list[str]:
     ax.set_yscale("log")
     ax.set_xlabel(_label("l0"))
     ax.set_ylabel("fraction of variance unexplained (FVU)")
-    seeds = sorted(set(summ.seeds)) if len(summ) else [0]
-    ax.set_title(
-        title
-        or f"sparsity–reconstruction frontier (lower-left is better) [{_context(df, [])}]\n"
-        f"mean and 95 % interval over {'/'.join(map(str, seeds))} seeds",
-        fontsize=10,
-    )
+    if setting:
+        ax.set_title(setting, fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, out, summ)
 
 
 def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
@@ -671,7 +716,7 @@ def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
     another seed's SAE (same data model, same hyperparameters), mean over seed pairs. Meaningful when the
     sweep fixes ``[data] seed`` so that seeds differ only in the SAE's initialisation."""
     df = done(df).copy()
-    df["series"] = variant_labels(df)
+    df["series"] = _series(df)
     rows = []
     for lab, g in df.groupby("series", sort=False):
         vals = seed_pair_consistency(g, store)
@@ -693,7 +738,7 @@ def consistency_plot(df, store: Store, out: Path, title="") -> list[str]:
 def frr_vs_magnitude(df, store: Store, out: Path, title="") -> list[str]:
     """Per-feature recovery (best cos ≥ 0.9) vs the feature's magnitude h_i (per_feature magnitudes)."""
     df = done(df).copy()
-    df["series"] = variant_labels(df)
+    df["series"] = _series(df)
     rows = []
     for lab, g in df.groupby("series", sort=False):
         hs, rec = magnitude_recovery(g, store)
