@@ -101,7 +101,8 @@ def test_sample_save_refuses_bad_folders_and_writes_nothing(tmp_path, setup, msg
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
-def test_thread_choice_leaves_busy_cores_alone():
+def test_thread_choice_leaves_busy_cores_alone(monkeypatch):
+    monkeypatch.delenv("THEORY_SIM_THREADS", raising=False)  # the variable would override the load rule
     from theory_sim.device import choose_threads
     from theory_sim.errors import ConfigError
 

@@ -29,14 +29,26 @@ def test_no_doc_or_docstring_points_outside_the_repository():
         assert "shared/" not in p.read_text().replace("shared/ component", ""), p
 
 
-def test_every_hyperparameter_has_help_for_the_command_line():
-    """``theory-sim train --help`` says what each field means: every Config field has a HELP entry."""
-    for name, cls in REGISTRY.items():
-        helps = {}
-        for klass in cls.Config.__mro__:
-            helps.update(getattr(klass, "HELP", {}))
-        for f in dataclasses.fields(cls.Config):
-            assert helps.get(f.name), f"{name}.{f.name} has no help text"
+def test_every_declared_field_has_help_for_the_command_line():
+    """``theory-sim train --help`` / ``sample --help`` say what each field means: every field of every config is
+    declared (params.param) with a help text."""
+    from theory_sim.params import declared, undeclared
+    from theory_sim.reference import sections
+
+    for title, cls in sections():
+        assert undeclared(cls) == [], f"{title}: fields without a declaration"
+        for name, d in declared(cls).items():
+            assert d.help.strip(), f"{title}.{name} has no help text"
+
+
+def test_the_parameter_reference_is_the_generated_one():
+    """docs/parameters.md is `theory-sim params --markdown`: a field added, renamed or re-ranged without
+    regenerating it fails here."""
+    from theory_sim.reference import markdown
+
+    assert (DOCS / "parameters.md").read_text() == markdown(), (
+        "regenerate: theory-sim params --markdown > docs/parameters.md"
+    )
 
 
 def _all_docs() -> str:

@@ -404,3 +404,22 @@ def test_non_convergence_is_stored_warned_and_counted(tmp_path):
     topk = [ln.split() for ln in st.stdout.splitlines() if ln.startswith("topk")][0]
     want = int((~df[df.method == "topk"].converged.astype(bool)).sum())
     assert topk[2 + header.index("not_converged") - 1] == str(want)  # counted, not every done cell
+
+
+def test_one_pass_from_file_to_batches(monkeypatch):
+    """Each cell's hyperparameters are resolved once (in make_cell) and carried: parsing the quickstart and
+    batching its cells resolves exactly one config per cell (it used to be three: validation, the batch key
+    and the count's own pass)."""
+    from pathlib import Path
+
+    import theory_sim.sweep.spec as spec_mod
+
+    calls = []
+    real = spec_mod.resolve_hyper
+    monkeypatch.setattr(spec_mod, "resolve_hyper", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    root = Path(__file__).resolve().parent.parent
+    sweep = spec_mod.parse_sweep((root / "sweeps" / "quickstart.toml").read_text(), "quickstart.toml", "full")
+    spec_mod.make_batches(sweep.cells, 64)
+    assert len(sweep.cells) > 10 and len(calls) == len(sweep.cells)
+    assert sweep.cells[0].method_config() is sweep.cells[0].resolved  # carried, not resolved again
+    assert "resolved" not in sweep.cells[0].config  # and never part of the cell's identity (its hash)

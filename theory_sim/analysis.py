@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .measures import is_fraction
 from .metrics import consistency
 from .store import Store
 
@@ -63,10 +64,6 @@ def done(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of finished cells (failed and pending ones carry no metrics): the one filter every figure
     and rule starts from."""
     return df[df.status == "done"]
-
-
-def is_fraction(metric: str) -> bool:
-    return metric.startswith("frr_")
 
 
 def cell_summary(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:

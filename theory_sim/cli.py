@@ -8,7 +8,7 @@ import math
 import sys
 import typing
 
-from .device import resolve_device, set_threads
+from .device import choose_threads, resolve_device, set_threads
 from .errors import ConfigError, Interrupted, StoreError
 from .model.spec import GeneratorSpec
 
@@ -23,42 +23,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-_HELP = {
-    "n": "number of features (rows of V), > 0",
-    "d": "ambient dimension, > 0",
-    "s": "non-zeros per row (exact) or expected L0 (bernoulli), 0 < s <= n",
-    "features": "V: gaussian | orthogonal (n<=d) | low_coherence | shared",
-    "coherence": "target max |cos| for features=low_coherence, in (Welch bound, 1)",
-    "shared": "weight a in [0,1) of a shared component (raises every cosine toward a)",
-    "support": "H support: exact (s per row) | bernoulli (independent, f_i) | mixture (mixture_s)",
-    "frequencies": "bernoulli frequencies: uniform (s/n) | zipf | list",
-    "zipf": "Zipf exponent (frequencies=zipf), > 0",
-    "frequency_list": "comma list of n frequencies in (0,1]",
-    "mixture_s": "comma list of row sparsities (support=mixture), e.g. 3,20",
-    "mixture_weights": "comma list of weights for mixture_s (default equal)",
-    "cooccurrence": "within-group P(h_j>0 | h_i>0) in [s/n, 1] (bernoulli, uniform f); moves rho2",
-    "group_size": "features per co-occurrence group",
-    "magnitude": "non-zero magnitudes: constant | uniform | lognormal | per_feature",
-    "mag_value": "constant magnitude / lognormal median, > 0",
-    "mag_low": "uniform / per_feature low end, >= 0",
-    "mag_high": "uniform / per_feature high end",
-    "mag_sigma": "lognormal sigma, >= 0",
-    "magnitudes": "comma list of n per-feature magnitudes (per_feature)",
-    "noise_std": "isotropic Gaussian noise std, >= 0",
-    "snr": "target E||HV||^2/E||noise||^2 (overrides noise_std)",
-    "row_norm": "true: scale every sample to unit norm (input-scaling reading)",
-    "hierarchy_depth": "levels of a feature hierarchy below its roots (0: none; support=bernoulli): a child fires "
-    "only with its parent",
-    "hierarchy_branching": "children per parent in the hierarchy",
-    "hierarchy_exclusive": "true: at most one child of a parent fires (siblings mutually exclusive)",
-    "correlation_rank": "rank of a Gaussian copula over the firing variables (0: independent; keeps each f_i)",
-    "correlation_scale": "share in [0, 1) of each firing variable's variance that is shared (the copula)",
-    "mag_spread": "relative spread of per-feature magnitudes (magnitude=per_feature): h_i exp(σN − σ²/2)",
-    "dictionary_bias": "norm of a fixed offset added to every sample (a dictionary bias), >= 0",
-    "seed": "root seed, >= 0",
-}
-
-
 def _number_list(text: str) -> tuple:
     out = []
     for part in text.split(","):
@@ -69,7 +33,10 @@ def _number_list(text: str) -> tuple:
 
 def add_generator_options(p: argparse.ArgumentParser) -> None:
     """One ``--option`` per GeneratorSpec field (underscores become dashes)."""
+    from .params import declared
+
     hints = typing.get_type_hints(GeneratorSpec)
+    decl = declared(GeneratorSpec)
     g = p.add_argument_group("data model (X = H V + noise)")
     for f in dataclasses.fields(GeneratorSpec):
         hint = str(hints[f.name])
@@ -88,7 +55,7 @@ def add_generator_options(p: argparse.ArgumentParser) -> None:
             dest="gen_" + f.name,
             type=typ,
             default=None,
-            help=f"{_HELP.get(f.name, f.name)} (default {f.default})",
+            help=f"{decl[f.name].help}; {decl[f.name].constraint.describe()} (default {f.default})".replace("%", "%%"),
         )
 
 
@@ -114,13 +81,19 @@ def dump_json(obj) -> str:
 
 # ---------------------------------------------------------------------- commands
 def cmd_sample(args) -> int:
-    from .model.export import check_save_dir, load_spec, save_sample
-    from .model.stats import measure
+    base = None
+    if args.spec:
+        from .model.export import load_spec
 
-    spec = generator_spec_from_args(args, base=load_spec(args.spec) if args.spec else None)
+        base = load_spec(args.spec)
+    spec = generator_spec_from_args(args, base=base)
     if not 0 < args.samples <= MAX_SAMPLES:
         raise ConfigError("samples", f"must be in [1, {MAX_SAMPLES}], got {args.samples}")
+    from .model.export import check_save_dir, save_sample
+    from .model.stats import measure
+
     device = resolve_device(args.device)
+    set_threads()
     if args.save is not None:
         check_save_dir(args.save)  # before drawing anything
         shapes = save_sample(spec, args.samples, args.save, device)
@@ -173,17 +146,18 @@ def _bool(text: str) -> bool:
 
 def add_method_options(p: argparse.ArgumentParser) -> None:
     """One option per hyperparameter of any registered method, plus ``--X-over-f`` / ``--X-over-s`` for the
-    fields a method declares as data-scaled (its config's ``SCALES``)."""
-    from .sae import REGISTRY
-    from .sae.base import config_info
+    fields a method declares as data-scaled (``param(..., scale=)``)."""
+    from .params import declared, scales
+    from .sae.configs import CONFIGS
 
     g = p.add_argument_group("method hyperparameters (each method accepts its own; docs/methods.md)")
     seen, scaled = {}, {}
-    for name, cls in sorted(REGISTRY.items()):
-        helps = config_info(cls.Config, "HELP")
-        scaled.update(config_info(cls.Config, "SCALES"))
-        for f in dataclasses.fields(cls.Config):
-            typ, users, text = seen.setdefault(f.name, (type(f.default), {}, helps.get(f.name, "")))
+    for name, cfg in sorted(CONFIGS.items()):
+        decl = declared(cfg)
+        scaled.update(scales(cfg))
+        for f in dataclasses.fields(cfg):
+            text = f"{decl[f.name].help}; {decl[f.name].constraint.describe()}"
+            typ, users, text = seen.setdefault(f.name, (type(f.default), {}, text))
             users[name] = f.default
     words = {"f": "the mean feature frequency f", "s": "the data's expected L0 s"}
     for field, (typ, users, text) in sorted(seen.items()):
@@ -225,10 +199,10 @@ def method_params_from_args(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .sae import get_method
-    from .training import train
+    from .hyper import TrainConfig, resolve_hyper, spec_scales
+    from .sae.configs import get_config
 
-    get_method(args.method)
+    get_config(args.method)
     hyper = method_params_from_args(args)
     data, gt, acts, eval_x, eval_acts = None, None, None, None, None
     if args.data:
@@ -282,6 +256,12 @@ def cmd_train(args) -> int:
         raise ConfigError(
             "seed", f"--seed + --seeds - 1 must be below 2^63 (seeds are integers in [0, 2^63)), got {seeds[-1]}"
         )
+    # the checks train() repeats, here before torch is imported: a refusal of bad input costs no import
+    TrainConfig(steps=args.steps, batch=args.batch, eval_samples=args.eval_samples, input_scale=args.input_scale)
+    if not args.data:
+        resolve_hyper(args.method, hyper, *spec_scales(data))
+    from .training import train
+
     res = train(
         args.method,
         data,
@@ -388,10 +368,10 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
 
 
 def _register_train(sub) -> None:
-    from .sae import REGISTRY
+    from .sae.configs import CONFIGS
 
     tp = sub.add_parser("train", help="train one method (several seeds = one ensemble) and print its metrics")
-    tp.add_argument("--method", default="ba", help=f"one of {', '.join(sorted(REGISTRY))} (default ba)")
+    tp.add_argument("--method", default="ba", help=f"one of {', '.join(sorted(CONFIGS))} (default ba)")
     add_generator_options(tp)
     add_method_options(tp)
     tp.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
@@ -445,10 +425,12 @@ def _register_train(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import load_sweep, run_sweep
+    from .sweep.spec import load_sweep
 
-    resolve_device(args.device)
     sweep = load_sweep(args.file, args.budget)
+    resolve_device(args.device)
+    from .sweep.runner import run_sweep
+
     if args.dry_run:
         from .sweep.runner import format_plan, plan_sweep
 
@@ -491,14 +473,15 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .sweep import status_table
+    from .store import existing
+
+    existing(args.out)
+    from .sweep.runner import status_table
 
     if args.show_sweep:
-        from .store import Store
+        from .store import existing
 
-        store = Store(args.out)
-        if not store.exists():
-            raise ConfigError("out", f"no results database in {args.out!r}")
+        store = existing(args.out)
         meta = store.meta()
         print(
             f"# sweep {meta.get('sweep_name')!r} from {meta.get('sweep_path')}, budget {meta.get('sweep_budget')}, "
@@ -507,11 +490,9 @@ def cmd_status(args) -> int:
         print(meta.get("sweep_source", ""))
         return 0
     if args.check:
-        from .store import Store
+        from .store import existing
 
-        store = Store(args.out)
-        if not store.exists():
-            raise ConfigError("out", f"no results database in {args.out!r}")
+        store = existing(args.out)
         problems = store.check()
         for h, what in problems:
             print(f"{h}: {what}")
@@ -634,6 +615,9 @@ def cmd_boundary(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from .store import existing
+
+    existing(args.out)
     from .plots import plot_sweep
 
     for p in plot_sweep(args.out, x=args.x, y=args.y, metric=args.metric, fig_dir=args.fig_dir):
@@ -682,9 +666,6 @@ def _register_reproduce(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from .bench import format_bench, run_bench
-
-    dev = resolve_device(args.device)
     try:
         sizes = tuple(int(v) for v in args.sizes.split(","))
     except ValueError:
@@ -696,10 +677,15 @@ def cmd_bench(args) -> int:
     if not (math.isfinite(args.seconds) and 0 < args.seconds <= 600):
         raise ConfigError("seconds", f"must be in (0, 600], got {args.seconds}")
     methods = tuple(args.methods.split(","))
-    from .sae import get_method
+    from .sae.configs import get_config
 
     for m in methods:
-        get_method(m)
+        get_config(m)
+    dev = resolve_device(args.device)
+    from .bench import format_bench, run_bench
+
+    if args.threads is not None:  # else bench measures the whole machine
+        set_threads(args.threads)
     b = run_bench(dev, methods, sizes, args.seconds, grid=not args.no_grid, refine=args.refine, api=args.api)
     print(dump_json(b) if args.json else format_bench(b))
     return 0
@@ -743,7 +729,32 @@ def _register_boundary(sub) -> None:
     bp.set_defaults(func=cmd_boundary)
 
 
+def cmd_params(args) -> int:
+    from .params import declared
+    from .reference import markdown, sections
+
+    if args.markdown:
+        print(markdown(), end="")
+        return 0
+    for title, cls in sections():
+        print(f"# {title}")
+        for name, d in declared(cls).items():
+            extra = (f"; {name}_over_{d.scale}" if d.scale else "") + ("; per model" if d.per_model else "")
+            default = cls.__dataclass_fields__[name].default
+            print(f"  {name} = {default!r}: {d.constraint.describe()}{extra} — {d.help}")
+    return 0
+
+
+def _register_params(sub) -> None:
+    pp = sub.add_parser(
+        "params", help="every field of the data model, [train] and each method: default, accepted values, meaning"
+    )
+    pp.add_argument("--markdown", action="store_true", help="as docs/parameters.md (its generator)")
+    pp.set_defaults(func=cmd_params)
+
+
 _EXTRA_COMMANDS: list = [
+    _register_params,
     _register_train,
     _register_sweep,
     _register_plot,
@@ -757,8 +768,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command != "bench" or getattr(args, "threads", None):  # bench measures the whole machine
-            set_threads(getattr(args, "threads", None))
+        if getattr(args, "threads", None) is not None:
+            # refused here, before any work; applied by the command's entry point (training.train, run_sweep,
+            # reproduce, bench), so a refusal of bad input never pays for importing torch
+            choose_threads(args.threads)
         code = args.func(args) or 0
         sys.stdout.flush()  # a full disk or closed pipe behind stdout shows here, not at interpreter exit
         return code

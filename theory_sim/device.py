@@ -12,6 +12,8 @@ DEVICES = ("auto", "cpu", "cuda")
 def resolve_device(name):
     """A torch.device from a name (``auto``: CUDA when torch sees one, else CPU) or a device; ConfigError
     for anything else, or for ``cuda`` without a CUDA device."""
+    if isinstance(name, str) and name not in DEVICES:  # refused before torch is imported
+        raise ConfigError("device", f"must be one of {', '.join(DEVICES)}; got {name!r}")
     import torch
 
     if isinstance(name, torch.device):

@@ -19,30 +19,10 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from .measures import METRIC_RANGES, TAUS  # noqa: F401  (re-exported; declared in measures.py)
 from .tensor import unit_rows
 
-TAUS = (0.8, 0.9, 0.95, 0.99)
 CURVE_TAUS = tuple(np.round(np.linspace(0.5, 1.0, 51), 3))
-#: the scalar metrics a boundary may be drawn on (a ``[refine]`` level), each with its range: a level must lie
-#: strictly inside it
-METRIC_RANGES = {
-    **{f"frr_{t}": (0.0, 1.0) for t in TAUS},
-    "frr_matched_0.9": (0.0, 1.0),
-    "mmcs": (-1.0, 1.0),
-    "mcc": (0.0, 1.0),
-    "uniqueness": (0.0, 1.0),
-    "precision": (0.0, 1.0),
-    "recall": (0.0, 1.0),
-    "f1": (0.0, 1.0),
-    "accuracy": (0.0, 1.0),
-    "f1_alive": (0.0, 1.0),
-    "uniqueness_alive": (0.0, 1.0),
-    "explained_variance": (-math.inf, 1.0),
-    "fvu": (0.0, math.inf),
-    "dead_fraction": (0.0, 1.0),
-    "l0": (0.0, math.inf),
-    "mse": (0.0, math.inf),
-}
 DENSE_MCC_LIMIT = 25_000_000
 MCC_CANDIDATES = 16
 

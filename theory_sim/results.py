@@ -6,16 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import ConfigError
-from .store import Store, parse_row
+from .store import Store, existing, parse_row
 from .sweep.refine import _num, boundaries, parse_refine
 from .sweep.spec import Cell, Sweep, parse_sweep
 
 
 def stored_sweep(out_dir: str | Path) -> Sweep:
     """The sweep a results folder was last run with (its stored file text and budget), parsed again."""
-    store = Store(out_dir)
-    if not store.exists():
-        raise ConfigError("out", f"no results database in {str(out_dir)!r}")
+    store = existing(out_dir)
     meta = store.meta()
     if "sweep_source" not in meta:
         raise ConfigError("out", f"{out_dir} has no stored sweep (an interrupted creation); rerun the sweep command")

@@ -218,6 +218,15 @@ def free_space(folder: Path) -> str:
         return "free space unknown"
 
 
+def existing(out_dir) -> "Store":
+    """The store of a results folder that must already hold one; ConfigError naming ``out`` otherwise (the one
+    wording of that refusal, given before anything heavy is imported)."""
+    store = Store(out_dir)
+    if not store.exists():
+        raise ConfigError("out", f"no results database in {str(out_dir)!r}")
+    return store
+
+
 class Store:
     def __init__(self, out_dir: str | Path):
         self.dir = Path(out_dir)
@@ -642,9 +651,7 @@ def load_results(out_dir: str | Path, current_only: bool = False, trajectories: 
     """
     import pandas as pd
 
-    store = Store(out_dir)
-    if not store.exists():
-        raise ConfigError("out", f"no results database in {out_dir!r}")
+    store = existing(out_dir)
     store.check_compatible(None, True)
     records = []
     for r in store.rows():

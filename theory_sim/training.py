@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -20,61 +19,20 @@ import torch
 from . import metrics as M
 from .device import resolve_device
 from .device import threads as threads_policy
-from .errors import ConfigError, normalise_integers, require
+from .errors import ConfigError, require
+from .hyper import (  # noqa: F401  (re-exported: the training API's names)
+    INPUT_SCALES,
+    SCALE_ROWS,
+    TRAIN_LIMITS,
+    TrainConfig,
+    derived_base,
+    resolve_hyper,
+    spec_scales,
+)
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, ModelSampler, derive_seed
 from .model.spec import GeneratorSpec
 from .progress import bar as progress_bar
 from .sae import Method, get_method
-from .sae.base import DERIVED, config_info, derived_base  # noqa: F401  (derived_base is re-exported)
-
-#: upper limits of the training budget (a typo like 1e12 steps is refused, not run for years)
-TRAIN_LIMITS = {"steps": 10**8, "batch": 2**20, "eval_samples": 2**22}
-#: the input scalings TrainConfig.input_scale allows
-INPUT_SCALES = ("none", "mean_norm")
-#: rows the input scale is measured on
-SCALE_ROWS = 8192
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 3000
-    batch: int = 512
-    eval_samples: int = 8192
-    record_every: int = 0  # FRR@0.9 trajectory every k steps (0: the method's RECORD_EVERY, mba every step)
-    check_every: int = 25  # steps between non-finite-loss checks
-    save_decoder: bool = False  # keep each model's decoder (M, d) in its arrays (cross-seed consistency)
-    #: divide every input by a constant so pre-activations are O(1): "none", or "mean_norm" (the mean row
-    #: norm of 8192 evaluation rows, per model); the bias range of BA/GBA ([−1, 0]) presumes unit-scale inputs
-    input_scale: str = "none"
-
-    def __post_init__(self):
-        normalise_integers(self)
-        require(
-            isinstance(self.save_decoder, bool), "save_decoder", f"must be true or false, got {self.save_decoder!r}"
-        )
-        require(
-            self.input_scale in INPUT_SCALES,
-            "input_scale",
-            f"must be one of {', '.join(INPUT_SCALES)}, got {self.input_scale!r}",
-        )
-        for f in fields(self):
-            if f.name in ("save_decoder", "input_scale"):
-                continue
-            v = getattr(self, f.name)
-            lo = 0 if f.name == "record_every" else 1
-            hi = TRAIN_LIMITS.get(f.name, 2**62)
-            require(
-                isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi,
-                f.name,
-                f"must be an integer in [{lo}, {hi}], got {v!r}",
-            )
-
-    def to_dict(self):
-        """Every field; ``input_scale`` only when set (so cells stored before it existed keep their hashes)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if out["input_scale"] == "none":
-            del out["input_scale"]
-        return out
 
 
 # ------------------------------------------------------------------------------------------ data sources
@@ -291,53 +249,6 @@ def _ground_truth(V, d, E, device):
         f"row {int(zero[0]) if len(zero) else 0} (of {V.shape[0]}) is all zeros; a true feature needs a direction",
     )
     return V.to(device).unsqueeze(0).expand(E, -1, -1)
-
-
-# ------------------------------------------------------------------------------------------ hyperparameters
-def resolve_hyper(method: str, params: dict, f: float | None, l0: float | None = None):
-    """Method config from a dict; ``X_over_f`` keys become ``X = value · f``, ``X_over_s`` keys
-    ``X = value · l0`` (l0: the data's expected L0; f · n for generator data)."""
-    out = {}
-    scales = {"f": f, "s": l0}
-    scales_of = config_info(get_method(method).Config, "SCALES")
-    for k, v in params.items():
-        base = derived_base(k)
-        if base != k:
-            ref = DERIVED[k[len(base) :]]
-            kinds = {"f": "a frequency (X_over_f)", "s": "a count of active latents (X_over_s)"}
-            require(
-                scales_of.get(base) == ref,
-                k,
-                f"{base} is not {kinds[ref]} of {method}; derived keys of {method}: "
-                + (", ".join(f"{b}_over_{r}" for b, r in scales_of.items()) or "none"),
-            )
-            require(scales[ref] is not None, k, f"needs generator data to know {ref}; give {base} directly")
-            require(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
-                k,
-                f"must be a number > 0, got {v!r}",
-            )
-            require(base not in params, k, f"give either {k} or {base}, not both")
-            val = v * scales[ref]
-            if _int_field(method, base):  # a count (TopK's k = k_over_s · s): the nearest integer, at least 1
-                val = max(1, round(val))
-            out[base] = val
-        else:
-            out[k] = v
-    return get_method(method).Config.from_dict(out)
-
-
-def _int_field(method: str, name: str) -> bool:
-    for f in fields(get_method(method).Config):
-        if f.name == name:
-            return f.type in (int, "int")
-    return False
-
-
-def spec_scales(spec: GeneratorSpec) -> tuple[float, float]:
-    """(f, expected L0) of a generator spec: what derived hyperparameters are multiples of."""
-    f = spec.mean_frequency()
-    return f, f * spec.n
 
 
 # ------------------------------------------------------------------------------------------ the loop

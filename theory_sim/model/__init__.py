@@ -1,19 +1,19 @@
-"""The statistical model X = H V (+ noise): spec, samplers, measured statistics."""
+"""The statistical model X = H V (+ noise): spec, samplers, measured statistics (imported on first use)."""
 
-from .sampler import EnsembleSampler, ModelSampler, derive_seed, feature_magnitudes, make_features
-from .spec import GENERATOR_FIELDS, GeneratorSpec, welch_bound
-from .stats import coherence, data_conditions, measure
+from ..lazy import exports
 
-__all__ = [
-    "GeneratorSpec",
-    "GENERATOR_FIELDS",
-    "ModelSampler",
-    "EnsembleSampler",
-    "make_features",
-    "feature_magnitudes",
-    "derive_seed",
-    "measure",
-    "coherence",
-    "data_conditions",
-    "welch_bound",
-]
+_NAMES = {
+    "GeneratorSpec": ".spec",
+    "GENERATOR_FIELDS": ".spec",
+    "welch_bound": ".spec",
+    "ModelSampler": ".sampler",
+    "EnsembleSampler": ".sampler",
+    "make_features": ".sampler",
+    "feature_magnitudes": ".sampler",
+    "derive_seed": ".sampler",
+    "measure": ".stats",
+    "coherence": ".stats",
+    "data_conditions": ".stats",
+}
+__getattr__ = exports(__name__, _NAMES)
+__all__ = list(_NAMES)

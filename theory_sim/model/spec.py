@@ -23,10 +23,10 @@ Decisions the paper leaves open (docs/science.md §1), each a switch here:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, fields
 
 from ..errors import normalise_integers, reject_unknown, require
+from ..params import Boolean, Interval, ListOf, Maybe, Options, check_declared, param
 from ..theory import welch_bound
 
 # knob -> the default that reproduces the behaviour before the knob existed (see GeneratorSpec.to_dict)
@@ -47,11 +47,6 @@ FREQUENCY_KINDS = ("uniform", "zipf", "list")
 MAGNITUDE_KINDS = ("constant", "uniform", "lognormal", "per_feature")
 
 
-def _finite(name: str, v: float) -> None:
-    require(isinstance(v, (int, float)) and not isinstance(v, bool), name, f"must be a number, got {v!r}")
-    require(math.isfinite(v), name, f"must be finite, got {v!r}")
-
-
 #: the most entries V (n, d) may have: 2^30 float32 is 4 GiB, beyond any sweep this suite runs on one device
 MAX_FEATURE_ENTRIES = 2**30
 
@@ -60,37 +55,86 @@ MAX_FEATURE_ENTRIES = 2**30
 class GeneratorSpec:
     """Data model X = H V + noise.  V: (n, d) unit rows; H: (N, n) nonnegative, sparse."""
 
-    n: int = 128
-    d: int = 42
-    s: float = 3
-    features: str = "gaussian"
-    coherence: float | None = None
-    shared: float = 0.0
-    support: str = "exact"
-    frequencies: str = "uniform"
-    zipf: float = 1.0
-    frequency_list: tuple[float, ...] | None = None
-    mixture_s: tuple[int, ...] | None = None
-    mixture_weights: tuple[float, ...] | None = None
-    cooccurrence: float | None = None
-    group_size: int = 8
-    magnitude: str = "constant"
-    mag_value: float = 1.0
-    mag_low: float = 0.5
-    mag_high: float = 1.5
-    mag_sigma: float = 0.5
-    magnitudes: tuple[float, ...] | None = None
-    noise_std: float = 0.0
-    snr: float | None = None
-    row_norm: bool = False
-    hierarchy_depth: int = 0
-    hierarchy_branching: int = 2
-    hierarchy_exclusive: bool = False
-    correlation_rank: int = 0
-    correlation_scale: float = 0.5
-    mag_spread: float = 0.0
-    dictionary_bias: float = 0.0
-    seed: int = 0
+    n: int = param(128, Interval(int, 1, None), "number of features (rows of V)")
+    d: int = param(42, Interval(int, 1, None), "ambient dimension")
+    s: float = param(
+        3, Interval(float, 0, None, "neither"), "non-zeros per row (exact) or expected L0 (bernoulli), s <= n"
+    )
+    features: str = param(
+        "gaussian", Options(FEATURE_KINDS), "V: gaussian | orthogonal (n<=d) | low_coherence | shared"
+    )
+    coherence: float | None = param(
+        None, Maybe(Interval(float)), "target max |cos| for features=low_coherence, in (Welch bound, 1)"
+    )
+    shared: float = param(
+        0.0, Interval(float, 0, 1, "left"), "weight a of a shared component (raises every cosine toward a)"
+    )
+    support: str = param(
+        "exact",
+        Options(SUPPORT_KINDS),
+        "H support: exact (s per row) | bernoulli (independent, f_i) | mixture (mixture_s)",
+    )
+    frequencies: str = param("uniform", Options(FREQUENCY_KINDS), "bernoulli frequencies: uniform (s/n) | zipf | list")
+    zipf: float = param(1.0, Interval(float), "Zipf exponent (frequencies=zipf), > 0")
+    frequency_list: tuple[float, ...] | None = param(
+        None, Maybe(ListOf(Interval(float, 0, 1, "right"))), "comma list of n frequencies (frequencies=list)"
+    )
+    mixture_s: tuple[int, ...] | None = param(
+        None, Maybe(ListOf(Interval(int, 1, None))), "comma list of row sparsities (support=mixture), e.g. 3,20"
+    )
+    mixture_weights: tuple[float, ...] | None = param(
+        None, Maybe(ListOf(Interval(float, 0, None))), "comma list of weights for mixture_s (default equal)"
+    )
+    cooccurrence: float | None = param(
+        None,
+        Maybe(Interval(float, 0, 1)),
+        "within-group P(h_j>0 | h_i>0) in [s/n, 1] (bernoulli, uniform f); moves rho2",
+    )
+    group_size: int = param(8, Interval(int), "features per co-occurrence group, in [1, n]")
+    magnitude: str = param(
+        "constant", Options(MAGNITUDE_KINDS), "non-zero magnitudes: constant | uniform | lognormal | per_feature"
+    )
+    mag_value: float = param(1.0, Interval(float, 0, None, "neither"), "constant magnitude / lognormal median")
+    mag_low: float = param(0.5, Interval(float, 0, None), "uniform / per_feature low end")
+    mag_high: float = param(1.5, Interval(float), "uniform / per_feature high end, >= mag_low")
+    mag_sigma: float = param(0.5, Interval(float, 0, None), "lognormal sigma")
+    magnitudes: tuple[float, ...] | None = param(
+        None, Maybe(ListOf(Interval(float, 0, None))), "comma list of n per-feature magnitudes (per_feature)"
+    )
+    noise_std: float = param(0.0, Interval(float, 0, None), "isotropic Gaussian noise std")
+    snr: float | None = param(
+        None, Maybe(Interval(float, 0, None, "neither")), "target E||HV||^2/E||noise||^2 (overrides noise_std)"
+    )
+    row_norm: bool = param(False, Boolean(), "true: scale every sample to unit norm (input-scaling reading)")
+    hierarchy_depth: int = param(
+        0,
+        Interval(int, 0, 8),
+        "levels of a feature hierarchy below its roots (0: none; support=bernoulli): a child fires only with its "
+        "parent",
+    )
+    hierarchy_branching: int = param(2, Interval(int, 1, None), "children per parent in the hierarchy")
+    hierarchy_exclusive: bool = param(
+        False, Boolean(), "true: at most one child of a parent fires (siblings mutually exclusive)"
+    )
+    correlation_rank: int = param(
+        0,
+        Interval(int, 0, None),
+        "rank of a Gaussian copula over the firing variables (0: independent; keeps each f_i), <= n",
+    )
+    correlation_scale: float = param(
+        0.5,
+        Interval(float, 0, 1, "left"),
+        "share of each firing variable's variance that is shared (the copula)",
+    )
+    mag_spread: float = param(
+        0.0,
+        Interval(float, 0, None),
+        "relative spread of per-feature magnitudes (magnitude=per_feature): h_i exp(σN − σ²/2)",
+    )
+    dictionary_bias: float = param(
+        0.0, Interval(float, 0, None), "norm of a fixed offset added to every sample (a dictionary bias)"
+    )
+    seed: int = param(0, Interval(int, 0, 2**63, "left"), "root seed")
 
     def __post_init__(self):
         normalise_integers(self)
@@ -103,31 +147,14 @@ class GeneratorSpec:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        for name in ("n", "d", "group_size", "seed"):
-            v = getattr(self, name)
-            require(isinstance(v, int) and not isinstance(v, bool), name, f"must be an integer, got {v!r}")
-        require(self.n > 0, "n", f"must be a positive integer (n > 0), got {self.n}")
-        require(self.d > 0, "d", f"must be a positive integer (d > 0), got {self.d}")
-        require(0 <= self.seed < 2**63, "seed", f"must be in [0, 2^63), got {self.seed}")
+        """Every declared constraint (``params.check_declared``), then the rules that relate fields."""
+        check_declared(self)
         require(
             self.n * self.d <= MAX_FEATURE_ENTRIES,
             "n",
             f"n × d = {self.n * self.d} entries of V exceed the limit "
             f"of {MAX_FEATURE_ENTRIES} ({MAX_FEATURE_ENTRIES * 4 / 2**30:.0f} GiB of float32)",
         )
-        for name, allowed in (
-            ("features", FEATURE_KINDS),
-            ("support", SUPPORT_KINDS),
-            ("frequencies", FREQUENCY_KINDS),
-            ("magnitude", MAGNITUDE_KINDS),
-        ):
-            require(
-                getattr(self, name) in allowed,
-                name,
-                f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}",
-            )
-        for name in ("s", "shared", "zipf", "mag_value", "mag_low", "mag_high", "mag_sigma", "noise_std"):
-            _finite(name, getattr(self, name))
         if self.support == "exact":
             require(float(self.s).is_integer(), "s", f"must be an integer for support=exact, got {self.s}")
         require(0 < self.s <= self.n, "s", f"must satisfy 0 < s <= n = {self.n}, got {self.s}")
@@ -141,14 +168,12 @@ class GeneratorSpec:
             require(
                 self.coherence is not None, "coherence", "low_coherence needs a target max |cos| in (welch_bound, 1)"
             )
-            _finite("coherence", self.coherence)
             wb = welch_bound(self.n, self.d)
             require(
                 wb < self.coherence < 1,
                 "coherence",
                 f"must lie in (Welch bound {wb:.4f}, 1) for n={self.n}, d={self.d}; got {self.coherence}",
             )
-        require(0 <= self.shared < 1, "shared", f"must be in [0, 1), got {self.shared}")
         if self.support == "bernoulli":
             if self.frequencies == "zipf":
                 require(self.zipf > 0, "zipf", f"exponent must be > 0, got {self.zipf}")
@@ -159,9 +184,6 @@ class GeneratorSpec:
                     "frequency_list",
                     f"must list n = {self.n} frequencies for frequencies=list",
                 )
-                for f in fl:
-                    _finite("frequency_list", f)
-                    require(0 < f <= 1, "frequency_list", f"every frequency must be in (0, 1], got {f}")
             fs = self.feature_frequencies()
             require(
                 max(fs) <= 1,
@@ -172,19 +194,11 @@ class GeneratorSpec:
             ms, mw = self.mixture_s, self.mixture_weights
             require(ms is not None and len(ms) > 0, "mixture_s", "support=mixture needs a non-empty list of sparsities")
             for v in ms:
-                require(
-                    isinstance(v, int) and 0 < v <= self.n,
-                    "mixture_s",
-                    f"every sparsity must be an integer in [1, n = {self.n}], got {v!r}",
-                )
+                require(v <= self.n, "mixture_s", f"every sparsity must be an integer in [1, n = {self.n}], got {v!r}")
             mw = mw if mw is not None else tuple(1.0 for _ in ms)
             require(len(mw) == len(ms), "mixture_weights", f"must have {len(ms)} entries, one per mixture_s")
-            for w in mw:
-                _finite("mixture_weights", w)
-                require(w >= 0, "mixture_weights", f"weights must be >= 0, got {w}")
             require(sum(mw) > 0, "mixture_weights", "weights must not all be zero")
         if self.cooccurrence is not None:
-            _finite("cooccurrence", self.cooccurrence)
             require(
                 self.support == "bernoulli" and self.frequencies == "uniform",
                 "cooccurrence",
@@ -199,43 +213,19 @@ class GeneratorSpec:
             require(
                 1 <= self.group_size <= self.n, "group_size", f"must be in [1, n = {self.n}], got {self.group_size}"
             )
-        require(self.mag_value > 0, "mag_value", f"must be > 0, got {self.mag_value}")
         require(
-            0 <= self.mag_low <= self.mag_high,
+            self.mag_low <= self.mag_high,
             "mag_low",
             f"need 0 <= mag_low <= mag_high, got [{self.mag_low}, {self.mag_high}]",
         )
         if self.magnitude == "per_feature" and self.magnitudes is None:
             require(self.mag_low > 0, "mag_low", "must be > 0 for log-uniform per-feature magnitudes")
-        require(self.mag_sigma >= 0, "mag_sigma", f"must be >= 0, got {self.mag_sigma}")
         if self.magnitudes is not None:
             require(len(self.magnitudes) == self.n, "magnitudes", f"must list n = {self.n} values")
-            for h in self.magnitudes:
-                _finite("magnitudes", h)
-                require(h >= 0, "magnitudes", f"magnitudes must be >= 0, got {h}")
-        require(self.noise_std >= 0, "noise_std", f"must be >= 0, got {self.noise_std}")
-        require(isinstance(self.row_norm, bool), "row_norm", f"must be true or false, got {self.row_norm!r}")
         self._validate_world()
-        if self.snr is not None:
-            _finite("snr", self.snr)
-            require(self.snr > 0, "snr", f"must be > 0, got {self.snr}")
 
     def _validate_world(self) -> None:
         """The SynthSAEBench-style structure: hierarchy, correlated firing, magnitude spread, dictionary bias."""
-        for name in ("hierarchy_depth", "hierarchy_branching", "correlation_rank"):
-            v = getattr(self, name)
-            require(isinstance(v, int) and not isinstance(v, bool), name, f"must be an integer, got {v!r}")
-        require(
-            isinstance(self.hierarchy_exclusive, bool),
-            "hierarchy_exclusive",
-            f"must be true or false, got {self.hierarchy_exclusive!r}",
-        )
-        for name in ("correlation_scale", "mag_spread", "dictionary_bias"):
-            _finite(name, getattr(self, name))
-        require(
-            0 <= self.hierarchy_depth <= 8, "hierarchy_depth", f"must be in [0, 8] (0: off), got {self.hierarchy_depth}"
-        )
-        require(self.hierarchy_branching >= 1, "hierarchy_branching", f"must be >= 1, got {self.hierarchy_branching}")
         if self.hierarchy_depth:
             require(
                 self.support == "bernoulli",
@@ -250,7 +240,7 @@ class GeneratorSpec:
                 f"more than n = {self.n}",
             )
         require(
-            0 <= self.correlation_rank <= self.n,
+            self.correlation_rank <= self.n,
             "correlation_rank",
             f"must be in [0, n = {self.n}] (0: independent firing), got {self.correlation_rank}",
         )
@@ -260,23 +250,12 @@ class GeneratorSpec:
                 "correlation_rank",
                 "correlated firing needs support=bernoulli without cooccurrence groups",
             )
-        require(
-            0 <= self.correlation_scale < 1,
-            "correlation_scale",
-            f"must be in [0, 1) (the firing variables' shared share of variance), got {self.correlation_scale}",
-        )
-        require(self.mag_spread >= 0, "mag_spread", f"must be >= 0 (a relative std), got {self.mag_spread}")
         if self.mag_spread > 0:
             require(
                 self.magnitude == "per_feature",
                 "mag_spread",
                 "spreads per-feature magnitudes: needs magnitude=per_feature",
             )
-        require(
-            self.dictionary_bias >= 0,
-            "dictionary_bias",
-            f"must be >= 0 (the offset's norm), got {self.dictionary_bias}",
-        )
 
     def tree_size(self) -> int:
         """Features in one tree of the hierarchy: 1 + b + … + b^depth."""

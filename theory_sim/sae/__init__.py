@@ -1,6 +1,16 @@
-"""SAE methods on one batched core (leading ensemble axis E) and the registry of their names."""
+"""SAE methods. ``configs`` (every method's hyperparameters, torch-free) loads alone; the methods' code (torch)
+loads on the first use of ``REGISTRY``, ``Method`` or ``get_method``."""
 
-from . import ba, mba, mp, untied  # noqa: F401  (registers the methods)
-from .base import REGISTRY, Method, MethodConfig, get_method, make_config
+from ..lazy import exports
 
-__all__ = ["REGISTRY", "Method", "MethodConfig", "get_method", "make_config"]
+_NAMES = {
+    "CONFIGS": ".configs",
+    "MethodConfig": ".configs",
+    "get_config": ".configs",
+    "make_config": ".configs",
+    "REGISTRY": ".methods",
+    "Method": ".methods",
+    "get_method": ".methods",
+}
+__getattr__ = exports(__name__, _NAMES)
+__all__ = list(_NAMES)

@@ -28,112 +28,10 @@ Decisions where the paper is silent (all switches):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
-from ..errors import require
-from .base import Method, MethodConfig, check_choice, check_count, check_number, register, unit_rows_
-
-
-@dataclass(frozen=True)
-class AdaptConfig(MethodConfig):
-    """What BA and GBA share: the activation, the output scale and the bias-adaptation rule."""
-
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "activation": "relu, or jumprelu (bias-free magnitude gated by the bias)",
-        "train_scale": "Adam trains the output scale a",
-        "scale_init": "initial output scale a",
-        "renorm": "w back on the unit sphere after each step",
-        "adapt_every": "steps between bias adaptations",
-        "gamma_minus": "step γ₋ for over-active neurons",
-        "gamma_plus": "step γ₊ for dead neurons",
-        "dead_eps": "a neuron at or below this frequency is dead",
-        "bias_init": "initial bias in [bias_floor, 0]",
-        "bias_init_quantile": "start each bias at its target's quantile of the first batch (else bias_init)",
-        "bias_floor": "lowest bias the rule may set (the paper: -1); <= 0",
-        "pre_bias": "b_pre: mean (of the first batch) or zero",
-        "train_pre_bias": "Adam trains b_pre",
-    }
-
-    lr: float = 3e-3
-    activation: str = "relu"
-    train_scale: bool = True
-    scale_init: float = 1.0
-    renorm: bool = True
-    adapt_every: int = 20
-    gamma_minus: float = 0.01
-    gamma_plus: float = 0.01
-    dead_eps: float = 0.0
-    bias_init: float = 0.0
-    bias_init_quantile: bool = False
-    bias_floor: float = -1.0
-    pre_bias: str = "mean"
-    train_pre_bias: bool = False
-
-    def validate(self) -> None:
-        super().validate()
-        check_choice(self, "activation", ("relu", "jumprelu"))
-        check_choice(self, "pre_bias", ("mean", "zero"))
-        for b in ("train_scale", "renorm", "train_pre_bias", "bias_init_quantile"):
-            require(isinstance(getattr(self, b), bool), b, f"must be true or false, got {getattr(self, b)!r}")
-        check_number(self, "scale_init", 0, None, lo_open=True)
-        check_count(self, "adapt_every")
-        check_number(self, "gamma_minus", 0, None)
-        check_number(self, "gamma_plus", 0, None)
-        check_number(self, "dead_eps", 0, 1, hi_open=True)
-        check_number(self, "bias_floor", None, 0)
-        check_number(self, "bias_init", self.bias_floor, 0)
-
-    def targets(self) -> list[float]:
-        """Target activation frequency of each neuron, length width."""
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class BAConfig(AdaptConfig):
-    HELP: ClassVar[dict] = {"p": "target activation frequency of every neuron (p_over_f: a multiple of f)"}
-    SCALES: ClassVar[dict] = {"p": "f"}
-
-    p: float = 0.0234
-
-    def validate(self) -> None:
-        super().validate()
-        check_number(self, "p", 0, 1, lo_open=True, hi_open=True)
-
-    def targets(self) -> list[float]:
-        return [self.p] * self.width
-
-
-@dataclass(frozen=True)
-class GBAConfig(AdaptConfig):
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "groups": "number of neuron groups K",
-        "htf": "highest target frequency (group 0; htf_over_f: a multiple of f)",
-        "ltf": "lowest target frequency (group K-1; ltf_over_f: a multiple of f)",
-    }
-    SCALES: ClassVar[dict] = {"htf": "f", "ltf": "f"}
-
-    groups: int = 10
-    htf: float = 0.1
-    ltf: float = 1e-3
-
-    def validate(self) -> None:
-        super().validate()
-        check_count(self, "groups")
-        require(self.groups <= self.width, "groups", f"must be <= width = {self.width}, got {self.groups}")
-        check_number(self, "htf", 0, 1, lo_open=True, hi_open=True)
-        check_number(self, "ltf", 0, 1, lo_open=True, hi_open=True)
-        require(self.htf >= self.ltf, "htf", f"must be >= ltf (got htf={self.htf}, ltf={self.ltf})")
-
-    def targets(self) -> list[float]:
-        K = self.groups
-        tafs = [self.htf * (self.ltf / self.htf) ** (k / (K - 1)) if K > 1 else self.htf for k in range(K)]
-        return [tafs[m * K // self.width] for m in range(self.width)]
-
-    def group_index(self) -> list[int]:
-        return [m * self.groups // self.width for m in range(self.width)]
+from .base import Method, register, unit_rows_
+from .configs import BAConfig, GBAConfig
 
 
 @register
@@ -142,7 +40,6 @@ class BA(Method):
 
     name = "ba"
     Config = BAConfig
-    PER_MODEL = ("p", "gamma_minus", "gamma_plus", "scale_init", "bias_init", "bias_floor")
     BENCH_PARAMS = {"p_over_f": 1.0}
 
     def group_index(self) -> list[int]:
@@ -335,7 +232,6 @@ class GBA(BA):
 
     name = "gba"
     Config = GBAConfig
-    PER_MODEL = tuple(k for k in BA.PER_MODEL if k != "p") + ("htf", "ltf")
     BENCH_PARAMS = {}
 
     def group_index(self):

@@ -16,88 +16,24 @@ the (E, M, d) rows are views.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from types import SimpleNamespace
 from typing import ClassVar
 
 import torch
 
-from ..errors import ConfigError, normalise_integers, reject_unknown, require
 from ..model.sampler import STREAM_INIT, cpu_generator
+from ..params import per_model
 from ..tensor import unit_rows, unit_rows_, vector_norms  # noqa: F401  (re-exported for the methods)
-
-#: the widest SAE a config accepts (2^20 neurons: a (B, M) float32 code at batch 512 is already 2 GiB)
-MAX_WIDTH = 2**20
-
-
-@dataclass(frozen=True)
-class MethodConfig:
-    """Hyperparameters every method has."""
-
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "width": "neurons (latents) M",
-        "lr": "Adam learning rate",
-    }
-    #: fields that scale with the data: "f" (a frequency: ``X_over_f`` gives X = value · f) or "s" (a count of
-    #: active latents: ``X_over_s`` gives X = value · s̄); merged along the class hierarchy (config_info)
-    SCALES: ClassVar[dict] = {}
-
-    width: int = 512
-    lr: float = 1e-3
-
-    def validate(self) -> None:
-        require(
-            isinstance(self.width, int) and not isinstance(self.width, bool) and 1 <= self.width <= MAX_WIDTH,
-            "width",
-            f"must be an integer in [1, {MAX_WIDTH}], got {self.width!r}",
-        )
-        require(_is_num(self.lr) and self.lr > 0, "lr", f"must be a number > 0, got {self.lr!r}")
-
-    def __post_init__(self):
-        normalise_integers(self)
-        self.validate()
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MethodConfig":
-        reject_unknown(d, {f.name for f in fields(cls)}, "hyperparameter for this method")
-        return cls(**d)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def check_number(cfg, name: str, lo: float | None = None, hi: float | None = None, lo_open=False, hi_open=False):
-    v = getattr(cfg, name)
-    left = "(" if lo_open else "["
-    right = ")" if hi_open else "]"
-    rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-    ok = _is_num(v)
-    if ok and lo is not None:
-        ok = v > lo if lo_open else v >= lo
-    if ok and hi is not None:
-        ok = v < hi if hi_open else v <= hi
-    require(ok, name, f"must be a number in {rng}, got {v!r}")
-
-
-def check_count(cfg, name: str, hi: int | None = None, hi_name: str = "") -> None:
-    """An integer field in [1, hi] (bools refused); hi_name says what hi is (e.g. "width")."""
-    v = getattr(cfg, name)
-    top = "" if hi is None else f", {hi_name + ' = ' if hi_name else ''}{hi}"
-    ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1 and (hi is None or v <= hi)
-    require(ok, name, f"must be an integer in [1{top}]" + ("" if hi is not None else " or more") + f", got {v!r}")
-
-
-def check_choice(cfg, name: str, allowed: tuple) -> None:
-    require(
-        getattr(cfg, name) in allowed,
-        name,
-        f"must be one of {', '.join(map(str, allowed))}; got {getattr(cfg, name)!r}",
-    )
+from .configs import (  # noqa: F401  (re-exported)
+    CONFIGS,
+    DERIVED,
+    MAX_WIDTH,
+    MethodConfig,
+    derived_base,
+    get_config,
+    make_config,
+)
 
 
 class Workspace(SimpleNamespace):
@@ -110,7 +46,7 @@ class Workspace(SimpleNamespace):
 
 
 class Method:
-    """Base class.  Subclasses set ``name``, ``Config``, ``PER_MODEL`` and implement ``forward``/``loss``.
+    """Base class.  Subclasses set ``name`` and ``Config`` and implement ``forward``/``loss``.
 
     Shapes: x (E, B, d); pre-activations and codes (E, B, M); decoder directions (E, M, d).
     """
@@ -121,6 +57,7 @@ class Method:
 
     name = "base"
     Config = MethodConfig
+    #: the config fields declared ``per_model`` (set from ``Config`` for every subclass)
     PER_MODEL: tuple[str, ...] = ()
     uses_adam = True
     #: rows of the first batch handed to ``init`` (0: the training batch)
@@ -129,6 +66,10 @@ class Method:
     RECORD_EVERY: int = 0
     #: hyperparameters for `theory-sim bench`'s standard cell (n 256, s 4): a working point, not a default
     BENCH_PARAMS: ClassVar[dict] = {}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.PER_MODEL = per_model(cls.Config)
 
     def __init__(self, cfgs: list, d: int, seeds: list[int], device, x0: torch.Tensor):
         """cfgs: E configs; seeds: E root seeds (init stream); x0: (E, B0, d) a first batch for init."""
@@ -306,46 +247,20 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (x_hat - x).pow(2).sum(-1).mean(-1)
 
 
-#: derived hyperparameter suffixes: ``X_over_f`` is X = value · f (the mean feature frequency), ``X_over_s`` is
-#: X = value · s̄ (the data's expected L0, f · n), e.g. ``p_over_f``, ``htf_over_f``, ``target_l0_over_s``
-DERIVED = {"_over_f": "f", "_over_s": "s"}
-
-
-def derived_base(key: str) -> str:
-    """The hyperparameter a key sets: ``p_over_f`` → ``p``, ``target_l0_over_s`` → ``target_l0``, ``k`` → ``k``."""
-    for suffix in DERIVED:
-        if key.endswith(suffix):
-            return key[: -len(suffix)]
-    return key
-
-
 REGISTRY: dict[str, type[Method]] = {}
 
 
 def register(cls: type[Method]) -> type[Method]:
-    """Adds ``cls`` to REGISTRY under ``cls.name``; a name already taken by another class is refused (a second
-    method of one name would silently replace the first in every sweep, figure and report)."""
+    """Adds ``cls`` to REGISTRY under ``cls.name``. Refused: a name already taken by another class (a second
+    method of one name would silently replace the first in every sweep, figure and report), and a method whose
+    ``Config`` is not the one ``sae.configs`` files under its name (the torch-free half the CLI and the sweep
+    parser read would then describe another method)."""
     if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
         raise ValueError(f"a method named {cls.name!r} is already registered ({REGISTRY[cls.name].__qualname__})")
+    if CONFIGS.get(cls.name) is not cls.Config:
+        raise ValueError(
+            f"method {cls.name!r}: its Config {cls.Config.__qualname__} is not filed under that name in "
+            "sae.configs (decorate it with @config(name))"
+        )
     REGISTRY[cls.name] = cls
     return cls
-
-
-def get_method(name: str) -> type[Method]:
-    if name not in REGISTRY:
-        raise ConfigError("method", f"unknown method {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
-
-
-def make_config(method: str, params: dict):
-    """Validated config of ``method`` from a dict (unknown keys are errors naming the key)."""
-    cls = get_method(method).Config
-    return cls.from_dict(params)
-
-
-def config_info(config_cls, attr: str) -> dict:
-    """A ClassVar dict (``HELP``, ``SCALES``) merged along the config's class hierarchy (subclass wins)."""
-    out = {}
-    for klass in reversed(config_cls.__mro__):
-        out.update(vars(klass).get(attr, {}))
-    return out

@@ -15,36 +15,10 @@ frequency p; no pre-bias (the theorem's data are uncentred, X = HV). No Adam: ea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
-from ..errors import require
-from .base import Method, MethodConfig, check_number, register, unit_rows
-
-
-@dataclass(frozen=True)
-class MBAConfig(MethodConfig):
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "p": "target frequency; the fixed bias fires each neuron at ≈ p",
-        "smooth": "knee δ of the smooth ReLU",
-        "power_step": "the a → 0 power step (else a Riemannian step)",
-        "step_size": "η of the Riemannian step",
-    }
-    SCALES: ClassVar[dict] = {"p": "f"}
-
-    p: float = 0.0234
-    smooth: float = 0.05
-    power_step: bool = True
-    step_size: float = 1.0
-
-    def validate(self):
-        super().validate()
-        check_number(self, "p", 0, 1, lo_open=True, hi_open=True)
-        check_number(self, "smooth", 0, None, lo_open=True)
-        check_number(self, "step_size", 0, None, lo_open=True)
-        require(isinstance(self.power_step, bool), "power_step", f"must be true or false, got {self.power_step!r}")
+from .base import Method, register, unit_rows
+from .configs import MBAConfig
 
 
 def smooth_relu(y: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +33,6 @@ def smooth_relu(y: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tens
 class MBA(Method):
     name = "mba"
     Config = MBAConfig
-    PER_MODEL = ("p", "step_size")
     INIT_ROWS = 4096  # the bias is set from the first batch's pre-activation quantiles: at least this many rows
     RECORD_EVERY = 1  # the theorem is about the first steps: record FRR@0.9 after every one
     uses_adam = False

@@ -18,26 +18,10 @@ Shapes: x (E, B, d), D (E, M, d), z and the first step's correlations (E, B, M).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
-from .base import Method, MethodConfig, check_count, register, unit_rows_
-
-
-@dataclass(frozen=True)
-class MPConfig(MethodConfig):
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "k": "matching-pursuit steps: atoms chosen per row (k_over_s: a multiple of s)",
-    }
-    SCALES: ClassVar[dict] = {"k": "s"}
-
-    k: int = 3
-
-    def validate(self):
-        super().validate()
-        check_count(self, "k", self.width, "width")
+from .base import Method, register, unit_rows_
+from .configs import MPConfig
 
 
 @register
@@ -46,7 +30,6 @@ class MatchingPursuit(Method):
 
     name = "mp"
     Config = MPConfig
-    PER_MODEL = ("k",)
     BENCH_PARAMS = {"k": 4}
 
     def init(self, x0):

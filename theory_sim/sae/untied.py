@@ -6,23 +6,16 @@ b_dec at the mean of the first batch. Only the code z = σ(pre) and the penalty 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
-from ..errors import require
 from .base import (
     Method,
-    MethodConfig,
-    check_choice,
-    check_count,
-    check_number,
     reconstruction_loss,
     register,
     unit_rows_,
     vector_norms,
 )
+from .configs import BatchTopKConfig, JumpReLUConfig, L1Config, TopKConfig
 
 
 class Untied(Method):
@@ -182,37 +175,6 @@ class Untied(Method):
 
 
 # ---------------------------------------------------------------------------------------------- L0 target
-@dataclass(frozen=True)
-class TargetL0Config(MethodConfig):
-    """Matched sparsity for penalty methods: with ``target_l0`` > 0 the penalty coefficient is a state,
-    not a constant — every ``control_every`` steps it is multiplied by
-    ``exp(control_gain · clip(log((L0 + ½) / (target_l0 + ½)), −1, 1))``, L0 the mean active latents per row
-    since the last update. The configured coefficient is the controller's starting value."""
-
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "target_l0": "hold L0 at this value by feedback on the penalty (0: off; target_l0_over_s: a multiple of s)",
-        "control_every": "steps between L0-controller updates",
-        "control_gain": "L0-controller gain per update (log scale)",
-    }
-    SCALES: ClassVar[dict] = {"target_l0": "s"}
-
-    target_l0: float = 0.0
-    control_every: int = 10
-    control_gain: float = 0.1
-
-    def validate(self):
-        super().validate()
-        check_number(self, "target_l0", 0, self.width)
-        require(
-            isinstance(self.control_every, int)
-            and not isinstance(self.control_every, bool)
-            and self.control_every >= 1,
-            "control_every",
-            f"must be an integer >= 1, got {self.control_every!r}",
-        )
-        check_number(self, "control_gain", 0, 10, lo_open=True)
-
-
 class TargetL0:
     """Mixin for penalty methods whose per-model coefficient lives in ``self.lam`` (any shape with E
     first): the penalty methods' analogue of bias adaptation (a feedback loop on an observable, L0)."""
@@ -258,24 +220,6 @@ class TargetL0:
 
 
 # ---------------------------------------------------------------------------------------------- L1
-@dataclass(frozen=True)
-class L1Config(TargetL0Config):
-    """Defaults from a measured sweep (n 128, d 42, s 3, width 512, 3000 steps, target L0 3/6/12): lr 1e-2
-    recovers FRR@0.9 = 100 % at every target (at width 256, 1500 steps: 98–100 %); lr 1e-3 — the old default —
-    37–84 %; lr 3e-3 80–100 %."""
-
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "l1": "L1 penalty λ (the controller's start with target_l0)",
-    }
-
-    lr: float = 1e-2
-    l1: float = 0.1
-
-    def validate(self):
-        super().validate()
-        check_number(self, "l1", 0, None)
-
-
 @register
 class L1(TargetL0, Untied):
     """ReLU SAE, loss ½‖x̂ − x‖² + λ Σ_m ‖d_m‖ z_m (the paper's L1 baseline); λ fixed, or held by feedback
@@ -283,7 +227,6 @@ class L1(TargetL0, Untied):
 
     name = "l1"
     Config = L1Config
-    PER_MODEL = ("l1", "target_l0")
     BENCH_PARAMS = {"l1": 0.01}
 
     def init(self, x0):
@@ -320,26 +263,6 @@ class L1(TargetL0, Untied):
 
 
 # ---------------------------------------------------------------------------------------------- TopK
-@dataclass(frozen=True)
-class TopKConfig(MethodConfig):
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "k": "active latents per row (k_over_s: a multiple of s)",
-        "auxk": "AuxK loss weight on dead latents (0: off)",
-        "dead_steps": "steps without firing before a latent is dead (AuxK)",
-    }
-    SCALES: ClassVar[dict] = {"k": "s"}
-
-    k: int = 3
-    auxk: float = 0.0
-    dead_steps: int = 200
-
-    def validate(self):
-        super().validate()
-        check_count(self, "k", self.width, "width")
-        check_number(self, "auxk", 0, None)
-        check_count(self, "dead_steps")
-
-
 def keep_top(pre: torch.Tensor, k: torch.Tensor, kmax: int) -> torch.Tensor:
     """Keep the k[e] largest entries of each row of pre (E, B, M) (rest 0); k: (E, 1, 1) ints <= kmax."""
     vals, idx = pre.topk(kmax, dim=-1)
@@ -353,7 +276,6 @@ class TopK(Untied):
 
     name = "topk"
     Config = TopKConfig
-    PER_MODEL = ("k",)
     BENCH_PARAMS = {"k": 4}
     unit_decoder = True
 
@@ -402,23 +324,6 @@ class TopK(Untied):
             return
         fired = (info["z"] > 0).any(1, keepdim=True)
         self.since_fired = torch.where(fired, torch.zeros_like(self.since_fired), self.since_fired + 1)
-
-
-@dataclass(frozen=True)
-class BatchTopKConfig(TopKConfig):
-    HELP: ClassVar[dict] = {
-        "eval_code": "the code at evaluation: threshold (as SAELens: z = pre where pre > θ, θ a running mean of the "
-        "smallest activation each training batch kept) | batch (the training code on the evaluation rows)",
-        "threshold_lr": "the running mean's rate for θ (SAELens' topk_threshold_lr)",
-    }
-
-    eval_code: str = "threshold"
-    threshold_lr: float = 0.01
-
-    def validate(self):
-        super().validate()
-        check_choice(self, "eval_code", ("threshold", "batch"))
-        check_number(self, "threshold_lr", 0, 1, lo_open=True)
 
 
 @register
@@ -476,31 +381,6 @@ class RandomDecoder(TopK):
 
 
 # ---------------------------------------------------------------------------------------------- JumpReLU
-@dataclass(frozen=True)
-class JumpReLUConfig(TargetL0Config):
-    """lr 3e-3 from a measured sweep (n 128, d 42, s 3, width 512, 3000 steps): FRR@0.9 = 100 % at target L0 3,
-    6 and 12 (lr 1e-3: 98–99 %, 1e-2: 98–100 %, 3e-2: 95–99 %). On exactly s-sparse data JumpReLU's L0 settles
-    near s by reconstruction alone: targets above that are out of the controller's reach (it can only add
-    sparsity), and such runs are flagged as not converged."""
-
-    HELP: ClassVar[dict] = {  # what `theory-sim train --help` says of each field
-        "l0_coef": "L0 penalty λ (the controller's start with target_l0)",
-        "bandwidth": "straight-through kernel width ε",
-        "threshold_init": "initial threshold θ",
-    }
-
-    lr: float = 3e-3
-    l0_coef: float = 0.1
-    bandwidth: float = 0.05
-    threshold_init: float = 0.1
-
-    def validate(self):
-        super().validate()
-        check_number(self, "l0_coef", 0, None)
-        check_number(self, "bandwidth", 0, None, lo_open=True)
-        check_number(self, "threshold_init", 0, None, lo_open=True)
-
-
 class _Step(torch.autograd.Function):
     """H(u − θ) with the straight-through pseudo-derivative −K((u−θ)/ε)/ε wrt θ (rectangle kernel)."""
 
@@ -540,7 +420,6 @@ class JumpReLU(TargetL0, Untied):
 
     name = "jumprelu"
     Config = JumpReLUConfig
-    PER_MODEL = ("l0_coef", "target_l0")
     BENCH_PARAMS = {"l0_coef": 0.01}
 
     def init(self, x0):

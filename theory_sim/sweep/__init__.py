@@ -1,16 +1,18 @@
-"""Sweeps: grid files → cells → ensembles of equal shapes → an executor → the results store."""
+"""Sweeps: grid files → cells → ensembles of equal shapes → an executor → the results store (imported on
+first use)."""
 
-from .runner import RunSummary, run_batch, run_sweep, status_table
-from .spec import Cell, Sweep, load_sweep, make_batches, parse_sweep
+from ..lazy import exports
 
-__all__ = [
-    "Cell",
-    "Sweep",
-    "load_sweep",
-    "parse_sweep",
-    "make_batches",
-    "run_sweep",
-    "run_batch",
-    "status_table",
-    "RunSummary",
-]
+_NAMES = {
+    "Cell": ".spec",
+    "Sweep": ".spec",
+    "load_sweep": ".spec",
+    "parse_sweep": ".spec",
+    "make_batches": ".spec",
+    "run_sweep": ".runner",
+    "run_batch": ".runner",
+    "status_table": ".runner",
+    "RunSummary": ".runner",
+}
+__getattr__ = exports(__name__, _NAMES)
+__all__ = list(_NAMES)

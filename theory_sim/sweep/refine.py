@@ -4,7 +4,7 @@ A sweep file's ``[refine]`` table (every key but ``axis`` optional)::
 
     [refine]
     axis = "p_over_f"    # a [grid] axis or a method hyperparameter axis with >= 2 values
-    metric = "frr_0.9"   # default: the [plot] metric, else frr_0.9 (metrics.METRIC_RANGES lists the choices)
+    metric = "frr_0.9"   # default: the [plot] metric, else frr_0.9 (measures.METRICS lists the choices)
     level = 0.5          # strictly inside the metric's range
     scale = "log"        # log (default when every value of the axis is > 0) or linear
     tolerance = 1.25     # a bracket is fine enough when upper/lower <= tolerance (log) or upper - lower <= it
@@ -31,9 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis import at_least, crossings, is_fraction, seed_interval
 from ..errors import ConfigError
-from ..metrics import METRIC_RANGES
+from ..measures import METRIC_RANGES, is_fraction
 
 REFINE_KEYS = ("axis", "metric", "level", "scale", "tolerance", "max_rounds", "max_seeds")
 MAX_ROUNDS = 20
@@ -226,6 +225,8 @@ def propose(ref: Refine, cells, metric_of: dict, seeds: list[int], make) -> list
     seeds; make(cell, axis=None, value=None, seed=None) → the same cell at another axis value or seed
     (validated, None if refused).
     Deterministic in its inputs, in row order then axis order."""
+    from ..analysis import at_least, seed_interval  # pandas and scipy: not needed to parse a sweep file
+
     pool = list(seeds) + [max(seeds) + 1 + i for i in range(ref.max_seeds - len(seeds))]
     new, seen = [], {c.hash for c in cells}
 
@@ -262,6 +263,8 @@ def boundaries(ref: Refine, cells, metric_of: dict) -> list[dict]:
     coordinates), axis, metric, level, lower/upper (the bracket), estimate with its 95 % interval low/high
     (analysis.crossings), direction, cells, seeds, bracket_width (in tolerance units) and decided (both
     bracket ends' intervals exclude the level)."""
+    from ..analysis import at_least, crossings, seed_interval
+
     out = []
     for row in rows(cells, ref.axis):
         xs, per = row.series(metric_of)

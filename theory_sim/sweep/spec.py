@@ -47,9 +47,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, check_nesting, read_bounded
+from ..hyper import TrainConfig, derived_base, resolve_hyper, spec_scales
 from ..model.spec import GENERATOR_FIELDS, GeneratorSpec
-from ..sae import REGISTRY, get_method
-from ..training import TrainConfig, derived_base, resolve_hyper, spec_scales
+from ..params import per_model
+from ..sae.configs import CONFIGS, get_config
 from .refine import Refine, parse_refines
 
 SCHEMA = 1
@@ -91,6 +92,9 @@ class Cell:
     train: dict
     seed: int
     label: str
+    #: the method's validated config, resolved once when the cell is made (make_cell) and carried to the batch
+    #: key and the training loop; not part of the hash or of equality (it follows from the fields above)
+    resolved: object = field(default=None, compare=False, repr=False)
 
     @property
     def config(self) -> dict:
@@ -114,12 +118,15 @@ class Cell:
         return GeneratorSpec.for_cell(self.data, self.seed)
 
     def method_config(self):
-        return resolve_hyper(self.method, self.params, *spec_scales(self.spec()))
+        """The method's validated config (resolved once: carried from make_cell, else resolved and kept)."""
+        if self.resolved is None:
+            object.__setattr__(self, "resolved", resolve_hyper(self.method, self.params, *spec_scales(self.spec())))
+        return self.resolved
 
     def batch_key(self) -> str:
         """Cells with equal keys can share one ensemble (equal shapes and shared hyperparameters)."""
         cfg = self.method_config()
-        shared = {k: v for k, v in cfg.to_dict().items() if k not in get_method(self.method).PER_MODEL}
+        shared = {k: v for k, v in cfg.to_dict().items() if k not in per_model(get_config(self.method))}
         return json.dumps([self.method, self.data["n"], self.data["d"], shared, self.train], sort_keys=True)
 
 
@@ -161,7 +168,7 @@ def make_cell(
     (a ``seed`` among them fixes the data across cell seeds); spec: ``GeneratorSpec.for_cell(data, seed)``
     when the caller has already built (and validated) it."""
     spec = spec or GeneratorSpec.for_cell(data, seed)
-    resolve_hyper(method, params, *spec_scales(spec))
+    resolved = resolve_hyper(method, params, *spec_scales(spec))
     data_dict = {
         k: canonical(v, _DATA_FLOATS.get(k)) for k, v in spec.to_dict().items() if k != "seed" or "seed" in data
     }
@@ -170,7 +177,7 @@ def make_cell(
         k: canonical(v, floats.get(derived_base(k), "float") if k != derived_base(k) else floats.get(k))
         for k, v in params.items()
     }
-    return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label))
+    return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label), resolved)
 
 
 def _float_kinds(cls) -> dict[str, str]:
@@ -192,7 +199,7 @@ _DATA_FLOATS = {**_float_kinds(GeneratorSpec), "s": "count"}
 
 
 def _param_floats(method: str) -> dict[str, str]:
-    return _float_kinds(get_method(method).Config)
+    return _float_kinds(get_config(method))
 
 
 def canonical(v, kind: str | None):
@@ -283,9 +290,15 @@ def _is_axis_table(v: dict) -> bool:
     return len(v) == 1 and next(iter(v)) in ("linspace", "logspace", "geomspace", "range")
 
 
-def _expand(table: dict, zips: list, key_prefix: str, path: str) -> list[dict]:
-    """Cross product of list-valued entries, except zipped groups that vary together."""
-    axes = {k: axis_values(v, f"{key_prefix}{k}", path) for k, v in table.items()}
+def _axes(table: dict, key_prefix: str, path: str) -> dict[str, list]:
+    """Each entry of a [grid] or [[methods]] table as its list of values — the one place an axis is expanded
+    (the count, the cells and the refine/check tables all read these lists)."""
+    return {k: axis_values(v, f"{key_prefix}{k}", path) for k, v in table.items()}
+
+
+def _groups(axes: dict[str, list], zips: list, key_prefix: str, path: str) -> list[list[dict]]:
+    """The factors of the cross product: one per zipped group (its axes move together) and one per other axis;
+    each a list of partial points."""
     groups, used = [], set()
     for z in zips:
         if not (isinstance(z, list) and all(isinstance(k, str) for k in z)):
@@ -301,6 +314,16 @@ def _expand(table: dict, zips: list, key_prefix: str, path: str) -> list[dict]:
     for k, vals in axes.items():
         if k not in used:
             groups.append([{k: v} for v in vals])
+    return groups
+
+
+def _count(groups: list[list[dict]]) -> int:
+    """How many points ``_points`` makes, from the factors' lengths (before anything is listed)."""
+    return math.prod(len(g) for g in groups)
+
+
+def _points(groups: list[list[dict]]) -> list[dict]:
+    """The cross product of the factors."""
     out = []
     for combo in itertools.product(*groups):
         d = {}
@@ -412,32 +435,31 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
                 f"{lab!r} is already the label of methods[{labels[lab]}]; give each [[methods]] entry its own label",
             )
         labels[lab] = i
-    n_points = _count(grid, zips, "grid.", path)
-    n_cells = (
-        n_points
-        * len(seeds)
-        * sum(
-            _count(
-                {k: v for k, v in m.items() if k not in ("name", "label", "zip", "role")},
-                m.get("zip", []),
-                f"methods[{i}].",
-                path,
-            )
-            for i, m in enumerate(methods)
+    # every axis expanded once: the count, the cells, [refine] and [check] read these lists
+    grid_axes = _axes(grid, "grid.", path)
+    grid_groups = _groups(grid_axes, zips, "grid.", path)
+    method_axes, method_groups = [], []
+    for i, m in enumerate(methods):
+        mzips = m.get("zip", [])
+        _require_zip(mzips, f"methods[{i}].zip", path)
+        axes_i = _axes(
+            {k: v for k, v in m.items() if k not in ("name", "label", "zip", "role")}, f"methods[{i}].", path
         )
-    )
+        method_axes.append(axes_i)
+        method_groups.append(_groups(axes_i, mzips, f"methods[{i}].", path))
+    n_cells = _count(grid_groups) * len(seeds) * sum(_count(g) for g in method_groups)
     if n_cells > MAX_CELLS:  # counted from the axis lengths, before anything is listed
         raise _err(
             path, "grid", f"{n_cells} cells exceed the limit of {MAX_CELLS}; split the sweep or coarsen its grid"
         )
-    data_points = _expand(grid, zips, "grid.", path)
+    data_points = _points(grid_groups)
     cells, seen, roles = [], set(), {}
     for i, m in enumerate(methods):
         m = dict(m)
         key = f"methods[{i}]"
         name = m.pop("name", None)
-        if name not in REGISTRY:
-            raise _err(path, f"{key}.name", f"unknown method {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+        if name not in CONFIGS:
+            raise _err(path, f"{key}.name", f"unknown method {name!r}; allowed: {', '.join(sorted(CONFIGS))}")
         label = m.pop("label", name)
         role = m.pop("role", None)
         if role is not None:
@@ -449,9 +471,8 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
                     f'report rule keys on, e.g. "gba_covers_f"), got {role!r}',
                 )
             roles[str(label)] = role
-        mzips = m.pop("zip", [])
-        _require_zip(mzips, f"{key}.zip", path)
-        allowed = {f.name for f in fields(get_method(name).Config)}
+        m.pop("zip", None)
+        allowed = {f.name for f in fields(get_config(name))}
         for k in m:
             base = derived_base(k)
             if base not in allowed:
@@ -461,7 +482,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
                     f"unknown hyperparameter of {name}; allowed: {', '.join(sorted(allowed))} "
                     "(and X_over_f for a frequency X, X_over_s for a count X)",
                 )
-        for params in _expand(m, mzips, f"{key}.", path):
+        for params in _points(method_groups[i]):
             for point in data_points:
                 d = {**data, **point}
                 for seed in seeds:
@@ -480,13 +501,12 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
                     if cell.hash not in seen:
                         seen.add(cell.hash)
                         cells.append(cell)
-    axes = {k: axis_values(v, f"grid.{k}", path) for k, v in grid.items()}
+    axes = {k: list(v) for k, v in grid_axes.items()}
     zipped = {k for z in zips for k in z}
-    for i, m in enumerate(methods):
+    for m, axes_i in zip(methods, method_axes):
         zipped |= {k for z in m.get("zip", []) for k in z}
-        m = {k: v for k, v in m.items() if k not in ("name", "label", "zip", "role")}
-        for k, v in m.items():
-            axes.setdefault(k, []).extend(axis_values(v, f"methods[{i}].{k}", path))
+        for k, vals in axes_i.items():
+            axes.setdefault(k, []).extend(vals)
     refine = parse_refines(cfg.get("refine"), path, axes, zipped, seeds, plot.get("metric"))
     report = cfg.get("report", {})
     theory_cfg = parse_theory(cfg.get("theory", {}), path)
@@ -506,23 +526,6 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         theory_cfg,
         check,
     )
-
-
-def _count(table: dict, zips: list, key_prefix: str, path: str) -> int:
-    """How many points ``_expand`` would make, from the axes' lengths (zipped groups count once)."""
-    lens = {
-        k: len(axis_values(v, f"{key_prefix}{k}", path)) if not isinstance(v, dict) or _is_axis_table(v) else 1
-        for k, v in table.items()
-    }
-    used, total = set(), 1
-    for z in zips:
-        if isinstance(z, list) and z and all(k in lens for k in z):
-            total *= lens[z[0]]
-            used.update(z)
-    for k, n in lens.items():
-        if k not in used:
-            total *= n
-    return total
 
 
 def _require_table(d: dict, key: str, path: str, name: str | None = None) -> None:
@@ -546,7 +549,7 @@ def _check_plot(plot: dict, path: str) -> None:
             raise _err(path, f"plot.{k}", f"must be a column name (a string), got {v!r}")
         if k in ("tuned", "curve") and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
             raise _err(path, f"plot.{k}", f"must be a list of strings, got {v!r}")
-    from ..metrics import METRIC_RANGES
+    from ..measures import METRIC_RANGES
 
     for k, names in (("metric", [plot["metric"]] if "metric" in plot else []), ("tuned", plot.get("tuned", []))):
         for m in names:
@@ -682,7 +685,7 @@ def switched(cell, key: str, value, steps_factor: float = 1, width_factor: float
     elif key in GENERATOR_FIELDS:
         data[key] = value
     else:
-        allowed = {f.name for f in fields(get_method(cell.method).Config)}
+        allowed = {f.name for f in fields(get_config(cell.method))}
         if key not in allowed:
             raise ConfigError(
                 key,
@@ -693,6 +696,6 @@ def switched(cell, key: str, value, steps_factor: float = 1, width_factor: float
     if steps_factor != 1:
         train["steps"] = int(round(train.get("steps", TrainConfig().steps) * steps_factor))
     if width_factor != 1:
-        params["width"] = int(round(params.get("width", get_method(cell.method).Config().width) * width_factor))
+        params["width"] = int(round(params.get("width", get_config(cell.method)().width) * width_factor))
     tc = TrainConfig(**{k: v for k, v in train.items() if k != "seeds"})
     return make_cell(data, cell.method, params, tc.to_dict(), cell.seed, cell.label)
