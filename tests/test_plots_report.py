@@ -210,21 +210,22 @@ def test_a_first_reader_can_read_the_phase_diagram(small_store, monkeypatch):
     """No panel for a method without the x axis (TopK has no p/f: named in the title instead), no "n/a"
     tick, tick labels only at the grid's values (no overlapping minor labels), a legend entry for the
     hatching worded by its reason, the mixture named when the data is one."""
-    import theory_sim.plots as P
+    import theory_sim.plots.common as P
+    import theory_sim.plots.phase as PP
 
     figs = []
-    real = P._save
+    real = PP._save
 
     def keep(fig, path_base, table):
         figs.append(fig)
         return real(fig, path_base, table)
 
-    monkeypatch.setattr(P, "_save", keep)
+    monkeypatch.setattr(PP, "_save", keep)
     df = load_results(small_store, current_only=True)
     # one BA cell not converged for a stated reason, so the hatching shows
     df.loc[df.label == "BA", "converged"] = False
     df.loc[df.label == "BA", "not_converged_because"] = "neuron frequencies 3x off their targets on average"
-    P.phase_diagram(df, "p_over_f", "d", "frr_0.9", small_store / "figures" / "t")
+    PP.phase_diagram(df, "p_over_f", "d", "frr_0.9", small_store / "figures" / "t")
     fig = figs[-1]
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title().split()[0] for ax in panels] == ["BA"]
@@ -291,7 +292,7 @@ def test_the_api_sets_threads_for_the_work_and_restores_them(monkeypatch):
 
 
 def test_frr_by_step_csv_holds_the_stored_trajectories(tmp_path):
-    from theory_sim.plots import frr_by_step
+    from theory_sim.plots.curves import frr_by_step
 
     df = pd.DataFrame(
         {

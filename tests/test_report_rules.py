@@ -343,7 +343,7 @@ def test_a_verdict_that_moves_at_twice_the_steps_is_budget_limited(monkeypatch, 
 
     monkeypatch.setattr(checks, "run_check", fake_run_check)
     monkeypatch.setitem(R.CLAIMS, "fake", rule)
-    monkeypatch.setattr(R, "Store", lambda p: None)
+    monkeypatch.setattr(R.driver, "Store", lambda p: None)
     out = R.run_checks("fake", sweep, tmp_path, None, "reproduced", "cpu", None, False, 1)
     assert out["budget_check"]["stable"] is False and out["verdict"] == "budget-limited"
     assert out["budget_check"]["verdict_at_double"] == "not reproduced" and out["verdict_at_base"] == "reproduced"

@@ -12,18 +12,11 @@ from theory_sim.errors import ConfigError
 from theory_sim.sae import REGISTRY, get_method, make_config
 from theory_sim.sae.ba import BA, GBA, BAConfig, GBAConfig
 from theory_sim.sae.base import reconstruction_loss
+from theory_sim.sae.configs import JumpReLUConfig, L1Config, TopKConfig
+from theory_sim.sae.jumprelu import JumpReLU
+from theory_sim.sae.l1 import L1
 from theory_sim.sae.mba import MBA, MBAConfig, smooth_relu
-from theory_sim.sae.untied import (
-    L1,
-    BatchTopK,
-    JumpReLU,
-    JumpReLUConfig,
-    L1Config,
-    RandomDecoder,
-    TopK,
-    TopKConfig,
-    keep_top,
-)
+from theory_sim.sae.topk import BatchTopK, RandomDecoder, TopK, keep_top
 
 
 def make(cls, cfg, E=1, d=3, B=4, seed=0):

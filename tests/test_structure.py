@@ -90,13 +90,13 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_method_name_outside_sae():
     """Outside sae/ no infrastructure branches on a method's name (`method == "mba"`): what a method needs
     from the loop, the CLI, sweeps, plots and bench it declares in its class. The report's rules are about
-    named methods (the paper's claims are about BA at p = f, TopK's K), and bench compares TopK with a
+    named methods (report/'s rules: the paper's claims are about BA at p = f, TopK's K), and bench compares TopK with a
     SAELens reference measured on TopK: those two name methods by design."""
     names = "|".join(sorted(REGISTRY))
     pattern = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=|in\b)""")
     hits = []
     for p in PKG.rglob("*.py"):
-        if "sae" in p.relative_to(PKG).parts or p.name in ("report.py", "bench.py"):
+        if "sae" in p.relative_to(PKG).parts or "report" in p.relative_to(PKG).parts or p.name == "bench.py":
             continue
         for i, line in enumerate(p.read_text().splitlines(), 1):
             if pattern.search(line):
@@ -114,3 +114,34 @@ def test_register_refuses_a_taken_name():
     with pytest.raises(ValueError, match="already registered"):
         register(Impostor)
     assert REGISTRY["topk"] is topk and register(topk) is topk  # registering the same class again is harmless
+
+
+def test_curve_kinds_the_parser_allows_are_the_ones_the_figures_draw():
+    """sweep.spec.CURVE_KINDS (torch-free, what a sweep file is checked against) and plots.curves.CURVES (the
+    drawers) name the same kinds: a kind added to one only fails here, not in a user's run."""
+    from theory_sim.plots.curves import CURVES
+    from theory_sim.sweep.spec import CURVE_KINDS
+
+    assert set(CURVES) == set(CURVE_KINDS)
+
+
+def test_every_metric_a_run_records_is_registered():
+    """Each scalar the training loop writes that a figure or boundary may read has a registry entry
+    (measures.METRICS): range, label, direction."""
+    import theory_sim
+    from theory_sim.measures import METRICS
+
+    res = theory_sim.train(
+        "topk",
+        theory_sim.GeneratorSpec(n=16, d=8, s=2),
+        steps=20,
+        batch=64,
+        eval_samples=256,
+        k=2,
+        width=32,
+        progress=False,
+    )[0]
+    recorded = {k for k, v in res.items() if isinstance(v, float) and k in METRICS}
+    assert {"frr_0.9", "mcc", "l0", "explained_variance", "fvu", "dead_fraction"} <= recorded
+    for name, m in METRICS.items():
+        assert m.lo < m.hi and m.label, name

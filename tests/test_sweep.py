@@ -423,3 +423,35 @@ def test_one_pass_from_file_to_batches(monkeypatch):
     assert len(sweep.cells) > 10 and len(calls) == len(sweep.cells)
     assert sweep.cells[0].method_config() is sweep.cells[0].resolved  # carried, not resolved again
     assert "resolved" not in sweep.cells[0].config  # and never part of the cell's identity (its hash)
+
+
+def test_out_of_memory_splits_the_ensemble_and_loses_no_cell(tmp_path, monkeypatch, capsys):
+    """A CUDA out-of-memory error inside a batch (simulated on CPU: training refuses ensembles of more than one
+    model) splits the batch in halves and retries, saying so once; every cell is trained, with the same numbers
+    as a run that never hit the error (each model's numbers do not depend on its ensemble)."""
+    import torch
+
+    import theory_sim.sweep.runner as runner
+    import theory_sim.training as training
+
+    f = write(tmp_path, SMALL)
+    ref = run_sweep(load_sweep(f, "tiny"), str(tmp_path / "ref"), progress=False)
+    real = training.train_ensemble
+    sizes = []
+
+    def tight(method, cfgs, *a, **k):
+        sizes.append(len(cfgs))
+        if len(cfgs) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(method, cfgs, *a, **k)
+
+    monkeypatch.setattr(training, "train_ensemble", tight)
+    monkeypatch.setattr(runner, "_OOM_SAID", [])
+    s = run_sweep(load_sweep(f, "tiny"), str(tmp_path / "o"), progress=False)
+    assert s.ran == ref.ran == 10 and s.failed == 0
+    assert max(sizes) > 1 and sizes.count(1) == 10  # it did split, down to one model per retry
+    assert capsys.readouterr().err.count("out of device memory") == 1
+    a, b = metrics_by_hash(tmp_path / "ref"), metrics_by_hash(tmp_path / "o")
+    assert set(a) == set(b)
+    for h in a:
+        assert a[h]["frr_0.9"] == b[h]["frr_0.9"] and a[h]["mse"] == pytest.approx(b[h]["mse"], rel=1e-5)

@@ -138,6 +138,20 @@ def difference_interval(a, b, level: float = LEVEL) -> tuple[float, float, float
     return (diff, diff - half, diff + half)
 
 
+def any_true(conds) -> bool | None:
+    """Tri-state OR: True if any is True, else None if any is undecided, else False."""
+    if any(c is True for c in conds):
+        return True
+    return None if any(c is None for c in conds) else False
+
+
+def all_true(conds) -> bool | None:
+    """Tri-state AND: False if any is False, else None if any is undecided, else True."""
+    if any(c is False for c in conds):
+        return False
+    return None if any(c is None for c in conds) else True
+
+
 def verdict(conditions: list[bool | None], primary: bool = True) -> str:
     """The claim's verdict from its conditions (True met, False failed, None undecided by the intervals).
 

@@ -66,7 +66,13 @@ def _worker_progress(payload: dict):
     return report
 
 
+#: said once per process: a CUDA out-of-memory error shrinks the ensemble (halves, recursively) and retries
+_OOM_SAID = []
+
+
 def _run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
+    import torch
+
     from ..model.spec import GeneratorSpec
     from ..training import (
         GeneratorData,
@@ -81,11 +87,30 @@ def _run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
     specs = [GeneratorSpec.for_cell(c["data"], c["seed"]) for c in cells]
     cfgs = [resolve_hyper(c["method"], c["params"], *spec_scales(s)) for c, s in zip(cells, specs)]
     tc = TrainConfig(**cells[0]["train"])
-    data = GeneratorData(specs, dev)
     try:
+        data = GeneratorData(specs, dev)
         results = train_ensemble(
             payload["method"], cfgs, data, [c["seed"] for c in cells], tc, progress=False, on_steps=on_steps
         )
+    except torch.cuda.OutOfMemoryError as e:  # the ensemble does not fit: never lose its cells, split it
+        data = None
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(cells) == 1:  # one model that does not fit: a failed cell that says why (rerun it elsewhere)
+            error = f"OutOfMemoryError: {e}".splitlines()[0]
+            return [(cells[0]["hash"], {"status": "failed", "error": error, "arrays": {}, "device": str(dev)})]
+        else:
+            if not _OOM_SAID:
+                _OOM_SAID.append(True)
+                print(
+                    f"warning: out of device memory training {len(cells)} models at once; the ensemble is split in "
+                    "halves and retried (said once; every cell is still trained)",
+                    file=sys.stderr,
+                )
+            # the halves run one after the other: they report no steps (each would be credited to every cell of
+            # the batch), so the bar stays truthful and catches up as each half's cells are stored
+            half = len(cells) // 2
+            return _run_batch({**payload, "cells": cells[:half]}) + _run_batch({**payload, "cells": cells[half:]})
     except (RuntimeError, ValueError, FloatingPointError) as e:  # e.g. a NaN that breaks a solver
         results = [{"status": "failed", "error": f"{type(e).__name__}: {e}", "arrays": {}} for _ in cells]
     from ..model.stats import measure

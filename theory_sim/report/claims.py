@@ -1,0 +1,32 @@
+"""Experiment name → its rule, one per module of this package: rule(df, store, sweep) →
+{claim, paper, rule, ours, verdict, conditions}. A new experiment is a sweep file in sweeps/, a rule module here
+and one entry below."""
+
+from __future__ import annotations
+
+from .cooccurrence import claim_cooccurrence
+from .frontier import claim_frontier
+from .imbalanced import claim_imbalanced
+from .noise import claim_noise
+from .phase import claim_phase
+from .resonance import claim_resonance
+from .synthbench import claim_synthbench
+from .theorem import claim_theorem
+from .width_magnitude import claim_width_magnitude
+
+#: experiment name → its rule (one signature: the rows, the store, the sweep's [report.paper] table)
+#: one rule per experiment, one signature: rule(df, store, sweep) → {claim, paper, rule, ours, verdict}; df: the
+#: experiment's current rows (load_results), store: its results store (arrays), sweep: its validated sweep
+#: file (``sweep.report["paper"]``: the paper's numbers; ``sweep.roles``: label → role, e.g. "gba_covers_f").
+#: A new experiment is a sweep file in sweeps/ plus one entry here.
+CLAIMS = {
+    "theorem": claim_theorem,
+    "resonance": claim_resonance,
+    "cooccurrence": claim_cooccurrence,
+    "width_magnitude": claim_width_magnitude,
+    "imbalanced": claim_imbalanced,
+    "phase": claim_phase,
+    "noise": claim_noise,
+    "frontier": claim_frontier,
+    "synthbench": claim_synthbench,
+}

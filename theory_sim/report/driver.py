@@ -1,0 +1,147 @@
+"""``theory-sim reproduce``: run every experiment's sweep, draw its figures, apply its rule, re-run the deciding
+cells at twice the steps and under each DECIDE switch (the budget check), and write the report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .. import analysis as A
+from ..errors import ConfigError
+from ..plots import plot_sweep
+from ..store import Store, load_results
+from ..sweep import load_sweep, run_sweep
+from .claims import CLAIMS
+from .markdown import _write_report, write_verdicts
+
+EXPERIMENTS = (
+    "theorem",
+    "resonance",
+    "cooccurrence",
+    "width_magnitude",
+    "imbalanced",
+    "phase",
+    "noise",
+    "frontier",
+    "synthbench",
+)
+
+
+SWEEP_DIR = Path(__file__).resolve().parents[2] / "sweeps"
+
+
+# ------------------------------------------------------------------------------------------ driver
+def reproduce(
+    out: str,
+    budget: str = "quick",
+    device: str = "auto",
+    experiments=EXPERIMENTS,
+    progress=True,
+    max_batch: int | None = None,
+    threads: int | None = None,
+) -> Path:
+    out = Path(out)
+    figs = out / "figures"
+    sections, timings = [], {}
+    for name in experiments:
+        path = SWEEP_DIR / f"{name}.toml"
+        if not path.exists():
+            raise ConfigError("experiment", f"no sweep file {path}")
+        sweep = load_sweep(path, budget)
+        t0 = time.perf_counter()
+        run_sweep(sweep, str(out / name), device=device, max_batch=max_batch, progress=progress, threads=threads)
+        pngs = plot_sweep(str(out / name), fig_dir=str(figs))
+        timings[name] = time.perf_counter() - t0
+        df = A.with_hypotheses(load_results(out / name, current_only=True), sweep.theory)
+        store = Store(out / name)
+        train_s = float((df.seconds / df.batch_size.clip(lower=1)).sum()) if len(df) else 0.0  # Σ over ensembles
+        sec = {
+            "name": name,
+            "description": sweep.description.replace("\n", " "),
+            "figures": pngs,
+            "cells": len(df),
+            "failed": int((df.status == "failed").sum()),
+            "train_seconds": train_s,
+        }
+        sec["not_converged"] = int((~A.converged(A.done(df))).sum())
+        sec.update(CLAIMS[name](df, store, sweep))
+        sec.update(hypotheses_summary(df, sweep))
+        t1 = time.perf_counter()
+        sec.update(
+            run_checks(name, sweep, out / name, store, sec["verdict"], device, max_batch, progress, threads, base=df)
+        )
+        sec["check_seconds"] = time.perf_counter() - t1
+        timings[name] = time.perf_counter() - t0
+        sections.append(sec)
+    write_verdicts(out, budget, sections)
+    report = _write_report(out, budget, sections, timings)
+    return report
+
+
+def hypotheses_summary(df: pd.DataFrame, sweep) -> dict:
+    """What the verdict object says of the claim's hypotheses: the required list with ε, ς, and how many
+    cells were inside, outside and not evaluable."""
+    ins = df["inside"] if "inside" in df.columns else pd.Series(True, index=df.index)
+    th = sweep.theory or {}
+    return {
+        "hypotheses": {k: th.get(k) for k in ("require", "eps", "varsigma", "c_width")},
+        "cells_inside_hypotheses": int(ins.map(lambda v: v is True).sum()),
+        "cells_outside_hypotheses": int(ins.map(lambda v: v is False).sum()),
+        "cells_hypotheses_unevaluable": int(ins.map(lambda v: v is None).sum()),
+    }
+
+
+class _Stores:
+    """Arrays looked up in a check run's store first, then the experiment's (rules read arrays by cell)."""
+
+    def __init__(self, *stores):
+        self.stores = stores
+
+    def load_arrays(self, cell_hash, *a, **kw):
+        for st in self.stores:
+            got = st.load_arrays(cell_hash, *a, **kw)
+            if got:
+                return got
+        return {}
+
+
+def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, progress, threads, base=None) -> dict:
+    """The sweep's ``[check]``: the budget check and every switch, each re-training the deciding cells and
+    applying the experiment's rule again (checks.py). A verdict that changes at ``steps_factor`` × the steps
+    is reported budget-limited. ``base``: the experiment's current rows, if the caller has them (each check
+    replaces its deciding cells in them; loaded once by run_check otherwise)."""
+    from ..checks import run_check, variants
+
+    out = {
+        "budget_check": {"run": False, "why": "the sweep file has no [check] table"},
+        "switches_tried": {},
+        "verdict_at_base": verdict,
+    }
+    kw = dict(device=device, max_batch=max_batch, progress=progress, threads=threads)
+    for sub, key, value, sf, wf in variants(sweep):
+        df2, sweep2 = run_check(sweep, str(folder), sub, key, value, sf, wf, base=base, **kw)
+        if df2 is None:
+            res = {"run": False, "why": "no deciding cells at this budget"}
+            v2 = None
+        else:
+            df2 = A.with_hypotheses(df2, sweep2.theory)
+            got = CLAIMS[name](df2, _Stores(Store(folder / sub), store), sweep2)
+            v2 = got["verdict"]
+            if got.get("conditions"):
+                out.setdefault("conditions_under_checks", {})[sub] = got["conditions"]
+            res = {"run": True, "cells": int(len(set(c.hash for c in sweep2.cells) - {c.hash for c in sweep.cells}))}
+        if key is None:
+            out["budget_check"] = {
+                **res,
+                "steps_factor": sf,
+                "width_factor": wf,
+                "verdict_at_double": v2,
+                "stable": None if v2 is None else v2 == verdict,
+            }
+        else:
+            out["switches_tried"][f"{key}={value}"] = v2
+    if out["budget_check"].get("stable") is False:
+        out["verdict"] = "budget-limited"
+    return out

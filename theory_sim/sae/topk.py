@@ -1,0 +1,127 @@
+"""TopK (+AuxK), BatchTopK and the frozen-random-decoder sanity check (a TopK whose decoder never trains)."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import reconstruction_loss, register, unit_rows_
+from .configs import BatchTopKConfig, TopKConfig
+from .untied import Untied
+
+
+# ---------------------------------------------------------------------------------------------- TopK
+def keep_top(pre: torch.Tensor, k: torch.Tensor, kmax: int) -> torch.Tensor:
+    """Keep the k[e] largest entries of each row of pre (E, B, M) (rest 0); k: (E, 1, 1) ints <= kmax."""
+    vals, idx = pre.topk(kmax, dim=-1)
+    keep = torch.arange(kmax, device=pre.device).view(1, 1, -1) < k
+    return torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals) * keep)
+
+
+@register
+class TopK(Untied):
+    """z = the k largest ReLU pre-activations; unit-norm decoder; optional AuxK loss on dead latents."""
+
+    name = "topk"
+    Config = TopKConfig
+    BENCH_PARAMS = {"k": 4}
+    unit_decoder = True
+
+    def init(self, x0):
+        super().init(x0)
+        unit_rows_(self.W_decT.data, dim=1)
+        self.k = self.per_model("k").long()
+        self.kmax = max(c.k for c in self.cfgs)
+        self.since_fired = torch.zeros(self.E, 1, self.M, device=self.device)
+
+    def code(self, pre):
+        return keep_top(pre, self.k, self.kmax)
+
+    def saelens(self, e):  # SAELens's TopK: the k largest pre-activations, then ReLU (keep_top's order)
+        _, t, _ = super().saelens(e)
+        return "topk", t, {"k": int(self.k[e])}
+
+    #: the hand-written step computes TopK's own code (``hand_code``); a subclass with another code sets False
+    HAND_CODE = True
+
+    def hand_written(self):
+        return self.HAND_CODE and self.cfgs[0].auxk == 0 and self.train_decoder
+
+    def hand_code(self, pre, sl, z):
+        vals, idx = pre.topk(self.kmax, dim=-1)
+        keep = torch.arange(self.kmax, device=pre.device).view(1, 1, -1) < self.k[sl]
+        return z.zero_().scatter_(-1, idx, vals.clamp_min_(0).mul_(keep))
+
+    def loss(self, x):
+        x_hat, z, pre = self.forward(x)
+        loss = reconstruction_loss(x_hat, x)
+        cfg = self.cfgs[0]
+        if cfg.auxk > 0:
+            dead = self.since_fired > cfg.dead_steps
+            if bool(dead.any()):
+                k_aux = min(self.M, 2 * self.kmax)
+                pre_dead = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
+                z_aux = keep_top(pre_dead, torch.full_like(self.k, k_aux), k_aux).nan_to_num(0.0)
+                resid = (x - x_hat).detach()
+                loss = loss + cfg.auxk * reconstruction_loss(torch.bmm(z_aux, self.W_dec), resid)
+        return loss, {"pre": pre, "z": z}
+
+    def after_step(self, info):
+        super().after_step(info)
+        if self.cfgs[0].auxk == 0:  # dead-latent tracking only feeds AuxK; skip the (E, B, M) pass
+            return
+        fired = (info["z"] > 0).any(1, keepdim=True)
+        self.since_fired = torch.where(fired, torch.zeros_like(self.since_fired), self.since_fired + 1)
+
+
+@register
+class BatchTopK(TopK):
+    """Keep the k·B largest pre-activations of the whole batch (per model): k is an average L0. Evaluated, by
+    default, as SAELens does: a JumpReLU at θ, the running mean of the smallest activation each training
+    batch kept (``eval_code = "threshold"``); ``"batch"`` keeps the batch-level selection at evaluation."""
+
+    name = "batchtopk"
+    Config = BatchTopKConfig
+    HAND_CODE = False  # its code ranks the whole batch: autograd through ``loss``
+
+    def init(self, x0):
+        super().init(x0)
+        self.threshold = torch.zeros(self.E, 1, 1, device=self.device)
+
+    def code(self, pre):
+        if self.evaluating and self.cfgs[0].eval_code == "threshold":
+            return pre * (pre > self.threshold)
+        E, B, M = pre.shape
+        flat = pre.reshape(E, 1, B * M)
+        return keep_top(flat, self.k * B, self.kmax * B).reshape(E, B, M)
+
+    def after_step(self, info):
+        with torch.no_grad():  # θ ← (1 − lr) θ + lr · (smallest activation kept in this batch)
+            z = info["z"].detach()
+            smallest = torch.where(z > 0, z, torch.full_like(z, torch.inf)).amin(dim=(1, 2), keepdim=True)
+            lr = self.cfgs[0].threshold_lr
+            seen = torch.isfinite(smallest)
+            self.threshold = torch.where(seen, (1 - lr) * self.threshold + lr * smallest, self.threshold)
+        super().after_step(info)
+
+    def report(self):
+        return [{**r, "threshold": float(self.threshold[e])} for e, r in enumerate(super().report())]
+
+    def saelens(self, e):  # as SAELens saves a trained BatchTopK: a JumpReLU at the learned threshold
+        from ..errors import ConfigError
+
+        if self.cfgs[0].eval_code != "threshold":
+            raise ConfigError(
+                "save_sae",
+                'batchtopk with eval_code = "batch" ranks a whole batch; SAELens has no such '
+                'architecture: train with eval_code = "threshold" to save it',
+            )
+        _, t, _ = Untied.saelens(self, e)
+        return "jumprelu", {**t, "threshold": self.threshold[e].flatten().expand(self.M).clone()}, {}
+
+
+@register
+class RandomDecoder(TopK):
+    """Sanity baseline: TopK whose decoder is frozen at its random init; recovery should be chance level."""
+
+    name = "random_decoder"
+    train_decoder = False
