@@ -8,7 +8,7 @@ import math
 import sys
 import typing
 
-from .device import choose_threads, resolve_device, set_threads
+from .device import check_precision, choose_threads, resolve_device, set_threads
 from .errors import ConfigError, Interrupted, StoreError
 from .model.spec import GeneratorSpec
 
@@ -257,7 +257,15 @@ def cmd_train(args) -> int:
             "seed", f"--seed + --seeds - 1 must be below 2^63 (seeds are integers in [0, 2^63)), got {seeds[-1]}"
         )
     # the checks train() repeats, here before torch is imported: a refusal of bad input costs no import
-    TrainConfig(steps=args.steps, batch=args.batch, eval_samples=args.eval_samples, input_scale=args.input_scale)
+    TrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        eval_samples=args.eval_samples,
+        input_scale=args.input_scale,
+        precision=args.precision,
+    )
+    if args.precision != "fp32":
+        check_precision(args.precision, resolve_device(args.device))
     if not args.data:
         resolve_hyper(args.method, hyper, *spec_scales(data))
     from .training import train
@@ -275,6 +283,7 @@ def cmd_train(args) -> int:
         eval_samples=args.eval_samples,
         record_every=args.record_every or 0,
         input_scale=args.input_scale,
+        precision=args.precision,
         device=args.device,
         progress=not args.no_progress,
         threads=args.threads,
@@ -383,6 +392,11 @@ def _register_train(sub) -> None:
         choices=["none", "mean_norm"],
         help="divide the inputs (generator or --data) by their mean row norm, measured on 8192 evaluation rows, "
         "so pre-activations are O(1) (stated in the output as input_scale; default none)",
+    )
+    tp.add_argument(
+        "--precision",
+        default="fp32",
+        help="training matmuls: fp32 (default) or tf32 (CUDA tensor cores only; the evaluation stays fp32)",
     )
     tp.add_argument(
         "--record-every",

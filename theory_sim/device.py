@@ -86,6 +86,32 @@ def threads(requested: int | None = None):
         torch.set_num_threads(before)
 
 
+def check_precision(precision: str, device) -> None:
+    """ConfigError naming ``precision`` when ``tf32`` is asked of a device without tensor cores (CPU)."""
+    if precision != "fp32" and getattr(device, "type", device) != "cuda":
+        raise ConfigError(
+            "precision", f"{precision} needs a CUDA device (tensor cores); on {device} training runs in fp32"
+        )
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str, device):
+    """The block's matmuls (and cuDNN convolutions) in ``precision`` ("tf32": TensorFloat-32 on CUDA tensor
+    cores); the caller's settings restored after it, so evaluation outside the block stays fp32."""
+    check_precision(precision, device)
+    if precision == "fp32":
+        yield
+        return
+    import torch
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 def matmul_peak(device, reps: int = 5) -> float:
     """GFLOP/s of a large fp32 square matmul (2048³ on CPU, 8192³ on CUDA), best of ``reps``: the machine's
     measured peak that bench and ``sweep --dry-run`` scale by."""

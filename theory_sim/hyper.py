@@ -14,6 +14,8 @@ from .sae.configs import DERIVED, derived_base, get_config
 
 #: upper limits of the training budget (a typo like 1e12 steps is refused, not run for years)
 TRAIN_LIMITS = {"steps": 10**8, "batch": 2**20, "eval_samples": 2**22}
+#: the training precisions TrainConfig.precision allows
+PRECISIONS = ("fp32", "tf32")
 #: the input scalings TrainConfig.input_scale allows
 INPUT_SCALES = ("none", "mean_norm")
 #: rows the input scale is measured on
@@ -46,11 +48,21 @@ class TrainConfig:
         normalise_integers(self)
         check_declared(self)
 
+    #: "tf32": training matmuls on CUDA tensor cores (10-bit mantissa inputs, fp32 accumulation); the recorded
+    #: trajectory and the final evaluation stay fp32. Refused off CUDA. Not the default: whether it moves
+    #: FRR@0.9 or a fitted boundary beyond its interval has not been measured yet (it needs a GPU)
+    precision: str = param(
+        "fp32", Options(PRECISIONS), "training matmul precision: fp32, or tf32 (CUDA tensor cores; evaluation fp32)"
+    )
+
     def to_dict(self):
-        """Every field; ``input_scale`` only when set (so cells stored before it existed keep their hashes)."""
+        """Every field; ``input_scale`` and ``precision`` only when set (so cells stored before they existed keep
+        their hashes)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         if out["input_scale"] == "none":
             del out["input_scale"]
+        if out["precision"] == "fp32":
+            del out["precision"]
         return out
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .device import resolve_device
+from .device import check_precision, matmul_precision, resolve_device
 from .device import threads as threads_policy
 from .errors import ConfigError, require
 from .hyper import (  # noqa: F401  (re-exported: the training API's names)
@@ -317,7 +317,8 @@ def train_ensemble(
     t_loop = time.perf_counter()
     for step in range(1, tc.steps + 1):
         xb = data.sample(tc.batch)
-        loss = sae.train_step(xb)
+        with matmul_precision(tc.precision, device):  # the step only: recording and evaluation stay fp32
+            loss = sae.train_step(xb)
         bad |= ~torch.isfinite(loss)
         if step > tc.steps - tenth:
             loss_last += loss
@@ -456,6 +457,7 @@ def train(
     eval_samples: int = 8192,
     record_every: int = 0,
     input_scale: str = "none",
+    precision: str = "fp32",
     activations=None,
     eval_data=None,
     eval_activations=None,
@@ -492,8 +494,14 @@ def train(
         )
     seeds = [int(s) for s in seeds]
     tc = TrainConfig(
-        steps=steps, batch=batch, eval_samples=eval_samples, record_every=record_every, input_scale=input_scale
+        steps=steps,
+        batch=batch,
+        eval_samples=eval_samples,
+        record_every=record_every,
+        input_scale=input_scale,
+        precision=precision,
     )
+    check_precision(tc.precision, dev)
     if data is None or isinstance(data, GeneratorSpec):
         spec = data or GeneratorSpec()
         specs = [spec.replace(seed=s) for s in seeds]

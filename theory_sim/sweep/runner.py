@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..device import resolve_device
+from ..device import check_precision, resolve_device
 from ..device import threads as threads_policy
 from ..errors import ConfigError, Interrupted, StoreError, check_folder, make_folder
 from ..progress import bar as progress_bar
@@ -224,6 +224,8 @@ def _validate_run(sweep: Sweep, out: str, device, max_batch: int, force: bool):
     memory (shrinking max_batch to fit), the store's schema, sweep and design. Returns (device, max_batch,
     store, design fingerprint)."""
     dev = resolve_device(device)
+    for precision in sorted({c.train.get("precision", "fp32") for c in sweep.cells}):
+        check_precision(precision, dev)  # tf32 off CUDA: refused before anything is written
     check_folder(out, "out")
     max_batch = _fit_memory(sweep.cells, max_batch, dev)
     store = Store(out)
