@@ -86,6 +86,20 @@ def threads(requested: int | None = None):
         torch.set_num_threads(before)
 
 
+def device_name(device) -> str:
+    """What a report says it ran on: the card's name on CUDA ("NVIDIA H200"), else the CPU with its core count."""
+    import os
+    import platform
+
+    import torch
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU ({platform.machine() or 'unknown'}, {cores} cores, {torch.get_num_threads()} torch threads)"
+
+
 def check_precision(precision: str, device) -> None:
     """ConfigError naming ``precision`` when ``tf32`` is asked of a device without tensor cores (CPU)."""
     if precision != "fp32" and getattr(device, "type", device) != "cuda":

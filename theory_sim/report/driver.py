@@ -76,7 +76,7 @@ def reproduce(
         timings[name] = time.perf_counter() - t0
         sections.append(sec)
     write_verdicts(out, budget, sections)
-    report = _write_report(out, budget, sections, timings)
+    report = _write_report(out, budget, sections, timings, device)
     return report
 
 

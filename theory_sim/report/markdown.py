@@ -115,16 +115,18 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _write_report(out: Path, budget: str, sections: list[dict], timings: dict) -> Path:
+def _write_report(out: Path, budget: str, sections: list[dict], timings: dict, device: str = "auto") -> Path:
     import torch
 
+    from ..device import device_name
     from ..version import __version__
 
     lines = [
         f"# theory-sim reproduction report ({budget} budget)",
         "",
-        f"theory-sim {__version__}, torch {torch.__version__}, "
-        f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+        f"theory-sim {__version__}, torch {torch.__version__}, on {device_name(device)}, "
+        f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"(this run {sum(timings.values()):.0f} s wall, stored cells reused). "
         "Every number below is computed from the results stored beside this file by the rule stated with it; "
         "the paper's numbers come from the sweep files. Budgets other than `full` are smaller than the paper's "
         "experiments (fewer seeds, smaller widths, fewer steps): read their verdicts as such.",
