@@ -49,6 +49,10 @@ def test_tf32_off_cuda_is_refused_in_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     r = cli_inprocess("sweep", str(f), "--out", str(out), "--device", "cpu")
     assert r.returncode == 2 and "precision" in r.stderr and not out.exists()
+    r = cli_inprocess("bench", "--precision", "tf32", "--device", "cpu")
+    assert r.returncode == 2 and r.stderr.startswith("theory-sim: error: precision: tf32 needs a CUDA device")
+    r = cli_inprocess("bench", "--precision", "bf16", "--device", "cpu")
+    assert r.returncode == 2 and "must be one of fp32, tf32" in r.stderr
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")

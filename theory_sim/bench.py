@@ -29,7 +29,7 @@ import time
 
 import torch
 
-from .device import matmul_peak
+from .device import check_precision, matmul_peak, matmul_precision
 from .model.spec import GeneratorSpec
 from .sae import get_method
 from .training import GeneratorData, resolve_hyper
@@ -299,14 +299,22 @@ def run_bench(
     grid=True,
     refine=False,
     api=False,
+    precision: str = "fp32",
 ) -> dict:
+    """precision "tf32" (CUDA only): the rows train with TF32 matmuls and each is also set against the card's
+    measured TF32 peak (matmul_peak under TF32), beside the fp32 one."""
+    check_precision(precision, device)
     peaks = [matmul_peak(device)]
-    rows = [time_method(m, E, device, seconds) for m in methods for E in sizes]
+    with matmul_precision(precision, device):
+        rows = [time_method(m, E, device, seconds) for m in methods for E in sizes]
+        tf32_peak = matmul_peak(device) if precision == "tf32" else None
     peaks.append(matmul_peak(device))
     peak = max(peaks)  # measured before and after the rows; the larger makes every fraction conservative
     for r in rows:
         r["fraction_of_peak"] = r["achieved_gflops"] / peak
         r["fraction_of_peak_mean"] = r["steps_per_second_mean"] * r["flops_per_model_step"] / 1e9 / peak
+        if tf32_peak:
+            r["fraction_of_tf32_peak"] = r["achieved_gflops"] / tf32_peak
     out = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
@@ -315,6 +323,8 @@ def run_bench(
         "torch": torch.__version__,
         "peak_gflops": peak,
         "peak_gflops_before_after": peaks,
+        "precision": precision,
+        **({"tf32_peak_gflops": tf32_peak} if tf32_peak else {}),
         "cell": STANDARD,
         "results": rows,
     }
@@ -330,11 +340,18 @@ def run_bench(
     return out
 
 
+def _tf32_note(b: dict) -> str:
+    if "tf32_peak_gflops" not in b:
+        return ""
+    each = ", ".join(f"{r['method']} E={r['E']} {100 * r['fraction_of_tf32_peak']:.1f}%" for r in b["results"])
+    return f"; rows trained in TF32, its matmul peak {b['tf32_peak_gflops']:.1f} GFLOP/s (of it: {each})"
+
+
 def format_bench(b: dict) -> str:
     pb = b.get("peak_gflops_before_after", [b["peak_gflops"]])
     lines = [
         f"device {b['device_name']}, torch {b['torch']}, fp32 matmul peak {b['peak_gflops']:.1f} GFLOP/s "
-        f"(before/after the rows: {' / '.join(f'{p:.1f}' for p in pb)})",
+        f"(before/after the rows: {' / '.join(f'{p:.1f}' for p in pb)})" + _tf32_note(b),
         f"standard cell {b['cell']}; FLOPs: the matmuls one data draw + training step runs (torch's "
         "FlopCounterMode), per model-step in units of B·d·M; elementwise work timed, not counted",
         "model-steps/s: best of the timing windows (as the peak), and their mean",

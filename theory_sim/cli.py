@@ -656,11 +656,21 @@ def cmd_bench(args) -> int:
     for m in methods:
         get_config(m)
     dev = resolve_device(args.device)
+    check_precision(args.precision, dev)
     from .bench import format_bench, run_bench
 
     if args.threads is not None:  # else bench measures the whole machine
         set_threads(args.threads)
-    b = run_bench(dev, methods, sizes, args.seconds, grid=not args.no_grid, refine=args.refine, api=args.api)
+    b = run_bench(
+        dev,
+        methods,
+        sizes,
+        args.seconds,
+        grid=not args.no_grid,
+        refine=args.refine,
+        api=args.api,
+        precision=args.precision,
+    )
     print(dump_json(b) if args.json else format_bench(b))
     return 0
 
@@ -685,6 +695,9 @@ def _register_bench(sub) -> None:
         "competes (about a minute)",
     )
     bp.add_argument("--json", action="store_true")
+    bp.add_argument(
+        "--precision", default="fp32", help="fp32 (default) or tf32: train the rows with TF32 matmuls (CUDA only)"
+    )
     bp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all of this machine's)")
     bp.set_defaults(func=cmd_bench)
 

@@ -100,8 +100,15 @@ def device_name(device) -> str:
     return f"CPU ({platform.machine() or 'unknown'}, {cores} cores, {torch.get_num_threads()} torch threads)"
 
 
+#: training matmul precisions (TrainConfig.precision, bench --precision)
+PRECISIONS = ("fp32", "tf32")
+
+
 def check_precision(precision: str, device) -> None:
-    """ConfigError naming ``precision`` when ``tf32`` is asked of a device without tensor cores (CPU)."""
+    """ConfigError naming ``precision``: not one of PRECISIONS, or ``tf32`` asked of a device without tensor
+    cores (CPU)."""
+    if precision not in PRECISIONS:
+        raise ConfigError("precision", f"must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision != "fp32" and getattr(device, "type", device) != "cuda":
         raise ConfigError(
             "precision", f"{precision} needs a CUDA device (tensor cores); on {device} training runs in fp32"

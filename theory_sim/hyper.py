@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from .device import PRECISIONS
 from .errors import normalise_integers, require
 from .params import Boolean, Interval, Options, check_declared, param
 from .params import scales as declared_scales
@@ -14,8 +15,6 @@ from .sae.configs import DERIVED, derived_base, get_config
 
 #: upper limits of the training budget (a typo like 1e12 steps is refused, not run for years)
 TRAIN_LIMITS = {"steps": 10**8, "batch": 2**20, "eval_samples": 2**22}
-#: the training precisions TrainConfig.precision allows
-PRECISIONS = ("fp32", "tf32")
 #: the input scalings TrainConfig.input_scale allows
 INPUT_SCALES = ("none", "mean_norm")
 #: rows the input scale is measured on
