@@ -58,7 +58,10 @@ def run_check(
     if not mapping:
         return None, None
     folder = f"{out}/{name}"
-    run_sweep(sub, folder, **run_kw)
+    # the check folder belongs to the experiment and follows its sweep file: an edited [check] (another width
+    # or steps factor) is a new design there, run as a new generation (identical cells are reused, old ones
+    # kept but never current again) rather than refused
+    run_sweep(sub, folder, force=True, **run_kw)
     new = load_results(folder, current_only=True)
     if base is None:
         base = load_results(out, current_only=True)
