@@ -311,3 +311,27 @@ def test_frr_by_step_csv_holds_the_stored_trajectories(tmp_path):
     d12 = table[table.series.str.contains("d = 12")].sort_values("step")["frr_0.9_mean"].tolist()
     d8 = table[table.series.str.contains("d = 8")].sort_values("step")["frr_0.9_mean"].tolist()
     assert d12 == pytest.approx([0.5, 0.7, 0.95]) and d8 == pytest.approx([1.0, 0.6, 0.3])
+
+
+def test_a_long_legend_does_not_squeeze_a_one_panel_phase_diagram(small_store, monkeypatch):
+    """The quickstart's figure (one panel, every non-convergence reason in the hatching's legend entry) once drew
+    its heat map as a sliver: constrained_layout shrank the axes to fit a legend wider than the figure. Long legend
+    labels are wrapped; the panel keeps most of the figure's width."""
+    import theory_sim.plots.phase as PP
+
+    figs = []
+    real = PP._save
+    monkeypatch.setattr(PP, "_save", lambda fig, path_base, table: figs.append(fig) or real(fig, path_base, table))
+    df = load_results(small_store, current_only=True)
+    ba = df[df.label == "BA"]  # six p/f columns, as the quickstart has: the legend then takes two columns
+    df = pd.concat([df, ba.assign(p_over_f=ba.p_over_f / 8), ba.assign(p_over_f=ba.p_over_f * 8)], ignore_index=True)
+    df.loc[df.label == "BA", "converged"] = False
+    df.loc[df.label == "BA", "not_converged_because"] = (
+        "neuron frequencies 3x off their targets on average; recovery still rising at the end (FRR@0.9 +0.2 over "
+        "the last fifth); loss still falling at the end"
+    )
+    PP.phase_diagram(df, "p_over_f", "d", "frr_0.9", small_store / "figures" / "long")
+    fig = figs[-1]
+    fig.canvas.draw()
+    panel = [ax for ax in fig.axes if ax.get_title()][0]
+    assert panel.get_position().width > 0.5, panel.get_position()

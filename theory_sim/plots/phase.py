@@ -53,6 +53,10 @@ def _extent(v: float, neighbours: list, coarse: list, coarse_edges: np.ndarray, 
     return min(lo, v), max(hi, v)
 
 
+#: characters per legend line (longer labels are wrapped)
+LEGEND_WRAP = 70
+
+
 def phase_diagram(
     df: pd.DataFrame,
     x: str,
@@ -236,6 +240,9 @@ def phase_diagram(
         ax.set_title(head, fontsize=9, color="darkred" if "widen" in head else "black")
         handles, names = ax.get_legend_handles_labels()
         handles, names = handles + extra, names + [h.get_label() for h in extra]
+        # a label longer than a panel is wide (the hatching's reasons) would make constrained_layout squeeze the
+        # axes to a sliver to fit the legend: wrap it
+        names = [textwrap.fill(n, LEGEND_WRAP) for n in names]
         if handles:  # below the panel, so no cell is hidden
             ax.legend(  # one column under a narrow panel: a wide legend collapses the layout
                 handles,
