@@ -455,3 +455,34 @@ def test_out_of_memory_splits_the_ensemble_and_loses_no_cell(tmp_path, monkeypat
     assert set(a) == set(b)
     for h in a:
         assert a[h]["frr_0.9"] == b[h]["frr_0.9"] and a[h]["mse"] == pytest.approx(b[h]["mse"], rel=1e-5)
+
+
+CHECKED = (
+    SMALL
+    + """
+[check]
+methods = ["ba"]
+grid = {d = [8], p_over_f = [0.5, 1.5]}
+steps_factor = 2
+"""
+)
+
+
+def test_the_budget_check_takes_refined_cells_at_the_selected_values_too(tmp_path):
+    """The deciding cells are those the [check] table selects among the coarse grid's *and* the cells refinement
+    added (a refined value between two coarse ones, or an extra seed at a coarse value): both sit where the
+    verdict's boundaries are fitted. Cells the table does not select stay out."""
+    from theory_sim.checks import derived_sweep
+
+    sweep = load_sweep(write(tmp_path, CHECKED), "full")
+    coarse = derived_sweep(sweep, None, None, 2, 1)[1]
+    ba_half = next(c for c in sweep.cells if c.method == "ba" and c.data["d"] == 8 and c.params["p_over_f"] == 0.5)
+    refined_seed = sweep.derive(ba_half, seed=7)  # refinement's extra seed at a selected value
+    refined_value = sweep.derive(ba_half, "p_over_f", 1.5)  # a refined value the table lists
+    unselected = sweep.derive(ba_half, "p_over_f", 0.7)  # a refined value it does not
+    other_d = sweep.derive(ba_half, "d", 12)
+    stored = [*sweep.cells, refined_seed, refined_value, unselected, other_d]
+    mapping = derived_sweep(sweep, None, None, 2, 1, stored)[1]
+    assert set(coarse) < set(mapping)
+    assert set(mapping) - set(coarse) == {refined_seed.hash, refined_value.hash}
+    assert all(m.train["steps"] == 2 * sweep.cells[0].train["steps"] for m in mapping.values())

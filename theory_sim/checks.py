@@ -1,11 +1,12 @@
 """The budget check and the DECIDE switches of a verdict (a sweep file's ``[check]`` table).
 
 A verdict rests on some cells (``[check] grid`` / ``methods``: the deciding cells, fixed in the sweep file
-before the run). The budget check re-trains exactly those cells at ``steps_factor`` × the steps (and
-``width_factor`` × the width), puts them in place of the originals and applies the same rule again: a
-verdict that changes is budget-limited, not a finding. Each switch value re-trains the deciding cells with
-that one DECIDE choice changed (a hyperparameter, a train key or a data field) and applies the rule again.
-Each run is a small sweep of its own in ``<experiment>/check_<name>/``, resumable like every sweep.
+before the run) — those of the coarse grid and those refinement added at the selected values (refined cells sit
+where boundaries are fitted, so they get the check's budget too). The budget check re-trains exactly those cells
+at ``steps_factor`` × the steps (and ``width_factor`` × the width), puts them in place of the originals and
+applies the same rule again: a verdict that changes is budget-limited, not a finding. Each switch value re-trains
+the deciding cells with that one DECIDE choice changed (a hyperparameter, a train key or a data field) and applies
+the rule again. Each run is a small sweep of its own in ``<experiment>/check_<name>/``, resumable like every sweep.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import re
 
 import pandas as pd
 
-from .store import load_results
+from .results import current_cells
+from .store import Store, load_results
 from .sweep import run_sweep
 from .sweep.spec import Sweep, deciding_cells, switched
 
@@ -40,10 +42,11 @@ def variants(sweep: Sweep) -> list[tuple[str, str | None, object, float, float]]
     return out
 
 
-def derived_sweep(sweep: Sweep, key, value, steps_factor, width_factor) -> tuple[Sweep, dict]:
+def derived_sweep(sweep: Sweep, key, value, steps_factor, width_factor, stored=()) -> tuple[Sweep, dict]:
     """The deciding cells with the change applied, as a sweep with no refinement, and the map original
-    cell hash → derived cell."""
-    chosen = deciding_cells(sweep.cells, sweep.check)
+    cell hash → derived cell. stored: the folder's current cells (refined ones among them), selected alike."""
+    pool = {c.hash: c for c in [*sweep.cells, *stored]}
+    chosen = deciding_cells(list(pool.values()), sweep.check)
     mapping = {c.hash: switched(c, key, value, steps_factor, width_factor) for c in chosen}
     return dataclasses.replace(sweep, cells=list(mapping.values()), refine=()), mapping
 
@@ -54,7 +57,8 @@ def run_check(
     """Trains one check run into ``out/name`` and returns (the experiment's rows — ``base``, its current
     results, loaded here when not given — with the deciding cells replaced by their derived versions, the
     sweep whose coarse cells are replaced likewise): what the experiment's rule is applied to again."""
-    sub, mapping = derived_sweep(sweep, key, value, sf, wf)
+    stored = current_cells(out) if Store(out).exists() else []
+    sub, mapping = derived_sweep(sweep, key, value, sf, wf, stored)
     if not mapping:
         return None, None
     folder = f"{out}/{name}"

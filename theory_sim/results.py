@@ -27,6 +27,16 @@ def stored_sweep(out_dir: str | Path) -> Sweep:
         ) from None
 
 
+def current_cells(out_dir: str | Path) -> list[Cell]:
+    """Every cell of the folder's current design, the coarse grid's and those refinement added, as stored."""
+    out = []
+    for r in existing(out_dir).rows():
+        if r.get("current", 1):
+            cfg = parse_row(r, out_dir)[0]
+            out.append(Cell(cfg["data"], cfg["method"], cfg["params"], cfg["train"], int(cfg["seed"]), r["label"]))
+    return out
+
+
 def load_boundaries(
     out_dir,
     axis: str | None = None,
@@ -40,11 +50,7 @@ def load_boundaries(
     seeds, bracket_width, decided. Raises ConfigError for a folder without results or a bad choice."""
     sweep = stored_sweep(out_dir)
     store = Store(out_dir)
-    cells = []
-    for r in store.rows():
-        if r.get("current", 1):
-            cfg = parse_row(r, out_dir)[0]
-            cells.append(Cell(cfg["data"], cfg["method"], cfg["params"], cfg["train"], int(cfg["seed"]), r["label"]))
+    cells = current_cells(out_dir)
     tables = [
         {
             "axis": r.axis,

@@ -660,8 +660,9 @@ def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> di
 
 
 def deciding_cells(cells: list, check: dict) -> list:
-    """The coarse cells ``check`` selects: a listed label, and every listed axis the cell has at one of its
-    values (an axis a method does not have, e.g. TopK's k for GBA, does not exclude it)."""
+    """The cells ``check`` selects among ``cells`` (the coarse grid's, and a folder's refined ones where the caller
+    adds them): a listed label, and every listed axis the cell has at one of its values (an axis a method does
+    not have, e.g. TopK's k for GBA, does not exclude it)."""
 
     def value(cell, k):
         return cell.data.get(k, cell.params.get(k))
