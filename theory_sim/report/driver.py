@@ -131,7 +131,11 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
             v2 = got["verdict"]
             if got.get("conditions"):
                 out.setdefault("conditions_under_checks", {})[sub] = got["conditions"]
-            res = {"run": True, "cells": int(len(set(c.hash for c in sweep2.cells) - {c.hash for c in sweep.cells}))}
+            if base is not None and "cell_hash" in df2.columns:  # every re-trained cell, refined ones included
+                retrained = set(df2.cell_hash) - set(base.cell_hash)
+            else:
+                retrained = {c.hash for c in sweep2.cells} - {c.hash for c in sweep.cells}
+            res = {"run": True, "cells": len(retrained)}
         if key is None:
             out["budget_check"] = {
                 **res,
