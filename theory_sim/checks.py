@@ -17,7 +17,7 @@ import re
 import pandas as pd
 
 from .results import current_cells
-from .store import Store, load_results
+from .store import load_results
 from .sweep import run_sweep
 from .sweep.spec import Sweep, deciding_cells, switched
 
@@ -52,12 +52,14 @@ def derived_sweep(sweep: Sweep, key, value, steps_factor, width_factor, stored=(
 
 
 def run_check(
-    sweep: Sweep, out: str, name, key, value, sf, wf, base: pd.DataFrame | None = None, **run_kw
+    sweep: Sweep, out: str, name, key, value, sf, wf, base: pd.DataFrame | None = None, stored=None, **run_kw
 ) -> tuple[pd.DataFrame, Sweep]:
     """Trains one check run into ``out/name`` and returns (the experiment's rows — ``base``, its current
     results, loaded here when not given — with the deciding cells replaced by their derived versions, the
-    sweep whose coarse cells are replaced likewise): what the experiment's rule is applied to again."""
-    stored = current_cells(out) if Store(out).exists() else []
+    sweep whose coarse cells are replaced likewise): what the experiment's rule is applied to again. ``stored``:
+    the experiment's current cells (``results.current_cells``), read here when not given."""
+    if stored is None:
+        stored = current_cells(out)
     sub, mapping = derived_sweep(sweep, key, value, sf, wf, stored)
     if not mapping:
         return None, None

@@ -8,7 +8,7 @@ import math
 import sys
 import typing
 
-from .device import check_precision, choose_threads, resolve_device, set_threads
+from .device import choose_threads, resolve_device, set_threads
 from .errors import ConfigError, Interrupted, StoreError
 from .model.spec import GeneratorSpec
 
@@ -265,8 +265,6 @@ def cmd_train(args) -> int:
         input_scale=args.input_scale,
         precision=args.precision,
     )
-    if args.precision != "fp32":
-        check_precision(args.precision, resolve_device(args.device))
     if not args.data:
         resolve_hyper(args.method, hyper, *spec_scales(data))
     from .training import train
@@ -449,13 +447,8 @@ def cmd_sweep(args) -> int:
 def cmd_status(args) -> int:
     from .store import existing
 
-    existing(args.out)
-    from .sweep.runner import status_table
-
+    store = existing(args.out)
     if args.show_sweep:
-        from .store import existing
-
-        store = existing(args.out)
         meta = store.meta()
         print(
             f"# sweep {meta.get('sweep_name')!r} from {meta.get('sweep_path')}, budget {meta.get('sweep_budget')}, "
@@ -464,9 +457,6 @@ def cmd_status(args) -> int:
         print(meta.get("sweep_source", ""))
         return 0
     if args.check:
-        from .store import existing
-
-        store = existing(args.out)
         problems = store.check()
         for h, what in problems:
             print(f"{h}: {what}")
@@ -478,6 +468,8 @@ def cmd_status(args) -> int:
             f"and trains {len(cells)} cells again"
         )
         return 1 if problems else 0
+    from .sweep.runner import status_table
+
     t = status_table(args.out)
     print(t.to_string() if not t.empty else "no cells")
     return 0
@@ -656,7 +648,6 @@ def cmd_bench(args) -> int:
     for m in methods:
         get_config(m)
     dev = resolve_device(args.device)
-    check_precision(args.precision, dev)
     from .bench import format_bench, run_bench
 
     if args.threads is not None:  # else bench measures the whole machine

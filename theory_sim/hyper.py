@@ -43,16 +43,16 @@ class TrainConfig:
         "none", Options(INPUT_SCALES), "divide every input by a constant so pre-activations are O(1)"
     )
 
-    def __post_init__(self):
-        normalise_integers(self)
-        check_declared(self)
-
     #: "tf32": training matmuls on CUDA tensor cores (10-bit mantissa inputs, fp32 accumulation); the recorded
     #: trajectory and the final evaluation stay fp32. Refused off CUDA. Not the default: whether it moves
     #: FRR@0.9 or a fitted boundary beyond its interval has not been measured yet (it needs a GPU)
     precision: str = param(
         "fp32", Options(PRECISIONS), "training matmul precision: fp32, or tf32 (CUDA tensor cores; evaluation fp32)"
     )
+
+    def __post_init__(self):
+        normalise_integers(self)
+        check_declared(self)
 
     def to_dict(self):
         """Every field; ``input_scale`` and ``precision`` only when set (so cells stored before they existed keep

@@ -184,10 +184,6 @@ def undeclared(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.name not in decl]
 
 
-def helps(cls) -> dict[str, str]:
-    return {k: d.help for k, d in declared(cls).items()}
-
-
 def scales(cls) -> dict[str, str]:
     return {k: d.scale for k, d in declared(cls).items() if d.scale}
 

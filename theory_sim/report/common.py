@@ -31,14 +31,6 @@ def pooled(df: pd.DataFrame, metric: str = "frr_0.9") -> tuple[float, float, flo
     return A.seed_interval(per_seed, n_items)
 
 
-def _variant(df, **kw):
-    """Rows of one method variant: hyperparameter columns equal to the given values."""
-    m = pd.Series(True, index=df.index)
-    for k, v in kw.items():
-        m &= df[k] == v if k in df.columns else False
-    return df[m]
-
-
 def edge_flags(df: pd.DataFrame, axes: list[str], by: str = "frr_0.9") -> list[str]:
     """ "label: choice (high edge of a–b)" for every label whose best variant (tuned per cell by ``by``) sits
     on the edge of its grid somewhere: the baseline may not have been at its best."""

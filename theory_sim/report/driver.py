@@ -113,6 +113,7 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
     is reported budget-limited. ``base``: the experiment's current rows, if the caller has them (each check
     replaces its deciding cells in them; loaded once by run_check otherwise)."""
     from ..checks import run_check, variants
+    from ..results import current_cells
 
     out = {
         "budget_check": {"run": False, "why": "the sweep file has no [check] table"},
@@ -120,6 +121,8 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
         "verdict_at_base": verdict,
     }
     kw = dict(device=device, max_batch=max_batch, progress=progress, threads=threads)
+    if store is not None:  # the experiment's cells, refined ones included: read once for every check run
+        kw["stored"] = current_cells(folder)
     for sub, key, value, sf, wf in variants(sweep):
         df2, sweep2 = run_check(sweep, str(folder), sub, key, value, sf, wf, base=base, **kw)
         if df2 is None:
