@@ -146,6 +146,17 @@ def test_a_tie_between_an_edge_and_the_interior_is_no_edge_flag():
     assert t.l1.iloc[0] == 1.0 and "high edge" in t.tuned_edge.iloc[0]
 
 
+def test_tuning_follows_the_metric_registry_direction():
+    """Tuned by a lower-is-better metric (fvu: measures.METRICS declares it so) the lowest mean wins; by a
+    higher-is-better one the highest. Before the registry carried a direction, tuning by fvu kept the worst."""
+    rows = [
+        {"label": "L1", "x": 1, "l1": v, "seed": 0, "frr_0.9": f, "fvu": u}
+        for v, f, u in ((0.1, 0.2, 0.05), (0.3, 0.9, 0.2), (1.0, 0.5, 0.6))
+    ]
+    assert A.tune_per_cell(pd.DataFrame(rows), ["x"], "frr_0.9", by="fvu").l1.iloc[0] == 0.1
+    assert A.tune_per_cell(pd.DataFrame(rows), ["x"], "frr_0.9", by="frr_0.9").l1.iloc[0] == 0.3
+
+
 def test_row_spec_is_the_spec_the_cell_trained_on():
     """A results row's spec uses the row's own seed: per-feature magnitudes of seed 2 are seed 2's."""
     from theory_sim.analysis import row_spec

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .measures import is_fraction
+from .measures import higher_is_better, is_fraction
 from .metrics import consistency
 from .store import Store
 
@@ -350,9 +350,10 @@ def converged(df: pd.DataFrame) -> pd.Series:
 # ------------------------------------------------------------------------------------------ per-variant analyses
 def tune_per_cell(df: pd.DataFrame, axes: list[str], metric: str, by: str) -> pd.DataFrame:
     """For each label and grid point, keep the hyperparameter variant with the best mean ``by`` over
-    seeds (``explained_variance``: what a user can tune on; or the metric itself: the oracle). Adds
-    ``tuned_choice`` ("l1=0.3") and ``tuned_edge`` ("l1=1 (high edge of 0.01–1)" when the choice sits on
-    an edge of that cell's grid — the best value may lie beyond it — else "")."""
+    seeds — the highest, or the lowest for a metric the registry declares lower-is-better (fvu, l0, mse)
+    (``explained_variance``: what a user can tune on; or the metric itself: the oracle). Adds ``tuned_choice``
+    ("l1=0.3") and ``tuned_edge`` ("l1=1 (high edge of 0.01–1)" when the choice sits on an edge of that cell's
+    grid — the best value may lie beyond it — else "")."""
     hyper = hyper_columns(df, axes)
     if not hyper:
         return df.assign(tuned_choice="", tuned_edge="")
@@ -362,7 +363,8 @@ def tune_per_cell(df: pd.DataFrame, axes: list[str], metric: str, by: str) -> pd
         if not varying:
             keep.append(g.assign(tuned_choice="", tuned_edge=""))
             continue
-        score = g.groupby(varying, dropna=False)[by].mean()
+        # the registry's direction: tuned by fvu, l0 or mse the lowest is the best
+        score = g.groupby(varying, dropna=False)[by].mean() * (1 if higher_is_better(by) else -1)
         top = [k if isinstance(k, tuple) else (k,) for k in score.index[score >= score.max() - 1e-12]]
 
         def on_edge(key):

@@ -61,6 +61,12 @@ def is_fraction(name: str) -> bool:
     return m.fraction if m is not None else name.startswith("frr_")
 
 
+def higher_is_better(name: str) -> bool:
+    """A metric's direction (an unregistered column: higher is better, the recovery metrics' sense)."""
+    m = METRICS.get(name)
+    return True if m is None else m.higher_is_better
+
+
 def label(name: str, fallback: str | None = None) -> str:
     """A metric's axis label; ``frr_T`` for any τ; else ``fallback`` (default: the name)."""
     if name in METRICS:
