@@ -59,7 +59,7 @@ def test_adaptation_moves_exactly_the_right_neurons():
     neuron 2 in band (p=0.05) → unchanged; neuron 3 over-active near −1 → clamped to −1."""
     sae = make(BA, BAConfig(width=4, p=0.1, gamma_minus=0.01, gamma_plus=0.01))
     sae.b = torch.tensor([[[-0.2, -0.3, -0.4, -0.995]]])
-    sae.buf_rows = 20
+    sae.buf_rows.fill_(20)
     sae.buf_count = torch.tensor([[[10.0, 0.0, 1.0, 4.0]]])
     sae.buf_max = torch.tensor([[[2.0, -0.7, 0.3, 1.0]]])
     sae.adapt()
@@ -72,7 +72,8 @@ def test_adaptation_moves_exactly_the_right_neurons():
 def test_dead_neuron_bias_is_clamped_at_zero():
     sae = make(BA, BAConfig(width=2, p=0.1, gamma_plus=0.5))
     sae.b = torch.tensor([[[-0.01, -0.5]]])
-    sae.buf_rows, sae.buf_count = 10, torch.tensor([[[0.0, 5.0]]])
+    sae.buf_rows.fill_(10)
+    sae.buf_count = torch.tensor([[[0.0, 5.0]]])
     sae.buf_max = torch.tensor([[[-0.2, 1.0]]])
     sae.adapt()
     assert sae.b[0, 0, 0].item() == 0.0  # min(−0.01 + 0.5·1.0, 0)
@@ -83,7 +84,7 @@ def test_gba_group_means_are_per_group():
     sae = make(GBA, cfg)
     assert torch.allclose(sae.target.flatten(), torch.tensor([0.5, 0.5, 0.05, 0.05]))
     sae.b = torch.full((1, 1, 4), -0.5)
-    sae.buf_rows = 10
+    sae.buf_rows.fill_(10)
     sae.buf_count = torch.tensor([[[0.0, 3.0, 0.0, 0.2]]])  # 0 and 2 dead; 1 in band; 3 in band (0.02)
     sae.buf_max = torch.tensor([[[-1.0, 0.4, -1.0, 0.8]]])
     sae.adapt()
@@ -107,7 +108,7 @@ def test_gba_targets_are_geometric():
 def test_biases_stay_in_range(freqs, peaks, biases, gm, gp):
     sae = make(GBA, GBAConfig(width=6, groups=2, htf=0.3, ltf=0.01, gamma_minus=gm, gamma_plus=gp))
     sae.b = torch.tensor(biases).view(1, 1, 6)
-    sae.buf_rows = 100
+    sae.buf_rows.fill_(100)
     sae.buf_count = torch.tensor(freqs).view(1, 1, 6) * 100
     sae.buf_max = torch.tensor(peaks).view(1, 1, 6)
     sae.adapt()
@@ -553,7 +554,7 @@ def test_ba_bias_floor_is_where_the_rule_stops():
     for floor in (-1.0, -3.0):
         m = BA([BAConfig(width=8, p=0.01, gamma_minus=10.0, bias_floor=floor)], 4, [0], torch.device("cpu"), x0)
         m.buf_count.fill_(64)
-        m.buf_rows = 64
+        m.buf_rows.fill_(64)
         m.buf_max.fill_(5.0)  # over-active with a large peak: one step would go far below any floor
         m.adapt()
         assert torch.all(m.b == floor), floor

@@ -264,6 +264,7 @@ def cmd_train(args) -> int:
         eval_samples=args.eval_samples,
         input_scale=args.input_scale,
         precision=args.precision,
+        graph=args.graph,
     )
     if not args.data:
         resolve_hyper(args.method, hyper, *spec_scales(data))
@@ -283,6 +284,7 @@ def cmd_train(args) -> int:
         record_every=args.record_every or 0,
         input_scale=args.input_scale,
         precision=args.precision,
+        graph=args.graph,
         device=args.device,
         progress=not args.no_progress,
         threads=args.threads,
@@ -355,6 +357,12 @@ def _register_train(sub) -> None:
         "--precision",
         default="fp32",
         help="training matmuls: fp32 (default) or tf32 (CUDA tensor cores only; the evaluation stays fp32)",
+    )
+    tp.add_argument(
+        "--graph",
+        action="store_true",
+        help="capture each step in a CUDA graph and replay it, data drawn on the device from the counter stream "
+        "(CUDA only; ba, gba, l1, topk; generator data without cooccurrence, hierarchy, copula or mixture)",
     )
     tp.add_argument(
         "--record-every",

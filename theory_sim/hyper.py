@@ -50,18 +50,28 @@ class TrainConfig:
         "fp32", Options(PRECISIONS), "training matmul precision: fp32, or tf32 (CUDA tensor cores; evaluation fp32)"
     )
 
+    #: "true": each step captured once per phase as a CUDA graph and replayed (theory_sim/graphs.py), its data drawn
+    #: on the device from the counter stream (model/counter.py) — another random stream than the default, so a
+    #: graph cell is another cell. CUDA only; the methods of sae.configs.CAPTURED; generator data whose spec has a
+    #: counter form (GeneratorSpec.counter_refusal)
+    graph: bool = param(
+        False, Boolean(), "capture each step in a CUDA graph, data drawn on the device (counter stream); CUDA only"
+    )
+
     def __post_init__(self):
         normalise_integers(self)
         check_declared(self)
 
     def to_dict(self):
-        """Every field; ``input_scale`` and ``precision`` only when set (so cells stored before they existed keep
-        their hashes)."""
+        """Every field; ``input_scale``, ``precision`` and ``graph`` only when set (so cells stored before they
+        existed keep their hashes)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         if out["input_scale"] == "none":
             del out["input_scale"]
         if out["precision"] == "fp32":
             del out["precision"]
+        if not out["graph"]:
+            del out["graph"]
         return out
 
 

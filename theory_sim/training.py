@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .device import check_precision, matmul_precision, resolve_device
+from .device import check_graph, check_precision, matmul_precision, resolve_device
 from .device import threads as threads_policy
 from .errors import ConfigError, require
+from .graphs import StepRunner
 from .hyper import (  # noqa: F401  (re-exported: the training API's names)
     INPUT_SCALES,
     SCALE_ROWS,
@@ -29,6 +30,7 @@ from .hyper import (  # noqa: F401  (re-exported: the training API's names)
     resolve_hyper,
     spec_scales,
 )
+from .model.counter import CounterSampler
 from .model.sampler import STREAM_DATA, STREAM_EVAL, EnsembleSampler, ModelSampler, derive_seed
 from .model.spec import GeneratorSpec
 from .progress import bar as progress_bar
@@ -39,8 +41,10 @@ from .sae import Method, get_method
 class GeneratorData:
     """E generator specs of equal (n, d)."""
 
-    def __init__(self, specs: list[GeneratorSpec], device):
-        self.train = EnsembleSampler(specs, device, STREAM_DATA)
+    def __init__(self, specs: list[GeneratorSpec], device, counter: bool = False):
+        """counter: training rows from the counter stream (model/counter.py; what a captured step draws)."""
+        sampler = CounterSampler if counter else EnsembleSampler
+        self.train = sampler(specs, device, STREAM_DATA)
         self.specs = specs
         self.V = self.train.V
         self.d = specs[0].d
@@ -268,9 +272,11 @@ def train_ensemble(
     on_steps=None,
     save_sae: str | None = None,
     replace: bool = False,
+    replay: str | None = None,
 ) -> list[dict]:
     """Trains len(cfgs) models together; ``on_steps(k)`` (optional) hears every ``PROGRESS_EVERY`` steps
-    that each model advanced k more steps. Returns one result dict per model:
+    that each model advanced k more steps. ``replay``: how the steps run (graphs.MODES; default "cuda" when
+    ``tc.graph``, else "eager"; tests pass "emulate"). Returns one result dict per model:
     ``status`` ('done' | 'failed'), ``error``, metric scalars, ``seconds``, ``steps_per_second``, and
     ``arrays`` (per-feature best cosine, per-neuron frequency, FRR trajectory, optionally weights)."""
     cls = get_method(method)
@@ -310,20 +316,31 @@ def train_ensemble(
         total=tc.steps, desc=desc or method, file=sys.stderr, disable=not progress, delay=2.0, unit="step", leave=False
     )
     # the mean loss over the last tenth of the steps and the tenth before it: a run still falling fast
-    # at its end was cut short (metrics.converged reads the relative drop)
+    # at its end was cut short (metrics.converged reads the relative drop). ``acc`` sums the losses since it was
+    # last cleared (on the device, inside the step: a captured step adds to it on every replay)
     tenth = max(1, tc.steps // 10)
-    loss_last = torch.zeros(E, device=device)
+    acc = torch.zeros(E, device=device)
     loss_prev = torch.zeros(E, device=device)
-    t_loop = time.perf_counter()
-    for step in range(1, tc.steps + 1):
+
+    def one_step():
         xb = data.sample(tc.batch)
         with matmul_precision(tc.precision, device):  # the step only: recording and evaluation stay fp32
             loss = sae.train_step(xb)
-        bad |= ~torch.isfinite(loss)
-        if step > tc.steps - tenth:
-            loss_last += loss
-        elif step > tc.steps - 2 * tenth:
-            loss_prev += loss
+        bad.logical_or_(~torch.isfinite(loss))
+        acc.add_(loss)
+        return xb, loss
+
+    if tc.graph:
+        sae.make_capturable()
+    runner = StepRunner(one_step, sae, replay or ("cuda" if tc.graph else "eager"))
+    t_loop = time.perf_counter()
+    for step in range(1, tc.steps + 1):
+        xb, loss = runner(step)
+        if step == tc.steps - 2 * tenth:
+            acc.zero_()
+        elif step == tc.steps - tenth:
+            loss_prev.copy_(acc)
+            acc.zero_()
         if step % tc.check_every == 0 or step == tc.steps:
             if bool(bad.any()):
                 for e in torch.nonzero(bad).flatten().tolist():
@@ -336,6 +353,8 @@ def train_ensemble(
         bar.update(1)
         if on_steps is not None and step % PROGRESS_EVERY == 0:
             on_steps(PROGRESS_EVERY)
+    sae.step_count = step
+    loss_last = acc
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -458,6 +477,7 @@ def train(
     record_every: int = 0,
     input_scale: str = "none",
     precision: str = "fp32",
+    graph: bool = False,
     activations=None,
     eval_data=None,
     eval_activations=None,
@@ -500,12 +520,16 @@ def train(
         record_every=record_every,
         input_scale=input_scale,
         precision=precision,
+        graph=graph,
     )
     check_precision(tc.precision, dev)
-    if data is None or isinstance(data, GeneratorSpec):
+    generated = data is None or isinstance(data, GeneratorSpec)
+    check_graph(tc.graph, dev, data="generator" if generated else "array or callable")
+    if generated:
         spec = data or GeneratorSpec()
+        check_graph(tc.graph, dev, spec=spec)
         specs = [spec.replace(seed=s) for s in seeds]
-        src = GeneratorData(specs, dev)
+        src = GeneratorData(specs, dev, counter=tc.graph)
         f, l0 = spec_scales(spec)
         if ground_truth is not None:
             raise ConfigError(
@@ -518,6 +542,7 @@ def train(
         src = TensorData(data, seeds, dev, ground_truth, activations, eval_data, eval_activations, eval_samples)
         f, l0 = None, None
     cfg = resolve_hyper(method, hyper, f, l0)
+    check_graph(tc.graph, dev, method, cfg)
     n = src.V.shape[-2] if getattr(src, "V", None) is not None else 0
     check_memory(len(seeds), n, src.d, cfg.width, tc, dev)
     if save_sae is not None:

@@ -281,6 +281,21 @@ class GeneratorSpec:
         scale = self.s / sum(raw)  # mean frequency s/n, i.e. E[L0] = s
         return [r * scale for r in raw]
 
+    def counter_refusal(self) -> str | None:
+        """Why this spec's data cannot come from the counter stream (model/counter.py, what ``[train] graph``
+        trains on): the first field that rules it out, or None. It draws exact or independent-Bernoulli
+        supports, any magnitude law, noise, unit rows and a dictionary bias."""
+        if self.support == "mixture":
+            return "support = mixture (its prefix rule needs supports in uniform order)"
+        for name, on in (
+            ("cooccurrence", self.cooccurrence is not None),
+            ("hierarchy_depth", self.hierarchy_depth > 0),
+            ("correlation_rank", self.correlation_rank > 0),
+        ):
+            if on:
+                return f"{name} (no counter form yet)"
+        return None
+
     def mean_frequency(self) -> float:
         """f = E[L0] / n; the reference for p/f."""
         fs = self.feature_frequencies()

@@ -81,9 +81,15 @@ class BA(Method):
         }
 
     def _reset_buffer(self):
-        self.buf_count = torch.zeros(self.E, 1, self.M, device=self.device)
-        self.buf_max = torch.full((self.E, 1, self.M), -torch.inf, device=self.device)
-        self.buf_rows = 0
+        """The adaptation buffer, emptied in place (its tensors keep their storage, so a captured step's graph
+        reads and writes the same memory on every replay); ``buf_rows`` is a device scalar for the same reason."""
+        if not hasattr(self, "buf_count"):
+            self.buf_count = torch.zeros(self.E, 1, self.M, device=self.device)
+            self.buf_max = torch.empty(self.E, 1, self.M, device=self.device)
+            self.buf_rows = torch.zeros((), device=self.device)
+        self.buf_count.zero_()
+        self.buf_max.fill_(-torch.inf)
+        self.buf_rows.zero_()
 
     def forward(self, x):
         xc = x - self.b_pre
@@ -161,7 +167,7 @@ class BA(Method):
         (E, 1, M) its largest pre-activation, rows the batch size. The one update path of the buffer."""
         self.buf_count += count
         torch.maximum(self.buf_max, maxes, out=self.buf_max)
-        self.buf_rows += rows
+        self.buf_rows.add_(rows)
 
     def end_step(self, B):
         cfg = self.cfgs[0]
@@ -169,6 +175,10 @@ class BA(Method):
             unit_rows_(self.WT, dim=1)
         if self.step_count % cfg.adapt_every == 0:
             self.adapt()
+
+    def phase(self, step: int) -> bool:
+        """Whether step ``step`` ends in a bias adaptation (the one host-side decision of the step)."""
+        return step % self.cfgs[0].adapt_every == 0
 
     def after_step(self, info):
         y = info["pre"].detach()
@@ -180,7 +190,7 @@ class BA(Method):
     def adapt(self) -> None:
         """One bias-adaptation step from the buffer (see the module docstring), then clear the buffer."""
         cfg = self.cfgs[0]
-        freq = self.buf_count / max(1, self.buf_rows)
+        freq = self.buf_count / self.buf_rows.clamp_min(1)
         r = self.buf_max
         over = freq > self.target
         dead = (~over) & (freq <= cfg.dead_eps)
@@ -192,8 +202,8 @@ class BA(Method):
         b = self.b
         b = torch.where(over, torch.maximum(b - self.gm * r, self.floor), b)
         b = torch.where(dead, torch.clamp(b + self.gp * group_mean, max=0.0), b)
-        self.b = torch.maximum(b, self.floor).clamp_max(0.0)  # the range the rule promises, whatever the buffer held
-        self.last_freq = freq
+        # in place: the range the rule promises, whatever the buffer held
+        torch.maximum(b, self.floor, out=self.b).clamp_max_(0.0)
         self._reset_buffer()
 
     def decoder(self):

@@ -272,3 +272,20 @@ class JumpReLUConfig(TargetL0Config):
     )
     bandwidth: float = param(0.05, Interval(float, 0, None, "neither"), "straight-through kernel width ε")
     threshold_init: float = param(0.1, Interval(float, 0, None, "neither"), "initial threshold θ")
+
+
+#: the methods whose training step can be captured in a CUDA graph (TrainConfig.graph): hand-written steps
+#: with their state updated in place and their host-side decisions declared (``Method.phase``)
+CAPTURED = ("ba", "gba", "l1", "topk")
+
+
+def capture_refusal(method: str, cfg) -> str | None:
+    """Why ``method`` with config ``cfg`` cannot train with ``graph = true`` (one sentence), or None when it can.
+    Torch-free, so a sweep is refused before anything is written."""
+    if method not in CAPTURED:
+        return f"{method}'s step is not captured (the captured methods: {', '.join(CAPTURED)})"
+    if method in ("ba", "gba") and cfg.train_pre_bias:
+        return "train_pre_bias = true trains through autograd, whose step is not captured"
+    if method == "topk" and cfg.auxk > 0:
+        return "auxk > 0 trains through autograd, whose step is not captured"
+    return None

@@ -18,7 +18,7 @@ class TargetL0:
         self.target_l0 = self.per_model("target_l0").view(self.E)
         self.controlled = bool((self.target_l0 > 0).any())
         self.ctl_active = torch.zeros(self.E, device=self.device)
-        self.ctl_rows = 0
+        self.ctl_rows = torch.zeros((), device=self.device)  # a device scalar: a captured step updates it
 
     def count_active(self, z: torch.Tensor, sl: slice = slice(None)) -> None:
         """Adds the active latents of z (C, B, M) to the controller's running count of models ``sl``."""
@@ -30,7 +30,7 @@ class TargetL0:
         toward its target L0 (multiplicatively, in log space) and clears the count."""
         if not self.controlled:
             return
-        self.ctl_rows += B
+        self.ctl_rows.add_(B)
         cfg = self.cfgs[0]
         if self.step_count % cfg.control_every:
             return
@@ -40,7 +40,11 @@ class TargetL0:
         lam = (self.lam.view(self.E) * factor).clamp_(*self.COEF_RANGE)
         self.lam.copy_(lam.view_as(self.lam))
         self.ctl_active.zero_()
-        self.ctl_rows = 0
+        self.ctl_rows.zero_()
+
+    def phase(self, step: int) -> bool:
+        """Whether step ``step`` ends in a coefficient update (the one host-side decision of the step)."""
+        return self.controlled and step % self.cfgs[0].control_every == 0
 
     def report(self) -> list[dict]:
         """Per model: the final coefficient (what the controller settled on, or the fixed one) and the

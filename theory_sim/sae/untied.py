@@ -156,6 +156,10 @@ class Untied(Method):
     def control(self, B: int) -> None:
         pass
 
+    def phase(self, step: int) -> bool:
+        """No host-side decision per step (the L0 controller's mixin overrides this)."""
+        return False
+
     def end_step(self, B):
         if self.unit_decoder:
             unit_rows_(self.W_decT, dim=1)

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..device import check_precision, resolve_device
+from ..device import check_graph, check_precision, resolve_device
 from ..device import threads as threads_policy
 from ..errors import ConfigError, Interrupted, StoreError, check_folder, make_folder
 from ..progress import bar as progress_bar
@@ -88,7 +88,7 @@ def _run_batch(payload: dict, on_steps=None) -> list[tuple[str, dict]]:
     cfgs = [resolve_hyper(c["method"], c["params"], *spec_scales(s)) for c, s in zip(cells, specs)]
     tc = TrainConfig(**cells[0]["train"])
     try:
-        data = GeneratorData(specs, dev)
+        data = GeneratorData(specs, dev, counter=tc.graph)
         results = train_ensemble(
             payload["method"], cfgs, data, [c["seed"] for c in cells], tc, progress=False, on_steps=on_steps
         )
@@ -226,6 +226,13 @@ def _validate_run(sweep: Sweep, out: str, device, max_batch: int, force: bool):
     dev = resolve_device(device)
     for precision in sorted({c.train.get("precision", "fp32") for c in sweep.cells}):
         check_precision(precision, dev)  # tf32 off CUDA: refused before anything is written
+    graphed = [c for c in sweep.cells if c.train.get("graph")]
+    if graphed:
+        from ..model.spec import GeneratorSpec
+
+        check_graph(True, dev)
+        for c in {(c.method, c.resolved, json.dumps(c.data, sort_keys=True)): c for c in graphed}.values():
+            check_graph(True, dev, c.method, c.resolved, GeneratorSpec.for_cell(c.data, c.seed))
     check_folder(out, "out")
     max_batch = _fit_memory(sweep.cells, max_batch, dev)
     store = Store(out)

@@ -1,0 +1,272 @@
+"""The captured step (theory_sim/graphs.py) and the counter stream it draws from (model/counter.py).
+
+On CPU a captured step is emulated (graphs.StepRunner's "emulate": a replay sees the host as it was at its
+capture), so the contract a CUDA graph imposes — state updated in place, no host decision the phase key does not
+name — is held here; the real capture is held against the eager step where CUDA is present."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from theory_sim.device import check_graph
+from theory_sim.errors import ConfigError
+from theory_sim.model import counter as C
+from theory_sim.model.spec import GeneratorSpec
+from theory_sim.sae.configs import CAPTURED, CONFIGS, capture_refusal
+from theory_sim.training import GeneratorData, TrainConfig, resolve_hyper, spec_scales, train, train_ensemble
+
+CUDA = torch.cuda.is_available()
+
+
+# ------------------------------------------------------------------------------------------ the counter stream
+def _fmix32_reference(x: int) -> int:
+    """murmur3's fmix32, written from its definition with Python's unbounded ints."""
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) % 2**32
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) % 2**32
+    return x ^ (x >> 16)
+
+
+def test_fmix32_known_values():
+    assert _fmix32_reference(0) == 0
+    assert _fmix32_reference(1) == 0x514E28B7  # murmur3's published finaliser of 1
+    assert int(C.fmix32(torch.tensor(1))) == 0x514E28B7
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=50))
+def test_fmix32_tensor_equals_the_definition(xs):
+    """The int64 tensor form (products split into 16-bit halves, no overflow) equals the 32-bit definition."""
+    got = C.fmix32(torch.tensor(xs, dtype=torch.int64)).tolist()
+    assert got == [_fmix32_reference(x) for x in xs]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 30), st.integers(0, 1000))
+def test_distinct_indices_are_distinct_and_in_range(S, extra, step):
+    n = S + extra
+    idx = C.distinct_indices(C.model_keys([3, 4], 3), torch.tensor(step), 64, S, n)
+    assert idx.shape == (2, 64, S)
+    assert int(idx.min()) >= 0 and int(idx.max()) < n
+    srt = idx.sort(-1).values
+    assert not bool((srt[..., 1:] == srt[..., :-1]).any())
+
+
+def test_distinct_indices_are_uniform_over_subsets():
+    """All C(5, 2) = 10 subsets of [0, 5) equally often (chi-square, 9 d.o.f.: 40 is far in its tail)."""
+    idx = C.distinct_indices(C.model_keys([11], 3), torch.tensor(7), 40000, 2, 5)[0].sort(-1).values
+    code = idx[:, 0] * 5 + idx[:, 1]
+    counts = torch.bincount(code, minlength=25).double()
+    counts = counts[counts > 0]
+    assert len(counts) == 10
+    expected = 40000 / 10
+    assert float(((counts - expected) ** 2 / expected).sum()) < 40
+
+
+def test_uniform_and_normal_moments():
+    keys, t = C.model_keys([0, 1], 3), torch.tensor(2)
+    u = C.uniform(keys, 1, t, (200000,))
+    assert 0 <= float(u.min()) and float(u.max()) < 1
+    assert abs(float(u.mean()) - 0.5) < 0.005 and abs(float(u.var()) - 1 / 12) < 0.002
+    z = C.normal(keys, 3, 4, t, (200000,))
+    assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1) < 0.01
+    # the two models' draws are not the same numbers, nor correlated
+    assert abs(float(torch.corrcoef(u)[0, 1])) < 0.01
+
+
+def test_a_models_stream_does_not_depend_on_its_ensemble():
+    specs = [GeneratorSpec(n=64, d=16, s=3, seed=s, magnitude="uniform", noise_std=0.1) for s in (5, 6, 7)]
+    many = C.CounterSampler(specs, "cpu")
+    alone = C.CounterSampler(specs[1:2], "cpu")
+    for _ in range(3):
+        assert torch.equal(many.sample(32)[1], alone.sample(32)[0])
+    assert not torch.equal(many.sample(32)[0], many.sample(32)[0])  # the counter advances
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"magnitude": "uniform"},
+        {"magnitude": "lognormal"},
+        {"magnitude": "per_feature", "mag_spread": 0.3},
+        {"support": "bernoulli"},
+        {"noise_std": 0.2},
+        {"row_norm": True},
+        {"dictionary_bias": 2.0},
+    ],
+)
+def test_counter_rows_have_the_generators_law(kw):
+    """Mean squared norm and mean of the rows equal the default sampler's (another stream of the same law)
+    within 4 standard errors."""
+    from theory_sim.model.sampler import EnsembleSampler
+
+    spec = GeneratorSpec(n=64, d=16, s=4, **kw)
+    a = C.CounterSampler([spec], "cpu").sample(20000)[0]
+    b = EnsembleSampler([spec], "cpu").sample(20000)[0]
+    na, nb = a.pow(2).sum(1), b.pow(2).sum(1)
+    se = math.sqrt((na.var() + nb.var()) / 20000)
+    assert abs(float(na.mean() - nb.mean())) < 4 * se + 1e-6
+    se_mean = ((a.var(0) + b.var(0)) / 20000).sqrt()
+    assert bool(((a.mean(0) - b.mean(0)).abs() <= 4 * se_mean + 1e-6).all())
+
+
+def test_counter_refusals_name_the_field():
+    assert GeneratorSpec(support="bernoulli", cooccurrence=0.5).counter_refusal().startswith("cooccurrence")
+    assert GeneratorSpec(support="mixture", mixture_s=(2, 3)).counter_refusal().startswith("support = mixture")
+    assert GeneratorSpec().counter_refusal() is None
+    with pytest.raises(ValueError, match="cooccurrence"):
+        C.CounterSampler([GeneratorSpec(support="bernoulli", cooccurrence=0.5)], "cpu")
+
+
+# ------------------------------------------------------------------------------------------ the captured step
+CASES = [
+    ("ba", {"p_over_f": 1.0, "adapt_every": 7}),
+    ("gba", {"adapt_every": 5}),
+    ("l1", {"l1": 0.01, "target_l0": 3, "control_every": 9}),
+    ("topk", {"k": 3}),
+]
+
+
+def _train(method, hyper, replay, steps=90, device="cpu", seeds=(0, 1, 2), precision="fp32"):
+    spec = GeneratorSpec(n=64, d=24, s=3)
+    specs = [spec.replace(seed=s) for s in seeds]
+    cfg = resolve_hyper(method, hyper, *spec_scales(spec))
+    tc = TrainConfig(steps=steps, graph=True, record_every=10, precision=precision)
+    data = GeneratorData(specs, device, counter=True)
+    return train_ensemble(method, [cfg] * len(seeds), data, list(seeds), tc, progress=False, replay=replay)
+
+
+def _numbers(results):
+    return [
+        (r["frr_0.9"], r["mse"], r["l0"], r["loss_drop_last_tenth"], r.get("bias_at_floor"), r.get("coef_final"))
+        for r in results
+    ]
+
+
+@pytest.mark.parametrize("method,hyper", CASES)
+def test_emulated_capture_equals_the_eager_step(method, hyper):
+    """Replays that see the host as at their capture give the eager numbers exactly: every piece of state the
+    step moves is updated in place and every host decision is in ``phase`` (adapt_every 7 and control_every 9
+    do not divide the warm-up, so both phases are captured after it). Broken on purpose once: BA's adapt
+    assigning ``self.b = ...`` instead of writing into it — red (MSE 27 vs 71)."""
+    eager = _train(method, hyper, "eager")
+    emulated = _train(method, hyper, "emulate")
+    assert _numbers(emulated) == _numbers(eager)
+    assert [r["frr_0.9_by_step"] for r in emulated] == [r["frr_0.9_by_step"] for r in eager]
+
+
+def test_every_phase_is_captured_once():
+    from theory_sim.graphs import StepRunner
+
+    class Counted(StepRunner):
+        def _capture(self, key):
+            keys.append(key)
+            return super()._capture(key)
+
+    keys = []
+    import theory_sim.training as T
+
+    original = T.StepRunner
+    T.StepRunner = Counted
+    try:
+        _train("ba", {"p_over_f": 1.0, "adapt_every": 7}, "emulate", steps=40)
+    finally:
+        T.StepRunner = original
+    assert sorted(keys) == [False, True]
+
+
+def test_capture_refusal_matches_the_methods_code():
+    """capture_refusal (torch-free, what refuses a sweep) says None exactly where the method's code trains
+    through the hand-written step and declares its phases."""
+    from theory_sim.sae import get_method
+
+    spec = GeneratorSpec(n=32, d=12, s=2)
+    x0 = torch.randn(1, 64, 12)
+    for name in sorted(CONFIGS):
+        for extra in ({}, {"train_pre_bias": True}, {"auxk": 0.1}):
+            try:
+                cfg = resolve_hyper(name, {"width": 16, **extra}, *spec_scales(spec))
+            except ConfigError:
+                continue
+            sae = get_method(name)([cfg], 12, [0], "cpu", x0)
+            capturable = sae.hand_written() and sae.phase(1) is not None
+            assert (capture_refusal(name, cfg) is None) == capturable, (name, extra)
+    assert set(CAPTURED) <= set(CONFIGS)
+
+
+def test_graph_refusals_name_graph():
+    cfg = resolve_hyper("mba", {}, 0.02)
+    with pytest.raises(ConfigError, match="graph.*CUDA device"):
+        check_graph(True, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="graph.*not captured"):
+        check_graph(True, "cuda", "mba", cfg)
+    with pytest.raises(ConfigError, match="graph.*cooccurrence"):
+        check_graph(True, "cuda", spec=GeneratorSpec(support="bernoulli", cooccurrence=0.5))
+    with pytest.raises(ConfigError, match="graph.*generator data"):
+        check_graph(True, "cuda", data="array")
+    check_graph(False, "cpu", "mba", cfg)  # off: nothing to refuse
+    if not CUDA:
+        with pytest.raises(ConfigError, match="graph"):
+            train("ba", graph=True, steps=5, progress=False)
+
+
+@pytest.mark.skipif(CUDA, reason="the refusal is of a machine without CUDA")
+def test_cli_graph_without_cuda_is_refused(tmp_path):
+    out = tmp_path / "sae"
+    r = subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", "train", "--graph", "--steps", "5", "--save-sae", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("theory-sim: error: graph:")
+    assert not out.exists()
+
+
+def test_sweep_with_graph_without_cuda_is_refused_before_writing(tmp_path):
+    if CUDA:
+        pytest.skip("the refusal is of a machine without CUDA")
+    sweep = tmp_path / "g.toml"
+    sweep.write_text(
+        'name = "g"\n[data]\nn = 32\nd = 12\ns = 2\n[train]\nsteps = 5\ngraph = true\nseeds = [0]\n'
+        '[[methods]]\nname = "ba"\n'
+    )
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", "sweep", str(sweep), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "graph" in r.stderr.strip().splitlines()[-1]
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------ CUDA only
+@pytest.mark.skipif(not CUDA, reason="a CUDA graph needs a CUDA device")
+@pytest.mark.parametrize("method,hyper", CASES)
+def test_cuda_graph_equals_the_eager_step(method, hyper):
+    """The real capture against the eager step on the same card and stream: float tolerance (a graph may
+    pick other kernels), identical recovery."""
+    eager = _train(method, hyper, "eager", device="cuda", steps=200)
+    graphed = _train(method, hyper, "cuda", device="cuda", steps=200)
+    for a, b in zip(_numbers(eager), _numbers(graphed)):
+        assert a[0] == b[0]  # FRR@0.9
+        assert math.isclose(a[1], b[1], rel_tol=1e-3, abs_tol=1e-5)  # MSE
+        assert math.isclose(a[2], b[2], rel_tol=1e-3, abs_tol=1e-3)  # L0
+
+
+@pytest.mark.skipif(not CUDA, reason="a CUDA graph needs a CUDA device")
+def test_cuda_train_with_graph_end_to_end():
+    r = train("ba", GeneratorSpec(n=64, d=24, s=3), seeds=[0, 1], steps=300, graph=True, progress=False, p_over_f=1.0)
+    assert all(x["status"] == "done" for x in r)
+    assert json.dumps([x["frr_0.9"] for x in r])
