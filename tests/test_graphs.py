@@ -270,3 +270,72 @@ def test_cuda_train_with_graph_end_to_end():
     r = train("ba", GeneratorSpec(n=64, d=24, s=3), seeds=[0, 1], steps=300, graph=True, progress=False, p_over_f=1.0)
     assert all(x["status"] == "done" for x in r)
     assert json.dumps([x["frr_0.9"] for x in r])
+
+
+# ------------------------------------------------------------------------------------------ bench
+def test_graph_targets_ratio_and_goals():
+    from theory_sim.bench import graph_targets
+
+    rows = [
+        {"method": "ba", "E": 8, "graph": False, "steps_per_second": 100.0},
+        {"method": "ba", "E": 8, "graph": True, "steps_per_second": 1200.0},
+        {"method": "ba", "E": 256, "graph": False, "steps_per_second": 1000.0},
+        {"method": "ba", "E": 256, "graph": True, "steps_per_second": 2500.0},
+        {"method": "ba", "E": 32, "graph": True, "steps_per_second": 50.0},  # no eager row: no ratio
+    ]
+    got = graph_targets(rows)
+    assert got == [
+        {"method": "ba", "E": 8, "graph_over_eager": 12.0, "target": 10.0, "met": True},
+        {"method": "ba", "E": 256, "graph_over_eager": 2.5, "target": 3.0, "met": False},
+    ]
+
+
+def test_bench_times_a_captured_row_and_a_small_diagram():
+    """The captured row's code path (emulated here) and the diagram through the real sweep pipeline: 2 × 2 d and
+    p/f values × 1 seed are 4 models at the full budget's width."""
+    from theory_sim.bench import diagram_time, format_bench, time_method
+
+    dev = torch.device("cpu")
+    row = time_method("ba", 2, dev, 0.2, graph=True, replay="emulate")
+    assert row["graph"] is True and row["steps_per_second"] > 0
+    g = diagram_time(dev, 2, seeds=1, steps=20)
+    assert g["models"] == 4 and g["d"] == [8, 48] and g["width"] == 512 and g["seconds"] > 0
+    text = format_bench(
+        {
+            "device_name": "cpu",
+            "torch": torch.__version__,
+            "peak_gflops": 1.0,
+            "cell": {},
+            "results": [{**row, "fraction_of_peak": 0.1, "fraction_of_peak_mean": 0.1}],
+            "diagram": g,
+        }
+    )
+    assert "ba (graph)" in text and "resonance diagram 2 p/f × 2 d × 1 seeds (4 models" in text
+
+
+def test_bench_graph_refused_without_cuda():
+    if CUDA:
+        pytest.skip("the refusal is of a machine without CUDA")
+    r = subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", "bench", "--graph", "--no-grid"], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "graph" in r.stderr.strip().splitlines()[-1]
+
+
+def test_with_graph_switches_only_what_can_be_captured():
+    from theory_sim.sweep import parse_sweep
+    from theory_sim.sweep.spec import with_graph
+
+    src = (
+        'name = "w"\n[data]\nn = 32\nd = 12\ns = 2\n[grid]\nsupport = ["exact", "bernoulli"]\n'
+        "cooccurrence = [0.5]\n[train]\nsteps = 5\nseeds = [0]\n"
+        '[[methods]]\nname = "ba"\n[[methods]]\nname = "mba"\n'
+    )
+    sweep = parse_sweep(src.replace("cooccurrence = [0.5]\n", ""), "w.toml")
+    graphed, k = with_graph(sweep)
+    assert k == 2  # ba on exact and on bernoulli; mba never
+    assert {(c.method, bool(c.train.get("graph"))) for c in graphed.cells} == {("ba", True), ("mba", False)}
+    assert all(g.hash != c.hash for g, c in zip(graphed.cells, sweep.cells) if g.method == "ba")  # another cell
+    bad = 'name = "w"\n[data]\nn = 32\nd = 12\ns = 2\n[train]\nsteps = 5\ngraph = true\n[[methods]]\nname = "mba"\n'
+    with pytest.raises(ConfigError, match="train.graph|graph"):
+        parse_sweep(bad, "w.toml")

@@ -24,12 +24,15 @@ reset it: ``peak_rss_is_per_config``), the resident size now, and on CUDA the pe
 
 from __future__ import annotations
 
+import itertools
+import json
 import resource
 import time
 
 import torch
 
-from .device import check_precision, matmul_peak, matmul_precision
+from .device import check_graph, check_precision, matmul_peak, matmul_precision
+from .graphs import StepRunner
 from .model.spec import GeneratorSpec
 from .sae import get_method
 from .training import GeneratorData, resolve_hyper
@@ -87,25 +90,33 @@ def flops_per_model_step(sae, data, B: int, s: int) -> float:
 WINDOWS = 4
 
 
-def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0) -> dict:
+def time_method(
+    method: str, E: int, device: torch.device, seconds: float = 2.0, graph: bool = False, replay: str = "cuda"
+) -> dict:
+    """One row: ``method`` at ensemble size E on the standard cell. ``graph``: the step captured as CUDA graphs
+    and replayed (graphs.StepRunner, mode ``replay``; its rows from the counter stream), else eager."""
     c = STANDARD
     spec = GeneratorSpec(n=c["n"], d=c["d"], s=c["s"])
     specs = [spec.replace(seed=i) for i in range(E)]
     cfg = resolve_hyper(method, {"width": c["width"], **get_method(method).BENCH_PARAMS}, spec.mean_frequency())
-    data = GeneratorData(specs, device)
+    data = GeneratorData(specs, device, counter=graph)
     sae = get_method(method)([cfg] * E, c["d"], list(range(E)), device, data.sample(c["batch"]))
     per_config = _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    if graph:
+        sae.make_capturable()
     flops = flops_per_model_step(sae, data, c["batch"], c["s"])
-    for _ in range(10):
-        sae.train_step(data.sample(c["batch"]))
+    runner = StepRunner(lambda: sae.train_step(data.sample(c["batch"])), sae, replay if graph else "eager")
+    count = itertools.count(sae.step_count + 1)
+    for _ in range(50):  # past the warm-up and one bias adaptation (every 20) or control step: all phases captured
+        runner(next(count))
     _sync(device)
     rates, total_steps, total_time = [], 0, 0.0
     for _ in range(WINDOWS):  # the peak is a best of several; the step rate is estimated the same way
         steps, t0 = 0, time.perf_counter()
         while True:
-            sae.train_step(data.sample(c["batch"]))
+            runner(next(count))
             steps += 1
             if steps % 5 == 0:
                 _sync(device)
@@ -119,6 +130,7 @@ def time_method(method: str, E: int, device: torch.device, seconds: float = 2.0)
     row = {
         "method": method,
         "E": E,
+        "graph": graph,
         "steps_per_second": msps,
         "steps_per_second_mean": total_steps * E / total_time,
         "flops_per_model_step": flops,
@@ -300,13 +312,21 @@ def run_bench(
     refine=False,
     api=False,
     precision: str = "fp32",
+    graph: bool = False,
+    diagram: int = 0,
 ) -> dict:
     """precision "tf32" (CUDA only): the rows train with TF32 matmuls and each is also set against the card's
-    measured TF32 peak (matmul_peak under TF32), beside the fp32 one."""
+    measured TF32 peak (matmul_peak under TF32), beside the fp32 one. graph (CUDA only): every row is timed
+    eagerly and captured (graphs.StepRunner), in this run, and ``targets`` sets their ratio against the issue's
+    goals. diagram N > 0: the wall time of an N × N × 3-seed resonance diagram at the full budget's width and
+    steps (``diagram_time``)."""
     check_precision(precision, device)
+    check_graph(graph, device)
     peaks = [matmul_peak(device)]
     with matmul_precision(precision, device):
         rows = [time_method(m, E, device, seconds) for m in methods for E in sizes]
+        if graph:
+            rows += [time_method(m, E, device, seconds, graph=True) for m in methods for E in sizes]
         tf32_peak = matmul_peak(device) if precision == "tf32" else None
     peaks.append(matmul_peak(device))
     peak = max(peaks)  # measured before and after the rows; the larger makes every fraction conservative
@@ -328,7 +348,11 @@ def run_bench(
         "cell": STANDARD,
         "results": rows,
     }
-    one = [r for r in rows if r["E"] == 1 and r["method"] == "topk"]
+    if graph:
+        out["targets"] = graph_targets(rows)
+    if diagram:
+        out["diagram"] = diagram_time(device, diagram, graph=graph)
+    one = [r for r in rows if r["E"] == 1 and r["method"] == "topk" and not r["graph"]]
     if one:
         out["topk_E1_vs_saelens_reference"] = one[0]["steps_per_second"] / SAELENS_REFERENCE_STEPS_PER_S
     if grid:
@@ -340,11 +364,82 @@ def run_bench(
     return out
 
 
+#: the issue's goals for captured steps on the standard cell: model-steps/s captured over eager, by E
+GRAPH_TARGETS = {8: 10.0, 256: 3.0}
+#: the goal for the N × N × 3-seed resonance diagram at the full budget on one H100/H200-class card, seconds
+DIAGRAM_TARGET_S = 120.0
+
+
+def graph_targets(rows: list[dict]) -> list[dict]:
+    """Per method and E timed both ways: captured / eager model-steps/s (best windows), with the goal where the
+    issue sets one (GRAPH_TARGETS) and whether it is met."""
+    eager = {(r["method"], r["E"]): r for r in rows if not r["graph"]}
+    out = []
+    for r in rows:
+        e = eager.get((r["method"], r["E"]))
+        if not r["graph"] or e is None:
+            continue
+        ratio = r["steps_per_second"] / e["steps_per_second"]
+        goal = GRAPH_TARGETS.get(r["E"])
+        out.append(
+            {"method": r["method"], "E": r["E"], "graph_over_eager": ratio, "target": goal}
+            | ({"met": ratio >= goal} if goal else {})
+        )
+    return out
+
+
+def diagram_time(device: torch.device, size: int = 20, seeds: int = 3, graph: bool = False, steps=None) -> dict:
+    """Wall time of BA's resonance diagram, ``size`` p/f values × ``size`` values of d × ``seeds`` seeds, at the full
+    budget's width and steps of sweeps/resonance.toml (``steps`` overrides them: tests), through the real sweep
+    pipeline into a temporary folder (no refinement, no check); ``graph``: captured where it can be."""
+    import tempfile
+    from pathlib import Path
+
+    from .report.driver import SWEEP_DIR
+    from .sweep import load_sweep, parse_sweep, run_sweep
+    from .sweep.spec import with_graph
+
+    full = load_sweep(SWEEP_DIR / "resonance.toml", "full")
+    ba = next(c for c in full.cells if c.method == "ba")
+    d_lo, d_hi = min(c.data["d"] for c in full.cells), max(c.data["d"] for c in full.cells)
+    ds = sorted({round(d_lo * (d_hi / d_lo) ** (i / max(1, size - 1))) for i in range(size)})
+    steps = steps or ba.train["steps"]
+    params = {k: v for k, v in ba.params.items() if k != "p_over_f"}
+    hyper = "".join(f"{k} = {json.dumps(v)}\n" for k, v in params.items())  # TOML's scalars, as JSON writes them
+    source = (
+        f'name = "bench_diagram"\n[data]\nn = {ba.data["n"]}\ns = {ba.data["s"]}\n[grid]\nd = {ds}\n'
+        f'[[methods]]\nname = "ba"\n{hyper}p_over_f = {{geomspace = [0.0625, 16, {size}]}}\n'
+        f"[train]\nsteps = {steps}\nseeds = {list(range(seeds))}\n"
+    )
+    sweep = parse_sweep(source, "bench_diagram.toml")
+    if graph:
+        sweep, _ = with_graph(sweep)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        summary = run_sweep(sweep, str(Path(tmp) / "diagram"), device=str(device), progress=False)
+        _sync(device)
+        seconds = time.perf_counter() - t
+    return {
+        "size": [size, len(ds), seeds],
+        "d": ds,
+        "width": ba.resolved.width,
+        "steps": steps,
+        "models": summary.total,
+        "graph": graph,
+        "seconds": seconds,
+        "target_seconds": DIAGRAM_TARGET_S,
+    }
+
+
 def _tf32_note(b: dict) -> str:
     if "tf32_peak_gflops" not in b:
         return ""
     each = ", ".join(f"{r['method']} E={r['E']} {100 * r['fraction_of_tf32_peak']:.1f}%" for r in b["results"])
     return f"; rows trained in TF32, its matmul peak {b['tf32_peak_gflops']:.1f} GFLOP/s (of it: {each})"
+
+
+def _row_name(r: dict) -> str:
+    return r["method"] + (" (graph)" if r.get("graph") else "")
 
 
 def format_bench(b: dict) -> str:
@@ -360,9 +455,19 @@ def format_bench(b: dict) -> str:
     ]
     for r in b["results"]:
         lines.append(
-            f"{r['method']:>8} {r['E']:>3} {r['steps_per_second']:>14.1f} {r['steps_per_second_mean']:>7.1f} "
+            f"{_row_name(r):>8} {r['E']:>3} {r['steps_per_second']:>14.1f} {r['steps_per_second_mean']:>7.1f} "
             f"{r['flops_over_BdM']:>10.2f} {r['achieved_gflops']:>9.1f} {100 * r['fraction_of_peak']:>7.1f}% "
             f"{100 * r['fraction_of_peak_mean']:>6.1f}% {r['peak_rss_mb']:>12.0f}"
+        )
+    for t in b.get("targets", []):
+        goal = f" (goal ≥ {t['target']:g}x: {'met' if t['met'] else 'NOT met'})" if t.get("target") else ""
+        lines.append(f"captured / eager, {t['method']} E={t['E']}: {t['graph_over_eager']:.2f}x{goal}")
+    if "diagram" in b:
+        g = b["diagram"]
+        lines.append(
+            f"resonance diagram {g['size'][0]} p/f × {g['size'][1]} d × {g['size'][2]} seeds ({g['models']} models, "
+            f"width {g['width']}, {g['steps']} steps{', captured' if g['graph'] else ''}): {g['seconds']:.1f} s "
+            f"(goal under {g['target_seconds']:.0f} s on an H100/H200-class card)"
         )
     if "topk_E1_vs_saelens_reference" in b:
         lines.append(

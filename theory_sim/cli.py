@@ -617,7 +617,9 @@ def cmd_reproduce(args) -> int:
     for e in exps:
         if e not in EXPERIMENTS:
             raise ConfigError("only", f"unknown experiment {e!r}; allowed: {', '.join(EXPERIMENTS)}")
-    path = reproduce(args.out, args.budget, args.device, exps, progress=not args.no_progress, threads=args.threads)
+    path = reproduce(
+        args.out, args.budget, args.device, exps, progress=not args.no_progress, threads=args.threads, graph=args.graph
+    )
     print(path)
     return 0
 
@@ -630,10 +632,16 @@ def _register_reproduce(sub) -> None:
         default="quick",
         choices=["tiny", "quick", "full"],
         help="tiny: seconds (a smoke test); quick: the committed figures (about an hour on 2 cores); "
-        "full: the sweep files as written (default quick)",
+        "full: the sweep files as written, 5 seeds (a GPU's work: docs/gpu.md; default quick)",
     )
     rp.add_argument("--device", default="auto")
     rp.add_argument("--only", help="comma list of experiments (default: all)")
+    rp.add_argument(
+        "--graph",
+        action="store_true",
+        help="train every cell that can be captured as CUDA graphs on the counter stream (CUDA only; the report "
+        "counts them), the others eagerly",
+    )
     rp.add_argument("--no-progress", action="store_true")
     _add_threads(rp)
     rp.set_defaults(func=cmd_reproduce)
@@ -650,6 +658,8 @@ def cmd_bench(args) -> int:
         raise ConfigError("sizes", f"ensemble sizes must be in [1, {MAX_SEEDS}], got {args.sizes!r}")
     if not (math.isfinite(args.seconds) and 0 < args.seconds <= 600):
         raise ConfigError("seconds", f"must be in (0, 600], got {args.seconds}")
+    if not 0 <= args.diagram <= 64:
+        raise ConfigError("diagram", f"must be an integer in [0, 64] (values per axis; 0: none), got {args.diagram}")
     methods = tuple(args.methods.split(","))
     from .sae.configs import get_config
 
@@ -669,6 +679,8 @@ def cmd_bench(args) -> int:
         refine=args.refine,
         api=args.api,
         precision=args.precision,
+        graph=args.graph,
+        diagram=args.diagram,
     )
     print(dump_json(b) if args.json else format_bench(b))
     return 0
@@ -696,6 +708,20 @@ def _register_bench(sub) -> None:
     bp.add_argument("--json", action="store_true")
     bp.add_argument(
         "--precision", default="fp32", help="fp32 (default) or tf32: train the rows with TF32 matmuls (CUDA only)"
+    )
+    bp.add_argument(
+        "--graph",
+        action="store_true",
+        help="also time every row with its step captured as CUDA graphs, in this run, and set the ratio against "
+        "the goals (≥ 10x at E = 8, ≥ 3x at E = 256; CUDA only)",
+    )
+    bp.add_argument(
+        "--diagram",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time an N × N × 3-seed resonance diagram of BA at the full budget's width and steps (a GPU's "
+        "work: N = 20 is 1,200 models; with --graph, captured)",
     )
     bp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all of this machine's)")
     bp.set_defaults(func=cmd_bench)

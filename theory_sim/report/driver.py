@@ -9,10 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from .. import analysis as A
+from ..device import check_graph, resolve_device
 from ..errors import ConfigError
 from ..plots import plot_sweep
 from ..store import Store, load_results
 from ..sweep import load_sweep, run_sweep
+from ..sweep.spec import with_graph
 from .claims import CLAIMS
 from .markdown import _write_report, write_verdicts
 
@@ -41,15 +43,27 @@ def reproduce(
     progress=True,
     max_batch: int | None = None,
     threads: int | None = None,
+    graph: bool = False,
 ) -> Path:
+    """Runs ``experiments`` at ``budget`` into ``out`` (one results folder each), draws their figures, applies
+    each claim's rule and its [check], and writes REPORT.md and verdicts.json. ``graph``: every cell that can be
+    captured trains with ``graph = true`` (spec.with_graph; CUDA only), the others eagerly."""
     out = Path(out)
     figs = out / "figures"
     sections, timings = [], {}
-    for name in experiments:
+    sweeps = {}
+    for name in experiments:  # every file parsed (and the device checked) before anything runs
         path = SWEEP_DIR / f"{name}.toml"
         if not path.exists():
             raise ConfigError("experiment", f"no sweep file {path}")
-        sweep = load_sweep(path, budget)
+        sweeps[name] = load_sweep(path, budget)
+    graphed = {}
+    if graph:
+        check_graph(True, resolve_device(device))
+        for name in experiments:
+            sweeps[name], graphed[name] = with_graph(sweeps[name])
+    for name in experiments:
+        sweep = sweeps[name]
         t0 = time.perf_counter()
         run_sweep(sweep, str(out / name), device=device, max_batch=max_batch, progress=progress, threads=threads)
         pngs = plot_sweep(str(out / name), fig_dir=str(figs))
@@ -65,6 +79,8 @@ def reproduce(
             "failed": int((df.status == "failed").sum()),
             "train_seconds": train_s,
         }
+        if graph:
+            sec["cells_graphed"] = graphed[name]
         sec["not_converged"] = int((~A.converged(A.done(df))).sum())
         sec.update(CLAIMS[name](df, store, sweep))
         sec.update(hypotheses_summary(df, sweep))

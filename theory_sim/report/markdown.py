@@ -165,7 +165,14 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict, d
             "|---|---|",
             f"| paper | {_cell(s['paper'])} |",
             f"| ours | {_cell('; '.join(clauses[:3]))} |",
-            f"| cells | {s['cells']} ({s['failed']} failed, {s['not_converged']} did not converge) |",
+            f"| cells | {s['cells']} ({s['failed']} failed, {s['not_converged']} did not converge)"
+            + (
+                f"; {s['cells_graphed']} of the grid's cells trained as CUDA graphs on the counter stream, the rest "
+                "eagerly"
+                if "cells_graphed" in s
+                else ""
+            )
+            + " |",
             f"| hypotheses | {_cell(_hyp_text(s))} |",
             f"| budget check | {_cell(_check_text(s))} |",
             f"| switches at the deciding cells | {_cell(_switch_text(s))} |",

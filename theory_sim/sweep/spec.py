@@ -41,7 +41,7 @@ import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +177,29 @@ def make_cell(
         k: canonical(v, floats.get(derived_base(k), "float") if k != derived_base(k) else floats.get(k))
         for k, v in params.items()
     }
+    if train.get("graph"):  # a captured step: only what can be captured (the device is checked by the run)
+        from ..device import graph_refusal
+
+        why = graph_refusal(method, resolved, spec)
+        if why:
+            raise ConfigError("graph", why)
     return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label), resolved)
+
+
+def with_graph(sweep: "Sweep") -> tuple["Sweep", int]:
+    """``sweep`` with ``graph = true`` in the train table of every cell that can be captured (device.graph_refusal:
+    its method and its data); the others unchanged (eager). Refined and checked cells derive from these, so they
+    follow. Returns (the sweep, how many cells were switched). What ``reproduce --graph`` runs."""
+    from ..device import graph_refusal
+
+    cells = []
+    for c in sweep.cells:
+        spec = GeneratorSpec.for_cell(c.data, c.seed)
+        if not c.train.get("graph") and graph_refusal(c.method, c.resolved, spec) is None:
+            c = replace(c, train={**c.train, "graph": True})
+        cells.append(c)
+    switched = sum(a is not b for a, b in zip(cells, sweep.cells))
+    return replace(sweep, cells=cells), switched
 
 
 def _float_kinds(cls) -> dict[str, str]:
