@@ -67,7 +67,8 @@ class StepRunner:
             return out
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: another thread's CUDA work in this process (an API user's) does not break the capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             out = self.fn()
         self.graphs[key] = (graph, out)
         graph.replay()  # the capture recorded this step without running it
