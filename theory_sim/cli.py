@@ -362,7 +362,7 @@ def _register_train(sub) -> None:
         "--graph",
         action="store_true",
         help="capture each step in a CUDA graph and replay it, data drawn on the device from the counter stream "
-        "(CUDA only; ba, gba, l1, topk; generator data without cooccurrence, hierarchy, copula or mixture)",
+        "(CUDA only; generator data; every method but a TopK with auxk > 0)",
     )
     tp.add_argument(
         "--record-every",

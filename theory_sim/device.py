@@ -115,30 +115,22 @@ def check_precision(precision: str, device) -> None:
         )
 
 
-def graph_refusal(method: str | None, cfg=None, spec=None) -> str | None:
-    """Why a cell of ``method`` (config ``cfg``) on generator data ``spec`` cannot train with ``graph = true``, or
-    None when it can. Torch-free: a sweep is refused (or, under ``reproduce --graph``, left eager) before
-    anything is written."""
-    from .sae.configs import capture_refusal
-
-    why = None if method is None else capture_refusal(method, cfg)
-    if why is None and spec is not None and spec.counter_refusal():
-        why = f"the counter stream cannot draw this data: {spec.counter_refusal()}"
-    return why
-
-
-def check_graph(graph: bool, device, method: str | None = None, cfg=None, spec=None, data: str = "generator") -> None:
+def check_graph(graph: bool, device, method: str | None = None, cfg=None, data: str = "generator") -> None:
     """ConfigError naming ``graph`` when ``graph`` is asked of what cannot be captured: a device other than CUDA,
-    data other than the generator's, or a method / spec ``graph_refusal`` names. Torch-free."""
+    data other than the generator's (every generator spec has a counter form: model/counter.py), or a method
+    whose step is not captured (``sae.configs.capture_refusal``). Torch-free."""
     if not graph:
         return
     if getattr(device, "type", device) != "cuda":
         raise ConfigError("graph", f"needs a CUDA device (a CUDA graph); on {device} every step runs eagerly")
     if data != "generator":
         raise ConfigError("graph", f"needs generator data (its rows drawn on the device); got {data} data")
-    why = graph_refusal(method, cfg, spec)
-    if why:
-        raise ConfigError("graph", why)
+    if method is not None:
+        from .sae.configs import capture_refusal
+
+        why = capture_refusal(method, cfg)
+        if why:
+            raise ConfigError("graph", why)
 
 
 @contextlib.contextmanager

@@ -1,11 +1,12 @@
 """Launch-free training steps: each step phase captured once as a CUDA graph, then replayed.
 
-Why: on a GPU the small-ensemble step is a queue of kernel launches (measured on one H200, BA at E = 8 used 1.4 %
-of the card's fp32 peak). A step of a capturable method (``sae.configs.CAPTURED``) on the counter stream
-(``model/counter.py``) is a fixed sequence of kernels on fixed memory, except for its host-side decisions
-(whether it ends in a bias adaptation, a controller update), which ``Method.phase(step)`` names. So one graph
-per phase key replays every step of that key: the data draw, the forward and hand-written backward, Adam
-(``capturable``: its step count on the device), renormalisation and the feedback rules, all in one launch.
+Why: on a GPU the small-ensemble step is a queue of kernel launches (measured on one H200, BA at E = 8 used
+1.4 % of the card's fp32 peak). A step of a capturable method (every one but AuxK: ``sae.configs.
+capture_refusal``) on the counter stream (``model/counter.py``) is a fixed sequence of kernels on fixed memory,
+except for its host-side decisions (whether it ends in a bias adaptation, a controller update), which
+``Method.phase(step)`` names. So one graph per phase key replays every step of that key: the data draw, the
+forward and backward (hand-written or autograd's), Adam (``capturable``: its step count on the device),
+renormalisation and the feedback rules, all in one launch.
 
 ``StepRunner(fn, sae, mode)(step)`` runs step ``step``: ``mode`` "eager" calls ``fn`` every step; "cuda" runs the
 first ``WARMUP`` steps eagerly on a side stream (torch's advice before a capture), then captures the first step
@@ -67,8 +68,7 @@ class StepRunner:
             return out
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
-        # thread_local: another thread's CUDA work in this process (an API user's) does not break the capture
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(graph):  # torch's default ("global") mode, as its whole-network capture documents
             out = self.fn()
         self.graphs[key] = (graph, out)
         graph.replay()  # the capture recorded this step without running it

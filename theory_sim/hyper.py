@@ -52,8 +52,7 @@ class TrainConfig:
 
     #: "true": each step captured once per phase as a CUDA graph and replayed (theory_sim/graphs.py), its data drawn
     #: on the device from the counter stream (model/counter.py) — another random stream than the default, so a
-    #: graph cell is another cell. CUDA only; the methods of sae.configs.CAPTURED; generator data whose spec has a
-    #: counter form (GeneratorSpec.counter_refusal)
+    #: graph cell is another cell. CUDA only; generator data (any spec); every method but AuxK (capture_refusal)
     graph: bool = param(
         False, Boolean(), "capture each step in a CUDA graph, data drawn on the device (counter stream); CUDA only"
     )

@@ -527,7 +527,6 @@ def train(
     check_graph(tc.graph, dev, data="generator" if generated else "array or callable")
     if generated:
         spec = data or GeneratorSpec()
-        check_graph(tc.graph, dev, spec=spec)
         specs = [spec.replace(seed=s) for s in seeds]
         src = GeneratorData(specs, dev, counter=tc.graph)
         f, l0 = spec_scales(spec)

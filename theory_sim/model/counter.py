@@ -25,7 +25,9 @@ from .spec import GeneratorSpec
 MASK32 = 0xFFFFFFFF
 
 #: what the stream draws, each from its own key (a draw's numbers never depend on which other draws exist)
-USE_SUPPORT, USE_MAGNITUDE, USE_NOISE_A, USE_NOISE_B, USE_SPREAD = 1, 2, 3, 4, 5
+USE_SUPPORT, USE_MAGNITUDE, USE_NOISE_A, USE_NOISE_B, USE_SPREAD, USE_ORDER, USE_LEVEL, USE_GROUP = range(1, 9)
+USE_COPULA_A, USE_COPULA_B, USE_COPULA_C, USE_COPULA_D = range(9, 13)
+USE_HIERARCHY = 16  # + the level
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -62,19 +64,26 @@ def model_keys(seeds: list[int], stream: int) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.int64)
 
 
+def words_at(keys: torch.Tensor, use: int, step: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """(E, ...) int64 words in [0, 2³²): model e's draw ``use`` at ``step`` (a 0-d int64 tensor on the device, so
+    a captured graph reads its current value) at positions ``pos`` (E, ...) (integers in [0, 2³²))."""
+    E = keys.shape[0]
+    key = fmix32((fmix32(keys ^ ((use * 0x9E3779B9) & MASK32)) + step) & MASK32).view(E, *[1] * (pos.dim() - 1))
+    return fmix32((fmix32(pos ^ key) + (key ^ 0x632BE5AB)) & MASK32)
+
+
 def bits(keys: torch.Tensor, use: int, step: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """(E, *shape) int64 words in [0, 2³²): model e's draw ``use`` at ``step`` (a 0-d int64 tensor on the
-    device, so a captured graph reads its current value), positions 0..prod(shape)−1 (below 2³²)."""
-    E, count = keys.shape[0], math.prod(shape)
+    """(E, *shape) words at positions 0..prod(shape)−1 in row-major order (the same for every model)."""
+    count = math.prod(shape)
     assert count < 2**32, "one draw holds fewer than 2^32 words"
-    pos = torch.arange(count, device=keys.device, dtype=torch.int64).view(1, -1)
-    key = fmix32((fmix32(keys ^ ((use * 0x9E3779B9) & MASK32)) + step) & MASK32).view(E, 1)
-    return fmix32((fmix32(pos ^ key) + (key ^ 0x632BE5AB)) & MASK32).view(E, *shape)
+    pos = torch.arange(count, device=keys.device, dtype=torch.int64).view(1, *shape)
+    return words_at(keys, use, step, pos.expand(keys.shape[0], *shape))
 
 
-def uniform(keys, use, step, shape) -> torch.Tensor:
-    """(E, *shape) float32 in [0, 1), multiples of 2⁻²⁴."""
-    return (bits(keys, use, step, shape) >> 8).to(torch.float32) * (1.0 / 2**24)
+def uniform(keys, use, step, shape=None, pos=None) -> torch.Tensor:
+    """(E, *shape) float32 in [0, 1), multiples of 2⁻²⁴ (at positions ``pos`` instead, when given)."""
+    w = bits(keys, use, step, shape) if pos is None else words_at(keys, use, step, pos)
+    return (w >> 8).to(torch.float32) * (1.0 / 2**24)
 
 
 def below(words: torch.Tensor, m) -> torch.Tensor:
@@ -82,106 +91,176 @@ def below(words: torch.Tensor, m) -> torch.Tensor:
     return (words * m) >> 32
 
 
-def normal(keys, use_a, use_b, step, shape) -> torch.Tensor:
+def normal(keys, use_a, use_b, step, shape=None, pos=None) -> torch.Tensor:
     """(E, *shape) standard normals (Box–Muller on two independent uniforms)."""
-    u1 = 1.0 - uniform(keys, use_a, step, shape)  # (0, 1]: the log is finite
-    u2 = uniform(keys, use_b, step, shape)
+    u1 = 1.0 - uniform(keys, use_a, step, shape, pos)  # (0, 1]: the log is finite
+    u2 = uniform(keys, use_b, step, shape, pos)
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2 * math.pi) * u2)
 
 
-def distinct_indices(keys, step, B: int, S: int, n: int) -> torch.Tensor:
-    """(E, B, S) int64: per row a uniformly random S-subset of [0, n) (Floyd's algorithm: S draws, none
-    rejected, no loop on the data). The subset is uniform; the order within a row is not (a row's last
-    entries lean to large indices), so a caller must not read a row's prefix as a smaller subset."""
-    words = bits(keys, USE_SUPPORT, step, (B, S))
-    idx = torch.empty_like(words)
+def slot_positions(sizes: torch.Tensor, S: int, B: int) -> torch.Tensor:
+    """(E, B, S) positions of the draws of slot k of row b: model e's sizes[e] draws sit in the last sizes[e]
+    slots (the leading S − sizes[e] are unused: −1), at position i·B + b for its i-th draw, so a model's words do
+    not depend on the ensemble's largest S."""
+    E = sizes.shape[0]
+    i = torch.arange(S, device=sizes.device).view(1, 1, S) - (S - sizes).view(E, 1, 1)  # draw number, < 0: unused
+    b = torch.arange(B, device=sizes.device).view(1, B, 1)
+    return torch.where(i >= 0, i * B + b, torch.full_like(i * B + b, -1))
+
+
+def distinct_indices(keys, step, B: int, S: int, n: int, sizes: torch.Tensor | None = None) -> torch.Tensor:
+    """(E, B, S) int64: per row of model e a uniformly random sizes[e]-subset of [0, n) in its last sizes[e]
+    slots (−1 in the others; sizes default: S for every model). Floyd's algorithm: one draw per slot, none
+    rejected, no loop on the data; at slot k every model draws below n − S + k + 1, which is its own Floyd step,
+    so a model's subset is the one it draws alone. The subset is uniform; the order within a row is not."""
+    E = keys.shape[0]
+    sizes = torch.full((E,), S, device=keys.device) if sizes is None else sizes
+    pos = slot_positions(sizes, S, B)  # (E, B, S)
+    words = words_at(keys, USE_SUPPORT, step, pos.clamp_min(0))
+    idx = torch.full_like(words, -1)
     for k, j in enumerate(range(n - S, n)):
         r = below(words[..., k], j + 1)  # uniform in [0, j]
         if k:
             taken = (idx[..., :k] == r.unsqueeze(-1)).any(-1)
             r = torch.where(taken, torch.full_like(r, j), r)
-        idx[..., k] = r
+        idx[..., k] = torch.where(pos[..., k] >= 0, r, -1)
     return idx
 
 
 class CounterSampler:
-    """E specs of equal (n, d) drawn from the counter stream; ``sample(B)`` -> x (E, B, d), each call the
-    next step of every model's stream (``step``: a device counter, advanced in place, so a captured call
-    draws fresh rows on each replay). Same features V, magnitudes, noise level and bias as ``ModelSampler``
-    (built from it)."""
+    """E specs of equal (n, d) and equal ``GeneratorSpec.counter_structure`` drawn from the counter stream;
+    ``sample(B)`` -> x (E, B, d), each call the next step of every model's stream (``step``: a device counter,
+    advanced in place, so a captured call draws fresh rows on each replay). The numbers of each model's spec
+    (s, frequencies, co-occurrence, magnitude parameters, noise level, bias, copula loadings) may differ; V,
+    magnitudes, noise levels (SNR's pilot included), biases, loadings and hierarchy come from ``ModelSampler``,
+    so both samplers draw the same law. Every support the generator has is drawn:
+
+    - exact / mixture: each model's own s-subset (mixture: of its largest sparsity) by Floyd's algorithm, its
+      draws at positions that do not depend on the ensemble (a model's rows are those it draws alone); a
+      mixture's subset is put in uniform order by random keys and the row's level keeps a prefix, a uniform
+      subset of that size;
+    - bernoulli: independent (uniform(n) < f_i), co-occurrence groups (a group on with f / r, each member with
+      r), or the Gaussian copula (z = √c F u + √(1−c) ε < Φ⁻¹(f_i)); then the hierarchy's gate, level by level.
+    """
 
     def __init__(self, specs: list[GeneratorSpec], device, stream: int = STREAM_DATA, features=None):
-        why = {s.counter_refusal() for s in specs} - {None}
-        if why:
-            raise ValueError(f"the counter stream cannot draw these specs: {sorted(why)[0]}")
         if len({(s.n, s.d) for s in specs}) != 1:
             raise ValueError("an ensemble needs equal (n, d)")
-        self.device = torch.device(device)
-        self.models = [
-            ModelSampler(s, self.device, stream, None if features is None else features[e]) for e, s in enumerate(specs)
-        ]
-        ms = self.models
-        self.specs = specs
+        if len({s.counter_structure() for s in specs}) != 1:
+            raise ValueError(
+                f"a counter ensemble needs one structure, got {sorted({s.counter_structure() for s in specs})}"
+            )
+        self.device = dev = torch.device(device)
+        ms = [ModelSampler(s, dev, stream, None if features is None else features[e]) for e, s in enumerate(specs)]
+        self.models, self.specs, sp = ms, specs, specs[0]
         self.V = torch.stack([m.V for m in ms])  # (E, n, d)
         E, self.n, self.d = self.V.shape
-        self.keys = model_keys([s.seed for s in specs], stream).to(self.device)
-        self.step = torch.zeros((), dtype=torch.int64, device=self.device)
-        col = lambda vals: torch.tensor(vals, dtype=torch.float32, device=self.device).view(E, 1, 1)  # noqa: E731
-        self.noise = col([m.noise_std for m in ms])
-        self.has_noise = any(m.noise_std > 0 for m in ms)
+        self.keys = model_keys([s.seed for s in specs], stream).to(dev)
+        self.step = torch.zeros((), dtype=torch.int64, device=dev)
+        col = lambda vals: torch.tensor(vals, dtype=torch.float32, device=dev).view(E, 1, 1)  # noqa: E731
+        self.support, self.magnitude = sp.support, sp.magnitude
+        # noise, unit rows, bias, magnitude laws: per model (0 / False where a model has none)
+        self.noise, self.has_noise = col([m.noise_std for m in ms]), any(m.noise_std > 0 for m in ms)
+        self.row_norm, self.any_row_norm = col([float(s.row_norm) for s in specs]), any(s.row_norm for s in specs)
         self.bias = None
         if any(m.bias is not None for m in ms):
-            self.bias = torch.stack([torch.zeros(self.d, device=self.device) if m.bias is None else m.bias for m in ms])
-        self.row_norm = col([float(s.row_norm) for s in specs])
-        self.any_row_norm = any(s.row_norm for s in specs)
-        kinds = {(s.support, s.magnitude, int(s.s) if s.support == "exact" else 0) for s in specs}
-        if len(kinds) != 1:
-            raise ValueError("a counter ensemble needs one support, magnitude law and s")
-        self.support, self.magnitude, self.S = next(iter(kinds))
-        self.mag_value = col([s.mag_value for s in specs])
+            self.bias = torch.stack([torch.zeros(self.d, device=dev) if m.bias is None else m.bias for m in ms])
+        self.mag_value, self.mag_sigma = col([s.mag_value for s in specs]), col([s.mag_sigma for s in specs])
         self.mag_low, self.mag_high = col([s.mag_low for s in specs]), col([s.mag_high for s in specs])
-        self.mag_sigma = col([s.mag_sigma for s in specs])
-        self.spread = col([s.mag_spread for s in specs])
-        self.any_spread = any(s.mag_spread > 0 for s in specs)
+        self.spread, self.any_spread = col([s.mag_spread for s in specs]), any(s.mag_spread > 0 for s in specs)
         if self.magnitude == "per_feature":
             self.h = torch.stack([m.h for m in ms])  # (E, n)
-        if self.support == "bernoulli":
+        if self.support == "exact":
+            self.sizes = torch.tensor([int(s.s) for s in specs], device=dev)  # (E,)
+        elif self.support == "mixture":
+            self.mix_s = torch.tensor([s.mixture_s for s in specs], device=dev)  # (E, L)
+            w = torch.tensor([s.mixture_weights or [1.0] * len(s.mixture_s) for s in specs], dtype=torch.float64)
+            self.mix_cum = (w.cumsum(1) / w.sum(1, keepdim=True)).float().to(dev)  # (E, L)
+            self.sizes = self.mix_s.max(1).values  # (E,): each model draws its own largest sparsity
+        if self.support != "bernoulli":
+            self.S = int(self.sizes.max())
+        else:
             self.freqs = torch.stack([m.freqs for m in ms]).unsqueeze(1)  # (E, 1, n)
+            if sp.correlation_rank:
+                self.loadings = torch.stack([m.loadings for m in ms])  # (E, n, r)
+                self.z_cut = torch.stack([m.z_cut for m in ms]).unsqueeze(1)  # (E, 1, n)
+                self.corr = col([s.correlation_scale for s in specs])
+            elif sp.cooccurrence is not None:
+                self.group_of, self.n_groups = ms[0].group_of, ms[0].n_groups
+                self.group_on, self.member = col([m.group_on for m in ms]), col([s.cooccurrence for s in specs])
+            self.levels = ms[0].levels
+            self.branching, self.exclusive = sp.hierarchy_branching, sp.hierarchy_exclusive
 
-    def _magnitudes(self, shape, idx=None) -> torch.Tensor:
-        """(E, *shape) magnitudes; ``idx`` (E, *shape) the features they belong to (per_feature)."""
+    def _magnitudes(self, shape, idx=None, pos=None) -> torch.Tensor:
+        """(E, *shape) magnitudes; ``idx`` (E, *shape) the features they belong to (per_feature, ≥ 0), ``pos`` the
+        positions of their draws (default: row-major over ``shape``)."""
         k, t, E = self.keys, self.step, self.V.shape[0]
         if self.magnitude == "constant":
             return self.mag_value.expand(E, *shape)
         if self.magnitude == "uniform":
-            return self.mag_low + (self.mag_high - self.mag_low) * uniform(k, USE_MAGNITUDE, t, shape)
+            return self.mag_low + (self.mag_high - self.mag_low) * uniform(k, USE_MAGNITUDE, t, shape, pos)
         if self.magnitude == "lognormal":
-            return self.mag_value * torch.exp(self.mag_sigma * normal(k, USE_MAGNITUDE, USE_SPREAD, t, shape))
+            return self.mag_value * torch.exp(self.mag_sigma * normal(k, USE_MAGNITUDE, USE_SPREAD, t, shape, pos))
         h = self.h.unsqueeze(1).expand(E, *shape) if idx is None else torch.gather(self.h, 1, idx.view(E, -1))
         h = h.view(E, *shape)
         if self.any_spread:  # h_i · exp(σ N − σ²/2), as ModelSampler
             sig = self.spread
-            h = h * torch.exp(sig * normal(k, USE_MAGNITUDE, USE_SPREAD, t, shape) - sig * sig / 2)
+            h = h * torch.exp(sig * normal(k, USE_MAGNITUDE, USE_SPREAD, t, shape, pos) - sig * sig / 2)
         return h
+
+    def _index_rows(self, B: int) -> torch.Tensor:
+        """x (E, B, d) of exact or mixture supports."""
+        E, n, d = self.V.shape
+        k, t, S = self.keys, self.step, self.S
+        idx = distinct_indices(k, t, B, S, n, self.sizes)  # (E, B, S), −1 in a model's unused leading slots
+        pos = slot_positions(self.sizes, S, B)
+        if self.support == "mixture":  # a uniform order (unused slots last), then the row's level keeps a prefix
+            order = uniform(k, USE_ORDER, t, pos=pos.clamp_min(0)).masked_fill(pos < 0, 2.0).argsort(-1)
+            idx, pos = idx.gather(-1, order), pos.gather(-1, order)
+            level = (uniform(k, USE_LEVEL, t, (B, 1)) >= self.mix_cum.unsqueeze(1)).sum(-1)  # (E, B)
+            count = self.mix_s.gather(1, level.clamp_max(self.mix_s.shape[1] - 1)).unsqueeze(-1)  # (E, B, 1)
+            keep = torch.arange(S, device=self.device) < count
+        else:
+            keep = idx >= 0
+        idx = idx.clamp_min(0)  # unused slots weigh 0 (adding an exact zero leaves each row's sum as it was)
+        vals = self._magnitudes((B, S), idx, pos.clamp_min(0)) * keep
+        offset = (torch.arange(E, device=self.device) * n).view(E, 1, 1)
+        x = sparse_signal((idx + offset).view(E * B, S), vals.reshape(E * B, S), self.V.view(E * n, d))
+        return x.view(E, B, d)
+
+    def _bernoulli_rows(self, B: int) -> torch.Tensor:
+        """x (E, B, d) of Bernoulli supports (independent, grouped or copula; then the hierarchy)."""
+        k, t, n = self.keys, self.step, self.n
+        if hasattr(self, "loadings"):
+            r = self.loadings.shape[2]
+            u = normal(k, USE_COPULA_A, USE_COPULA_B, t, (B, r))
+            eps = normal(k, USE_COPULA_C, USE_COPULA_D, t, (B, n))
+            c = self.corr
+            mask = torch.sqrt(c) * torch.bmm(u, self.loadings.transpose(1, 2)) + torch.sqrt(1 - c) * eps < self.z_cut
+        elif hasattr(self, "group_of"):
+            on = uniform(k, USE_GROUP, t, (B, self.n_groups)) < self.group_on
+            mask = (uniform(k, USE_SUPPORT, t, (B, n)) < self.member) & on[..., self.group_of]
+        else:
+            mask = uniform(k, USE_SUPPORT, t, (B, n)) < self.freqs
+        for i, (children, parents) in enumerate(self.levels):
+            fired = mask[..., children] & mask[..., parents]
+            if self.exclusive and self.branching > 1:  # one uniformly chosen child among those drawn
+                E = fired.shape[0]
+                blocks = fired.view(E, B, -1, self.branching)
+                score = uniform(k, USE_HIERARCHY + i, t, blocks.shape[1:]).masked_fill(~blocks, -1.0)
+                one = torch.zeros_like(blocks).scatter_(-1, score.argmax(-1, keepdim=True), True)
+                fired = (one & blocks).view(E, B, -1)
+            mask[..., children] = fired
+        return torch.bmm(mask * self._magnitudes((B, n)), self.V)
 
     def sample(self, B: int) -> torch.Tensor:
         """x (E, B, d): the next step's rows of every model."""
         self.step.add_(1)
-        E, n, d = self.V.shape
-        if self.support == "exact":
-            S = self.S
-            idx = distinct_indices(self.keys, self.step, B, S, n)  # (E, B, S)
-            vals = self._magnitudes((B, S), idx)
-            offset = (torch.arange(E, device=self.device) * n).view(E, 1, 1)
-            x = sparse_signal((idx + offset).view(E * B, S), vals.reshape(E * B, S), self.V.view(E * n, d))
-            x = x.view(E, B, d)
-        else:
-            fired = uniform(self.keys, USE_SUPPORT, self.step, (B, n)) < self.freqs
-            x = torch.bmm(fired * self._magnitudes((B, n)), self.V)
+        x = self._bernoulli_rows(B) if self.support == "bernoulli" else self._index_rows(B)
         if self.bias is not None:
             x = x + self.bias.unsqueeze(1)
         if self.has_noise:
-            x = x + self.noise * normal(self.keys, USE_NOISE_A, USE_NOISE_B, self.step, (B, d))
+            x = x + self.noise * normal(self.keys, USE_NOISE_A, USE_NOISE_B, self.step, x.shape[1:])
         if self.any_row_norm:
             x = torch.where(self.row_norm > 0, unit_rows(x), x)
         return x

@@ -281,20 +281,20 @@ class GeneratorSpec:
         scale = self.s / sum(raw)  # mean frequency s/n, i.e. E[L0] = s
         return [r * scale for r in raw]
 
-    def counter_refusal(self) -> str | None:
-        """Why this spec's data cannot come from the counter stream (model/counter.py, what ``[train] graph``
-        trains on): the first field that rules it out, or None. It draws exact or independent-Bernoulli
-        supports, any magnitude law, noise, unit rows and a dictionary bias."""
-        if self.support == "mixture":
-            return "support = mixture (its prefix rule needs supports in uniform order)"
-        for name, on in (
-            ("cooccurrence", self.cooccurrence is not None),
-            ("hierarchy_depth", self.hierarchy_depth > 0),
-            ("correlation_rank", self.correlation_rank > 0),
-        ):
-            if on:
-                return f"{name} (no counter form yet)"
-        return None
+    def counter_structure(self) -> tuple:
+        """What must be equal for specs to share one counter-stream ensemble (model/counter.py): the support's and
+        the magnitude law's kinds and the shape of their structure (mixture levels, groups, hierarchy, copula
+        rank). The numbers (s, frequencies, magnitudes, noise, …) may differ per model. Graph cells batch by it."""
+        grouped = self.support == "bernoulli" and self.cooccurrence is not None
+        tree = self.support == "bernoulli" and self.hierarchy_depth > 0
+        return (
+            self.support,
+            self.magnitude,
+            len(self.mixture_s) if self.support == "mixture" else 0,
+            self.group_size if grouped else 0,
+            (self.hierarchy_depth, self.hierarchy_branching, self.hierarchy_exclusive) if tree else (),
+            self.correlation_rank if self.support == "bernoulli" else 0,
+        )
 
     def mean_frequency(self) -> float:
         """f = E[L0] / n; the reference for p/f."""

@@ -79,10 +79,14 @@ class MBA(Method):
         else:
             tang = g - (g * self.W).sum(-1, keepdim=True) * self.W
             new = unit_rows(self.W + self.eta * tang)
-        self.W = torch.where(fired, new, self.W)
+        torch.where(fired, new, self.W, out=self.W)  # in place: a captured step writes the same memory
         self.step_count += 1
         # at a → 0 the reconstruction is 0 and the loss is ½‖x‖², whatever w is
         return 0.5 * x.pow(2).sum(-1).mean(-1)
+
+    def phase(self, step: int) -> bool:
+        """No host-side decision per step."""
+        return False
 
     def decoder(self):
         return self.W

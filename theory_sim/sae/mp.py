@@ -62,6 +62,10 @@ class MatchingPursuit(Method):
         z, pre = self.encode(x)
         return torch.baddbmm(self.b_dec, z, self.D), z, pre
 
+    def phase(self, step: int) -> bool:
+        """No host-side decision per step."""
+        return False
+
     def end_step(self, B):
         with torch.no_grad():
             unit_rows_(self.D)

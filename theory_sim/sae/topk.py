@@ -65,6 +65,10 @@ class TopK(Untied):
                 loss = loss + cfg.auxk * reconstruction_loss(torch.bmm(z_aux, self.W_dec), resid)
         return loss, {"pre": pre, "z": z}
 
+    def phase(self, step: int):
+        """None with AuxK (whether any latent is dead is read on the host every step: not capturable)."""
+        return None if self.cfgs[0].auxk > 0 else False
+
     def after_step(self, info):
         super().after_step(info)
         if self.cfgs[0].auxk == 0:  # dead-latent tracking only feeds AuxK; skip the (E, B, M) pass
@@ -100,7 +104,8 @@ class BatchTopK(TopK):
             smallest = torch.where(z > 0, z, torch.full_like(z, torch.inf)).amin(dim=(1, 2), keepdim=True)
             lr = self.cfgs[0].threshold_lr
             seen = torch.isfinite(smallest)
-            self.threshold = torch.where(seen, (1 - lr) * self.threshold + lr * smallest, self.threshold)
+            # in place: a captured step writes the same memory
+            torch.where(seen, (1 - lr) * self.threshold + lr * smallest, self.threshold, out=self.threshold)
         super().after_step(info)
 
     def report(self):

@@ -127,7 +127,10 @@ class Cell:
         """Cells with equal keys can share one ensemble (equal shapes and shared hyperparameters)."""
         cfg = self.method_config()
         shared = {k: v for k, v in cfg.to_dict().items() if k not in per_model(get_config(self.method))}
-        return json.dumps([self.method, self.data["n"], self.data["d"], shared, self.train], sort_keys=True)
+        key = [self.method, self.data["n"], self.data["d"], shared, self.train]
+        if self.train.get("graph"):  # one counter-stream ensemble draws one structure of data (model/counter.py)
+            key.append(GeneratorSpec.for_cell(self.data, self.seed).counter_structure())
+        return json.dumps(key, sort_keys=True)
 
 
 @dataclass
@@ -178,24 +181,24 @@ def make_cell(
         for k, v in params.items()
     }
     if train.get("graph"):  # a captured step: only what can be captured (the device is checked by the run)
-        from ..device import graph_refusal
+        from ..sae.configs import capture_refusal
 
-        why = graph_refusal(method, resolved, spec)
+        why = capture_refusal(method, resolved)
         if why:
             raise ConfigError("graph", why)
     return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label), resolved)
 
 
 def with_graph(sweep: "Sweep") -> tuple["Sweep", int]:
-    """``sweep`` with ``graph = true`` in the train table of every cell that can be captured (device.graph_refusal:
-    its method and its data); the others unchanged (eager). Refined and checked cells derive from these, so they
-    follow. Returns (the sweep, how many cells were switched). What ``reproduce --graph`` runs."""
-    from ..device import graph_refusal
+    """``sweep`` with ``graph = true`` in the train table of every cell whose method's step can be captured
+    (sae.configs.capture_refusal; every generator spec can be drawn on the device); the others unchanged
+    (eager). Refined and checked cells derive from these, so they follow. Returns (the sweep, how many cells were
+    switched). What ``reproduce --graph`` runs."""
+    from ..sae.configs import capture_refusal
 
     cells = []
     for c in sweep.cells:
-        spec = GeneratorSpec.for_cell(c.data, c.seed)
-        if not c.train.get("graph") and graph_refusal(c.method, c.resolved, spec) is None:
+        if not c.train.get("graph") and capture_refusal(c.method, c.resolved) is None:
             c = replace(c, train={**c.train, "graph": True})
         cells.append(c)
     switched = sum(a is not b for a, b in zip(cells, sweep.cells))
