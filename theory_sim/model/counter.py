@@ -19,7 +19,7 @@ import math
 import torch
 
 from ..tensor import unit_rows
-from .sampler import STREAM_DATA, ModelSampler, derive_seed, sparse_signal
+from .sampler import STREAM_DATA, ModelSampler, derive_seed
 from .spec import GeneratorSpec
 
 MASK32 = 0xFFFFFFFF
@@ -224,9 +224,10 @@ class CounterSampler:
             keep = idx >= 0
         idx = idx.clamp_min(0)  # unused slots weigh 0 (adding an exact zero leaves each row's sum as it was)
         vals = self._magnitudes((B, S), idx, pos.clamp_min(0)) * keep
-        offset = (torch.arange(E, device=self.device) * n).view(E, 1, 1)
-        x = sparse_signal((idx + offset).view(E * B, S), vals.reshape(E * B, S), self.V.view(E * n, d))
-        return x.view(E, B, d)
+        # Σ_j vals[e, b, j] · V[e, idx[e, b, j]] by indexing, not embedding_bag: plain gathers and a sum, the
+        # kernels a captured step can hold whatever the torch version
+        rows = self.V[torch.arange(E, device=self.device).view(E, 1, 1), idx]  # (E, B, S, d)
+        return (vals.unsqueeze(-1) * rows).sum(2)
 
     def _bernoulli_rows(self, B: int) -> torch.Tensor:
         """x (E, B, d) of Bernoulli supports (independent, grouped or copula; then the hierarchy)."""
