@@ -204,12 +204,37 @@ def _numbers(results):
 def test_emulated_capture_equals_the_eager_step(method, hyper):
     """Replays that see the host as at their capture give the eager numbers exactly: every piece of state the
     step moves is updated in place and every host decision is in ``phase`` (adapt_every 7 and control_every 9
-    do not divide the warm-up, so both phases are captured after it). Broken on purpose once: BA's adapt
-    assigning ``self.b = ...`` instead of writing into it — red (MSE 27 vs 71)."""
+    do not divide the warm-up, so both phases are captured after it); and no captured call reads a tensor on
+    the host. Broken on purpose: BA's adapt assigning ``self.b = ...`` instead of writing into it — red; a
+    ``bool(...)`` of a tensor in BA's buffer update — red (HostRead)."""
     eager = _train(method, hyper, "eager")
     emulated = _train(method, hyper, "emulate")
     assert _numbers(emulated) == _numbers(eager)
     assert [r["frr_0.9_by_step"] for r in emulated] == [r["frr_0.9_by_step"] for r in eager]
+
+
+def test_host_reads_are_refused_inside_an_emulated_capture():
+    """What breaks a CUDA capture — a tensor's value read on the host — raises inside the emulation, is allowed in
+    the optimiser's exempt step, and is restored after."""
+    from theory_sim.graphs import HostRead, _exempt, host_reads_forbidden
+
+    t = torch.tensor([1.0, 0.0])
+    with host_reads_forbidden():
+        for read in (lambda: t.sum().item(), lambda: bool(t[0]), lambda: t.tolist(), lambda: torch.nonzero(t)):
+            with pytest.raises(HostRead):
+                read()
+        with _exempt():
+            assert t.sum().item() == 1.0
+    assert bool(t[0]) and t.tolist() == [1.0, 0.0]
+
+
+def test_auxk_reads_the_host_every_step():
+    """Why capture_refusal refuses AuxK: its step asks the host whether a latent is dead, which the emulated
+    capture catches (a model with a dead latent makes the read happen from the first captured step)."""
+    from theory_sim.graphs import HostRead
+
+    with pytest.raises(HostRead, match="__bool__"):
+        _train("topk", {"k": 3, "auxk": 0.1, "dead_steps": 1}, "emulate", steps=12)
 
 
 def test_every_phase_is_captured_once():

@@ -19,10 +19,64 @@ host counter the graph would have frozen, gives other numbers than "eager" — a
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 #: how a StepRunner runs the steps (see the module docstring)
 MODES = ("eager", "cuda", "emulate")
+
+#: the ways Python reads a tensor's value on the host: each waits for the device, which a capture forbids
+HOST_READS = ("item", "tolist", "numpy", "nonzero", "__bool__", "__int__", "__float__")
+
+
+class HostRead(RuntimeError):
+    """A captured step read a tensor's value on the host (a CUDA capture would fail there)."""
+
+
+@contextlib.contextmanager
+def host_reads_forbidden():
+    """Within the block, reading a tensor's value on the host (HOST_READS, and ``torch.nonzero``) raises HostRead:
+    what an emulated capture holds a step to. The optimiser's step is exempt (``_exempt``): on CUDA it is built
+    ``capturable``, which on CPU torch does not offer, and its non-capturable form reads its step count."""
+    saved = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+    saved_nonzero = torch.nonzero
+    state = {"exempt": 0}
+
+    def guard(name, original):
+        def read(self, *a, **kw):
+            if state["exempt"]:
+                return original(self, *a, **kw)
+            raise HostRead(f"a captured step read a tensor on the host (Tensor.{name})")
+
+        return read
+
+    try:
+        for name, original in saved.items():
+            setattr(torch.Tensor, name, guard(name, original))
+        torch.nonzero = guard("nonzero", saved_nonzero)
+        _EXEMPT.append(state)
+        yield
+    finally:
+        _EXEMPT.remove(state)
+        for name, original in saved.items():
+            setattr(torch.Tensor, name, original)
+        torch.nonzero = saved_nonzero
+
+
+_EXEMPT: list = []
+
+
+@contextlib.contextmanager
+def _exempt():
+    """Host reads allowed in the block (the optimiser's step, see host_reads_forbidden)."""
+    for s in _EXEMPT:
+        s["exempt"] += 1
+    try:
+        yield
+    finally:
+        for s in _EXEMPT:
+            s["exempt"] -= 1
 
 
 class StepRunner:
@@ -63,7 +117,7 @@ class StepRunner:
     def _capture(self, key):
         if self.mode == "emulate":
             host = dict(vars(self.sae))  # the host's view at capture; tensors by reference, as a graph holds them
-            out = self.fn()
+            out = self._emulated()
             self.graphs[key] = (host, None)
             return out
         torch.cuda.synchronize()
@@ -74,6 +128,24 @@ class StepRunner:
         graph.replay()  # the capture recorded this step without running it
         return out
 
+    def _emulated(self):
+        """One call of the step as a capture would see it: no host reads of tensor values, the optimiser exempt."""
+        opt = getattr(self.sae, "opt", None)
+        step = opt.step if opt is not None else None
+        if opt is not None:
+
+            def exempt_step(*a, **kw):
+                with _exempt():
+                    return step(*a, **kw)
+
+            opt.step = exempt_step
+        try:
+            with host_reads_forbidden():
+                return self.fn()
+        finally:
+            if opt is not None:
+                del opt.step  # back to the class's method
+
     def _replay(self, key):
         held, out = self.graphs[key]
         if self.mode == "cuda":
@@ -83,7 +155,7 @@ class StepRunner:
         vars(self.sae).clear()
         vars(self.sae).update(held)
         try:
-            return self.fn()
+            return self._emulated()
         finally:
             vars(self.sae).clear()
             vars(self.sae).update(now)
