@@ -167,8 +167,7 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict, d
             f"| ours | {_cell('; '.join(clauses[:3]))} |",
             f"| cells | {s['cells']} ({s['failed']} failed, {s['not_converged']} did not converge)"
             + (
-                f"; {s['cells_graphed']} of the grid's cells trained as CUDA graphs on the counter stream, the rest "
-                "eagerly"
+                f"; {s['cells_graphed']} of them trained as CUDA graphs on the counter stream, the rest eagerly"
                 if "cells_graphed" in s
                 else ""
             )
