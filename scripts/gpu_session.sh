@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The one prepared script a session with a CUDA card runs (docs/gpu.md), from the repository root:
-#   OUT=/some/folder bash scripts/gpu_session.sh
-# On the lent device machine: run(command="bash scripts/gpu_session.sh", timeout_s=600). Its python3 holds a
-# CUDA torch; pandas, scipy, matplotlib, hypothesis, pytest and tqdm are there, so the tree runs from PYTHONPATH.
-# Writes to $OUT (at most 8 files come back): env.txt, cuda_tests.log, bench.json, bench.txt, reproduce.log,
-# full.tar.gz (figures/, REPORT.md, verdicts.json of the full-budget run). Each stage has its own time limit so
-# one slow stage cannot starve the rest; the full reproduction is resumable (re-run with the same --out).
+# The prepared script a session with a CUDA card runs (docs/gpu.md), from the repository root, in two calls that
+# each fit one device call of at most 10 minutes:
+#   OUT=/some/folder bash scripts/gpu_session.sh measure   # CUDA tests, bench with its targets, the TF32 check
+#   OUT=/some/folder bash scripts/gpu_session.sh full      # reproduce --budget full --graph → full.tar.gz
+# On the lent device machine: run(command="bash scripts/gpu_session.sh measure", timeout_s=600), then "full".
+# Its python3 holds a CUDA torch; pandas, scipy, matplotlib, hypothesis, pytest and tqdm are there, so the tree
+# runs from PYTHONPATH. At most 8 files come back from $OUT; each stage has its own time limit so one slow stage
+# cannot starve the rest; the full reproduction is resumable (the same --out on the same machine).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:?set OUT to a folder for the results}"
-FULL="${FULL:-/tmp/theory-sim-full}"
 PY="${PY:-python3}"
+STAGE="${1:-measure}"
 mkdir -p "$OUT"
 {
   date -u
@@ -19,25 +20,39 @@ mkdir -p "$OUT"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-# 1. the CUDA-only tests: captured step vs eager, TF32 (skipped on CPU everywhere else)
-timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_graphs.py tests/test_precision.py 2>&1 | tee "$OUT/cuda_tests.log"
+if [ "$STAGE" = measure ]; then
+  # 1. the CUDA-only tests: the real capture vs the eager step for every method, TF32 (skipped everywhere else)
+  timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m "not slow" tests/test_graphs.py tests/test_precision.py \
+    2>&1 | tee "$OUT/cuda_tests.log"
 
-# 2. bench: every row eager and captured in one run, the targets, the 20 x 20 x 3-seed resonance diagram
-timeout 200 "$PY" -m theory_sim.cli bench --device cuda --graph --sizes 1,8,64,256 --methods ba,topk --seconds 1 \
-  --no-grid --diagram 20 --json > "$OUT/bench.json" 2> "$OUT/bench.txt"
-if [ -s "$OUT/bench.json" ]; then
-  "$PY" - "$OUT/bench.json" <<'PYEOF' | tee -a "$OUT/bench.txt"
+  # 2. bench: every row eager and captured in one run, the targets, the 20 x 20 x 3-seed resonance diagram
+  timeout 220 "$PY" -m theory_sim.cli bench --device cuda --graph --sizes 1,8,64,256 --methods ba,topk --seconds 1 \
+    --no-grid --diagram 20 --json > "$OUT/bench.json" 2> "$OUT/bench.txt"
+  if [ -s "$OUT/bench.json" ]; then
+    "$PY" - "$OUT/bench.json" <<'PYEOF' | tee -a "$OUT/bench.txt"
 import json, sys
 from theory_sim.bench import format_bench
 print(format_bench(json.load(open(sys.argv[1]))))
 PYEOF
-fi
+  fi
 
-# 3. the full budget, captured where it can be, into figures/full/ form
-timeout 420 "$PY" -m theory_sim.cli reproduce --budget full --device cuda --graph --out "$FULL" --no-progress \
-  > "$OUT/reproduce.log" 2>&1
-echo "reproduce exit $?" >> "$OUT/reproduce.log"
-tail -5 "$OUT/reproduce.log"
-if [ -d "$FULL/figures" ]; then
-  tar -czf "$OUT/full.tar.gz" -C "$FULL/figures" .
+  # 3. the TF32 check (docs/gpu.md): resonance's quick budget captured, fp32 and tf32, boundaries side by side
+  for p in fp32 tf32; do
+    timeout 100 "$PY" -m theory_sim.cli reproduce --budget quick --only resonance --device cuda --graph \
+      --precision "$p" --out "/tmp/ts-$p" --no-progress > /dev/null 2>> "$OUT/tf32.txt"
+    { echo "== $p"; "$PY" -m theory_sim.cli boundary "/tmp/ts-$p/resonance"; } >> "$OUT/tf32.txt" 2>&1
+  done
+  cat "$OUT/tf32.txt"
+elif [ "$STAGE" = full ]; then
+  FULL="${FULL:-/tmp/theory-sim-full}"
+  timeout 560 "$PY" -m theory_sim.cli reproduce --budget full --device cuda --graph --out "$FULL" --no-progress \
+    > "$OUT/reproduce.log" 2>&1
+  echo "reproduce exit $?" >> "$OUT/reproduce.log"
+  tail -5 "$OUT/reproduce.log"
+  if [ -d "$FULL/figures" ]; then
+    tar -czf "$OUT/full.tar.gz" -C "$FULL/figures" .
+  fi
+else
+  echo "stage must be measure or full, got $STAGE" >&2
+  exit 2
 fi

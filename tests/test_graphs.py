@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import cli_inprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -292,11 +291,7 @@ def test_graph_refusals_name_graph():
 @pytest.mark.skipif(CUDA, reason="the refusal is of a machine without CUDA")
 def test_cli_graph_without_cuda_is_refused(tmp_path):
     out = tmp_path / "sae"
-    r = subprocess.run(
-        [sys.executable, "-m", "theory_sim.cli", "train", "--graph", "--steps", "5", "--save-sae", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    r = cli_inprocess("train", "--graph", "--steps", "5", "--save-sae", out)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("theory-sim: error: graph:")
     assert not out.exists()
@@ -311,11 +306,7 @@ def test_sweep_with_graph_without_cuda_is_refused_before_writing(tmp_path):
         '[[methods]]\nname = "ba"\n'
     )
     out = tmp_path / "out"
-    r = subprocess.run(
-        [sys.executable, "-m", "theory_sim.cli", "sweep", str(sweep), "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    r = cli_inprocess("sweep", sweep, "--out", out)
     assert r.returncode == 2, r.stderr
     assert "graph" in r.stderr.strip().splitlines()[-1]
     assert not out.exists()
@@ -383,18 +374,26 @@ def test_bench_times_a_captured_row_and_a_small_diagram():
     assert "ba (graph)" in text and "resonance diagram 2 p/f × 2 d × 1 seeds (4 models" in text
 
 
+def test_reproduce_tf32_or_graph_refused_without_cuda(tmp_path):
+    if CUDA:
+        pytest.skip("the refusal is of a machine without CUDA")
+    for extra in (["--precision", "tf32"], ["--graph"], ["--precision", "bf16"]):
+        out = tmp_path / "r"
+        r = cli_inprocess("reproduce", "--budget", "tiny", "--out", out, *extra)
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].split(":")[2].strip() in ("precision", "graph")
+        assert not out.exists()
+
+
 def test_bench_graph_refused_without_cuda():
     if CUDA:
         pytest.skip("the refusal is of a machine without CUDA")
-    r = subprocess.run(
-        [sys.executable, "-m", "theory_sim.cli", "bench", "--graph", "--no-grid"], capture_output=True, text=True
-    )
+    r = cli_inprocess("bench", "--graph", "--no-grid")
     assert r.returncode == 2 and "graph" in r.stderr.strip().splitlines()[-1]
 
 
 def test_with_graph_switches_only_what_can_be_captured():
     from theory_sim.sweep import parse_sweep
-    from theory_sim.sweep.spec import with_graph
+    from theory_sim.sweep.spec import with_execution
 
     src = (
         'name = "w"\n[data]\nn = 32\nd = 12\ns = 2\n[grid]\nsupport = ["exact", "bernoulli"]\n'
@@ -402,10 +401,14 @@ def test_with_graph_switches_only_what_can_be_captured():
         '[[methods]]\nname = "ba"\n[[methods]]\nname = "topk"\nlabel = "AuxK"\nauxk = 0.1\n'
     )
     sweep = parse_sweep(src, "w.toml")
-    graphed, k = with_graph(sweep)
+    graphed, k = with_execution(sweep, graph=True)
     assert k == 2  # ba on exact and on bernoulli; TopK with AuxK never
     assert {(c.method, bool(c.train.get("graph"))) for c in graphed.cells} == {("ba", True), ("topk", False)}
     assert all(g.hash != c.hash for g, c in zip(graphed.cells, sweep.cells) if g.method == "ba")  # another cell
+    tf32, k = with_execution(sweep, precision="tf32")  # every cell, capturable or not; no graph
+    assert k == 0 and {(c.train.get("precision"), c.train.get("graph")) for c in tf32.cells} == {("tf32", None)}
+    same, _ = with_execution(sweep)
+    assert [c.hash for c in same.cells] == [c.hash for c in sweep.cells]
     bad = (
         'name = "w"\n[data]\nn = 32\nd = 12\ns = 2\n[train]\nsteps = 5\ngraph = true\n[[methods]]\nname = "topk"\n'
         "auxk = 0.1\n"

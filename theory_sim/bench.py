@@ -397,7 +397,7 @@ def diagram_time(device: torch.device, size: int = 20, seeds: int = 3, graph: bo
 
     from .report.driver import SWEEP_DIR
     from .sweep import load_sweep, parse_sweep, run_sweep
-    from .sweep.spec import with_graph
+    from .sweep.spec import with_execution
 
     full = load_sweep(SWEEP_DIR / "resonance.toml", "full")
     ba = next(c for c in full.cells if c.method == "ba")
@@ -413,7 +413,7 @@ def diagram_time(device: torch.device, size: int = 20, seeds: int = 3, graph: bo
     )
     sweep = parse_sweep(source, "bench_diagram.toml")
     if graph:
-        sweep, _ = with_graph(sweep)
+        sweep, _ = with_execution(sweep, graph=True)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         summary = run_sweep(sweep, str(Path(tmp) / "diagram"), device=str(device), progress=False)

@@ -618,7 +618,14 @@ def cmd_reproduce(args) -> int:
         if e not in EXPERIMENTS:
             raise ConfigError("only", f"unknown experiment {e!r}; allowed: {', '.join(EXPERIMENTS)}")
     path = reproduce(
-        args.out, args.budget, args.device, exps, progress=not args.no_progress, threads=args.threads, graph=args.graph
+        args.out,
+        args.budget,
+        args.device,
+        exps,
+        progress=not args.no_progress,
+        threads=args.threads,
+        graph=args.graph,
+        precision=args.precision,
     )
     print(path)
     return 0
@@ -641,6 +648,12 @@ def _register_reproduce(sub) -> None:
         action="store_true",
         help="train every cell that can be captured as CUDA graphs on the counter stream (CUDA only; the report "
         "counts them), the others eagerly",
+    )
+    rp.add_argument(
+        "--precision",
+        default="fp32",
+        help="fp32 (default) or tf32: every cell's training matmuls in TF32, the evaluation in fp32 (CUDA only; "
+        "how to decide whether TF32 moves a verdict: docs/gpu.md)",
     )
     rp.add_argument("--no-progress", action="store_true")
     _add_threads(rp)

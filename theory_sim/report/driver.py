@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from .. import analysis as A
-from ..device import check_graph, resolve_device
+from ..device import check_graph, check_precision, resolve_device
 from ..errors import ConfigError
 from ..plots import plot_sweep
 from ..store import Store, load_results
 from ..sweep import load_sweep, run_sweep
-from ..sweep.spec import with_graph
+from ..sweep.spec import with_execution
 from .claims import CLAIMS
 from .markdown import _write_report, write_verdicts
 
@@ -44,23 +44,24 @@ def reproduce(
     max_batch: int | None = None,
     threads: int | None = None,
     graph: bool = False,
+    precision: str = "fp32",
 ) -> Path:
     """Runs ``experiments`` at ``budget`` into ``out`` (one results folder each), draws their figures, applies
     each claim's rule and its [check], and writes REPORT.md and verdicts.json. ``graph``: every cell that can be
-    captured trains with ``graph = true`` (spec.with_graph; CUDA only), the others eagerly."""
+    captured trains with ``graph = true`` (spec.with_execution; CUDA only), the others eagerly; ``precision``
+    "tf32": every cell's training matmuls in TF32 (CUDA only), the measurement that decides whether TF32 may be
+    the CUDA default."""
     out = Path(out)
     figs = out / "figures"
     sections, timings = [], {}
+    check_graph(graph, resolve_device(device))  # the execution settings first: cheapest to refuse
+    check_precision(precision, resolve_device(device))
     sweeps = {}
-    for name in experiments:  # every file parsed (and the device checked) before anything runs
+    for name in experiments:  # every file parsed before anything runs
         path = SWEEP_DIR / f"{name}.toml"
         if not path.exists():
             raise ConfigError("experiment", f"no sweep file {path}")
-        sweeps[name] = load_sweep(path, budget)
-    if graph:
-        check_graph(True, resolve_device(device))
-        for name in experiments:
-            sweeps[name], _ = with_graph(sweeps[name])
+        sweeps[name], _ = with_execution(load_sweep(path, budget), graph, precision)
     for name in experiments:
         sweep = sweeps[name]
         t0 = time.perf_counter()

@@ -189,19 +189,23 @@ def make_cell(
     return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label), resolved)
 
 
-def with_graph(sweep: "Sweep") -> tuple["Sweep", int]:
-    """``sweep`` with ``graph = true`` in the train table of every cell whose method's step can be captured
-    (sae.configs.capture_refusal; every generator spec can be drawn on the device); the others unchanged
-    (eager). Refined and checked cells derive from these, so they follow. Returns (the sweep, how many cells were
-    switched). What ``reproduce --graph`` runs."""
+def with_execution(sweep: "Sweep", graph: bool = False, precision: str = "fp32") -> tuple["Sweep", int]:
+    """``sweep`` run another way on a card: ``graph`` sets ``graph = true`` in the train table of every cell whose
+    method's step can be captured (sae.configs.capture_refusal; every generator spec can be drawn on the
+    device), the others unchanged (eager); ``precision`` other than fp32 is set on every cell. Refined and
+    checked cells derive from these, so they follow. Returns (the sweep, how many cells ``graph`` switched).
+    What ``reproduce --graph / --precision`` runs (each setting makes other cells: their hashes include it)."""
     from ..sae.configs import capture_refusal
 
     cells = []
     for c in sweep.cells:
-        if not c.train.get("graph") and capture_refusal(c.method, c.resolved) is None:
-            c = replace(c, train={**c.train, "graph": True})
-        cells.append(c)
-    switched = sum(a is not b for a, b in zip(cells, sweep.cells))
+        train = dict(c.train)
+        if graph and not train.get("graph") and capture_refusal(c.method, c.resolved) is None:
+            train["graph"] = True
+        if precision != "fp32":
+            train["precision"] = precision
+        cells.append(c if train == c.train else replace(c, train=train))
+    switched = sum(bool(a.train.get("graph")) and not b.train.get("graph") for a, b in zip(cells, sweep.cells))
     return replace(sweep, cells=cells), switched
 
 
