@@ -444,3 +444,36 @@ def test_reproduce_with_graph_end_to_end_emulated(tmp_path, monkeypatch):
     assert f"{len(df)} of them trained as CUDA graphs" in report.read_text()
     checks = [p for p in (tmp_path / "resonance").iterdir() if p.name.startswith("check_")]
     assert checks and all(bool(load_results(p)["train_graph"].all()) for p in checks)
+
+
+def test_a_failed_capture_falls_back_to_eager_steps(monkeypatch):
+    """A capture that fails (an op this torch cannot capture) runs the step and the rest eagerly, keeps the reason,
+    and warns once; an out-of-memory error is not swallowed (the sweep runner splits the ensemble on it). Broken
+    on purpose (the fallback's eager call removed): red."""
+    from types import SimpleNamespace
+
+    import theory_sim.graphs as G
+
+    calls = []
+    sae = SimpleNamespace(step_count=0, phase=lambda step: False)
+    runner = G.StepRunner(lambda: calls.append(1) or len(calls), sae, "cuda")
+    runner.WARMUP = 0
+
+    def refuse(key):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+    monkeypatch.setattr(runner, "_capture_cuda", refuse)
+    monkeypatch.setattr(G, "_FALLBACK_SAID", [])
+    with pytest.warns(UserWarning, match="could not be captured"):
+        assert runner(1) == 1
+    assert runner.mode == "eager" and runner.failed == "RuntimeError: operation not permitted when stream is capturing"
+    assert runner(2) == 2 and len(calls) == 2
+
+    def oom(key):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    runner2 = G.StepRunner(lambda: 0, sae, "cuda")
+    runner2.WARMUP = 0
+    monkeypatch.setattr(runner2, "_capture_cuda", oom)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        runner2(1)

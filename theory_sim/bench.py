@@ -142,6 +142,8 @@ def time_method(
     }
     if device.type == "cuda":
         row["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if runner.failed:  # timed eagerly after all: the ratio would not be a graph's
+        row["graph_fallback"] = runner.failed
     return row
 
 
@@ -381,9 +383,11 @@ def graph_targets(rows: list[dict]) -> list[dict]:
             continue
         ratio = r["steps_per_second"] / e["steps_per_second"]
         goal = GRAPH_TARGETS.get(r["E"])
+        fell = r.get("graph_fallback")
         out.append(
             {"method": r["method"], "E": r["E"], "graph_over_eager": ratio, "target": goal}
-            | ({"met": ratio >= goal} if goal else {})
+            | ({"met": ratio >= goal and not fell} if goal else {})
+            | ({"graph_fallback": fell} if fell else {})
         )
     return out
 
@@ -461,6 +465,8 @@ def format_bench(b: dict) -> str:
         )
     for t in b.get("targets", []):
         goal = f" (goal ≥ {t['target']:g}x: {'met' if t['met'] else 'NOT met'})" if t.get("target") else ""
+        if t.get("graph_fallback"):
+            goal += f" — the capture failed and the row ran eagerly: {t['graph_fallback']}"
         lines.append(f"captured / eager, {t['method']} E={t['E']}: {t['graph_over_eager']:.2f}x{goal}")
     if "diagram" in b:
         g = b["diagram"]

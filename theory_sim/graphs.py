@@ -20,6 +20,7 @@ host counter the graph would have frozen, gives other numbers than "eager" — a
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -65,6 +66,8 @@ def host_reads_forbidden():
 
 
 _EXEMPT: list = []
+#: a capture failure is said once per process (every result records it)
+_FALLBACK_SAID: list = []
 
 
 @contextlib.contextmanager
@@ -91,6 +94,8 @@ class StepRunner:
         self.fn, self.sae, self.mode = fn, sae, mode
         self.graphs: dict = {}  # phase key -> (graph or host attributes, outputs)
         self.captures = 0
+        #: why a capture failed and the run went on eagerly (None: it did not)
+        self.failed: str | None = None
 
     def __call__(self, step: int):
         self.sae.step_count = step - 1  # what the method's host-side decisions read (train_step advances it)
@@ -120,6 +125,14 @@ class StepRunner:
             out = self._emulated()
             self.graphs[key] = (host, None)
             return out
+        try:
+            return self._capture_cuda(key)
+        except torch.cuda.OutOfMemoryError:
+            raise  # the sweep's runner splits the ensemble and retries
+        except RuntimeError as e:  # an op this torch cannot capture: the run goes on eagerly, never lost
+            return self._fall_back(e)
+
+    def _capture_cuda(self, key):
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):  # torch's default ("global") mode, as its whole-network capture documents
@@ -127,6 +140,19 @@ class StepRunner:
         self.graphs[key] = (graph, out)
         graph.replay()  # the capture recorded this step without running it
         return out
+
+    def _fall_back(self, error: Exception):
+        """After a failed capture (which ran nothing: the step's device state is as before it, its host counters
+        are set anew each step): this step and the rest eagerly, the reason kept in ``failed`` (train_ensemble
+        puts it in every result as ``graph_fallback``) and said once per process."""
+        self.failed = f"{type(error).__name__}: {error}".splitlines()[0]
+        if not _FALLBACK_SAID:
+            _FALLBACK_SAID.append(True)
+            warnings.warn(f"a training step could not be captured ({self.failed}); it and the rest run eagerly")
+        self.mode, self.graphs = "eager", {}
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return self.fn()
 
     def _emulated(self):
         """One call of the step as a capture would see it: no host reads of tensor values, the optimiser exempt."""

@@ -368,6 +368,9 @@ def train_ensemble(
     if scale is not None:  # stated in every result (and so in the store): the inputs were divided by it
         for e, r in enumerate(results):
             r["input_scale"] = float(scale[e])
+    if runner.failed:  # graph = true, but a capture failed and the steps from there ran eagerly: said in each result
+        for r in results:
+            r["graph_fallback"] = runner.failed
     if save_sae is not None:
         _save_saes(sae, results, cfgs, seeds, tc, save_sae, replace, None if scale is None else scale.tolist())
     return results
