@@ -320,6 +320,7 @@ def test_cuda_graph_equals_the_eager_step(method, hyper):
     pick other kernels), identical recovery."""
     eager = _train(method, hyper, "eager", device="cuda", steps=200)
     graphed = _train(method, hyper, "cuda", device="cuda", steps=200)
+    assert not any("graph_fallback" in r for r in graphed), graphed[0].get("graph_fallback")  # really captured
     for a, b in zip(_numbers(eager), _numbers(graphed)):
         assert a[0] == b[0]  # FRR@0.9
         assert math.isclose(a[1], b[1], rel_tol=1e-3, abs_tol=1e-5)  # MSE
@@ -329,7 +330,7 @@ def test_cuda_graph_equals_the_eager_step(method, hyper):
 @pytest.mark.skipif(not CUDA, reason="a CUDA graph needs a CUDA device")
 def test_cuda_train_with_graph_end_to_end():
     r = train("ba", GeneratorSpec(n=64, d=24, s=3), seeds=[0, 1], steps=300, graph=True, progress=False, p_over_f=1.0)
-    assert all(x["status"] == "done" for x in r)
+    assert all(x["status"] == "done" and "graph_fallback" not in x for x in r)
     assert json.dumps([x["frr_0.9"] for x in r])
 
 
