@@ -48,11 +48,34 @@ def test_fmix32_tensor_equals_the_definition(xs):
     assert got == [_fmix32_reference(x) for x in xs]
 
 
+def _draw(seeds, step):
+    return C.Draw(C.use_keys(C.model_keys(seeds, 3)), torch.tensor(step))
+
+
+def test_streams_of_models_uses_and_steps_do_not_overlap():
+    """No two streams repeat each other shifted by some steps: the step enters the key through a hash, not a sum
+    (with key = use key + step, two uses whose keys differ by one would give the same words one step apart).
+    And the first words of 3 models × 3 uses × 300 steps are all distinct. Broken on purpose (an additive step):
+    red."""
+    near = torch.tensor([[1000], [1001]])  # two uses (one model) whose keys differ by one
+    for t in range(20):
+        assert not torch.equal(
+            C.Draw(near, torch.tensor(t + 1)).bits(0, (8,)), C.Draw(near, torch.tensor(t)).bits(1, (8,))
+        )
+    ukeys = C.use_keys(C.model_keys([0, 1, 2], 3))
+    first = set()
+    for t in range(300):
+        d = C.Draw(ukeys, torch.tensor(t))
+        for use in (1, 2, 3):
+            first.update(d.bits(use, (1,))[:, 0].tolist())
+    assert len(first) == 3 * 3 * 300
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 12), st.integers(0, 30), st.integers(0, 1000))
 def test_distinct_indices_are_distinct_and_in_range(S, extra, step):
     n = S + extra
-    idx = C.distinct_indices(C.model_keys([3, 4], 3), torch.tensor(step), 64, S, n)
+    idx = _draw([3, 4], step).distinct(64, S, n)
     assert idx.shape == (2, 64, S)
     assert int(idx.min()) >= 0 and int(idx.max()) < n
     srt = idx.sort(-1).values
@@ -61,7 +84,7 @@ def test_distinct_indices_are_distinct_and_in_range(S, extra, step):
 
 def test_distinct_indices_are_uniform_over_subsets():
     """All C(5, 2) = 10 subsets of [0, 5) equally often (chi-square, 9 d.o.f.: 40 is far in its tail)."""
-    idx = C.distinct_indices(C.model_keys([11], 3), torch.tensor(7), 40000, 2, 5)[0].sort(-1).values
+    idx = _draw([11], 7).distinct(40000, 2, 5)[0].sort(-1).values
     code = idx[:, 0] * 5 + idx[:, 1]
     counts = torch.bincount(code, minlength=25).double()
     counts = counts[counts > 0]
@@ -71,14 +94,18 @@ def test_distinct_indices_are_uniform_over_subsets():
 
 
 def test_uniform_and_normal_moments():
-    keys, t = C.model_keys([0, 1], 3), torch.tensor(2)
-    u = C.uniform(keys, 1, t, (200000,))
+    draw = _draw([0, 1], 2)
+    u = draw.uniform(1, (200000,))
     assert 0 <= float(u.min()) and float(u.max()) < 1
     assert abs(float(u.mean()) - 0.5) < 0.005 and abs(float(u.var()) - 1 / 12) < 0.002
-    z = C.normal(keys, 3, 4, t, (200000,))
+    z = draw.normal(3, 4, (200000,))
     assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1) < 0.01
-    # the two models' draws are not the same numbers, nor correlated
+    # the two models' draws are not the same numbers, nor correlated; nor are neighbouring words of one stream,
+    # nor one position's words at neighbouring steps
     assert abs(float(torch.corrcoef(u)[0, 1])) < 0.01
+    assert abs(float(torch.corrcoef(torch.stack([u[0, 1:], u[0, :-1]]))[0, 1])) < 0.01
+    later = _draw([0, 1], 3).uniform(1, (200000,))
+    assert abs(float(torch.corrcoef(torch.stack([u[0], later[0]]))[0, 1])) < 0.01
 
 
 def test_a_models_stream_does_not_depend_on_its_ensemble():

@@ -7,8 +7,9 @@ stream does not depend on its ensemble) and redraws repeated supports until none
 draw and a data-dependent loop, neither capturable. Here the E models' draws are one tensor op, and the same
 (seed, step) gives the same integers on every device (the floats that follow may differ in the last bits).
 
-The hash: murmur3's 32-bit finaliser, keyed by the seed's two halves, the stream and the step, applied to
-the position (two rounds). Products are split into 16-bit halves so no int64 product overflows. Uniforms are
+The hash: murmur3's 32-bit finaliser, keyed by the seed's two halves and the stream (``model_keys``), the use
+(``use_keys``, once per sampler) and the step (``Draw``, once per step); two rounds over the positions.
+Products are split so no int64 product overflows. Uniforms are
 the top 24 bits (exact in float32); an index below m is ⌊h·m / 2³²⌋ (bias below m / 2³²).
 """
 
@@ -27,13 +28,14 @@ MASK32 = 0xFFFFFFFF
 #: what the stream draws, each from its own key (a draw's numbers never depend on which other draws exist)
 USE_SUPPORT, USE_MAGNITUDE, USE_NOISE_A, USE_NOISE_B, USE_SPREAD, USE_ORDER, USE_LEVEL, USE_GROUP = range(1, 9)
 USE_COPULA_A, USE_COPULA_B, USE_COPULA_C, USE_COPULA_D = range(9, 13)
-USE_HIERARCHY = 16  # + the level
+USE_HIERARCHY = 16  # + the level (at most 8 levels)
+N_USES = USE_HIERARCHY + 8
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """(x · c) mod 2³² for int64 x in [0, 2³²): two products below 2⁴⁸."""
-    lo, hi = c & 0xFFFF, c >> 16
-    return (x * lo + ((x * hi) & 0xFFFF) * 65536) & MASK32
+    """(x · c) mod 2³² for int64 x in [0, 2³²): x·c_lo plus (x mod 2¹⁶)·(c_hi·2¹⁶) — the rest of x·c_hi·2¹⁶ is a
+    multiple of 2³² — so no product reaches 2⁴⁸ and none overflows int64."""
+    return (x * (c & 0xFFFF) + (x & 0xFFFF) * ((c >> 16) << 16)) & MASK32
 
 
 def fmix32(x: torch.Tensor) -> torch.Tensor:
@@ -64,38 +66,69 @@ def model_keys(seeds: list[int], stream: int) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.int64)
 
 
-def words_at(keys: torch.Tensor, use: int, step: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """(E, ...) int64 words in [0, 2³²): model e's draw ``use`` at ``step`` (a 0-d int64 tensor on the device, so
-    a captured graph reads its current value) at positions ``pos`` (E, ...) (integers in [0, 2³²))."""
-    E = keys.shape[0]
-    key = fmix32((fmix32(keys ^ ((use * 0x9E3779B9) & MASK32)) + step) & MASK32).view(E, *[1] * (pos.dim() - 1))
-    return fmix32((fmix32(pos ^ key) + (key ^ 0x632BE5AB)) & MASK32)
+def use_keys(keys: torch.Tensor) -> torch.Tensor:
+    """(N_USES, E): each model's key of every use, mixed once (on the host, when a sampler is made)."""
+    return torch.stack([fmix32(keys ^ ((u * 0x9E3779B9) & MASK32)) for u in range(N_USES)])
 
 
-def bits(keys: torch.Tensor, use: int, step: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """(E, *shape) words at positions 0..prod(shape)−1 in row-major order (the same for every model)."""
-    count = math.prod(shape)
-    assert count < 2**32, "one draw holds fewer than 2^32 words"
-    pos = torch.arange(count, device=keys.device, dtype=torch.int64).view(1, *shape)
-    return words_at(keys, use, step, pos.expand(keys.shape[0], *shape))
+class Draw:
+    """One step's draws: ``ukeys`` (N_USES, E) from ``use_keys``; ``step`` a 0-d int64 tensor (on the device, so a
+    captured graph reads its current value), hashed once here. The word of (model, use, step, position) is
+    fmix32(fmix32(position ^ use key) ^ fmix32(step)): the step enters through a hash, so two models' or uses'
+    streams never repeat each other shifted in steps (an additive step would let key₁ + t₁ = key₂ + t₂ repeat a
+    whole stream), and it costs one hash per step, not one per draw."""
 
+    def __init__(self, ukeys: torch.Tensor, step: torch.Tensor):
+        self.ukeys, self.tkey = ukeys, fmix32((step & MASK32) ^ 0x5BD1E995)
 
-def uniform(keys, use, step, shape=None, pos=None) -> torch.Tensor:
-    """(E, *shape) float32 in [0, 1), multiples of 2⁻²⁴ (at positions ``pos`` instead, when given)."""
-    w = bits(keys, use, step, shape) if pos is None else words_at(keys, use, step, pos)
-    return (w >> 8).to(torch.float32) * (1.0 / 2**24)
+    def words(self, use: int, pos: torch.Tensor) -> torch.Tensor:
+        """(E, ...) int64 words in [0, 2³²) of ``use`` at positions ``pos`` (E, ...) (integers in [0, 2³²))."""
+        E = self.ukeys.shape[1]
+        k = self.ukeys[use].view(E, *[1] * (pos.dim() - 1))
+        return fmix32(fmix32(pos ^ k) ^ self.tkey)
+
+    def bits(self, use: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """(E, *shape) words at positions 0..prod(shape)−1 in row-major order (the same for every model)."""
+        count = math.prod(shape)
+        assert count < 2**32, "one draw holds fewer than 2^32 words"
+        pos = torch.arange(count, device=self.ukeys.device, dtype=torch.int64).view(1, *shape)
+        return self.words(use, pos)
+
+    def uniform(self, use: int, shape=None, pos=None) -> torch.Tensor:
+        """(E, *shape) float32 in [0, 1), multiples of 2⁻²⁴ (at positions ``pos`` instead, when given)."""
+        w = self.bits(use, shape) if pos is None else self.words(use, pos)
+        return (w >> 8).to(torch.float32) * (1.0 / 2**24)
+
+    def normal(self, use_a: int, use_b: int, shape=None, pos=None) -> torch.Tensor:
+        """(E, *shape) standard normals (Box–Muller on two independent uniforms)."""
+        u1 = 1.0 - self.uniform(use_a, shape, pos)  # (0, 1]: the log is finite
+        u2 = self.uniform(use_b, shape, pos)
+        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2 * math.pi) * u2)
+
+    def distinct(self, B: int, S: int, n: int, pos: torch.Tensor | None = None) -> torch.Tensor:
+        """(E, B, S) int64: per row of model e a uniformly random subset of [0, n) in the slots where ``pos``
+        (slot_positions; default every slot, at position k·B + b) is ≥ 0, −1 in the others. Floyd's algorithm:
+        one draw per slot, none rejected, no loop on the data; at slot k every model draws below n − S + k + 1,
+        which is its own Floyd step, so a model's subset is the one it draws alone. The subset is uniform; the
+        order within a row is not."""
+        E = self.ukeys.shape[1]
+        full = pos is None
+        if full:
+            k = torch.arange(S, device=self.ukeys.device).view(1, 1, S)
+            pos = (k * B + torch.arange(B, device=self.ukeys.device).view(1, B, 1)).expand(E, B, S)
+        words = self.words(USE_SUPPORT, pos.clamp_min(0))
+        idx = torch.full_like(words, -1)
+        for k, j in enumerate(range(n - S, n)):
+            r = below(words[..., k], j + 1)  # uniform in [0, j]
+            if k:
+                r.masked_fill_((idx[..., :k] == r.unsqueeze(-1)).any(-1), j)
+            idx[..., k] = r if full else r.masked_fill_(pos[..., k] < 0, -1)
+        return idx
 
 
 def below(words: torch.Tensor, m) -> torch.Tensor:
     """Words in [0, 2³²) → integers in [0, m) (m an int or an int64 tensor broadcasting with words)."""
     return (words * m) >> 32
-
-
-def normal(keys, use_a, use_b, step, shape=None, pos=None) -> torch.Tensor:
-    """(E, *shape) standard normals (Box–Muller on two independent uniforms)."""
-    u1 = 1.0 - uniform(keys, use_a, step, shape, pos)  # (0, 1]: the log is finite
-    u2 = uniform(keys, use_b, step, shape, pos)
-    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2 * math.pi) * u2)
 
 
 def slot_positions(sizes: torch.Tensor, S: int, B: int) -> torch.Tensor:
@@ -106,25 +139,6 @@ def slot_positions(sizes: torch.Tensor, S: int, B: int) -> torch.Tensor:
     i = torch.arange(S, device=sizes.device).view(1, 1, S) - (S - sizes).view(E, 1, 1)  # draw number, < 0: unused
     b = torch.arange(B, device=sizes.device).view(1, B, 1)
     return torch.where(i >= 0, i * B + b, torch.full_like(i * B + b, -1))
-
-
-def distinct_indices(keys, step, B: int, S: int, n: int, sizes: torch.Tensor | None = None) -> torch.Tensor:
-    """(E, B, S) int64: per row of model e a uniformly random sizes[e]-subset of [0, n) in its last sizes[e]
-    slots (−1 in the others; sizes default: S for every model). Floyd's algorithm: one draw per slot, none
-    rejected, no loop on the data; at slot k every model draws below n − S + k + 1, which is its own Floyd step,
-    so a model's subset is the one it draws alone. The subset is uniform; the order within a row is not."""
-    E = keys.shape[0]
-    sizes = torch.full((E,), S, device=keys.device) if sizes is None else sizes
-    pos = slot_positions(sizes, S, B)  # (E, B, S)
-    words = words_at(keys, USE_SUPPORT, step, pos.clamp_min(0))
-    idx = torch.full_like(words, -1)
-    for k, j in enumerate(range(n - S, n)):
-        r = below(words[..., k], j + 1)  # uniform in [0, j]
-        if k:
-            taken = (idx[..., :k] == r.unsqueeze(-1)).any(-1)
-            r = torch.where(taken, torch.full_like(r, j), r)
-        idx[..., k] = torch.where(pos[..., k] >= 0, r, -1)
-    return idx
 
 
 class CounterSampler:
@@ -155,7 +169,8 @@ class CounterSampler:
         self.models, self.specs, sp = ms, specs, specs[0]
         self.V = torch.stack([m.V for m in ms])  # (E, n, d)
         E, self.n, self.d = self.V.shape
-        self.keys = model_keys([s.seed for s in specs], stream).to(dev)
+        self.keys = model_keys([s.seed for s in specs], stream)
+        self.ukeys = use_keys(self.keys).to(dev)  # (N_USES, E)
         self.step = torch.zeros((), dtype=torch.int64, device=dev)
         col = lambda vals: torch.tensor(vals, dtype=torch.float32, device=dev).view(E, 1, 1)  # noqa: E731
         self.support, self.magnitude = sp.support, sp.magnitude
@@ -177,8 +192,6 @@ class CounterSampler:
             w = torch.tensor([s.mixture_weights or [1.0] * len(s.mixture_s) for s in specs], dtype=torch.float64)
             self.mix_cum = (w.cumsum(1) / w.sum(1, keepdim=True)).float().to(dev)  # (E, L)
             self.sizes = self.mix_s.max(1).values  # (E,): each model draws its own largest sparsity
-        if self.support != "bernoulli":
-            self.S = int(self.sizes.max())
         else:
             self.freqs = torch.stack([m.freqs for m in ms]).unsqueeze(1)  # (E, 1, n)
             if sp.correlation_rank:
@@ -190,78 +203,88 @@ class CounterSampler:
                 self.group_on, self.member = col([m.group_on for m in ms]), col([s.cooccurrence for s in specs])
             self.levels = ms[0].levels
             self.branching, self.exclusive = sp.hierarchy_branching, sp.hierarchy_exclusive
+        if self.support != "bernoulli":
+            self.S = int(self.sizes.max())
+            self.equal_sizes = self.support == "exact" and bool((self.sizes == self.S).all())
+        self.model_index = torch.arange(E, device=dev).view(E, 1, 1)
 
-    def _magnitudes(self, shape, idx=None, pos=None) -> torch.Tensor:
+    def _magnitudes(self, draw: Draw, shape, idx=None, pos=None) -> torch.Tensor:
         """(E, *shape) magnitudes; ``idx`` (E, *shape) the features they belong to (per_feature, ≥ 0), ``pos`` the
         positions of their draws (default: row-major over ``shape``)."""
-        k, t, E = self.keys, self.step, self.V.shape[0]
+        E = self.V.shape[0]
         if self.magnitude == "constant":
             return self.mag_value.expand(E, *shape)
         if self.magnitude == "uniform":
-            return self.mag_low + (self.mag_high - self.mag_low) * uniform(k, USE_MAGNITUDE, t, shape, pos)
+            return self.mag_low + (self.mag_high - self.mag_low) * draw.uniform(USE_MAGNITUDE, shape, pos)
         if self.magnitude == "lognormal":
-            return self.mag_value * torch.exp(self.mag_sigma * normal(k, USE_MAGNITUDE, USE_SPREAD, t, shape, pos))
+            return self.mag_value * torch.exp(self.mag_sigma * draw.normal(USE_MAGNITUDE, USE_SPREAD, shape, pos))
         h = self.h.unsqueeze(1).expand(E, *shape) if idx is None else torch.gather(self.h, 1, idx.view(E, -1))
         h = h.view(E, *shape)
         if self.any_spread:  # h_i · exp(σ N − σ²/2), as ModelSampler
             sig = self.spread
-            h = h * torch.exp(sig * normal(k, USE_MAGNITUDE, USE_SPREAD, t, shape, pos) - sig * sig / 2)
+            h = h * torch.exp(sig * draw.normal(USE_MAGNITUDE, USE_SPREAD, shape, pos) - sig * sig / 2)
         return h
 
-    def _index_rows(self, B: int) -> torch.Tensor:
+    def _index_rows(self, draw: Draw, B: int) -> torch.Tensor:
         """x (E, B, d) of exact or mixture supports."""
         E, n, d = self.V.shape
-        k, t, S = self.keys, self.step, self.S
-        idx = distinct_indices(k, t, B, S, n, self.sizes)  # (E, B, S), −1 in a model's unused leading slots
-        pos = slot_positions(self.sizes, S, B)
+        S = self.S
+        pos = None if self.equal_sizes else slot_positions(self.sizes, S, B)
+        idx = draw.distinct(B, S, n, pos)  # (E, B, S), −1 in a model's unused leading slots
         if self.support == "mixture":  # a uniform order (unused slots last), then the row's level keeps a prefix
-            order = uniform(k, USE_ORDER, t, pos=pos.clamp_min(0)).masked_fill(pos < 0, 2.0).argsort(-1)
+            if pos is None:
+                pos = slot_positions(self.sizes, S, B)
+            order = draw.uniform(USE_ORDER, pos=pos.clamp_min(0)).masked_fill(pos < 0, 2.0).argsort(-1)
             idx, pos = idx.gather(-1, order), pos.gather(-1, order)
-            level = (uniform(k, USE_LEVEL, t, (B, 1)) >= self.mix_cum.unsqueeze(1)).sum(-1)  # (E, B)
+            level = (draw.uniform(USE_LEVEL, (B, 1)) >= self.mix_cum.unsqueeze(1)).sum(-1)  # (E, B)
             count = self.mix_s.gather(1, level.clamp_max(self.mix_s.shape[1] - 1)).unsqueeze(-1)  # (E, B, 1)
             keep = torch.arange(S, device=self.device) < count
         else:
-            keep = idx >= 0
-        idx = idx.clamp_min(0)  # unused slots weigh 0 (adding an exact zero leaves each row's sum as it was)
-        vals = self._magnitudes((B, S), idx, pos.clamp_min(0)) * keep
+            keep = None if pos is None else idx >= 0
+        if keep is not None:
+            idx = idx.clamp_min(0)  # unused slots weigh 0 (adding an exact zero leaves each row's sum as it was)
+        vals = self._magnitudes(draw, (B, S), idx, None if pos is None else pos.clamp_min(0))
+        if keep is not None:
+            vals = vals * keep
         # Σ_j vals[e, b, j] · V[e, idx[e, b, j]] by indexing, not embedding_bag: plain gathers and a sum, the
         # kernels a captured step can hold whatever the torch version
-        rows = self.V[torch.arange(E, device=self.device).view(E, 1, 1), idx]  # (E, B, S, d)
+        rows = self.V[self.model_index, idx]  # (E, B, S, d)
         return (vals.unsqueeze(-1) * rows).sum(2)
 
-    def _bernoulli_rows(self, B: int) -> torch.Tensor:
+    def _bernoulli_rows(self, draw: Draw, B: int) -> torch.Tensor:
         """x (E, B, d) of Bernoulli supports (independent, grouped or copula; then the hierarchy)."""
-        k, t, n = self.keys, self.step, self.n
+        n = self.n
         if hasattr(self, "loadings"):
             r = self.loadings.shape[2]
-            u = normal(k, USE_COPULA_A, USE_COPULA_B, t, (B, r))
-            eps = normal(k, USE_COPULA_C, USE_COPULA_D, t, (B, n))
+            u = draw.normal(USE_COPULA_A, USE_COPULA_B, (B, r))
+            eps = draw.normal(USE_COPULA_C, USE_COPULA_D, (B, n))
             c = self.corr
             mask = torch.sqrt(c) * torch.bmm(u, self.loadings.transpose(1, 2)) + torch.sqrt(1 - c) * eps < self.z_cut
         elif hasattr(self, "group_of"):
-            on = uniform(k, USE_GROUP, t, (B, self.n_groups)) < self.group_on
-            mask = (uniform(k, USE_SUPPORT, t, (B, n)) < self.member) & on[..., self.group_of]
+            on = draw.uniform(USE_GROUP, (B, self.n_groups)) < self.group_on
+            mask = (draw.uniform(USE_SUPPORT, (B, n)) < self.member) & on[..., self.group_of]
         else:
-            mask = uniform(k, USE_SUPPORT, t, (B, n)) < self.freqs
+            mask = draw.uniform(USE_SUPPORT, (B, n)) < self.freqs
         for i, (children, parents) in enumerate(self.levels):
             fired = mask[..., children] & mask[..., parents]
             if self.exclusive and self.branching > 1:  # one uniformly chosen child among those drawn
                 E = fired.shape[0]
                 blocks = fired.view(E, B, -1, self.branching)
-                score = uniform(k, USE_HIERARCHY + i, t, blocks.shape[1:]).masked_fill(~blocks, -1.0)
+                score = draw.uniform(USE_HIERARCHY + i, blocks.shape[1:]).masked_fill(~blocks, -1.0)
                 one = torch.zeros_like(blocks).scatter_(-1, score.argmax(-1, keepdim=True), True)
                 fired = (one & blocks).view(E, B, -1)
             mask[..., children] = fired
-        return torch.bmm(mask * self._magnitudes((B, n)), self.V)
+        return torch.bmm(mask * self._magnitudes(draw, (B, n)), self.V)
 
     def sample(self, B: int) -> torch.Tensor:
         """x (E, B, d): the next step's rows of every model."""
         self.step.add_(1)
-        x = self._bernoulli_rows(B) if self.support == "bernoulli" else self._index_rows(B)
+        draw = Draw(self.ukeys, self.step)
+        x = self._bernoulli_rows(draw, B) if self.support == "bernoulli" else self._index_rows(draw, B)
         if self.bias is not None:
             x = x + self.bias.unsqueeze(1)
         if self.has_noise:
-            x = x + self.noise * normal(self.keys, USE_NOISE_A, USE_NOISE_B, self.step, x.shape[1:])
+            x = x + self.noise * draw.normal(USE_NOISE_A, USE_NOISE_B, x.shape[1:])
         if self.any_row_norm:
             x = torch.where(self.row_norm > 0, unit_rows(x), x)
         return x
