@@ -417,7 +417,7 @@ def diagram_time(device: torch.device, size: int = 20, seeds: int = 3, graph: bo
     )
     sweep = parse_sweep(source, "bench_diagram.toml")
     if graph:
-        sweep, _ = with_execution(sweep, graph=True)
+        sweep = with_execution(sweep, graph=True)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         summary = run_sweep(sweep, str(Path(tmp) / "diagram"), device=str(device), progress=False)

@@ -126,11 +126,9 @@ def check_graph(graph: bool, device, method: str | None = None, cfg=None, data: 
     if data != "generator":
         raise ConfigError("graph", f"needs generator data (its rows drawn on the device); got {data} data")
     if method is not None:
-        from .sae.configs import capture_refusal
+        from .sae.configs import check_capturable
 
-        why = capture_refusal(method, cfg)
-        if why:
-            raise ConfigError("graph", why)
+        check_capturable(method, cfg)
 
 
 @contextlib.contextmanager

@@ -93,7 +93,6 @@ class StepRunner:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.fn, self.sae, self.mode = fn, sae, mode
         self.graphs: dict = {}  # phase key -> (graph or host attributes, outputs)
-        self.captures = 0
         #: why a capture failed and the run went on eagerly (None: it did not)
         self.failed: str | None = None
 
@@ -105,7 +104,6 @@ class StepRunner:
             return self._warm()
         key = self.sae.phase(step)
         if key not in self.graphs:
-            self.captures += 1
             return self._capture(key)
         return self._replay(key)
 

@@ -527,7 +527,6 @@ def train(
     )
     check_precision(tc.precision, dev)
     generated = data is None or isinstance(data, GeneratorSpec)
-    check_graph(tc.graph, dev, data="generator" if generated else "array or callable")
     if generated:
         spec = data or GeneratorSpec()
         specs = [spec.replace(seed=s) for s in seeds]
@@ -544,7 +543,7 @@ def train(
         src = TensorData(data, seeds, dev, ground_truth, activations, eval_data, eval_activations, eval_samples)
         f, l0 = None, None
     cfg = resolve_hyper(method, hyper, f, l0)
-    check_graph(tc.graph, dev, method, cfg)
+    check_graph(tc.graph, dev, method, cfg, data="generator" if generated else "array or callable")
     n = src.V.shape[-2] if getattr(src, "V", None) is not None else 0
     check_memory(len(seeds), n, src.d, cfg.width, tc, dev)
     if save_sae is not None:

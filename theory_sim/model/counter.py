@@ -9,8 +9,8 @@ draw and a data-dependent loop, neither capturable. Here the E models' draws are
 
 The hash: murmur3's 32-bit finaliser, keyed by the seed's two halves and the stream (``model_keys``), the use
 (``use_keys``, once per sampler) and the step (``Draw``, once per step); two rounds over the positions.
-Products are split so no int64 product overflows. Uniforms are
-the top 24 bits (exact in float32); an index below m is ⌊h·m / 2³²⌋ (bias below m / 2³²).
+Products are split so no int64 product overflows. Uniforms are the top 24 bits (exact in float32); an index
+below m is ⌊h·m / 2³²⌋ (bias below m / 2³²).
 """
 
 from __future__ import annotations
@@ -47,23 +47,10 @@ def fmix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def _mix_int(x: int) -> int:
-    """fmix32 on a Python int (the per-model keys are made on the host once)."""
-    x &= MASK32
-    x ^= x >> 16
-    x = (x * 0x85EBCA6B) & MASK32
-    x ^= x >> 13
-    x = (x * 0xC2B2AE35) & MASK32
-    return x ^ (x >> 16)
-
-
 def model_keys(seeds: list[int], stream: int) -> torch.Tensor:
-    """(E,) int64 keys in [0, 2³²), one per model: its root seed's stream seed folded to 32 bits."""
-    out = []
-    for s in seeds:
-        k = derive_seed(s, stream)
-        out.append(_mix_int(_mix_int(k & MASK32) ^ (k >> 32)))
-    return torch.tensor(out, dtype=torch.int64)
+    """(E,) int64 keys in [0, 2³²), one per model: its root seed's stream seed (< 2⁶³) folded to 32 bits."""
+    k = torch.tensor([derive_seed(s, stream) for s in seeds], dtype=torch.int64)
+    return fmix32(fmix32(k & MASK32) ^ (k >> 32))
 
 
 def use_keys(keys: torch.Tensor) -> torch.Tensor:

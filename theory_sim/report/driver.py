@@ -54,14 +54,15 @@ def reproduce(
     out = Path(out)
     figs = out / "figures"
     sections, timings = [], {}
-    check_graph(graph, resolve_device(device))  # the execution settings first: cheapest to refuse
-    check_precision(precision, resolve_device(device))
+    dev = resolve_device(device)  # the execution settings first: cheapest to refuse
+    check_graph(graph, dev)
+    check_precision(precision, dev)
     sweeps = {}
     for name in experiments:  # every file parsed before anything runs
         path = SWEEP_DIR / f"{name}.toml"
         if not path.exists():
             raise ConfigError("experiment", f"no sweep file {path}")
-        sweeps[name], _ = with_execution(load_sweep(path, budget), graph, precision)
+        sweeps[name] = with_execution(load_sweep(path, budget), graph, precision)
     for name in experiments:
         sweep = sweeps[name]
         t0 = time.perf_counter()

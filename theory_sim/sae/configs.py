@@ -283,3 +283,10 @@ def capture_refusal(method: str, cfg) -> str | None:
     if getattr(cfg, "auxk", 0) > 0:
         return f"{method} with auxk > 0 reads on the host, every step, whether a latent is dead: not captured"
     return None
+
+
+def check_capturable(method: str, cfg) -> None:
+    """ConfigError naming ``graph`` with ``capture_refusal``'s reason, if there is one."""
+    why = capture_refusal(method, cfg)
+    if why:
+        raise ConfigError("graph", why)

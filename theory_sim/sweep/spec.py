@@ -181,20 +181,18 @@ def make_cell(
         for k, v in params.items()
     }
     if train.get("graph"):  # a captured step: only what can be captured (the device is checked by the run)
-        from ..sae.configs import capture_refusal
+        from ..sae.configs import check_capturable
 
-        why = capture_refusal(method, resolved)
-        if why:
-            raise ConfigError("graph", why)
+        check_capturable(method, resolved)
     return Cell(data_dict, method, dict(sorted(params.items())), train, int(seed), str(label), resolved)
 
 
-def with_execution(sweep: "Sweep", graph: bool = False, precision: str = "fp32") -> tuple["Sweep", int]:
+def with_execution(sweep: "Sweep", graph: bool = False, precision: str = "fp32") -> "Sweep":
     """``sweep`` run another way on a card: ``graph`` sets ``graph = true`` in the train table of every cell whose
     method's step can be captured (sae.configs.capture_refusal; every generator spec can be drawn on the
     device), the others unchanged (eager); ``precision`` other than fp32 is set on every cell. Refined and
-    checked cells derive from these, so they follow. Returns (the sweep, how many cells ``graph`` switched).
-    What ``reproduce --graph / --precision`` runs (each setting makes other cells: their hashes include it)."""
+    checked cells derive from these, so they follow. What ``reproduce --graph / --precision`` runs (each
+    setting makes other cells: their hashes include it)."""
     from ..sae.configs import capture_refusal
 
     cells = []
@@ -205,8 +203,7 @@ def with_execution(sweep: "Sweep", graph: bool = False, precision: str = "fp32")
         if precision != "fp32":
             train["precision"] = precision
         cells.append(c if train == c.train else replace(c, train=train))
-    switched = sum(bool(a.train.get("graph")) and not b.train.get("graph") for a, b in zip(cells, sweep.cells))
-    return replace(sweep, cells=cells), switched
+    return replace(sweep, cells=cells)
 
 
 def _float_kinds(cls) -> dict[str, str]:
