@@ -107,7 +107,8 @@ def test_per_model_and_scales_come_from_the_declarations():
         assert cls.PER_MODEL == per_model(cls.Config)
     assert set(REGISTRY["ba"].PER_MODEL) == {"p", "gamma_minus", "gamma_plus", "scale_init", "bias_init", "bias_floor"}
     assert "p" not in REGISTRY["gba"].PER_MODEL and {"htf", "ltf"} <= set(REGISTRY["gba"].PER_MODEL)
-    assert scales(REGISTRY["topk"].Config) == {"k": "s"} and scales(REGISTRY["gba"].Config) == {"htf": "f", "ltf": "f"}
+    assert scales(REGISTRY["topk"].Config) == {"k": "s", "width": "n"}
+    assert scales(REGISTRY["gba"].Config) == {"htf": "f", "ltf": "f", "width": "n"}
 
 
 def test_a_subclass_that_changes_a_default_keeps_the_declaration():

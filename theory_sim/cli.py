@@ -159,7 +159,7 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
             text = f"{decl[f.name].help}; {decl[f.name].constraint.describe()}"
             typ, users, text = seen.setdefault(f.name, (type(f.default), {}, text))
             users[name] = f.default
-    words = {"f": "the mean feature frequency f", "s": "the data's expected L0 s"}
+    words = {"f": "the mean feature frequency f", "s": "the data's expected L0 s", "n": "the number of features n"}
     for field, (typ, users, text) in sorted(seen.items()):
         conv = _bool if typ is bool else (int if typ is int else (float if typ is float else str))
         defaults = set(map(repr, users.values()))
@@ -497,7 +497,7 @@ def cmd_export(args) -> int:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ConfigError("parquet", "needs pyarrow: pip install 'theory-sim[parquet]'") from None
-    df = load_results(args.out)  # validates the store before anything is written or locked
+    df = load_results(args.out, per_feature=args.per_feature)  # validates the store before anything is written
     with writer_lock(args.out, "export", required=False):
         for field, target in targets:
             with atomic_file(target) as tmp:
@@ -564,6 +564,12 @@ def _register_sweep(sub) -> None:
     ex.add_argument("out")
     ex.add_argument("--csv")
     ex.add_argument("--parquet")
+    ex.add_argument(
+        "--per-feature",
+        action="store_true",
+        help="one row per (cell, true feature): f, f_eval, h, best and matched latent, their cosines and firing "
+        "frequencies, log2 of the matched latent's frequency over f (docs/science.md §5)",
+    )
     ex.set_defaults(func=cmd_export)
 
 

@@ -75,17 +75,22 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------ hyperparameters
-def resolve_hyper(method: str, params: dict, f: float | None, l0: float | None = None):
+def resolve_hyper(method: str, params: dict, f: float | None, l0: float | None = None, n: int | None = None):
     """Method config from a dict; ``X_over_f`` keys become ``X = value · f``, ``X_over_s`` keys
-    ``X = value · l0`` (l0: the data's expected L0; f · n for generator data)."""
+    ``X = value · l0`` (l0: the data's expected L0; f · n for generator data), ``X_over_n`` keys ``X = value · n``
+    (n: the number of features)."""
     out = {}
-    refs = {"f": f, "s": l0}
+    refs = {"f": f, "s": l0, "n": n}
     scales_of = declared_scales(get_config(method))
     for k, v in params.items():
         base = derived_base(k)
         if base != k:
             ref = DERIVED[k[len(base) :]]
-            kinds = {"f": "a frequency (X_over_f)", "s": "a count of active latents (X_over_s)"}
+            kinds = {
+                "f": "a frequency (X_over_f)",
+                "s": "a count of active latents (X_over_s)",
+                "n": "a multiple of the number of features (X_over_n)",
+            }
             require(
                 scales_of.get(base) == ref,
                 k,
@@ -112,7 +117,7 @@ def _int_field(method: str, name: str) -> bool:
     return False
 
 
-def spec_scales(spec) -> tuple[float, float]:
-    """(f, expected L0) of a generator spec: what derived hyperparameters are multiples of."""
+def spec_scales(spec) -> tuple[float, float, int]:
+    """(f, expected L0, n) of a generator spec: what derived hyperparameters are multiples of."""
     f = spec.mean_frequency()
-    return f, f * spec.n
+    return f, f * spec.n, spec.n

@@ -36,6 +36,7 @@ METRICS: dict[str, Metric] = {
     **{f"frr_{t}": Metric(0.0, 1.0, f"FRR at τ = {t} (fraction of features recovered)", fraction=True) for t in TAUS},
     "frr_matched_0.9": Metric(0.0, 1.0, "frr_matched_0.9", fraction=True),
     "mmcs": Metric(-1.0, 1.0, "mmcs"),
+    "align_error": Metric(0.0, 2.0, "median over features of 1 − best cosine", higher_is_better=False),
     "mcc": Metric(0.0, 1.0, "mcc"),
     "uniqueness": Metric(0.0, 1.0, "uniqueness"),
     "precision": Metric(0.0, 1.0, "precision"),

@@ -59,6 +59,12 @@ def frr(feature_best: torch.Tensor, tau: float) -> float:
     return (feature_best >= tau).float().mean().item()
 
 
+def align_error(feature_best: torch.Tensor) -> float:
+    """The median over features of 1 − best signed cosine: how far the typical feature is from recovery (the
+    theorem's "cos ≥ 1 − o(1)" read as a trend in n)."""
+    return float((1 - feature_best).median().item())
+
+
 def frr_curve(feature_best: torch.Tensor, taus=CURVE_TAUS) -> list[float]:
     return [frr(feature_best, t) for t in taus]
 
@@ -67,9 +73,16 @@ def matched_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed:
     """Per true feature, its cosine (|cos| unless ``signed``) with the neuron it gets under the best one-to-one
     matching of features and neurons (Hungarian); NaN for a feature left unmatched (n > M). V: (n, d),
     D: (M, d); returns (n,) float64."""
+    return matched_pairs(V, D, chunk, signed)[0]
+
+
+def matched_pairs(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = False):
+    """``matched_cosines`` and the matching itself: ((n,) float64 cosines, NaN where unmatched; (n,) int64 index of
+    each feature's matched neuron, −1 where unmatched)."""
     V, D = _unit(V), _unit(D.to(V.device))
     n, M = V.shape[0], D.shape[0]
     out = np.full(n, np.nan)
+    idx = np.full(n, -1, dtype=np.int64)
 
     def cos(a, b):
         c = a @ b.T
@@ -79,7 +92,8 @@ def matched_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed:
         c = cos(V, D).cpu().double().numpy()
         r, k = linear_sum_assignment(c, maximize=True)
         out[r] = c[r, k]
-        return out
+        idx[r] = k
+        return out, idx
     swap = n > M  # match the smaller side fully
     A, B = (D, V) if swap else (V, D)
     kc = min(MCC_CANDIDATES, B.shape[0])
@@ -99,10 +113,10 @@ def matched_cosines(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed:
         r, k = np.arange(A.shape[0]), np.concatenate(cols).reshape(-1, kc)[:, 0]
         v = vals_.reshape(-1, kc)[:, 0]
     if swap:
-        out[k] = v
+        out[k], idx[k] = v, r
     else:
-        out[r] = v
-    return out
+        out[r], idx[r] = v, k
+    return out, idx
 
 
 def mcc(V: torch.Tensor, D: torch.Tensor, chunk: int = 2048, signed: bool = False) -> float:
@@ -158,8 +172,9 @@ def recovery_metrics(V: torch.Tensor, D: torch.Tensor, match: torch.Tensor | Non
     fb, fa, nb, na = best_cosines(V, D)
     out = {f"frr_{t}": frr(fb, t) for t in TAUS}
     out["mmcs"] = fb.mean().item()
+    out["align_error"] = align_error(fb)
     out["mcc"] = mcc(V, D)
-    signed = matched_cosines(V, D, signed=True)
+    signed, matched = matched_pairs(V, D, signed=True)
     out["mcc_signed"] = float(np.nansum(signed) / min(V.shape[0], D.shape[0]))
     out["frr_matched_0.9"] = frr_matched(signed, 0.9)
     out["uniqueness"] = uniqueness(best_abs_match(V, D) if match is None else match)
@@ -169,8 +184,44 @@ def recovery_metrics(V: torch.Tensor, D: torch.Tensor, match: torch.Tensor | Non
         "feature_arg": fa.cpu().numpy(),
         "neuron_best": nb.cpu().numpy(),
         "frr_curve": np.array(frr_curve(fb)),
+        "feature_matched": matched,
+        "feature_matched_cos": signed,
     }
     return out, arrays
+
+
+def feature_activity(n: int, rows: int, sup_rows=None, sup_cols=None, sup_vals=None) -> dict:
+    """Per true feature, measured on the ``rows`` evaluation rows from H's non-zeros (coordinates ``sup_rows``,
+    ``sup_cols``, magnitudes ``sup_vals`` (K,) when known): ``feature_freq_eval`` (n,) the fraction of rows it is
+    active in, ``feature_mag_eval`` (n,) its mean non-zero magnitude (NaN where it never fired or magnitudes are
+    unknown). Empty without supports."""
+    if sup_cols is None:
+        return {}
+    cols = sup_cols.long().cpu()
+    count = torch.bincount(cols, minlength=n).double()
+    out = {"feature_freq_eval": (count / max(1, rows)).numpy()}
+    if sup_vals is not None:
+        tot = torch.bincount(cols, weights=sup_vals.double().cpu(), minlength=n)
+        out["feature_mag_eval"] = torch.where(count > 0, tot / count.clamp_min(1), torch.nan).numpy()
+    return out
+
+
+def frequency_match(feature_freq: np.ndarray, neuron_freq: np.ndarray, matched: np.ndarray) -> dict:
+    """How closely each feature's matched latent fires at the feature's own frequency (R1's question): over the
+    features with a matched latent and a known frequency f_i > 0, log₂(p̂_m / f_i) with p̂_m the latent's firing
+    frequency on the evaluation rows — its median, quartiles (``freq_match_log2_q25`` / ``_q75``) and the fraction
+    of matched latents that never fire (``freq_match_dead``; their log ratio is −∞ and they sit in the low
+    quartiles). NaN when no feature qualifies. feature_freq: (n,); neuron_freq: (M,); matched: (n,) −1 unmatched."""
+    feature_freq, matched = np.asarray(feature_freq, float), np.asarray(matched)
+    ok = (matched >= 0) & np.isfinite(feature_freq) & (feature_freq > 0)
+    keys = ("freq_match_log2_median", "freq_match_log2_q25", "freq_match_log2_q75", "freq_match_dead")
+    if not ok.any():
+        return dict.fromkeys(keys, math.nan)
+    p_hat = np.asarray(neuron_freq, float)[matched[ok]]
+    with np.errstate(divide="ignore"):
+        r = np.log2(p_hat / feature_freq[ok])
+    q25, med, q75 = np.quantile(r, [0.25, 0.5, 0.75], method="nearest")
+    return dict(zip(keys, (float(med), float(q25), float(q75), float(np.mean(p_hat == 0)))))
 
 
 def best_abs_match(V: torch.Tensor, D: torch.Tensor) -> torch.Tensor:

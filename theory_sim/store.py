@@ -634,7 +634,66 @@ def trajectory_of(arrays: dict) -> dict | None:
     }
 
 
-def load_results(out_dir: str | Path, current_only: bool = False, trajectories: bool = False):
+#: the per-feature table's own columns (``load_results(per_feature=True)``; docs/science.md §5)
+PER_FEATURE_COLUMNS = (
+    "feature",
+    "f",
+    "f_eval",
+    "h",
+    "best_latent",
+    "best_cos",
+    "best_latent_freq",
+    "matched_latent",
+    "matched_cos",
+    "matched_latent_freq",
+    "log2_freq_ratio",
+)
+
+
+def per_feature_rows(arrays: dict) -> dict | None:
+    """One finished cell's per-feature record as columns (PER_FEATURE_COLUMNS → (n,) arrays) from its stored
+    arrays, or None when it has no recovery arrays (no ground truth). f: the data model's frequency of each feature
+    (its measured frequency on the evaluation rows where the model is unknown); f_eval, h: measured on the
+    evaluation rows (h the mean non-zero magnitude); best latent: max signed cosine; matched latent: the signed
+    Hungarian matching (−1 and NaN where unmatched, and in cells stored before it was kept); a latent's frequency:
+    the fraction of evaluation rows it fires on; log2_freq_ratio: log₂(matched latent's frequency / f)."""
+    if "feature_best" not in arrays:
+        return None
+    n = len(arrays["feature_best"])
+    nan = np.full(n, np.nan)
+    nf = arrays.get("neuron_freq")
+    f_eval = arrays.get("feature_freq_eval", nan)
+    f = arrays.get("feature_freq", nan)
+    f = np.where(np.isfinite(f), f, f_eval)
+    best = arrays["feature_arg"].astype(np.int64)
+    matched = arrays.get("feature_matched", np.full(n, -1)).astype(np.int64)
+
+    def freq_of(idx):
+        if nf is None:
+            return nan
+        return np.where(idx >= 0, nf[np.clip(idx, 0, len(nf) - 1)], np.nan)
+
+    mf = freq_of(matched)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.log2(mf / f)
+    return {
+        "feature": np.arange(n),
+        "f": f,
+        "f_eval": f_eval,
+        "h": arrays.get("feature_mag_eval", nan),
+        "best_latent": best,
+        "best_cos": arrays["feature_best"].astype(float),
+        "best_latent_freq": freq_of(best),
+        "matched_latent": matched,
+        "matched_cos": arrays.get("feature_matched_cos", nan).astype(float),
+        "matched_latent_freq": mf,
+        "log2_freq_ratio": ratio,
+    }
+
+
+def load_results(
+    out_dir: str | Path, current_only: bool = False, trajectories: bool = False, per_feature: bool = False
+):
     """One pandas row per (cell, method, hyperparameters, seed): inputs, metrics, status, timing, provenance.
 
     Columns: ``cell_hash``, ``sweep``, ``label``, ``method``, ``seed``, ``status``, ``error``, ``seconds``,
@@ -648,6 +707,9 @@ def load_results(out_dir: str | Path, current_only: bool = False, trajectories: 
     ``trajectories``: a ``trajectory`` column, each cell's recorded training curve as a dict of lists
     (``step``, ``frr_0.9``, ``l0``, ``loss``; ``trajectory_of``) read from its arrays, or None —
     the way to see whether a run was still climbing when it stopped.
+    ``per_feature``: instead one row per (finished cell, true feature) — the cell's inputs (cell_hash, label,
+    method, seed, current, generation, data fields, hyperparameters, ``train_*``) and PER_FEATURE_COLUMNS
+    (``per_feature_rows``).
     """
     import pandas as pd
 
@@ -680,6 +742,7 @@ def load_results(out_dir: str | Path, current_only: bool = False, trajectories: 
             rec.setdefault(k, default)
         rec.update(cfg["params"])
         rec.update({f"train_{k}": v for k, v in cfg["train"].items()})
+        rec["_inputs"] = list(rec)
         if metrics is not None:
             m = dict(metrics)
             m["steps_done"] = m.pop("steps", None)
@@ -694,8 +757,36 @@ def load_results(out_dir: str | Path, current_only: bool = False, trajectories: 
     if trajectories:
         for rec in records:
             rec["trajectory"] = trajectory_of(store.load_arrays(rec["cell_hash"])) if rec["status"] == "done" else None
+    if per_feature:
+        return _per_feature_frame(store, records)
     for rec in records:  # lists (e.g. mixture_s) as tuples, so columns stay hashable for groupby
+        rec.pop("_inputs")
         for k, v in rec.items():
             if isinstance(v, list):
                 rec[k] = tuple(v)
     return pd.DataFrame.from_records(records)
+
+
+def _per_feature_frame(store: "Store", records: list[dict]):
+    """The per-feature table of ``load_results(per_feature=True)``: each finished cell's inputs repeated over its
+    features beside ``per_feature_rows``; an empty frame with the columns when no cell has recovery arrays."""
+    import pandas as pd
+
+    frames = []
+    for rec in records:
+        if rec["status"] != "done":
+            continue
+        cols = per_feature_rows(store.load_arrays(rec["cell_hash"]))
+        if cols is None:
+            continue
+        skip = ("status", "error", "seconds", "batch_size", "finished_at", "_inputs")
+        keys = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in rec.items() if k in rec["_inputs"] and k not in skip
+        }
+        frame = pd.DataFrame(cols)
+        for k, v in reversed(keys.items()):
+            frame.insert(0, k, [v] * len(frame))
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["cell_hash", "label", "method", "seed", *PER_FEATURE_COLUMNS])
+    return pd.concat(frames, ignore_index=True)

@@ -32,6 +32,32 @@ def width_bound(n: int, p: float, s: float, eps: float = 0.0) -> float:
     return n * p ** (-s / (1 - eps) ** 2)
 
 
+def random_cosine_tail(c: float, d: int) -> float:
+    """P(w·v ≥ c) for a uniformly random unit w and a fixed unit v in R^d (d ≥ 2), c ∈ [0, 1]: (w·v)² is
+    Beta(1/2, (d−1)/2), so the tail is ½ · I_{1−c²}((d−1)/2, 1/2) (regularised incomplete beta)."""
+    from scipy import special
+
+    return 0.5 * float(special.betainc((d - 1) / 2, 0.5, 1.0 - c * c))
+
+
+def planted_cosine(n: int, d: int, width: float, delta: float = 0.1) -> float:
+    """c₀(n, d, M): the alignment a random start of ``width`` = M unit neurons in R^d gives *every* one of n
+    features with probability ≥ 1 − δ — the largest c with (1 − (1 − q(c))^M)^n ≥ 1 − δ, q = ``random_cosine_tail``
+    (the n features' maxima taken as independent: V's rows are nearly orthogonal). Solved in closed form:
+    (1 − q)^M = α := 1 − (1 − δ)^{1/n}, q = 1 − α^{1/M} = −expm1(ln α / M), and c₀² = 1 − I⁻¹((d−1)/2, 1/2; 2q).
+    For large M and d, c₀ ≈ √(2 ln(M n/δ) / d). docs/science.md §3 derives it and checks it by simulation."""
+    from scipy import special
+
+    if width < 1 or d < 2:
+        return 0.0
+    alpha = -math.expm1(math.log1p(-delta) / n)  # 1 − (1 − δ)^{1/n}, accurate for small δ/n
+    q = -math.expm1(math.log(alpha) / width)  # P(one neuron ≥ c₀) needed
+    if 2 * q >= 1:
+        return 0.0
+    x = float(special.betaincinv((d - 1) / 2, 0.5, 2 * q))
+    return math.sqrt(max(0.0, 1.0 - x))
+
+
 def steps_bound(varsigma: float) -> float:
     """Number of Modified-BA steps, T = 1/ς."""
     return 1.0 / varsigma
@@ -79,8 +105,9 @@ def in_band(p: float, f: float, d: float, c_low: float = 1.0, c_high: float = 1.
 #:   noise (the theorem's generative model); band_nondegenerate — the full band [1/n, upper] has room (upper >
 #:   lower; not at s <= 2 with ς = 0, where n^{-2(1+ε)²/s} <= 1/n); band_full — p inside the full Thm 6.1 band
 #:   with the stated ε, ς; band_simplified — p inside f ≤ p ≤ min(√f, f·d) with unit constants; width — M ≥ c_w ·
-#:   n · p^{-s/(1-ε)²}; steps — evaluated after T = ⌈1/ς⌉ steps or more; light — d ≥ √n; identifiable — groups
-#:   do not always fire together (conditional co-firing r ≤ ``IDENTIFIABLE_MAX_R``).
+#:   n · p^{-s/(1-ε)²}, or for a planted start (Modified BA ``start = "planted"``) the planted c₀ at most what a random
+#:   start of that width reaches (planted_cosine); steps — evaluated after T = ⌈1/ς⌉ steps or more; light — d ≥ √n;
+#:   identifiable — groups do not always fire together (conditional co-firing r ≤ ``IDENTIFIABLE_MAX_R``).
 HYPOTHESES = (
     "data_model",
     "band_nondegenerate",
@@ -146,7 +173,15 @@ def cell_hypotheses(cell: dict, eps: float = 0.0, varsigma: float = 0.0, c_width
     p = float(p)
     out["band_full"] = bool(lo <= p <= hi)
     out["band_simplified"] = in_band(p, s / n, d)
-    if width is not None and eps < 1:
+    if get("start") == "planted":
+        # a planted start stands in for the theorem's width: it holds when the planted alignment is no more than
+        # what a random start of c_w · n·p^(−s/(1−ε)²) neurons gives every feature (planted_cosine); unknown
+        # before the run has said which c₀ it planted
+        c0 = get("planted_cos_used")
+        out["width"] = (
+            None if c0 is None else bool(c0 <= planted_cosine(n, d, c_width * width_bound(n, p, s, eps)) + 1e-9)
+        )
+    elif width is not None and eps < 1:
         out["width"] = bool(int(width) >= c_width * width_bound(n, p, s, eps))
     return out
 

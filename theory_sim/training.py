@@ -55,12 +55,13 @@ class GeneratorData:
 
     def eval_batch(self, N):
         """(x (E, N, d), supports): the evaluation rows of each model (its own eval stream, the rows the
-        ensemble sampler would draw) and, per model, H's non-zeros as (rows, cols) coordinates."""
+        ensemble sampler would draw) and, per model, H's non-zeros as (rows, cols, values)."""
         xs, supports = [], []
         for e, spec in enumerate(self.specs):
-            x, rows, cols = ModelSampler(spec, self.device, STREAM_EVAL, features=self.V[e]).sample_with_support(N)
+            sampler = ModelSampler(spec, self.device, STREAM_EVAL, features=self.V[e])
+            x, rows, cols, vals = sampler.sample_with_support(N, values=True)
             xs.append(x)
-            supports.append((rows, cols))
+            supports.append((rows, cols, vals))
         return torch.stack(xs), supports
 
 
@@ -71,6 +72,7 @@ class ScaledData:
     def __init__(self, inner, scale: torch.Tensor):
         self.inner, self.scale = inner, scale.view(-1, 1, 1)
         self.V, self.d, self.device = inner.V, inner.d, inner.device
+        self.specs = getattr(inner, "specs", None)
         self.held_out = getattr(inner, "held_out", True)
 
     def sample(self, B):
@@ -287,11 +289,12 @@ def train_ensemble(
     if scale is not None:
         data = ScaledData(data, scale)
     x0 = data.sample(max(tc.batch, cls.INIT_ROWS))
-    sae = cls(cfgs, data.d, seeds, device, x0)
+    sae = cls(cfgs, data.d, seeds, device, x0, truth=data.V, specs=getattr(data, "specs", None), draw=data.sample)
     D0 = sae.decoder().clone()  # the random initialisation: its FRR is the chance level of the recovery metrics
     failed = [None] * E
     bad = torch.zeros(E, dtype=torch.bool, device=device)
     traj = [[] for _ in range(E)]
+    align = [[] for _ in range(E)]  # (step, median 1 − best cos) per model, beside traj
 
     curves = [[] for _ in range(E)]  # (step, L0 on the step's batch, the step's loss) per model
 
@@ -302,7 +305,9 @@ def train_ensemble(
         if data.V is not None:
             D = sae.decoder()
             for e in range(E):
-                traj[e].append((step, M.frr(M.best_cosines(data.V[e], D[e])[0], 0.9)))
+                fb = M.best_cosines(data.V[e], D[e])[0]
+                traj[e].append((step, M.frr(fb, 0.9)))
+                align[e].append((step, M.align_error(fb)))
         if xb is not None:
             l0 = (sae.forward(xb)[1] > 0).float().sum(-1).mean(-1).tolist()
             for e in range(E):
@@ -363,7 +368,7 @@ def train_ensemble(
     loop_rate = steps_done / max(time.perf_counter() - t_loop, 1e-9)
     drop = ((loss_prev - loss_last) / loss_prev.abs().clamp_min(1e-12)).tolist() if tc.steps >= 20 else [math.nan] * E
     results = _evaluate(
-        sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves
+        sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves, align
     )
     if scale is not None:  # stated in every result (and so in the store): the inputs were divided by it
         for e, r in enumerate(results):
@@ -403,7 +408,9 @@ def frr_rise(traj: list[tuple[int, float]], steps: int) -> float:
 
 
 @torch.no_grad()
-def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves=None):
+def _evaluate(
+    sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves=None, align=None
+):
     E = sae.E
     sae.evaluating = True  # inference codes from here on (BatchTopK: its learned threshold)
     x, supports = data.eval_batch(tc.eval_samples)
@@ -442,15 +449,25 @@ def _evaluate(sae, data, tc, failed, traj, train_seconds, steps_done, keep_weigh
             r, ra = M.recovery_metrics(data.V[e], D[e], match)
             res.update(r)
             if supports is not None:
-                res.update(M.classification_metrics(z[e], D[e], data.V[e], *supports[e], match=match))
+                res.update(M.classification_metrics(z[e], D[e], data.V[e], *supports[e][:2], match=match))
             chance = M.best_cosines(data.V[e], D0[e])[0]
             res["chance_frr_0.9"] = M.frr(chance, 0.9)
             res["chance_frr_0.99"] = M.frr(chance, 0.99)
             arrays.update(ra)
+            n_feat = data.V.shape[-2]
+            specs = getattr(data, "specs", None)
+            f_spec = np.array(specs[e].feature_frequencies()) if specs is not None else np.full(n_feat, np.nan)
+            fa = M.feature_activity(n_feat, x.shape[1], *(supports[e] if supports is not None else ()))
+            arrays.update(feature_freq=f_spec, **fa)
+            f_ref = np.where(np.isfinite(f_spec), f_spec, fa.get("feature_freq_eval", np.full(n_feat, np.nan)))
+            res.update(M.frequency_match(f_ref, qa["neuron_freq"], ra["feature_matched"]))
         if traj[e]:
             arrays["frr_trajectory"] = np.array(traj[e], dtype=np.float64)
             res["frr_0.9_by_step"] = [v for _, v in traj[e]]
             res["frr_rise_last_fifth"] = frr_rise(traj[e], steps_done)
+        if align and align[e]:
+            arrays["align_trajectory"] = np.array(align[e], dtype=np.float64)
+            res["align_error_by_step"] = [v for _, v in align[e]]
         if curves and curves[e]:  # (K, 3): step, L0 of that step's batch, that step's training loss
             arrays["trajectory"] = np.array(curves[e], dtype=np.float64)
         if tc.save_decoder:
@@ -531,18 +548,19 @@ def train(
         spec = data or GeneratorSpec()
         specs = [spec.replace(seed=s) for s in seeds]
         src = GeneratorData(specs, dev, counter=tc.graph)
-        f, l0 = spec_scales(spec)
+        f, l0, n_features = spec_scales(spec)
         if ground_truth is not None:
             raise ConfigError(
                 "ground_truth", "the generator supplies its own features; give ground_truth only with user data"
             )
     elif callable(data):
         require(activations is None and eval_data is None, "activations", "only with array data")
-        src, f, l0 = CallableData(data, len(seeds), dev, ground_truth), None, None
+        src, f, l0, n_features = CallableData(data, len(seeds), dev, ground_truth), None, None, None
     else:
         src = TensorData(data, seeds, dev, ground_truth, activations, eval_data, eval_activations, eval_samples)
         f, l0 = None, None
-    cfg = resolve_hyper(method, hyper, f, l0)
+        n_features = None if src.V is None else src.V.shape[-2]
+    cfg = resolve_hyper(method, hyper, f, l0, n_features)
     check_graph(tc.graph, dev, method, cfg, data="generator" if generated else "array or callable")
     n = src.V.shape[-2] if getattr(src, "V", None) is not None else 0
     check_memory(len(seeds), n, src.d, cfg.width, tc, dev)

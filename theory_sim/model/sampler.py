@@ -297,19 +297,21 @@ class ModelSampler:
         """x (B, d) only: the training path (never builds the dense (B, n) H for exact/mixture)."""
         return self._add_noise(self._signal(self._draw(B)))
 
-    def sample_with_support(self, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample_with_support(self, B: int, values: bool = False):
         """(x (B, d), rows (K,), cols (K,)): x exactly as ``sample_x`` gives it (same stream) and the K
-        non-zero coefficients of H as coordinates, without forming the dense (B, n) H."""
+        non-zero coefficients of H as coordinates, without forming the dense (B, n) H; ``values``: their
+        magnitudes (K,) as a fourth element."""
         draw = self._draw(B)
         x = self._add_noise(self._signal(draw))
         if draw[0] == "dense":
             rows, cols = draw[1].nonzero(as_tuple=True)
+            vals = draw[1][rows, cols]
         else:
-            _, idx, vals = draw
-            nz = vals > 0
+            _, idx, v = draw
+            nz = v > 0
             rows = torch.arange(B, device=idx.device).view(B, 1).expand_as(idx)[nz]
-            cols = idx[nz]
-        return x, rows, cols
+            cols, vals = idx[nz], v[nz]
+        return (x, rows, cols, vals) if values else (x, rows, cols)
 
     def sample(self, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (x, signal, h): x = h V + noise (B, d), signal = h V (B, d), h (B, n) >= 0.

@@ -131,7 +131,7 @@ def frr_by_step(df, out: Path, title="", steps_needed: int | None = None) -> lis
     df = df[df["frr_0.9_by_step"].map(lambda t: isinstance(t, (list, tuple)) and len(t) > 1)]
     if df.empty:
         return []
-    keys = [k for k in ("d", "p_over_f") if k in df.columns and df[k].nunique() > 1]
+    keys = [k for k in ("n", "d", "p_over_f") if k in df.columns and df[k].nunique() > 1]
     df["series"] = [
         f"{v}" + "".join(f", {k} = {r[k]:g}" for k in keys)
         for v, (_, r) in zip(variant_labels(df, keys), df.iterrows())
@@ -153,6 +153,38 @@ def frr_by_step(df, out: Path, title="", steps_needed: int | None = None) -> lis
     ax.set_title(title or "recovery step by step", fontsize=10)
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, out, pd.DataFrame(rows))
+
+
+def alignment(df, x: str, out: Path, title="") -> list[str]:
+    """Each feature's best alignment error (``align_error``: the median over features of 1 − best cosine) against
+    ``x`` on log–log axes, one line per method variant (mean over seeds with its interval), with the least-squares
+    power law through the cell means and its exponent in the legend — the theorem's "cos ≥ 1 − o(1)" as a trend."""
+    df = _done(df, "align_error").copy()
+    if x not in df.columns or df[x].nunique() < 2:
+        return []
+    df = _as_variants(df, [x])
+    summ = _summarise(df, ["label", x], "align_error")
+    fig, ax = plt.subplots(figsize=(6.8, 4.6), constrained_layout=True)
+    for lab, g in summ.groupby("label", sort=False):
+        g = g.sort_values(x)
+        lo = np.clip(g["low"].fillna(g["mean"]), 1e-9, None)
+        err = np.array([g["mean"] - lo, g["high"].fillna(g["mean"]) - g["mean"]])
+        (line,) = ax.plot(g[x], g["mean"], marker="o", label=lab)
+        ax.errorbar(
+            g[x], g["mean"], yerr=np.clip(np.nan_to_num(err), 0, None), fmt="none", capsize=3, color=line.get_color()
+        )
+        ok = (g["mean"] > 0) & (g[x] > 0)
+        if ok.sum() >= 2:
+            a, b = np.polyfit(np.log(g[x][ok]), np.log(g["mean"][ok]), 1)
+            xs = np.geomspace(g[x][ok].min(), g[x][ok].max(), 50)
+            ax.plot(xs, np.exp(b) * xs**a, ls="--", lw=1, color=line.get_color(), label=f"fit ∝ {x}^{a:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(_label(x))
+    ax.set_ylabel("median over features of 1 − best cosine")
+    ax.set_title(title or f"alignment error along {x}", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, out, summ.rename(columns={k: f"align_error_{k}" for k in ("mean", "low", "high", "sd")}))
 
 
 def frontier(df, out: Path, title="") -> list[str]:
@@ -346,6 +378,7 @@ CURVES = {
     "frr_vs_tau": lambda df, store, sweep, out: frr_vs_tau(df, store, out),
     "frontier": lambda df, store, sweep, out: frontier(df, out),
     "frr_by_step": _by_step,
+    "alignment": lambda df, store, sweep, out: alignment(df, sweep.plot.get("x") or "n", out),
     "consistency": lambda df, store, sweep, out: consistency_plot(df, store, out),
     "frr_vs_magnitude": lambda df, store, sweep, out: frr_vs_magnitude(df, store, out),
     "table": lambda df, store, sweep, out: paper_table(df, sweep.report.get("paper", {}), out),

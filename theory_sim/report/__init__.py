@@ -28,4 +28,5 @@ from .phase import claim_phase  # noqa: F401
 from .resonance import claim_resonance  # noqa: F401
 from .synthbench import claim_synthbench  # noqa: F401
 from .theorem import claim_theorem  # noqa: F401
+from .theorem_scaling import claim_theorem_scaling  # noqa: F401
 from .width_magnitude import claim_width_magnitude, magnitude_width_table  # noqa: F401

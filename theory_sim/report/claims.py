@@ -12,6 +12,7 @@ from .phase import claim_phase
 from .resonance import claim_resonance
 from .synthbench import claim_synthbench
 from .theorem import claim_theorem
+from .theorem_scaling import claim_theorem_scaling
 from .width_magnitude import claim_width_magnitude
 
 #: experiment name → its rule (one signature: the rows, the store, the sweep's [report.paper] table)
@@ -21,6 +22,7 @@ from .width_magnitude import claim_width_magnitude
 #: A new experiment is a sweep file in sweeps/ plus one entry here.
 CLAIMS = {
     "theorem": claim_theorem,
+    "theorem_scaling": claim_theorem_scaling,
     "resonance": claim_resonance,
     "cooccurrence": claim_cooccurrence,
     "width_magnitude": claim_width_magnitude,

@@ -20,6 +20,7 @@ from .markdown import _write_report, write_verdicts
 
 EXPERIMENTS = (
     "theorem",
+    "theorem_scaling",
     "resonance",
     "cooccurrence",
     "width_magnitude",

@@ -71,9 +71,15 @@ class Method:
         super().__init_subclass__(**kw)
         cls.PER_MODEL = per_model(cls.Config)
 
-    def __init__(self, cfgs: list, d: int, seeds: list[int], device, x0: torch.Tensor):
-        """cfgs: E configs; seeds: E root seeds (init stream); x0: (E, B0, d) a first batch for init."""
+    def __init__(
+        self, cfgs: list, d: int, seeds: list[int], device, x0: torch.Tensor, truth=None, specs=None, draw=None
+    ):
+        """cfgs: E configs; seeds: E root seeds (init stream); x0: (E, B0, d) a first batch for init. What a method
+        may read beyond its first batch (most read none of it): ``truth`` (E, n, d) the true features when known
+        (Modified BA's planted start), ``specs`` the E generator specs (None for a user's data), ``draw`` a
+        callable B -> (E, B, d) of further training rows (Modified BA's streamed population batches)."""
         self.cfgs, self.E, self.d = cfgs, len(cfgs), d
+        self.truth, self.specs, self.draw = truth, specs, draw
         self.M = cfgs[0].width
         self.device = torch.device(device)
         for f in fields(cfgs[0]):

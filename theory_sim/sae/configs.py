@@ -9,6 +9,7 @@ files it under the method's name: the command line, the sweep parser and docs/pa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from ..errors import ConfigError, normalise_integers, reject_unknown, require
@@ -19,8 +20,9 @@ CONFIGS: dict[str, type] = {}
 
 
 #: derived hyperparameter suffixes: ``X_over_f`` is X = value · f (the mean feature frequency), ``X_over_s`` is
-#: X = value · s̄ (the data's expected L0, f · n), e.g. ``p_over_f``, ``htf_over_f``, ``target_l0_over_s``
-DERIVED = {"_over_f": "f", "_over_s": "s"}
+#: X = value · s̄ (the data's expected L0, f · n), ``X_over_n`` is X = value · n (the number of features), e.g.
+#: ``p_over_f``, ``htf_over_f``, ``target_l0_over_s``, ``width_over_n``
+DERIVED = {"_over_f": "f", "_over_s": "s", "_over_n": "n"}
 
 
 def derived_base(key: str) -> str:
@@ -66,7 +68,7 @@ class MethodConfig:
     its accepted values, help text, data scale and whether it may differ inside an ensemble; ``check`` holds
     the rules that relate two fields."""
 
-    width: int = param(512, Interval(int, 1, MAX_WIDTH), "neurons (latents) M")
+    width: int = param(512, Interval(int, 1, MAX_WIDTH), "neurons (latents) M", scale="n")
     lr: float = param(1e-3, Interval(float, 0, None, "neither"), "Adam learning rate")
 
     def validate(self) -> None:
@@ -83,6 +85,15 @@ class MethodConfig:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def step_flops(self, batch: int, d: int) -> float:
+        """Matmul FLOPs of one training step of one model on ``batch`` rows in R^d (what ``sweep --dry-run``
+        estimates time from): five (B, d, M) matmuls, 10·B·d·M."""
+        return 10.0 * batch * d * self.width
+
+    def init_flops(self, batch: int, d: int) -> float:
+        """Matmul FLOPs spent once before the first step (0 for most methods)."""
+        return 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "MethodConfig":
@@ -181,6 +192,42 @@ class MBAConfig(MethodConfig):
     smooth: float = param(0.05, Interval(float, 0, None, "neither"), "knee δ of the smooth ReLU")
     power_step: bool = param(True, Boolean(), "the a → 0 power step (else a Riemannian step)")
     step_size: float = param(1.0, Interval(float, 0, None, "neither"), "η of the Riemannian step", per_model=True)
+    start: str = param(
+        "random",
+        Options(("random", "planted")),
+        "random directions, or planted: per_feature neurons per true feature at cosine c₀, the rest random",
+    )
+    planted_cos: float = param(
+        0.0,
+        Interval(float, 0, 1, "left"),
+        "c₀ of a planted start; 0: the alignment the theorem's width n·p^(−s/(1−ε)²) gives a random start "
+        "(theory.planted_cosine, ε = planted_eps)",
+        per_model=True,
+    )
+    planted_eps: float = param(0.02, Interval(float, 0, 0.5, "left"), "ε of the width c₀ is derived from")
+    per_feature: int = param(1, Interval(int, 1, None), "planted neurons per true feature (planted start)")
+    fire_rows: int = param(
+        0,
+        Interval(int, 0, None),
+        "rows each neuron fires on per step (population-gradient proxy): a step streams ⌈fire_rows / p⌉ rows in "
+        "chunks of [train] batch; 0: one batch per step",
+    )
+    centre: bool = param(False, Boolean(), "subtract the data mean E[x] (the paper's b_pre) before every step")
+
+    def step_rows(self, batch: int) -> int:
+        """Rows one step reads: a population batch of ⌈fire_rows / p⌉ rows streamed in chunks of ``batch`` (whole
+        chunks), or one batch."""
+        if not self.fire_rows:
+            return batch
+        return batch * max(1, math.ceil(math.ceil(self.fire_rows / self.p) / batch))
+
+    def step_flops(self, batch: int, d: int) -> float:
+        """Two (R, d, M) matmuls per step (pre-activations, the Hebbian sum), R = ``step_rows``."""
+        return 4.0 * self.step_rows(batch) * d * self.width
+
+    def init_flops(self, batch: int, d: int) -> float:
+        """The fixed biases' quantiles: one (R, d, M) matmul over the first rows (at least 4096)."""
+        return 2.0 * max(self.step_rows(batch), 4096) * d * self.width
 
 
 @config("mp")

@@ -576,9 +576,10 @@ def plan_sweep(sweep: Sweep, out: str, device: str = "auto", max_batch: int | No
         if c.hash in done:
             r["stored"] += 1
             continue
-        width = c.method_config().width
+        cfg = c.method_config()
         r["model_steps"] += c.train["steps"]
-        r["flops"] += 10.0 * c.train["batch"] * c.data["d"] * width * c.train["steps"]
+        r["flops"] += cfg.step_flops(c.train["batch"], c.data["d"]) * c.train["steps"]
+        r["flops"] += cfg.init_flops(c.train["batch"], c.data["d"])
     batches = make_batches(todo, max_batch)
     for r in rows.values():
         r["seconds"] = r.pop("flops") / (peak * eff)
@@ -613,7 +614,7 @@ def format_plan(p: dict) -> str:
         )
     rounds = f"; up to {p['refine_rounds']} refinement rounds come on top" if p["refine_rounds"] else ""
     lines.append(
-        f"estimated {p['seconds'] / 60:.1f} min: 10·B·d·M FLOPs per model-step at "
+        f"estimated {p['seconds'] / 60:.1f} min: the matmul FLOPs of each step (10·B·d·M for most methods) at "
         f"{p['assumed_fraction_of_peak']:.0%} of this machine's measured matmul peak "
         f"({p['peak_gflops']:.0f} GFLOP/s){rounds}; nothing was written"
     )
