@@ -334,7 +334,7 @@ def test_a_verdict_that_moves_at_twice_the_steps_is_budget_limited(monkeypatch, 
 
     def fake_run_check(sw, out, name, key, value, sf, wf, **kw):
         df = pd.DataFrame({"status": ["done"], "steps": [100 * sf], "key": [key]})
-        return df, SimpleNamespace(cells=[SimpleNamespace(hash="new")], theory={})
+        return df, SimpleNamespace(cells=[SimpleNamespace(hash="new")], theory={}), {}, df
 
     def rule(df, store, sw):
         if df.key.iloc[0] is None:  # the budget check's rows
@@ -351,3 +351,67 @@ def test_a_verdict_that_moves_at_twice_the_steps_is_budget_limited(monkeypatch, 
     at_double["verdict"] = "reproduced"
     out = R.run_checks("fake", sweep, tmp_path, None, "reproduced", "cpu", None, False, 1)
     assert out["budget_check"]["stable"] is True and "verdict" not in out
+
+
+def _cell(label, data, params, seed, h):
+    return SimpleNamespace(label=label, data={**data, "seed": seed}, params=params, hash=h)
+
+
+def test_the_budget_check_lists_the_cells_that_moved():
+    """A deciding cell whose interval at twice the steps lies wholly outside its base interval is moved (BA 29 % →
+    100 %, three seeds, n = 128 features); one whose intervals overlap is compared but not moved."""
+    from theory_sim.checks import moved_cells
+
+    base = pd.DataFrame(
+        {
+            "cell_hash": ["a0", "a1", "a2", "b0", "b1", "b2"],
+            "frr_0.9": [0.25, 0.30, 0.32, 0.95, 0.97, 0.96],
+            "n": 128,
+        }
+    )
+    new = pd.DataFrame(
+        {"cell_hash": ["A0", "A1", "A2", "B0", "B1", "B2"], "frr_0.9": [1.0, 1.0, 1.0, 0.96, 0.98, 0.97], "n": 128}
+    )
+    mapping = {}
+    for s in range(3):
+        mapping[f"a{s}"] = _cell("BA", {"s": 2}, {"p_over_f": 1.0}, s, f"A{s}")
+        mapping[f"b{s}"] = _cell("BA", {"s": 4}, {"p_over_f": 1.0}, s, f"B{s}")
+    compared, moved = moved_cells(base, new, mapping, ["frr_0.9"])
+    assert compared == 2 and len(moved) == 1
+    m = moved[0]
+    assert m["cell"] == "BA (s = 2)" and m["metric"] == "frr_0.9" and sorted(m["hashes"]) == ["a0", "a1", "a2"]
+    assert m["base"][0] == pytest.approx(0.29) and m["double"][0] == 1.0 and m["double"][1] > m["base"][2]
+    # the same values at twice the steps: nothing moved
+    same = new.assign(**{"frr_0.9": base["frr_0.9"].to_numpy()})
+    assert moved_cells(base, same, mapping, ["frr_0.9"]) == (2, [])
+
+
+def test_a_description_whose_cells_moved_is_budget_limited(monkeypatch, tmp_path):
+    """A descriptive experiment ("measured") cannot change its verdict, so its budget check could never fail; a
+    moved deciding cell now makes it "measured — budget-limited", stated in the report's verdict line."""
+    from theory_sim import checks
+    from theory_sim.report.markdown import _moved_line
+
+    sweep = SimpleNamespace(
+        check={"steps_factor": 2, "width_factor": 1, "switches": {}},
+        theory={},
+        cells=[],
+        report={},
+        plot={"metric": "frr_0.9"},
+    )
+    base = pd.DataFrame({"cell_hash": ["a0", "a1", "a2"], "frr_0.9": [0.25, 0.30, 0.32], "n": 128, "status": "done"})
+    new = pd.DataFrame({"cell_hash": ["A0", "A1", "A2"], "frr_0.9": [1.0, 1.0, 1.0], "n": 128, "status": "done"})
+    mapping = {f"a{s}": _cell("BA", {"s": 2}, {}, s, f"A{s}") for s in range(3)}
+
+    def fake_run_check(sw, out, name, key, value, sf, wf, **kw):
+        return new, SimpleNamespace(cells=[], theory={}), mapping, new
+
+    monkeypatch.setattr(checks, "run_check", fake_run_check)
+    monkeypatch.setitem(R.CLAIMS, "fake", lambda df, store, sw: {"verdict": "measured"})
+    monkeypatch.setattr(R.driver, "Store", lambda p: None)
+    out = R.run_checks("fake", sweep, tmp_path, None, "measured", "cpu", None, False, 1, base=base)
+    assert out["verdict"] == "measured — budget-limited" and out["budget_check"]["compared"] == 1
+    assert "hashes" not in out["budget_check"]["moved"][0]
+    assert checks.read_moved(tmp_path) == {"a0", "a1", "a2"}
+    line = _moved_line({"budget_check": out["budget_check"]})
+    assert "BA frr_0.9 29.0 % → 100.0 %" in line

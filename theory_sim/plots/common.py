@@ -145,6 +145,9 @@ def _summarise(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
     if "inside" in df.columns:  # runs outside the claim's hypotheses (or not evaluable): never counted
         extra["_out"] = df["inside"].map(lambda v: v is not True)
         agg["outside_hypotheses"] = ("_out", "sum")
+    if "moved" in df.columns:  # the budget check found the cell still moving at twice the steps
+        extra["_moved"] = df["moved"].fillna(False).astype(bool)
+        agg["moved"] = ("_moved", "sum")
     for c in ("chance_frr_0.9", "chance_frr_0.99"):
         if c in df.columns:
             agg[c] = (c, "mean")

@@ -54,10 +54,24 @@ def curve(df: pd.DataFrame, x: str, metric: str, out: Path, title: str = "", log
     summ = _summarise(df, ["label", x], metric)
     many = summ.label.nunique() > 4  # then the legend goes beside the axes, off the data
     fig, ax = plt.subplots(figsize=(9.6 if many else 6.4, 4.4), constrained_layout=True)
+    moved_label = True
     for lab, s in summ.groupby("label", sort=False):
         s = s.sort_values(x)
         err = np.array([s["mean"] - s["low"], s["high"] - s["mean"]])
         ax.errorbar(s[x], s["mean"], yerr=np.nan_to_num(err), marker="o", capsize=3, label=lab)
+        if "moved" in s.columns and (s["moved"] > 0).any():  # still moving at twice the steps
+            mv = s[s["moved"] > 0]
+            ax.scatter(
+                mv[x],
+                mv["mean"],
+                s=160,
+                facecolors="none",
+                edgecolors="orange",
+                linewidths=2,
+                zorder=4,
+                label="moved at 2× the steps" if moved_label else None,
+            )
+            moved_label = False
         nc = s[s.not_converged > 0]
         if len(nc):
             ax.scatter(nc[x], nc["mean"], marker="x", s=60, color="red", zorder=4)

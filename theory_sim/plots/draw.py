@@ -29,6 +29,9 @@ def plot_sweep(out_dir, x=None, y=None, metric=None, fig_dir=None) -> list[str]:
             "command on this folder to recompute them",
         )
     sweep = stored_sweep(out_dir)  # validated again: a stored name that is not a safe file stem is refused
+    from ..checks import read_moved
+
+    df = df.assign(moved=df.cell_hash.isin(read_moved(out_dir)))  # cells its budget check found still moving
     if (sweep.theory or {}).get("require"):
         from ..analysis import with_hypotheses
 

@@ -131,7 +131,7 @@ def phase_diagram(
         in_row = {v: sorted(g["_x"]) for v, g in pts.groupby(y)}  # each row's x values, each column's y values
         in_col = {v: sorted(g[y]) for v, g in pts.groupby("_x")}
         rects, values = [], []
-        hatched = outside = False
+        hatched = outside = moved_any = False
         for _, r in pts.iterrows():
             x0, x1 = _extent(r["_x"], in_row[r[y]], coarse_x, ex_all, lx)
             y0, y1 = _extent(r[y], in_col[r["_x"]], coarse_y, ey_all, ylog)
@@ -148,6 +148,12 @@ def phase_diagram(
                     plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, hatch="//", edgecolor="red", lw=0, zorder=1.5)
                 )
                 hatched = True
+            if r.get("moved", 0):  # its budget check moved it: the value drawn is not a settled one
+                txt += "\n2× moved" if txt else ""
+                ax.add_patch(
+                    plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="orange", lw=2.5, zorder=1.7)
+                )
+                moved_any = True
             if r.get("outside_hypotheses", 0):
                 ax.add_patch(
                     plt.Rectangle(
@@ -210,6 +216,12 @@ def phase_diagram(
 
             extra.append(
                 Patch(facecolor="none", edgecolor="0.75", hatch="..", label="dotted: outside the claim's hypotheses")
+            )
+        if moved_any:
+            from matplotlib.patches import Patch
+
+            extra.append(
+                Patch(facecolor="none", edgecolor="orange", lw=2.5, label="orange frame: moved at 2× the steps")
             )
         if hatched:  # the hatching's own legend entry, worded by the reasons in this panel
             from matplotlib.patches import Patch

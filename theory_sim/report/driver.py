@@ -91,6 +91,8 @@ def reproduce(
         sec.update(
             run_checks(name, sweep, out / name, store, sec["verdict"], device, max_batch, progress, threads, base=df)
         )
+        if sec["budget_check"].get("moved"):  # drawn again: the figures mark the cells that moved
+            sec["figures"] = plot_sweep(str(out / name), fig_dir=str(figs))
         sec["check_seconds"] = time.perf_counter() - t1
         timings[name] = time.perf_counter() - t0
         sections.append(sec)
@@ -131,19 +133,22 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
     applying the experiment's rule again (checks.py). A verdict that changes at ``steps_factor`` × the steps
     is reported budget-limited. ``base``: the experiment's current rows, if the caller has them (each check
     replaces its deciding cells in them; loaded once by run_check otherwise)."""
-    from ..checks import run_check, variants
+    from ..checks import moved_cells, run_check, switch_name, variants, write_moved
     from ..results import current_cells
 
     out = {
-        "budget_check": {"run": False, "why": "the sweep file has no [check] table"},
+        "budget_check": {"run": False, "why": "the sweep file has no [check] table", "compared": 0, "moved": []},
         "switches_tried": {},
+        "switch_folders": {},
         "verdict_at_base": verdict,
     }
     kw = dict(device=device, max_batch=max_batch, progress=progress, threads=threads)
     if store is not None:  # the experiment's cells, refined ones included: read once for every check run
         kw["stored"] = current_cells(folder)
+    if base is None and store is not None:
+        base = load_results(folder, current_only=True)
     for sub, key, value, sf, wf in variants(sweep):
-        df2, sweep2 = run_check(sweep, str(folder), sub, key, value, sf, wf, base=base, **kw)
+        df2, sweep2, mapping, new = run_check(sweep, str(folder), sub, key, value, sf, wf, base=base, **kw)
         if df2 is None:
             res = {"run": False, "why": "no deciding cells at this budget"}
             v2 = None
@@ -159,15 +164,34 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
                 retrained = {c.hash for c in sweep2.cells} - {c.hash for c in sweep.cells}
             res = {"run": True, "cells": len(retrained)}
         if key is None:
+            compared, moved = 0, []
+            if df2 is not None and base is not None:
+                compared, moved = moved_cells(base, new, mapping, check_metrics(sweep))
+                write_moved(folder / sub, moved)
+                moved = [{k: v for k, v in m.items() if k != "hashes"} for m in moved]
             out["budget_check"] = {
                 **res,
                 "steps_factor": sf,
                 "width_factor": wf,
                 "verdict_at_double": v2,
                 "stable": None if v2 is None else v2 == verdict,
+                "compared": compared,
+                "moved": moved,
             }
         else:
-            out["switches_tried"][f"{key}={value}"] = v2
+            out["switches_tried"][switch_name(key, value)] = v2
+            out["switch_folders"][switch_name(key, value)] = sub
     if out["budget_check"].get("stable") is False:
         out["verdict"] = "budget-limited"
+    elif out["budget_check"].get("moved") and verdict == "measured":
+        out["verdict"] = "measured — budget-limited"  # a description whose deciding cells had not settled
     return out
+
+
+def check_metrics(sweep) -> list[str]:
+    """The metrics the budget check compares cell by cell: the rule's (``[report] metric``, else the figure's
+    ``[plot] metric``, else FRR@0.9) and any ``[report] check_metrics``."""
+    rep = sweep.report or {}
+    first = rep.get("metric") or sweep.plot.get("metric") or "frr_0.9"
+    extra = rep.get("check_metrics", [])
+    return list(dict.fromkeys([first, *(extra if isinstance(extra, list) else [])]))

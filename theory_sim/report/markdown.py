@@ -21,6 +21,7 @@ VERDICT_KEYS = (
     "hypotheses",
     "budget_check",
     "switches_tried",
+    "switch_folders",
     "conditions",
     "conditions_under_checks",
     "ours",
@@ -55,7 +56,27 @@ def _check_text(s: dict) -> str:
     at2 = _conditions_text((s.get("conditions_under_checks") or {}).get(folder_name(None, None)))
     return (
         f"{b['cells']} deciding cells at {b['steps_factor']:g}× the steps{wf}: {b.get('verdict_at_double')}{at2} "
-        f"(base budget: {s.get('verdict_at_base')}{_conditions_text(s.get('conditions'))}) — {state}"
+        f"(base budget: {s.get('verdict_at_base')}{_conditions_text(s.get('conditions'))}) — {state}; " + _moved_text(b)
+    )
+
+
+def moved_phrase(m: dict) -> str:
+    """One moved cell: "BA (s = 2) frr_0.9 29.0 % → 100.0 % at 2×"."""
+    from ..measures import is_fraction
+
+    pct = is_fraction(m["metric"])
+    f = (lambda v: f"{100 * v:.1f} %") if pct else (lambda v: f"{v:.3g}")
+    return f"{m['cell']} {m['metric']} {f(m['base'][0])} → {f(m['double'][0])}"
+
+
+def _moved_text(b: dict) -> str:
+    """What the cell-by-cell comparison found: how many cells it compared and those that moved."""
+    moved = b.get("moved") or []
+    head = f"{b.get('compared', 0)} cells compared base vs {b.get('steps_factor', 2):g}×"
+    if not moved:
+        return head + ", none moved (each 2× interval overlaps its base interval)"
+    return (
+        head + f", {len(moved)} moved (2× interval wholly outside the base one): " + "; ".join(map(moved_phrase, moved))
     )
 
 
@@ -66,14 +87,26 @@ def _conditions_text(c: dict | None) -> str:
 _TRI = {True: "met", False: "failed", None: "undecided"}
 
 
+def _moved_line(s: dict) -> str:
+    """The verdict line's note of the deciding cells that moved at twice the budget (nothing when none did)."""
+    b = s.get("budget_check") or {}
+    moved = b.get("moved") or []
+    if not moved:
+        return ""
+    shown = "; ".join(moved_phrase(m) for m in moved[:4]) + (f"; {len(moved) - 4} more" if len(moved) > 4 else "")
+    return f" **Moved at {b.get('steps_factor', 2):g}× the steps:** {shown}."
+
+
 def _switch_text(s: dict) -> str:
     sw = s.get("switches_tried") or {}
     under = s.get("conditions_under_checks") or {}
     from ..checks import folder_name
 
+    folders = s.get("switch_folders") or {}
+
     def cond(k):
         key, value = k.split("=", 1)
-        return _conditions_text(under.get(folder_name(key, value)))
+        return _conditions_text(under.get(folders.get(k) or folder_name(key, value)))
 
     return "; ".join(f"{k}: {v}{cond(k)}" for k, v in sw.items()) or "none"
 
@@ -159,7 +192,7 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict, d
             "",
             f"## {s['name']}",
             "",
-            f"**{s['verdict']}** — {s['claim']}. Deciding: {'; '.join(clauses[:2])}.",
+            f"**{s['verdict']}** — {s['claim']}. Deciding: {'; '.join(clauses[:2])}." + _moved_line(s),
             "",
             "| | |",
             "|---|---|",

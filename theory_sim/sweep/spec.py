@@ -501,14 +501,22 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         allowed = {f.name for f in fields(get_config(name))}
         for k in m:
             base = derived_base(k)
-            if base not in allowed:
+            if base not in allowed and k != "steps":
                 raise _err(
                     path,
                     f"{key}.{k}",
                     f"unknown hyperparameter of {name}; allowed: {', '.join(sorted(allowed))} "
-                    "(and X_over_f for a frequency X, X_over_s for a count X)",
+                    "(and X_over_f for a frequency X, X_over_s for a count X, X_over_n for a multiple of n; "
+                    "steps: this method's own [train] steps)",
                 )
         for params in _points(method_groups[i]):
+            # a method's own steps (a number or an axis, zipped e.g. with width: steps that scale with width)
+            params, tc_m = dict(params), tc
+            if "steps" in params:
+                try:
+                    tc_m = TrainConfig(**{**tc, "steps": params.pop("steps")}).to_dict()
+                except ConfigError as e:
+                    raise _err(path, f"{key}.steps", e.message) from None
             for point in data_points:
                 d = {**data, **point}
                 for seed in seeds:
@@ -519,7 +527,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
                     except TypeError as e:
                         raise _err(path, "data", str(e)) from None
                     try:
-                        cell = make_cell(d, name, params, tc, seed, label, spec)
+                        cell = make_cell(d, name, params, tc_m, seed, label, spec)
                     except ConfigError as e:
                         raise _err(path, f"{key}.{e.field}", f"{e.message} (at {params})") from None
                     except TypeError as e:
@@ -605,7 +613,7 @@ def make_batches(cells: list[Cell], max_batch: int) -> list[list[Cell]]:
 
 
 THEORY_KEYS = ("eps", "varsigma", "c_width", "require")
-CHECK_KEYS = ("grid", "methods", "steps_factor", "width_factor", "switches")
+CHECK_KEYS = ("grid", "methods", "steps_factor", "width_factor", "switches", "joint")
 
 
 def parse_theory(t: dict, path: str) -> dict:
@@ -644,8 +652,9 @@ def _is_real(v) -> bool:
 def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> dict:
     """[check] → the budget check and the DECIDE switches tried at a verdict's deciding cells:
     ``grid`` (axis → the values whose cells decide; omitted: every coarse cell), ``methods`` (labels;
-    omitted: all), ``steps_factor`` (default 2), ``width_factor`` (default 1) and ``switches`` (a
-    hyperparameter, train key or data field → values, each re-running the deciding cells with it). Every
+    omitted: all), ``steps_factor`` (default 2), ``width_factor`` (default 1), ``switches`` (a
+    hyperparameter, train key or data field → values, each re-running the deciding cells with it) and ``joint`` (a
+    list of tables, each a set of switches tried together: DECIDE choices that interact). Every
     derived cell is validated here, so a bad switch value is refused before anything is written."""
     if not c:
         return {}
@@ -682,6 +691,16 @@ def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> di
                 except ConfigError as e:
                     raise _err(path, f"check.switches.{k}", f"{e.message} (value {x!r})") from None
         out["switches"][k] = vals
+    joint = c.get("joint", [])
+    if not isinstance(joint, list) or not all(isinstance(j, dict) and len(j) >= 2 for j in joint):
+        raise _err(path, "check.joint", "must be a list of tables of two or more switches each, tried together")
+    for j in joint:
+        for cell in chosen:
+            try:
+                switched(cell, j, None)
+            except ConfigError as e:
+                raise _err(path, "check.joint", f"{e.message} (in {j!r})") from None
+    out["joint"] = [dict(j) for j in joint]
     return out
 
 
@@ -701,28 +720,32 @@ def deciding_cells(cells: list, check: dict) -> list:
     ]
 
 
-def switched(cell, key: str, value, steps_factor: float = 1, width_factor: float = 1):
+def switched(cell, key, value, steps_factor: float = 1, width_factor: float = 1):
     """``cell`` with one DECIDE switch set (a train key, a data field or a hyperparameter; ConfigError naming
-    it when the method, the generator or the trainer refuses it) and its steps/width scaled."""
+    it when the method, the generator or the trainer refuses it) and its steps/width scaled. ``key`` a dict
+    (``value`` unused): a joint switch, every change made at once and the cell validated once."""
+    changes = key if isinstance(key, dict) else ({} if key is None else {key: value})
     data, params, train = dict(cell.data), dict(cell.params), dict(cell.train)
-    if key is None:
-        pass
-    elif key in TRAIN_KEYS and key != "seeds":
-        train[key] = value
-    elif key in GENERATOR_FIELDS:
-        data[key] = value
-    else:
-        allowed = {f.name for f in fields(get_config(cell.method))}
-        if key not in allowed:
-            raise ConfigError(
-                key,
-                f"unknown switch for {cell.method}; allowed: a train key, a data field, or one of "
-                + ", ".join(sorted(allowed)),
-            )
-        params[key] = value
+    for k, v in changes.items():
+        if k in TRAIN_KEYS and k != "seeds":
+            train[k] = v
+        elif k in GENERATOR_FIELDS:
+            data[k] = v
+        else:
+            allowed = {f.name for f in fields(get_config(cell.method))}
+            if k not in allowed:
+                raise ConfigError(
+                    k,
+                    f"unknown switch for {cell.method}; allowed: a train key, a data field, or one of "
+                    + ", ".join(sorted(allowed)),
+                )
+            params[k] = v
+    if "width" in changes:  # a derived width (width_over_n) gives way to the switched one
+        params.pop("width_over_n", None)
     if steps_factor != 1:
         train["steps"] = int(round(train.get("steps", TrainConfig().steps) * steps_factor))
     if width_factor != 1:
-        params["width"] = int(round(params.get("width", get_config(cell.method)().width) * width_factor))
+        params["width"] = int(round(cell.method_config().width * width_factor))
+        params.pop("width_over_n", None)
     tc = TrainConfig(**{k: v for k, v in train.items() if k != "seeds"})
     return make_cell(data, cell.method, params, tc.to_dict(), cell.seed, cell.label)
