@@ -129,6 +129,15 @@ def test_converged_flags_missed_targets():
     assert A.converged(df).tolist() == [True, False, True, False]
 
 
+def test_stored_cells_are_judged_by_todays_rule():
+    """A row whose stored flag says converged (set by an older rule) but whose readings fail today's rule is not
+    converged; a stored False whose readings pass is converged: the flag is never reused."""
+    df = pd.DataFrame(
+        {"converged": [True, False], "frr_rise_last_fifth": [0.3, 0.0], "l0_drift_last_fifth": [0.01, 0.02]}
+    )
+    assert A.converged(df).tolist() == [False, True]
+
+
 def test_cell_summary_counts_seeds_not_rows():
     df = pd.DataFrame({"label": ["a"] * 4, "x": [1, 1, 1, 1], "seed": [0, 1, 0, 1], "frr_0.9": [1, 1, 0, 0], "n": 10})
     s = A.cell_summary(df, ["label", "x"], "frr_0.9")

@@ -187,6 +187,22 @@ def test_convergence_needs_settled_recovery():
     assert M.converged({"frr_rise_last_fifth": -0.3})[0] is True  # falling recovery is not "still rising"
 
 
+def test_l0_drift_over_the_last_two_fifths():
+    """The issue's case: BA's L0 6.2 still walking toward 3.45 — the last fifth's mean L0 against the fifth before,
+    as a relative change; a run whose L0 settled passes; a run whose L0 drifts more than 10 % is not converged."""
+    from theory_sim import metrics as M
+    from theory_sim.training import l0_drift
+
+    settled = [(t, 6.0 + (0.05 if t % 200 else -0.05), 1.0) for t in range(0, 1001, 100)]
+    walking = [(t, 8.0 - 0.004 * t, 1.0) for t in range(0, 1001, 100)]  # steps 700, 800: 5.2, 4.8; 900, 1000: 4.4, 4.0
+    assert l0_drift(settled, 1000) < 0.02
+    assert l0_drift(walking, 1000) == pytest.approx(abs(4.2 - 5.0) / 5.0)
+    assert math.isnan(l0_drift(walking[:3], 1000))  # no record in the last fifths
+    ok, why = M.converged({"l0_drift_last_fifth": l0_drift(walking, 1000)})
+    assert not ok and "L0 still drifting" in why
+    assert M.converged({"l0_drift_last_fifth": l0_drift(settled, 1000)})[0] is True
+
+
 def test_frr_rise_over_the_last_fifth():
     from theory_sim.training import frr_rise
 

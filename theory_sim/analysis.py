@@ -328,23 +328,26 @@ def grid_edge(values, chosen) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ convergence
+#: the stored readings ``metrics.converged`` judges a run by
+CONVERGENCE_READINGS = (
+    "freq_excess_log",
+    "freq_log_error",
+    "l0_target",
+    "l0",
+    "loss_drop_last_tenth",
+    "frr_rise_last_fifth",
+    "l0_drift_last_fifth",
+)
+
+
 def converged(df: pd.DataFrame) -> pd.Series:
-    """Per results row: the stored ``converged`` (metrics.converged at training time); for rows stored
-    before that column existed, the same rule applied to their metrics."""
+    """Per results row: today's rule (metrics.converged) applied to the readings the row stored — never the
+    ``converged`` flag stored at training time, which an older rule may have set (a rule tightened since then
+    judges stored cells too). A reading a row lacks (stored before it existed) passes."""
     from .metrics import converged as rule
 
-    cols = [
-        c
-        for c in ("freq_excess_log", "freq_log_error", "l0_target", "l0", "loss_drop_last_tenth", "frr_rise_last_fifth")
-        if c in df.columns
-    ]
-    recomputed = pd.Series(
-        [rule({c: r[c] for c in cols})[0] for _, r in df[cols].iterrows()], index=df.index, dtype=bool
-    )
-    if "converged" not in df.columns:
-        return recomputed
-    stored = df["converged"]
-    return stored.where(stored.notna(), recomputed).astype(bool)
+    cols = [c for c in CONVERGENCE_READINGS if c in df.columns]
+    return pd.Series([rule({c: r[c] for c in cols})[0] for _, r in df[cols].iterrows()], index=df.index, dtype=bool)
 
 
 # ------------------------------------------------------------------------------------------ per-variant analyses

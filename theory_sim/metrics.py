@@ -315,6 +315,9 @@ def quality_metrics(x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor, targe
 FREQ_LOG_ERROR_BOUND = math.log(2)
 #: a run whose FRR@0.9 rose by more than 5 points over its last fifth of steps was still recovering features
 FRR_RISE_BOUND = 0.05
+#: a run whose training-batch L0 moved by more than 10 % between the fifth of its steps before last and the
+#: last was still drifting (feedback rules not settled)
+L0_DRIFT_BOUND = 0.10
 #: an L0-targeted model more than 25 % away from its target L0 did not reach it
 L0_REL_ERROR_BOUND = 0.25
 #: a run whose mean loss over its last tenth of steps is still more than 5 % below the tenth before was
@@ -328,6 +331,7 @@ NC_KINDS = (
     ("L0 ", "L0 off its target"),
     ("loss still falling", "loss still falling at the end"),
     ("recovery still rising", "recovery still rising at the end"),
+    ("L0 still drifting", "L0 still drifting at the end"),
 )
 
 
@@ -340,7 +344,8 @@ def converged(res: dict) -> tuple[bool, str]:
     """Whether one model's feedback rules reached their targets, its loss levelled off and its recovery
     settled, with the reason when not: reads ``freq_excess_log`` (BA/GBA; one-sided: their rule only caps
     frequencies; ``freq_log_error`` for rows stored before it existed), ``l0`` against ``l0_target``
-    (L0-controlled methods), ``loss_drop_last_tenth`` and ``frr_rise_last_fifth`` (every method); a missing
+    (L0-controlled methods), ``loss_drop_last_tenth``, ``frr_rise_last_fifth`` and ``l0_drift_last_fifth`` (every
+    method); a missing
     or NaN reading passes."""
     why = []
     fe = res.get("freq_excess_log")
@@ -357,4 +362,7 @@ def converged(res: dict) -> tuple[bool, str]:
     r = res.get("frr_rise_last_fifth")
     if r is not None and r == r and r > FRR_RISE_BOUND:
         why.append(f"recovery still rising (FRR@0.9 +{100 * r:.0f} points over the last fifth of the steps)")
+    dr = res.get("l0_drift_last_fifth")
+    if dr is not None and dr == dr and dr > L0_DRIFT_BOUND:
+        why.append(f"L0 still drifting ({100 * dr:.0f} % between the last two fifths of the steps)")
     return (not why, "; ".join(why))

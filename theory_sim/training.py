@@ -407,6 +407,20 @@ def frr_rise(traj: list[tuple[int, float]], steps: int) -> float:
     return traj[-1][1] - early[-1]
 
 
+def l0_drift(curve: list[tuple[int, float, float]], steps: int) -> float:
+    """How much the L0 of the training batches still moved at the end of a run: the mean L0 recorded in the last
+    fifth of the steps against the mean in the fifth before, as a relative change |a − b| / b (NaN with < 10
+    steps, or no record in either fifth). A feedback rule that has not settled (BA/GBA's biases still walking,
+    an L0 controller still moving) shows here even when its average frequency error is within bound.
+    curve: (step, L0, loss) records in step order."""
+    last = [l0 for t, l0, _ in curve if t > 0.8 * steps]
+    before = [l0 for t, l0, _ in curve if 0.6 * steps < t <= 0.8 * steps]
+    if steps < 10 or not last or not before:
+        return math.nan
+    b = float(np.mean(before))
+    return abs(float(np.mean(last)) - b) / max(b, 1e-12)
+
+
 @torch.no_grad()
 def _evaluate(
     sae, data, tc, failed, traj, train_seconds, steps_done, keep_weights, D0, loop_rate, drop, curves=None, align=None
@@ -470,6 +484,7 @@ def _evaluate(
             res["align_error_by_step"] = [v for _, v in align[e]]
         if curves and curves[e]:  # (K, 3): step, L0 of that step's batch, that step's training loss
             arrays["trajectory"] = np.array(curves[e], dtype=np.float64)
+            res["l0_drift_last_fifth"] = l0_drift(curves[e], steps_done)
         if tc.save_decoder:
             arrays["decoder"] = D[e].cpu().numpy()
         if keep_weights:
