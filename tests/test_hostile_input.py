@@ -114,6 +114,11 @@ BAD_FILES = [
     (dict(extra="[check]\nswitches = {k = [0]}"), "check.switches.k"),  # a value TopK refuses
     (dict(extra="[check]\nswitches = {steps = [-5]}"), "check.switches.steps"),
     (dict(extra="[check]\nswitches = {k = [true]}"), "check.switches.k"),
+    (dict(extra="[check]\njoint = [{k = 2}]"), "check.joint"),  # a joint switch needs two or more
+    (dict(extra="[check]\njoint = [{k = 2, nope = 1}]"), "check.joint"),
+    (dict(grid="[grid]\nd = [8, 8]"), "grid.d"),  # one model, pooled twice
+    (dict(grid="[grid]\nd = [8, 8]\nn = [16, 16]\nzip = [['d', 'n']]"), "grid.zip"),  # a zipped point twice
+    (dict(methods="[[methods]]\nname = 'topk'\nlabel = 'TopK'\nwidth = 16\nk = 2\nsteps = 0"), "methods[0].steps"),
 ]
 
 

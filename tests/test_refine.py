@@ -293,3 +293,34 @@ def test_refinement_rounds_run_on_dask_with_the_same_cells_and_numbers(tmp_path)
     }
     assert cells[str(local)] == cells[str(dask)]
     assert load_boundaries(str(dask)) == load_boundaries(str(local))
+
+
+def test_a_best_variant_on_a_grid_edge_gets_the_next_value():
+    """[extend]: GBA's best htf_over_f (by MCC) is the grid's top value 2 → one geometric step past it, 4, at each of
+    its seeds; an interior best moves nothing; the L0 window (× s) keeps a variant outside it from competing."""
+    from types import SimpleNamespace
+
+    from theory_sim.sweep.extend import propose_extensions
+
+    def cell(h, htf, seed, label="GBA"):
+        return SimpleNamespace(hash=h, label=label, data={"n": 64, "s": 4, "seed": seed}, params={"htf_over_f": htf})
+
+    cells = [cell(f"{v}-{s}", v, s) for v in (0.5, 1.0, 2.0) for s in (0, 1)]
+    made = []
+
+    def make(c, axis, value):
+        d = cell(f"{value}-{c.data['seed']}", value, c.data["seed"])
+        made.append((c.params[axis], value))
+        return d
+
+    ext = {"axes": ["htf_over_f"], "metric": "mcc", "l0_window": None, "rounds": 1}
+    mcc = {"0.5-0": 0.5, "0.5-1": 0.5, "1.0-0": 0.6, "1.0-1": 0.6, "2.0-0": 0.7, "2.0-1": 0.7}
+    new = propose_extensions(ext, cells, mcc, {}, make)
+    assert sorted(c.hash for c in new) == ["4.0-0", "4.0-1"] and set(made) == {(2.0, 4.0)}
+    interior = {**mcc, "1.0-0": 0.9, "1.0-1": 0.9}
+    assert propose_extensions(ext, cells, interior, {}, make) == []
+    # the top variant's L0 lies outside [0.5, 2] × s = [2, 8]: the best inside the window is interior (1.0)
+    l0 = {h: (20.0 if h.startswith("2.0") else 5.0) for h in mcc}
+    assert propose_extensions({**ext, "l0_window": [0.5, 2.0]}, cells, mcc, l0, make) == []
+    low = {"0.5-0": 0.9, "0.5-1": 0.9, "1.0-0": 0.6, "1.0-1": 0.6, "2.0-0": 0.7, "2.0-1": 0.7}
+    assert sorted(c.hash for c in propose_extensions(ext, cells, low, {}, make)) == ["0.25-0", "0.25-1"]

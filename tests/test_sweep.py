@@ -486,3 +486,45 @@ def test_the_budget_check_takes_refined_cells_at_the_selected_values_too(tmp_pat
     assert set(coarse) < set(mapping)
     assert set(mapping) - set(coarse) == {refined_seed.hash, refined_value.hash}
     assert all(m.train["steps"] == 2 * sweep.cells[0].train["steps"] for m in mapping.values())
+
+
+def test_joint_switches_apply_together_and_only_where_the_method_has_them():
+    """[check] joint: GBA's activation and the data's row norm switched at once; a TopK deciding cell has no
+    activation, so only the row norm applies to it, and a switch of GBA's activation alone leaves TopK out (not
+    re-trained); a key no deciding cell has is refused, naming it."""
+    from theory_sim.checks import derived_sweep, switch_name, variants
+    from theory_sim.errors import ConfigError
+    from theory_sim.sweep.spec import parse_sweep
+
+    src = """
+name = "j"
+[data]
+n = 32
+d = 8
+[[methods]]
+name = "gba"
+label = "GBA"
+width = 16
+[[methods]]
+name = "topk"
+label = "TopK"
+width = 16
+k = 2
+[train]
+steps = 10
+[check]
+switches = {activation = ["jumprelu"]}
+joint = [{activation = "jumprelu", row_norm = true}]
+"""
+    sw = parse_sweep(src, "j.toml")
+    names = [v[0] for v in variants(sw)]
+    assert names == ["check_budget", "check_activation_jumprelu", "check_activation_jumprelu_row_norm_True"]
+    assert switch_name({"activation": "jumprelu", "row_norm": True}, None) == "activation=jumprelu+row_norm=True"
+    _, alone = derived_sweep(sw, "activation", "jumprelu", 1, 1)
+    assert [c.label for c in alone.values()] == ["GBA"]  # TopK has no activation: not re-trained
+    _, both = derived_sweep(sw, {"activation": "jumprelu", "row_norm": True}, None, 1, 1)
+    by = {c.label: c for c in both.values()}
+    assert by["GBA"].params["activation"] == "jumprelu" and by["GBA"].data["row_norm"] is True
+    assert by["TopK"].data["row_norm"] is True and "activation" not in by["TopK"].params
+    with pytest.raises(ConfigError, match="check.joint"):
+        parse_sweep(src.replace("row_norm = true}]", "row_nrom = true}]"), "j.toml")

@@ -66,6 +66,14 @@ def done(df: pd.DataFrame) -> pd.DataFrame:
     return df[df.status == "done"]
 
 
+def settled(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that may decide a verdict: finished (``done``) and converged under today's rule (``converged``) —
+    a run still moving at its end never decides; a cell left without such rows leaves its condition undecided
+    (re-run it longer)."""
+    d = done(df)
+    return d[converged(d)] if len(d) else d
+
+
 def cell_summary(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
     """One row per distinct ``keys``: ``mean``, ``low``, ``high`` (the interval above), ``sd``, ``seeds``
     (distinct seeds, never variants) and ``runs`` (rows pooled; more than seeds only if a caller pooled

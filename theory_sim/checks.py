@@ -57,7 +57,8 @@ def derived_sweep(sweep: Sweep, key, value, steps_factor, width_factor, stored=(
     cell hash → derived cell. stored: the folder's current cells (refined ones among them), selected alike."""
     pool = {c.hash: c for c in [*sweep.cells, *stored]}
     chosen = deciding_cells(list(pool.values()), sweep.check)
-    mapping = {c.hash: switched(c, key, value, steps_factor, width_factor) for c in chosen}
+    mapping = {c.hash: switched(c, key, value, steps_factor, width_factor, strict=False) for c in chosen}
+    mapping = {h: c for h, c in mapping.items() if c is not None}  # a switch leaves cells it does not apply to
     return dataclasses.replace(sweep, cells=list(mapping.values()), refine=()), mapping
 
 

@@ -431,7 +431,9 @@ def cmd_sweep(args) -> int:
         worker_timeout=args.worker_timeout,
         threads=args.threads,
     )
-    refined = f" ({s.refined} of them added by {s.rounds} refinement rounds)" if s.refined else ""
+    refined = (
+        f" ({s.refined} of them added by {s.rounds} refinement rounds or a grid edge's extension)" if s.refined else ""
+    )
     print(
         f"{sweep.name} [{args.budget}]: {s.total} cells{refined}, {s.already_done} already done, ran {s.ran} "
         f"({s.failed} failed) in {s.seconds:.1f}s -> {args.out}",

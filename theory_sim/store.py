@@ -105,19 +105,20 @@ def parse_row(r: dict, folder="the store") -> tuple[dict, dict | None, dict | No
     return cfg, out[1], out[2]
 
 
-def design_fingerprint(name: str, budget: str, cells, refine, seeds) -> str:
+def design_fingerprint(name: str, budget: str, cells, refine, seeds, extend=None) -> str:
     """What makes two runs of a sweep the same design: its name, budget, coarse cells (their hashes, so
-    comments, whitespace and [plot] / [report] edits do not count), refine tables and seeds."""
-    blob = json.dumps(
-        {
-            "name": name,
-            "budget": budget,
-            "cells": sorted(c.hash for c in cells),
-            "refine": [repr(r) for r in refine],
-            "seeds": list(seeds),
-        },
-        sort_keys=True,
-    )
+    comments, whitespace and [plot] / [report] edits do not count), refine tables, seeds and [extend] (only when
+    set, so designs from before it existed keep their fingerprints)."""
+    design = {
+        "name": name,
+        "budget": budget,
+        "cells": sorted(c.hash for c in cells),
+        "refine": [repr(r) for r in refine],
+        "seeds": list(seeds),
+    }
+    if extend:
+        design["extend"] = extend
+    blob = json.dumps(design, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

@@ -24,6 +24,7 @@ CLAIMS = {
     "theorem": claim_theorem,
     "theorem_scaling": claim_theorem_scaling,
     "resonance": claim_resonance,
+    "resonance_heavy": claim_resonance,  # the same rule where heavy superposition is identifiable
     "cooccurrence": claim_cooccurrence,
     "width_magnitude": claim_width_magnitude,
     "imbalanced": claim_imbalanced,

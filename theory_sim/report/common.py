@@ -43,6 +43,19 @@ def edge_flags(df: pd.DataFrame, axes: list[str], by: str = "frr_0.9") -> list[s
     return out
 
 
+def unsettled_note(df: pd.DataFrame) -> str:
+    """ " | Not converged, left out (they decide nothing): 4 of 30 runs (BA 3, GBA 1)", or "" when every finished
+    run converged."""
+    d = A.done(df)
+    if not len(d):
+        return ""
+    bad = d[~A.converged(d)]
+    if not len(bad):
+        return ""
+    per = ", ".join(f"{lab} {len(g)}" for lab, g in bad.groupby("label", sort=False))
+    return f" | Not converged, left out (they decide nothing): {len(bad)} of {len(d)} runs ({per})"
+
+
 def _edge_note(df, axes, by="frr_0.9") -> str:
     flags = edge_flags(df, axes, by)
     if not flags:

@@ -22,6 +22,7 @@ EXPERIMENTS = (
     "theorem",
     "theorem_scaling",
     "resonance",
+    "resonance_heavy",
     "cooccurrence",
     "width_magnitude",
     "imbalanced",

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from .. import analysis as A
-from .common import _edge_note
+from .common import _edge_note, unsettled_note
 
 
 def claim_synthbench(df, store=None, sweep=None) -> dict:
     """GBA against every baseline on a SynthSAEBench-style world, each at its best at matched L0 (the sweep's
     [report] metric and l0_window, fixed before the run)."""
+    raw = df
     rep = getattr(sweep, "report", None) or {}
     metric = rep.get("metric", "mcc")
     lo_f, hi_f = rep.get("l0_window", [0.5, 2.0])
     roles = getattr(sweep, "roles", None) or {}
-    df = A.done(df).copy()
+    df = A.settled(df).copy()
     df["series"] = A.variant_labels(df)
     l0_data = float(df["data_s_mean"].mean()) if "data_s_mean" in df.columns else float(df["s"].iloc[0])
     lo, hi = lo_f * l0_data, hi_f * l0_data
@@ -56,6 +57,7 @@ def claim_synthbench(df, store=None, sweep=None) -> dict:
         "ours": "; ".join(rows)
         + (f"; no variant at matched L0: {', '.join(missing)}" if missing else "")
         + "; F1 as SynthSAEBench defines it (all latents) and over alive latents"
-        + _edge_note(df, [], by=metric),
+        + _edge_note(df, [], by=metric)
+        + unsettled_note(raw),
         "verdict": A.verdict(conds),
     }

@@ -19,7 +19,7 @@ def claim_theorem(df, store=None, sweep=None) -> dict:
     need = float(rep.get("frr_threshold", 0.95))
     th = getattr(sweep, "theory", None) or {}
     eps, vs = th.get("eps", 0.0), th.get("varsigma", 0.0)
-    df = A.done(df)
+    df = A.settled(df)
     n, s_ = int(df.n.iloc[0]), float(df.s.iloc[0])
     chance_col = "chance_" + metric
     ins = A.inside_rows(df)

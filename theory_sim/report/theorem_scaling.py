@@ -26,7 +26,7 @@ def claim_theorem_scaling(df, store=None, sweep=None) -> dict:
     th = getattr(sweep, "theory", None) or {}
     below = float(rep.get("error_slope_below", 0.0))
     fm, need = rep.get("frr_metric", "frr_0.9"), float(rep.get("frr_threshold", 0.9))
-    df = A.done(df)
+    df = A.settled(df)
     ins = A.inside_rows(df)
     lines, pts = [], []
     for n, g in ins.groupby("n", sort=True):

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import analysis as A
 from ..store import Store
-from .common import _fmt, _within, exponent, first_crossing, pooled
+from .common import _fmt, _within, exponent, first_crossing, pooled, unsettled_note
 
 
 def magnitude_width_table(g: pd.DataFrame, store, bins: int) -> pd.DataFrame:
@@ -45,11 +45,12 @@ def magnitude_width_table(g: pd.DataFrame, store, bins: int) -> pd.DataFrame:
 
 
 def claim_width_magnitude(df, store: Store, sweep=None) -> dict:
+    raw = df
     rep = getattr(sweep, "report", None) or {}
     roles = getattr(sweep, "roles", None) or {}
     judged = [lab for lab, r in roles.items() if r == "paper_ba"] or ["BA"]
     bins = int(rep.get("magnitude_bins", 4))
-    df = A.done(df)
+    df = A.settled(df)
     parts, ok = [], []
     for lab, g in df.groupby("label", sort=False):
         by_w = {w: pooled(gw) for w, gw in g.groupby("width")}
@@ -95,7 +96,7 @@ def claim_width_magnitude(df, store: Store, sweep=None) -> dict:
         "(log–log least squares, parametric bootstrap interval) lies within −2 ± 1. Reproduced if both, partly if "
         "one, not reproduced if neither; a slope missing (fewer than 3 bins cross) leaves (2) undecided. The "
         "other methods are shown, not judged",
-        "ours": " | ".join(parts) + ".",
+        "ours": " | ".join(parts) + "." + unsettled_note(raw),
         "verdict": A.verdict(ok, primary=False),
         "conditions": dict(zip(("FRR rises with width", "M₅₀ slope within −2 ± 1"), ok)),
     }

@@ -231,7 +231,7 @@ def _validate_run(sweep: Sweep, out: str, device, max_batch: int, force: bool):
     check_folder(out, "out")
     max_batch = _fit_memory(sweep.cells, max_batch, dev)
     store = Store(out)
-    design = design_fingerprint(sweep.name, sweep.budget, sweep.cells, sweep.refine, sweep.seeds)
+    design = design_fingerprint(sweep.name, sweep.budget, sweep.cells, sweep.refine, sweep.seeds, sweep.extend)
     store.check_compatible(sweep.name, force, sweep.path, design)
     return dev, max_batch, store, design
 
@@ -293,6 +293,23 @@ def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_fa
                 summary,
                 out,
             )
+        for rnd in range(1, (sweep.extend or {}).get("rounds", 0) + 1):  # grid edges pushed back (sweep/extend.py)
+            from .extend import propose_extensions
+
+            add = propose_extensions(
+                sweep.extend,
+                cells,
+                store.metric_of(con, sweep.extend["metric"]),
+                store.metric_of(con, "l0"),
+                sweep.derive,
+            )
+            if not add:
+                break
+            summary.new_cells += store.add_cells(con, sweep.name, add)
+            cells += add
+            summary.total += len(add)
+            summary.refined += len(add)
+            _train(add, f"{sweep.name} extend {rnd}", store, con, submit, device, max_batch, progress, summary, out)
     finally:
         summary.seconds = time.perf_counter() - t0
     return summary

@@ -51,6 +51,7 @@ from ..hyper import TrainConfig, derived_base, resolve_hyper, spec_scales
 from ..model.spec import GENERATOR_FIELDS, GeneratorSpec
 from ..params import per_model
 from ..sae.configs import CONFIGS, get_config
+from .extend import parse_extend
 from .refine import Refine, parse_refines
 
 SCHEMA = 1
@@ -67,13 +68,14 @@ TOP_KEYS = (
     "refine",
     "theory",
     "check",
+    "extend",
 )
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)) + ("seeds",)
 PLOT_KEYS = ("x", "y", "metric", "curve", "tuned")
 BUDGETS = ("tiny", "quick", "full")
 #: the figures ``[plot] curve`` may ask for (drawn by theory_sim.plots)
 CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table", "frr_by_step", "alignment")
-BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods", "refine", "check")
+BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods", "refine", "check", "extend")
 #: the most cells one sweep file may define (each is a trained model; 10⁹ would exhaust memory listing them)
 MAX_CELLS = 200_000
 #: a sweep name becomes part of file names: no path separators, no leading dot
@@ -151,6 +153,7 @@ class Sweep:
     roles: dict = field(default_factory=dict)  # label → role ([[methods]] role): what a report rule keys on
     theory: dict = field(default_factory=dict)  # [theory]: the claim's hypotheses (eps, varsigma, c_width, require)
     check: dict = field(default_factory=dict)  # [check]: the deciding cells, steps/width factors, switches
+    extend: dict = field(default_factory=dict)  # [extend]: grid edges pushed back (sweep/extend.py)
 
     def derive(self, cell: Cell, axis: str | None = None, value=None, seed: int | None = None) -> Cell | None:
         """``cell`` at another value of ``axis`` and/or another seed, validated like a grid cell; None if the
@@ -246,8 +249,9 @@ def _err(path, key, msg):
     return ConfigError(f"{path}: {key}", msg)
 
 
-def axis_values(v, key: str, path: str) -> list:
-    """Expand an axis spec to a list of values."""
+def axis_values(v, key: str, path: str, distinct: bool = True) -> list:
+    """Expand an axis spec to a list of values (``distinct``: a value given twice is refused; a zipped axis may
+    repeat values, its zipped tuples must differ)."""
     if isinstance(v, dict):
         if len(v) != 1:
             raise _err(path, key, "an axis table needs exactly one of linspace, logspace, geomspace, range")
@@ -288,7 +292,7 @@ def axis_values(v, key: str, path: str) -> list:
     for x in vals:
         if isinstance(x, float) and not math.isfinite(x):
             raise _err(path, key, f"values must be finite, got {x!r}")
-    if isinstance(v, list):  # generated forms are distinct by construction
+    if isinstance(v, list) and distinct:  # generated forms are distinct by construction
         seen = {}
         for x in vals:
             k = (0.0 if x == 0 else float(x)) if _is_num(x) else repr(x)  # 1 ≡ 1.0, -0.0 ≡ 0.0
@@ -316,10 +320,12 @@ def _is_axis_table(v: dict) -> bool:
     return len(v) == 1 and next(iter(v)) in ("linspace", "logspace", "geomspace", "range")
 
 
-def _axes(table: dict, key_prefix: str, path: str) -> dict[str, list]:
+def _axes(table: dict, key_prefix: str, path: str, zips=()) -> dict[str, list]:
     """Each entry of a [grid] or [[methods]] table as its list of values — the one place an axis is expanded
-    (the count, the cells and the refine/check tables all read these lists)."""
-    return {k: axis_values(v, f"{key_prefix}{k}", path) for k, v in table.items()}
+    (the count, the cells and the refine/check tables all read these lists). Axes in ``zips`` may repeat a value
+    (``_groups`` holds their zipped tuples distinct)."""
+    zipped = {k for z in zips if isinstance(z, list) for k in z if isinstance(k, str)}
+    return {k: axis_values(v, f"{key_prefix}{k}", path, distinct=k not in zipped) for k, v in table.items()}
 
 
 def _groups(axes: dict[str, list], zips: list, key_prefix: str, path: str) -> list[list[dict]]:
@@ -335,7 +341,11 @@ def _groups(axes: dict[str, list], zips: list, key_prefix: str, path: str) -> li
         lens = {len(axes[k]) for k in z}
         if len(lens) != 1:
             raise _err(path, f"{key_prefix}zip", f"zipped axes {z} must have equal lengths, got {sorted(lens)}")
-        groups.append([dict(zip(z, vals)) for vals in zip(*(axes[k] for k in z))])
+        tuples = list(zip(*(axes[k] for k in z)))
+        keys = [tuple((0.0 if x == 0 else float(x)) if _is_num(x) else repr(x) for x in t) for t in tuples]
+        if len(set(keys)) != len(keys):
+            raise _err(path, f"{key_prefix}zip", f"zipped axes {z} give the same point twice (one model, pooled twice)")
+        groups.append([dict(zip(z, vals)) for vals in tuples])
         used.update(z)
     for k, vals in axes.items():
         if k not in used:
@@ -384,7 +394,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     for k in raw:
         if k not in TOP_KEYS:
             raise _err(path, k, f"unknown key; allowed: {', '.join(TOP_KEYS)}")
-    for k in ("data", "grid", "train", "plot", "budgets", "report", "theory", "check"):
+    for k in ("data", "grid", "train", "plot", "budgets", "report", "theory", "check", "extend"):
         _require_table(raw, k, path)
     budgets = raw.get("budgets", {})
     for b, over in budgets.items():
@@ -462,14 +472,14 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
             )
         labels[lab] = i
     # every axis expanded once: the count, the cells, [refine] and [check] read these lists
-    grid_axes = _axes(grid, "grid.", path)
+    grid_axes = _axes(grid, "grid.", path, zips)
     grid_groups = _groups(grid_axes, zips, "grid.", path)
     method_axes, method_groups = [], []
     for i, m in enumerate(methods):
         mzips = m.get("zip", [])
         _require_zip(mzips, f"methods[{i}].zip", path)
         axes_i = _axes(
-            {k: v for k, v in m.items() if k not in ("name", "label", "zip", "role")}, f"methods[{i}].", path
+            {k: v for k, v in m.items() if k not in ("name", "label", "zip", "role")}, f"methods[{i}].", path, mzips
         )
         method_axes.append(axes_i)
         method_groups.append(_groups(axes_i, mzips, f"methods[{i}].", path))
@@ -545,6 +555,11 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
     report = cfg.get("report", {})
     theory_cfg = parse_theory(cfg.get("theory", {}), path)
     check = parse_check(cfg.get("check", {}), path, cells, labels, axes)
+    method_axis_names = {k for axes_i in method_axes for k in axes_i}
+    try:
+        extend = parse_extend(cfg.get("extend", {}), path, method_axis_names)
+    except ConfigError as e:
+        raise _err(path, e.field, e.message.removeprefix(f"{path}: ")) from None
     return Sweep(
         cfg["name"],
         cfg.get("description", ""),
@@ -559,6 +574,7 @@ def parse_sweep(source: str, path: str, budget: str = "full") -> Sweep:
         roles,
         theory_cfg,
         check,
+        extend,
     )
 
 
@@ -682,24 +698,32 @@ def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> di
     if not isinstance(sw, dict):
         raise _err(path, "check.switches", "must be a table: switch → list of values")
     chosen = deciding_cells(cells, out)
+
+    def validate(key, value):
+        """Every deciding cell a switch applies to accepts it (ConfigError otherwise), and it applies to at least one:
+        a key no deciding cell's method has is refused, naming it."""
+        for k, v in key.items() if isinstance(key, dict) else [(key, value)]:  # each key applies somewhere
+            if chosen and all(switched(cell, k, v, strict=False) is None for cell in chosen):
+                switched(chosen[0], k, v)  # raises, naming the key
+        for cell in chosen:
+            switched(cell, key, value, strict=False)
+
     for k, v in sw.items():
         vals = axis_values(v, f"check.switches.{k}", path)
         for x in vals:
-            for cell in chosen:
-                try:
-                    switched(cell, k, x)
-                except ConfigError as e:
-                    raise _err(path, f"check.switches.{k}", f"{e.message} (value {x!r})") from None
+            try:
+                validate(k, x)
+            except ConfigError as e:
+                raise _err(path, f"check.switches.{k}", f"{e.message} (value {x!r})") from None
         out["switches"][k] = vals
     joint = c.get("joint", [])
     if not isinstance(joint, list) or not all(isinstance(j, dict) and len(j) >= 2 for j in joint):
         raise _err(path, "check.joint", "must be a list of tables of two or more switches each, tried together")
     for j in joint:
-        for cell in chosen:
-            try:
-                switched(cell, j, None)
-            except ConfigError as e:
-                raise _err(path, "check.joint", f"{e.message} (in {j!r})") from None
+        try:
+            validate(j, None)
+        except ConfigError as e:
+            raise _err(path, "check.joint", f"{e.message} (in {j!r})") from None
     out["joint"] = [dict(j) for j in joint]
     return out
 
@@ -720,19 +744,25 @@ def deciding_cells(cells: list, check: dict) -> list:
     ]
 
 
-def switched(cell, key, value, steps_factor: float = 1, width_factor: float = 1):
+def switched(cell, key, value, steps_factor: float = 1, width_factor: float = 1, strict: bool = True):
     """``cell`` with one DECIDE switch set (a train key, a data field or a hyperparameter; ConfigError naming
     it when the method, the generator or the trainer refuses it) and its steps/width scaled. ``key`` a dict
-    (``value`` unused): a joint switch, every change made at once and the cell validated once."""
+    (``value`` unused): a joint switch, every change made at once and the cell validated once. ``strict`` False:
+    a hyperparameter this cell's method does not have leaves the switch out for it — None when nothing of the
+    switch applies (e.g. GBA's activation at a TopK cell: that cell is not re-trained)."""
     changes = key if isinstance(key, dict) else ({} if key is None else {key: value})
     data, params, train = dict(cell.data), dict(cell.params), dict(cell.train)
+    allowed = {f.name for f in fields(get_config(cell.method))}
+    if not strict:
+        changes = {k: v for k, v in changes.items() if k in TRAIN_KEYS or k in GENERATOR_FIELDS or k in allowed}
+        if key is not None and not changes:
+            return None
     for k, v in changes.items():
         if k in TRAIN_KEYS and k != "seeds":
             train[k] = v
         elif k in GENERATOR_FIELDS:
             data[k] = v
         else:
-            allowed = {f.name for f in fields(get_config(cell.method))}
             if k not in allowed:
                 raise ConfigError(
                     k,
