@@ -648,6 +648,8 @@ PER_FEATURE_COLUMNS = (
     "matched_cos",
     "matched_latent_freq",
     "log2_freq_ratio",
+    "matched_latent_target",
+    "log2_target_ratio",
 )
 
 
@@ -657,7 +659,8 @@ def per_feature_rows(arrays: dict) -> dict | None:
     (its measured frequency on the evaluation rows where the model is unknown); f_eval, h: measured on the
     evaluation rows (h the mean non-zero magnitude); best latent: max signed cosine; matched latent: the signed
     Hungarian matching (−1 and NaN where unmatched, and in cells stored before it was kept); a latent's frequency:
-    the fraction of evaluation rows it fires on; log2_freq_ratio: log₂(matched latent's frequency / f)."""
+    the fraction of evaluation rows it fires on; log2_freq_ratio: log₂(matched latent's frequency / f); for BA/GBA
+    the matched latent's target frequency (matched_latent_target) and log2_target_ratio = log₂(its target / f)."""
     if "feature_best" not in arrays:
         return None
     n = len(arrays["feature_best"])
@@ -675,8 +678,11 @@ def per_feature_rows(arrays: dict) -> dict | None:
         return np.where(idx >= 0, nf[np.clip(idx, 0, len(nf) - 1)], np.nan)
 
     mf = freq_of(matched)
+    nt = arrays.get("neuron_target")
+    mt = np.where(matched >= 0, nt[np.clip(matched, 0, len(nt) - 1)], np.nan) if nt is not None else nan
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.log2(mf / f)
+        tratio = np.log2(mt / f)
     return {
         "feature": np.arange(n),
         "f": f,
@@ -689,6 +695,8 @@ def per_feature_rows(arrays: dict) -> dict | None:
         "matched_cos": arrays.get("feature_matched_cos", nan).astype(float),
         "matched_latent_freq": mf,
         "log2_freq_ratio": ratio,
+        "matched_latent_target": mt,
+        "log2_target_ratio": tratio,
     }
 
 

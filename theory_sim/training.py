@@ -455,6 +455,8 @@ def _evaluate(
             results.append({**res, "arrays": arrays})
             continue
         q, qa = M.quality_metrics(x[e], x_hat[e], z[e], None if targets is None else targets[e].flatten())
+        if targets is not None:  # each neuron's target frequency (BA/GBA): the per-feature records read p/f_i
+            arrays["neuron_target"] = targets[e].flatten().cpu().numpy()
         res.update(q)
         res.update(reports[e])
         arrays.update(qa)
@@ -470,6 +472,10 @@ def _evaluate(
             arrays.update(ra)
             n_feat = data.V.shape[-2]
             specs = getattr(data, "specs", None)
+            if specs is not None:  # the dictionary's measured incoherence (max and mean |cos| over pairs)
+                from .model.stats import coherence
+
+                res["mu_max"], res["mu_mean"] = coherence(data.V[e])
             f_spec = np.array(specs[e].feature_frequencies()) if specs is not None else np.full(n_feat, np.nan)
             fa = M.feature_activity(n_feat, x.shape[1], *(supports[e] if supports is not None else ()))
             arrays.update(feature_freq=f_spec, **fa)

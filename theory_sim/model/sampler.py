@@ -42,7 +42,16 @@ def make_features(spec: GeneratorSpec) -> torch.Tensor:
     if spec.features == "orthogonal":
         q, _ = torch.linalg.qr(torch.randn(d, n, generator=g, dtype=torch.float64))
         return q.T.contiguous().float()
-    v = unit_rows(torch.randn(n, d, generator=g, dtype=torch.float64))
+    if spec.features == "rademacher":
+        v = (torch.randint(0, 2, (n, d), generator=g) * 2 - 1).double() / math.sqrt(d)
+    elif spec.features == "sparse":
+        q = spec.feature_nnz or math.ceil(d / 4)
+        idx = torch.rand(n, d, generator=g, dtype=torch.float64).argsort(dim=1)[:, :q]  # q distinct coordinates
+        v = unit_rows(
+            torch.zeros(n, d, dtype=torch.float64).scatter_(1, idx, torch.randn(n, q, generator=g, dtype=torch.float64))
+        )
+    else:
+        v = unit_rows(torch.randn(n, d, generator=g, dtype=torch.float64))
     if spec.features == "shared" or spec.shared > 0:
         u = unit_rows(torch.randn(1, d, generator=g, dtype=torch.float64))
         v = unit_rows(math.sqrt(1 - spec.shared) * v + math.sqrt(spec.shared) * u)

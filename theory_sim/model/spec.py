@@ -17,7 +17,9 @@ Decisions the paper leaves open (docs/science.md §1), each a switch here:
   (rows of very different sparsity otherwise differ in norm by sqrt(s_max / s_min)).
 - ``features``: ``gaussian`` (i.i.d., the theorem's), ``orthogonal`` (n <= d), ``low_coherence`` (pushed
   to max |cos| <= ``coherence``, below the Gaussian level), ``shared`` (v_i ∝ sqrt(1-a) g_i + sqrt(a) u,
-  raising every cosine toward a = ``shared``).
+  raising every cosine toward a = ``shared``), ``rademacher`` (entries ±1/√d with random signs: not Gaussian, the
+  same incoherence scale), ``sparse`` (each row ``feature_nnz`` Gaussian entries at random coordinates: overlapping
+  supports make it more coherent). ``shared`` > 0 adds the shared component to any kind but orthogonal.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ LATER_FIELDS = {
     "correlation_scale": 0.5,
     "mag_spread": 0.0,
     "dictionary_bias": 0.0,
+    "feature_nnz": 0,
 }
 
-FEATURE_KINDS = ("gaussian", "orthogonal", "low_coherence", "shared")
+FEATURE_KINDS = ("gaussian", "orthogonal", "low_coherence", "shared", "rademacher", "sparse")
 SUPPORT_KINDS = ("exact", "bernoulli", "mixture")
 FREQUENCY_KINDS = ("uniform", "zipf", "list")
 MAGNITUDE_KINDS = ("constant", "uniform", "lognormal", "per_feature")
@@ -61,7 +64,10 @@ class GeneratorSpec:
         3, Interval(float, 0, None, "neither"), "non-zeros per row (exact) or expected L0 (bernoulli), s <= n"
     )
     features: str = param(
-        "gaussian", Options(FEATURE_KINDS), "V: gaussian | orthogonal (n<=d) | low_coherence | shared"
+        "gaussian",
+        Options(FEATURE_KINDS),
+        "V: gaussian | orthogonal (n<=d) | low_coherence | shared | rademacher (entries ±1/√d) | sparse (feature_nnz "
+        "Gaussian entries per row)",
     )
     coherence: float | None = param(
         None, Maybe(Interval(float)), "target max |cos| for features=low_coherence, in (Welch bound, 1)"
@@ -131,6 +137,9 @@ class GeneratorSpec:
         Interval(float, 0, None),
         "relative spread of per-feature magnitudes (magnitude=per_feature): h_i exp(σN − σ²/2)",
     )
+    feature_nnz: int = param(
+        0, Interval(int, 0, None), "non-zero entries per feature row for features=sparse (0: ⌈d/4⌉), <= d"
+    )
     dictionary_bias: float = param(
         0.0, Interval(float, 0, None), "norm of a fixed offset added to every sample (a dictionary bias)"
     )
@@ -164,6 +173,16 @@ class GeneratorSpec:
                 "features",
                 f"orthogonal needs n <= d (got n={self.n}, d={self.d}); use gaussian or low_coherence",
             )
+        require(
+            self.feature_nnz == 0 or self.features == "sparse",
+            "feature_nnz",
+            f"only with features=sparse (got features={self.features})",
+        )
+        require(
+            self.feature_nnz <= self.d,
+            "feature_nnz",
+            f"must be an integer in [0, d = {self.d}], got {self.feature_nnz}",
+        )
         if self.features == "low_coherence":
             require(
                 self.coherence is not None, "coherence", "low_coherence needs a target max |cos| in (welch_bound, 1)"

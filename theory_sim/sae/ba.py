@@ -45,6 +45,10 @@ class BA(Method):
     def group_index(self) -> list[int]:
         return [0] * self.M
 
+    def targets(self, e: int) -> list[float]:
+        """Model e's target frequency of every neuron (length M)."""
+        return self.cfgs[e].targets()
+
     def init(self, x0):
         cfg, E, M, dev = self.cfgs[0], self.E, self.M, self.device
         # stored as (E, d, M): the weight-gradient matmuls then write their outputs in the orientation
@@ -56,7 +60,7 @@ class BA(Method):
         self.b = self.per_model("bias_init").view(E, 1, 1) * torch.ones(E, 1, M, device=dev)
         mean = x0.mean(1, keepdim=True) if cfg.pre_bias == "mean" else torch.zeros(E, 1, self.d, device=dev)
         self.b_pre = mean.clone().requires_grad_(cfg.train_pre_bias)
-        self.target = torch.tensor([c.targets() for c in self.cfgs], device=dev).view(E, 1, M)
+        self.target = torch.tensor([self.targets(e) for e in range(E)], device=dev).view(E, 1, M)
         self.floor = self.per_model("bias_floor")
         if cfg.bias_init_quantile:  # each neuron starts firing at its target frequency on the first batch
             u, _ = torch.bmm(x0 - self.b_pre.detach(), self.WT.detach()).sort(dim=1)  # (E, B0, M), ascending
@@ -246,3 +250,21 @@ class GBA(BA):
 
     def group_index(self):
         return self.cfgs[0].group_index()
+
+    def targets(self, e: int) -> list[float]:
+        """Geometric TAFs from the config, or with ``taf_spacing = "data"`` group k's TAF the (k + ½)/K quantile of
+        the data's feature frequencies in descending order (each group then covers an equal share of the
+        features — R4's alternative to geometric spacing)."""
+        cfg = self.cfgs[e]
+        if cfg.taf_spacing == "geometric":
+            return cfg.targets()
+        if self.specs is None:
+            from ..errors import ConfigError
+
+            raise ConfigError("taf_spacing", "data needs the data model's frequencies (generator data)")
+        import numpy as np
+
+        fs = np.sort(np.asarray(self.specs[e].feature_frequencies(), float))[::-1]
+        K = cfg.groups
+        tafs = [float(np.quantile(fs, 1 - (k + 0.5) / K)) for k in range(K)]
+        return [tafs[g] for g in cfg.group_index()]

@@ -164,6 +164,12 @@ class GBAConfig(AdaptConfig):
     ltf: float = param(
         1e-3, Interval(float, 0, 1, "neither"), "lowest target frequency (group K-1)", scale="f", per_model=True
     )
+    taf_spacing: str = param(
+        "geometric",
+        Options(("geometric", "data")),
+        "TAFs geometric from htf to ltf, or data: group k's TAF the (k + ½)/K quantile of the data's feature "
+        "frequencies, highest first (generator data; htf and ltf then unused)",
+    )
 
     def check(self) -> None:
         super().check()
