@@ -210,3 +210,42 @@ def test_frr_rise_over_the_last_fifth():
     assert frr_rise(traj, 1000) == pytest.approx(0.51 - 0.31)  # from the last record at or before step 800
     assert math.isnan(frr_rise([(0, 0.0), (1000, 1.0)][1:], 1000))  # no record that early
     assert math.isnan(frr_rise(traj, 4))  # too short a run to judge
+
+
+def test_per_feature_records_by_hand():
+    """Three features e1, e2, e3 and three latents d0 = (.8, .6, 0), d1 = (0, .5, .866), d2 = (.7, 0, .714): each
+    feature's best latent is d0, d0, d1, but the one-to-one matching that maximises the total cosine is e1→d2,
+    e2→d0, e3→d1 (2.166 against 2.014 for e1→d0). Latent frequencies .5, .25, .1 and feature frequencies .2, .5,
+    .1 give log2(p̂/f) = −1, 0, log2 2.5 over the matched pairs."""
+    from theory_sim import metrics as M
+    from theory_sim.store import per_feature_rows
+
+    V = torch.eye(3)
+    D = torch.tensor([[0.8, 0.6, 0.0], [0.0, 0.5, 0.866], [0.7, 0.0, 0.714]])
+    _, arrays = M.recovery_metrics(V, D)
+    assert arrays["feature_arg"].tolist() == [0, 0, 1]
+    assert arrays["feature_matched"].tolist() == [2, 0, 1]
+    Dn = D / D.norm(dim=1, keepdim=True)
+    assert arrays["feature_matched_cos"] == pytest.approx([float(Dn[2, 0]), float(Dn[0, 1]), float(Dn[1, 2])])
+    nf, f = np.array([0.5, 0.25, 0.1]), np.array([0.2, 0.5, 0.1])
+    rec = per_feature_rows({**arrays, "neuron_freq": nf, "feature_freq": f})
+    assert rec["matched_latent"].tolist() == [2, 0, 1] and rec["best_latent"].tolist() == [0, 0, 1]
+    assert rec["matched_latent_freq"].tolist() == [0.1, 0.5, 0.25]
+    assert rec["log2_freq_ratio"] == pytest.approx([-1.0, 0.0, math.log2(2.5)])
+    assert rec["best_latent_freq"].tolist() == [0.5, 0.5, 0.25]
+    s = M.frequency_match(f, nf, arrays["feature_matched"])
+    assert s["freq_match_log2_median"] == 0.0 and s["freq_match_dead"] == 0.0
+    assert M.frequency_match(f, np.array([0.5, 0.25, 0.0]), arrays["feature_matched"])["freq_match_dead"] == (
+        pytest.approx(1 / 3)
+    )
+
+
+def test_feature_activity_counts_supports_by_hand():
+    """Four evaluation rows; feature 0 fires in rows 0 and 2 (magnitudes 1 and 3), feature 2 in row 1 (2.0),
+    feature 1 never: frequencies .5, 0, .25, mean magnitudes 2, NaN, 2."""
+    from theory_sim import metrics as M
+
+    rows, cols, vals = torch.tensor([0, 2, 1]), torch.tensor([0, 0, 2]), torch.tensor([1.0, 3.0, 2.0])
+    a = M.feature_activity(3, 4, rows, cols, vals)
+    assert a["feature_freq_eval"].tolist() == [0.5, 0.0, 0.25]
+    assert a["feature_mag_eval"][0] == 2.0 and math.isnan(a["feature_mag_eval"][1]) and a["feature_mag_eval"][2] == 2.0

@@ -556,3 +556,22 @@ def inside_rows(df: pd.DataFrame) -> pd.DataFrame:
     if "inside" not in df.columns:
         return df
     return df[df["inside"].map(lambda v: v is True)]
+
+
+# ------------------------------------------------------------------------------------------ per-feature records
+def feature_rows(df: pd.DataFrame, store, keep=("label", "seed", "cell_hash")) -> pd.DataFrame:
+    """The per-feature records (store.PER_FEATURE_COLUMNS) of the results rows ``df`` that have them, each beside
+    the row's ``keep`` columns (and ``series``, the row's variant label, when ``df`` has it); rows without stored
+    recovery arrays are skipped. What the reviewers' experiments read (frequency_match, spectrum)."""
+    from .store import per_feature_rows
+
+    frames = []
+    for _, r in df.iterrows():
+        cols = per_feature_rows(store.load_arrays(r.cell_hash))
+        if cols is None:
+            continue
+        f = pd.DataFrame(cols)
+        for k in (*keep, *(["series"] if "series" in df.columns else [])):
+            f[k] = r[k]
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -386,12 +386,22 @@ def _by_step(df, store, sweep, out):
     return frr_by_step(df, out, steps_needed=steps_needed(vs) if vs else None)
 
 
+def _features():
+    from . import features  # the reviewers' figures (plots/features.py), imported when drawn
+
+    return features
+
+
 #: curve kind -> drawer(df, store, sweep, out path without suffix) -> PNG paths. The names are
 #: sweep.spec.CURVE_KINDS (the torch-free list a sweep file is checked against); a test holds the two equal.
 CURVES = {
     "frr_vs_tau": lambda df, store, sweep, out: frr_vs_tau(df, store, out),
     "frontier": lambda df, store, sweep, out: frontier(df, out),
     "frr_by_step": _by_step,
+    "frequency_ratio": lambda df, store, sweep, out: _features().frequency_ratio(df, store, out),
+    "spectrum": lambda df, store, sweep, out: _features().spectrum(df, store, out),
+    "peak": lambda df, store, sweep, out: _features().peak(df, out, (sweep.report or {}).get("peak_metric", "mmcs")),
+    "frr_vs_mu": lambda df, store, sweep, out: _features().frr_vs_mu(df, out),
     "alignment": lambda df, store, sweep, out: alignment(df, sweep.plot.get("x") or "n", out),
     "consistency": lambda df, store, sweep, out: consistency_plot(df, store, out),
     "frr_vs_magnitude": lambda df, store, sweep, out: frr_vs_magnitude(df, store, out),

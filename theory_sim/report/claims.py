@@ -5,11 +5,15 @@ and one entry below."""
 from __future__ import annotations
 
 from .cooccurrence import claim_cooccurrence
+from .dictionary import claim_dictionary
+from .frequency_match import claim_frequency_match
 from .frontier import claim_frontier
 from .imbalanced import claim_imbalanced
 from .noise import claim_noise
 from .phase import claim_phase
 from .resonance import claim_resonance
+from .resonance_peak import claim_resonance_peak
+from .spectrum import claim_spectrum
 from .synthbench import claim_synthbench
 from .theorem import claim_theorem
 from .theorem_scaling import claim_theorem_scaling
@@ -32,4 +36,8 @@ CLAIMS = {
     "noise": claim_noise,
     "frontier": claim_frontier,
     "synthbench": claim_synthbench,
+    "frequency_match": claim_frequency_match,
+    "resonance_peak": claim_resonance_peak,
+    "spectrum": claim_spectrum,
+    "dictionary": claim_dictionary,
 }

@@ -30,6 +30,10 @@ EXPERIMENTS = (
     "noise",
     "frontier",
     "synthbench",
+    "frequency_match",
+    "resonance_peak",
+    "spectrum",
+    "dictionary",
 )
 
 

@@ -74,7 +74,19 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)) + ("seeds",)
 PLOT_KEYS = ("x", "y", "metric", "curve", "tuned")
 BUDGETS = ("tiny", "quick", "full")
 #: the figures ``[plot] curve`` may ask for (drawn by theory_sim.plots)
-CURVE_KINDS = ("frr_vs_tau", "frontier", "consistency", "frr_vs_magnitude", "table", "frr_by_step", "alignment")
+CURVE_KINDS = (
+    "frr_vs_tau",
+    "frontier",
+    "consistency",
+    "frr_vs_magnitude",
+    "table",
+    "frr_by_step",
+    "alignment",
+    "frequency_ratio",
+    "spectrum",
+    "peak",
+    "frr_vs_mu",
+)
 BUDGET_KEYS = ("data", "grid", "methods", "train", "plot", "all_methods", "refine", "check", "extend")
 #: the most cells one sweep file may define (each is a trained model; 10⁹ would exhaust memory listing them)
 MAX_CELLS = 200_000
