@@ -303,7 +303,7 @@ def test_correlated_firing_keeps_each_frequency_and_correlates():
     _, _, h = ModelSampler(GeneratorSpec(**base, correlation_rank=2, correlation_scale=0.8)).sample(40000)
     got = (h > 0).float().mean(0)
     assert torch.allclose(got, want, atol=4 * (want * (1 - want) / 40000).sqrt().max().item() + 1e-3)
-    assert corr["firing_corr_max"] > 0.3 and abs(plain["firing_corr_mean"]) < 0.01
+    assert corr["firing_corr_max"] > 0.1 and abs(plain["firing_corr_mean"]) < 0.01
 
 
 def test_magnitude_spread_and_dictionary_bias():

@@ -203,3 +203,26 @@ def test_input_scale_divides_by_the_mean_row_norm_and_is_stated():
     )
     with pytest.raises(theory_sim.ConfigError, match="input_scale"):
         TrainConfig(input_scale="max")
+
+
+def test_input_scale_never_reads_the_held_out_rows():
+    """With ``input_scale = mean_norm`` the divisor comes from training rows: the held-out rows (the last rows of the
+    array, and an ``eval_data`` array) multiplied by 1,000 leave the scale and every trained weight bit-identical."""
+    import numpy as np
+
+    import theory_sim
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    kw = dict(steps=20, batch=32, eval_samples=64, width=8, k=2, input_scale="mean_norm", progress=False)
+    a = theory_sim.train("topk", X, keep_weights=True, **kw)[0]
+    X2 = X.copy()
+    X2[-64:] *= 1000  # the held-out tail (min(eval_samples, N // 5) = 64 rows)
+    b = theory_sim.train("topk", X2, keep_weights=True, **kw)[0]
+    assert a["input_scale"] == b["input_scale"]
+    for k in (k for k in a["arrays"] if k.startswith("w_")):
+        assert np.array_equal(a["arrays"][k], b["arrays"][k]), k
+    ev = rng.normal(size=(64, 6)).astype(np.float32)
+    c = theory_sim.train("topk", X, eval_data=ev, keep_weights=True, **kw)[0]
+    d = theory_sim.train("topk", X, eval_data=ev * 1000, keep_weights=True, **kw)[0]
+    assert c["input_scale"] == d["input_scale"] and np.array_equal(c["arrays"]["w_W_dec"], d["arrays"]["w_W_dec"])

@@ -84,12 +84,14 @@ class ScaledData:
 
 
 def measure_input_scale(data, how: str) -> torch.Tensor | None:
-    """The per-model divisor (E,) of ``how`` (TrainConfig.input_scale), measured on the evaluation rows of
-    ``data`` (a fresh stream for generator data; the first rows of an array; fresh calls of a callable), or
+    """The per-model divisor (E,) of ``how`` (TrainConfig.input_scale), measured on rows the model may learn from —
+    never on held-out rows: a user's array's first training rows (``TensorData.scale_rows``), fresh draws of the
+    generator's distribution (its evaluation stream: samples, not a held-out set), fresh calls of a callable — or
     None for "none"."""
     if how == "none":
         return None
-    x, _ = data.eval_batch(SCALE_ROWS)
+    rows = getattr(data, "scale_rows", None)
+    x = rows(SCALE_ROWS) if rows is not None else data.eval_batch(SCALE_ROWS)[0]
     return x.norm(dim=-1).mean(-1).clamp_min(1e-12)
 
 
@@ -158,6 +160,10 @@ class TensorData:
     def sample(self, B):
         N = self.X.shape[0]
         return torch.stack([self.X[torch.randint(N, (B,), generator=g, device=self.device)] for g in self.gens])
+
+    def scale_rows(self, N):
+        """(E, N', d) the first N' ≤ N training rows (what the input scale is measured on: never held-out rows)."""
+        return self.X[:N].unsqueeze(0).expand(len(self.gens), -1, -1)
 
     def eval_batch(self, N):
         x = self.X_eval[:N]

@@ -141,7 +141,7 @@ class CounterSampler:
       mixture's subset is put in uniform order by random keys and the row's level keeps a prefix, a uniform
       subset of that size;
     - bernoulli: independent (uniform(n) < f_i), co-occurrence groups (a group on with f / r, each member with
-      r), or the Gaussian copula (z = √c F u + √(1−c) ε < Φ⁻¹(f_i)); then the hierarchy's gate, level by level.
+      r), or the Gaussian copula (z = F u + √(1 − ‖F_i‖²) ε < Φ⁻¹(f_i)); then the hierarchy's gate, level by level.
     """
 
     def __init__(self, specs: list[GeneratorSpec], device, stream: int = STREAM_DATA, features=None):
@@ -184,7 +184,7 @@ class CounterSampler:
             if sp.correlation_rank:
                 self.loadings = torch.stack([m.loadings for m in ms])  # (E, n, r)
                 self.z_cut = torch.stack([m.z_cut for m in ms]).unsqueeze(1)  # (E, 1, n)
-                self.corr = col([s.correlation_scale for s in specs])
+                self.idio = torch.stack([m.idio for m in ms]).unsqueeze(1)  # (E, 1, n): √(1 − ‖F_i‖²)
             elif sp.cooccurrence is not None:
                 self.group_of, self.n_groups = ms[0].group_of, ms[0].n_groups
                 self.group_on, self.member = col([m.group_on for m in ms]), col([s.cooccurrence for s in specs])
@@ -245,8 +245,7 @@ class CounterSampler:
             r = self.loadings.shape[2]
             u = draw.normal(USE_COPULA_A, USE_COPULA_B, (B, r))
             eps = draw.normal(USE_COPULA_C, USE_COPULA_D, (B, n))
-            c = self.corr
-            mask = torch.sqrt(c) * torch.bmm(u, self.loadings.transpose(1, 2)) + torch.sqrt(1 - c) * eps < self.z_cut
+            mask = torch.bmm(u, self.loadings.transpose(1, 2)) + self.idio * eps < self.z_cut
         elif hasattr(self, "group_of"):
             on = draw.uniform(USE_GROUP, (B, self.n_groups)) < self.group_on
             mask = (draw.uniform(USE_SUPPORT, (B, n)) < self.member) & on[..., self.group_of]

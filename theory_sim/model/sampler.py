@@ -110,11 +110,18 @@ def world_bias(spec: GeneratorSpec) -> torch.Tensor | None:
 
 
 def copula_loadings(spec: GeneratorSpec) -> torch.Tensor | None:
-    """(n, r) unit-row loadings of the low-rank Gaussian copula over the firing variables, from the seed."""
+    """(n, r) loadings F of the low-rank Gaussian copula over the firing variables, from the seed, as SAELens's
+    synthetic generator builds its low-rank correlation: entries N(0, correlation_scale²), and, if some row's
+    shared variance ‖F_i‖² reaches 1, all rows scaled so the largest is 0.99. The latent z_i = F_i·u + √(1 − ‖F_i‖²) ε_i
+    is N(0, 1) per feature (so each f_i is kept), and corr(z_i, z_j) = F_i·F_j."""
     if not spec.correlation_rank:
         return None
     g = cpu_generator(spec.seed, STREAM_WORLD + 1)
-    return unit_rows(torch.randn(spec.n, spec.correlation_rank, generator=g, dtype=torch.float64)).float()
+    F = torch.randn(spec.n, spec.correlation_rank, generator=g, dtype=torch.float64) * spec.correlation_scale
+    sq = F.pow(2).sum(1)
+    if bool((sq >= 1).any()):
+        F = F * math.sqrt(0.99 / float(sq.max()))
+    return F.float()
 
 
 def reject_repeats(idx: torch.Tensor, n: int, gens: list) -> torch.Tensor:
@@ -196,8 +203,9 @@ class ModelSampler:
         bias = world_bias(spec)
         self.bias = None if bias is None else bias.to(self.device)
         load = copula_loadings(spec)
-        if load is not None:  # z = √c F u + √(1−c) ε is N(0, 1) per feature: fire when z < Φ⁻¹(f_i)
+        if load is not None:  # z = F u + √(1 − ‖F_i‖²) ε is N(0, 1) per feature: fire when z < Φ⁻¹(f_i)
             self.loadings = load.to(self.device)
+            self.idio = (1 - load.double().pow(2).sum(1)).clamp_min(0).sqrt().float().to(self.device)
             self.z_cut = torch.special.ndtri(self.freqs.double().clamp(1e-12, 1 - 1e-12)).float()
         self.gen = torch.Generator(device=self.device).manual_seed(derive_seed(spec.seed, stream))
         self.noise_std = spec.noise_std
@@ -234,11 +242,8 @@ class ModelSampler:
     def _bernoulli_support(self, B: int) -> torch.Tensor:
         spec, dev, g = self.spec, self.device, self.gen
         if spec.correlation_rank:
-            c = spec.correlation_scale
             u = torch.randn(B, spec.correlation_rank, generator=g, device=dev)
-            z = math.sqrt(c) * (u @ self.loadings.T) + math.sqrt(1 - c) * torch.randn(
-                B, spec.n, generator=g, device=dev
-            )
+            z = u @ self.loadings.T + self.idio * torch.randn(B, spec.n, generator=g, device=dev)
             mask = z < self.z_cut
         elif spec.cooccurrence is None:
             mask = torch.rand(B, spec.n, generator=g, device=dev) < self.freqs

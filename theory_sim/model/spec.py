@@ -130,7 +130,14 @@ class GeneratorSpec:
     correlation_scale: float = param(
         0.5,
         Interval(float, 0, 1, "left"),
-        "share of each firing variable's variance that is shared (the copula)",
+        "SAELens's correlation_scale: each copula loading N(0, scale²), a row's shared variance rank·scale² on "
+        "average (capped at 0.99)",
+    )
+    correlation_model: str = param(
+        "saelens",
+        Options(("saelens",)),
+        "how correlation_scale is read (stored with every correlated world: worlds of the earlier 'share of "
+        "variance' reading have other hashes)",
     )
     mag_spread: float = param(
         0.0,
@@ -275,6 +282,33 @@ class GeneratorSpec:
                 "mag_spread",
                 "spreads per-feature magnitudes: needs magnitude=per_feature",
             )
+        self._validate_context()
+
+    #: knob -> (its default, the condition under which it acts, the context it needs, in words): a knob moved off
+    #: its default where it does nothing is refused (it would be ignored without a word)
+    def _validate_context(self) -> None:
+        bern = self.support == "bernoulli"
+        rules = (
+            ("zipf", 1.0, bern and self.frequencies == "zipf", "support=bernoulli and frequencies=zipf"),
+            ("frequencies", "uniform", bern, "support=bernoulli"),
+            ("frequency_list", None, bern and self.frequencies == "list", "support=bernoulli and frequencies=list"),
+            ("mixture_s", None, self.support == "mixture", "support=mixture"),
+            ("mixture_weights", None, self.support == "mixture", "support=mixture"),
+            ("group_size", 8, self.cooccurrence is not None, "cooccurrence"),
+            ("coherence", None, self.features == "low_coherence", "features=low_coherence"),
+            ("hierarchy_branching", 2, self.hierarchy_depth > 0, "hierarchy_depth > 0"),
+            ("hierarchy_exclusive", False, self.hierarchy_depth > 0, "hierarchy_depth > 0"),
+            ("correlation_scale", 0.5, self.correlation_rank > 0, "correlation_rank > 0"),
+            ("mag_sigma", 0.5, self.magnitude == "lognormal", "magnitude=lognormal"),
+            ("magnitudes", None, self.magnitude == "per_feature", "magnitude=per_feature"),
+        )
+        for name, default, acts, needs in rules:
+            v = getattr(self, name)
+            require(
+                acts or v == default or v is None and default is None,
+                name,
+                f"does nothing without {needs} (got {name}={v!r}); remove it or set {needs}",
+            )
 
     def tree_size(self) -> int:
         """Features in one tree of the hierarchy: 1 + b + … + b^depth."""
@@ -329,6 +363,8 @@ class GeneratorSpec:
             v = getattr(self, f.name)
             if f.name in LATER_FIELDS and v == LATER_FIELDS[f.name]:
                 continue
+            if f.name == "correlation_model" and not self.correlation_rank:
+                continue  # only a correlated world carries it (its loadings follow it)
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
