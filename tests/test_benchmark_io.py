@@ -216,26 +216,14 @@ def test_save_sae_refuses_a_full_folder_and_methods_saelens_cannot_hold(tmp_path
         tmp_path / "m",
     )
     assert code == 2 and "SAELens architecture" in err[0] and not (tmp_path / "m").exists()
-    code, _, _ = run(
-        capsys,
-        "train",
-        "--method",
-        "topk",
-        "--n",
-        "16",
-        "--d",
-        "8",
-        "--s",
-        "2",
-        "--width",
-        "16",
-        "--steps",
-        "3",
-        "--save-sae",
-        full,
-        "--force",
-        "--no-progress",
-    )
+    args = ["train", "--method", "topk", "--n", "16", "--d", "8", "--s", "2", "--width", "16", "--steps", "3"]
+    # --force replaces only a saved SAE: a folder of the user's own files is refused, its file kept
+    code, _, err = run(capsys, *args, "--save-sae", full, "--force", "--no-progress")
+    assert code == 2 and "replaces only a saved SAE" in err[0] and (full / "x").exists()
+    (full / "x").unlink()
+    code, _, _ = run(capsys, *args, "--save-sae", full, "--no-progress")
+    assert code == 0
+    code, _, _ = run(capsys, *args, "--save-sae", full, "--force", "--no-progress")  # a saved SAE: replaced
     assert code == 0 and sorted(p.name for p in full.iterdir()) == ["cfg.json", "sae_weights.safetensors"]
     (full / "cfg.json").write_text('{"architecture": "gated"}')
     with pytest.raises(ConfigError, match="architecture"):

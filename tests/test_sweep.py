@@ -241,11 +241,10 @@ def test_diverging_cell_is_failed_with_reason_and_sweep_completes(tmp_path):
         n = 16
         d = 8
         s = 2
-        [grid]
-        mag_value = [1.0, 1e25]
         [[methods]]
-        name = "l1"
+        name = "ba"
         width = 16
+        scale_init = [1.0, 1e30]
         [train]
         steps = 30
         batch = 32
@@ -255,9 +254,9 @@ def test_diverging_cell_is_failed_with_reason_and_sweep_completes(tmp_path):
     s = run_sweep(load_sweep(f), str(tmp_path / "o"), progress=False)
     df = load_results(tmp_path / "o")
     assert s.ran == 2 and s.failed == 1
-    bad = df[df.mag_value == 1e25].iloc[0]
+    bad = df[df.scale_init == 1e30].iloc[0]
     assert bad.status == "failed" and "non-finite" in bad.error
-    assert df[df.mag_value == 1.0].iloc[0].status == "done"
+    assert df[df.scale_init == 1.0].iloc[0].status == "done"
 
 
 def test_load_results_columns_and_export(tmp_path):

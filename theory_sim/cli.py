@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("sample", help="draw data from the model and print its measured statistics")
     add_generator_options(sp)
     sp.add_argument("--samples", type=int, default=20000, help="rows to draw (default 20000)")
-    sp.add_argument("--device", default="cpu", help="auto | cpu | cuda (default cpu)")
+    sp.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N (default cpu)")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.add_argument(
         "--save",
@@ -206,6 +206,16 @@ def cmd_train(args) -> int:
     get_config(args.method)
     hyper = method_params_from_args(args)
     data, gt, acts, eval_x, eval_acts = None, None, None, None, None
+    if args.eval_activations and not args.eval_data:
+        raise ConfigError("eval_activations", "only with --eval-data (the held-out rows they describe)")
+    if args.save_sae is not None:  # before anything is read or trained: what --force may replace
+        from .errors import check_folder
+        from .sae.saved import check_replaceable
+
+        check_folder(args.save_sae, "save_sae", empty=not args.force)
+        check_replaceable(
+            args.save_sae, [args.data, args.ground_truth, args.activations, args.eval_data, args.eval_activations]
+        )
     if args.data:
         given = [k[4:] for k, v in vars(args).items() if k.startswith("gen_") and v is not None and k != "gen_seed"]
         if given:
@@ -230,9 +240,12 @@ def cmd_train(args) -> int:
                     raise ConfigError(
                         k, f"--data {folder} already gives it (its {'V' if k == 'ground_truth' else 'H'})"
                     )
+            from .model.export import check_sample_folder
+
             data = load_array(os.path.join(folder, "X.npy"), "data")
             gt = load_array(os.path.join(folder, "V.npy"), "data")
             acts = load_array(os.path.join(folder, "H_indices.npy"), "data", integer=True)
+            check_sample_folder(folder, data, gt, acts)  # spec, V's provenance, H, and X ≈ H V (+ noise)
         else:
             data = load_array(args.data, "data")
             if args.ground_truth:
@@ -397,7 +410,7 @@ def _register_train(sub) -> None:
         "several seeds): SAELens's SAE.load_from_disk(DIR) and theory_sim.load_sae(DIR) read it",
     )
     tp.add_argument("--force", action="store_true", help="with --save-sae: replace a folder that is not empty")
-    tp.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    tp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (card N)")
     tp.add_argument("--no-progress", action="store_true")
     _add_threads(tp)
     tp.add_argument("--json", action="store_true", help="print one JSON object (a list for several seeds)")
@@ -412,8 +425,10 @@ def cmd_sweep(args) -> int:
     from .sweep.runner import run_sweep
 
     if args.dry_run:
+        from .device import choose_threads
         from .sweep.runner import format_plan, plan_sweep
 
+        choose_threads(args.threads)  # what the run checks first (--threads, THEORY_SIM_THREADS): the same refusal
         plan = plan_sweep(sweep, args.out, args.device, args.max_batch, args.force)
         print(dump_json(plan) if args.json else format_plan(plan))
         return 0
@@ -518,7 +533,7 @@ def _register_sweep(sub) -> None:
         choices=["tiny", "quick", "full"],
         help="the file's [budgets.tiny|quick] overrides, or full: the file as written (default full)",
     )
-    sp.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    sp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (card N)")
     sp.add_argument("--executor", default="local", choices=["local", "dask"])
     sp.add_argument("--workers", type=int, default=2, help="Dask LocalCluster worker processes")
     sp.add_argument(
@@ -576,8 +591,9 @@ def _register_sweep(sub) -> None:
 
 
 def cmd_boundary(args) -> int:
-    from .results import load_boundaries
+    from .results import check_boundary_options, load_boundaries
 
+    check_boundary_options(args.metric, args.level, args.tolerance)  # whatever the store holds
     found = load_boundaries(args.out, axis=args.axis, metric=args.metric, level=args.level, tolerance=args.tolerance)
     if args.json:
         print(dump_json(found))

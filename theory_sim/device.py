@@ -9,21 +9,35 @@ from .errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def _card_index(name) -> int | None:
+    """N of a "cuda:N" name (a non-negative decimal integer), else None."""
+    if isinstance(name, str) and name.startswith("cuda:") and name[5:].isdigit() and name[5:].isascii():
+        return int(name[5:])
+    return None
+
+
 def resolve_device(name):
-    """A torch.device from a name (``auto``: CUDA when torch sees one, else CPU) or a device; ConfigError
-    for anything else, or for ``cuda`` without a CUDA device."""
-    if isinstance(name, str) and name not in DEVICES:  # refused before torch is imported
-        raise ConfigError("device", f"must be one of {', '.join(DEVICES)}; got {name!r}")
+    """A torch.device from a name (``auto``: CUDA when torch sees one, else CPU; ``cuda:N``: card N) or a device;
+    ConfigError for anything else, for ``cuda`` without a CUDA device or ``cuda:N`` beyond the cards torch sees."""
+    if isinstance(name, str) and name not in DEVICES and _card_index(name) is None:  # refused before torch loads
+        raise ConfigError("device", f"must be one of {', '.join(DEVICES)} or cuda:N (a card's index); got {name!r}")
     import torch
 
     if isinstance(name, torch.device):
         return name
-    if name not in DEVICES:
-        raise ConfigError("device", f"must be one of {', '.join(DEVICES)}; got {name!r}")
+    if not isinstance(name, str):
+        raise ConfigError("device", f"must be one of {', '.join(DEVICES)} or cuda:N (a card's index); got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", "cuda was requested but torch sees no CUDA device; use cpu or auto")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", f"{name} was requested but torch sees no CUDA device; use cpu or auto")
+    k = _card_index(name)
+    if k is not None and k >= torch.cuda.device_count():
+        raise ConfigError(
+            "device",
+            f"{name}: torch sees {torch.cuda.device_count()} CUDA card(s), cuda:0 … cuda:"
+            f"{torch.cuda.device_count() - 1}",
+        )
     return torch.device(name)
 
 

@@ -48,6 +48,25 @@ def normalise_integers(obj) -> None:
             object.__setattr__(obj, f.name, float(v))
 
 
+#: the longest path and path component this suite writes (Linux's PATH_MAX and NAME_MAX, in bytes)
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4096, 255
+
+
+def check_path_length(path, field: str) -> None:
+    """ConfigError naming ``field`` when ``path`` (absolute, in bytes) exceeds MAX_PATH_BYTES or one of its
+    components MAX_NAME_BYTES: refused in one line before anything is written (the OS would say Errno 36)."""
+    import os
+
+    raw = os.fsencode(os.path.abspath(os.fspath(path)))
+    if len(raw) > MAX_PATH_BYTES:
+        raise ConfigError(field, f"the path is {len(raw)} bytes long, more than the {MAX_PATH_BYTES} a path may have")
+    longest = max((len(part) for part in raw.split(b"/")), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise ConfigError(
+            field, f"a component of the path is {longest} bytes long, more than the {MAX_NAME_BYTES} a name may have"
+        )
+
+
 def check_folder(path, field: str, empty: bool = False):
     """A folder to write into, checked without creating anything: a non-blank path that is not a file, whose
     nearest existing ancestor is a writable folder (missing folders in between are made when writing, like
@@ -58,7 +77,10 @@ def check_folder(path, field: str, empty: bool = False):
 
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise ConfigError(field, f"needs a folder path, got {path!r}")
+    check_path_length(path, field)
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise ConfigError(field, f"{str(path)!r} is a link to {os.readlink(p)!r}, which does not exist")
     if p.exists() and not p.is_dir():
         raise ConfigError(field, f"{str(path)!r} exists and is not a folder")
     if empty and p.is_dir() and any(p.iterdir()):
@@ -79,6 +101,7 @@ def make_folder(path, field: str):
     nothing created."""
     from pathlib import Path
 
+    check_path_length(path, field)
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,9 @@ def check_output(path, field: str, stores=()) -> Path:
     ``stores`` (folders) nor any SQLite database."""
     if path is None or not str(path).strip():
         raise ConfigError(field, f"needs a file path, got {path!r}")
+    from .errors import check_path_length
+
+    check_path_length(path, field)
     p = Path(path)
     if p.is_dir():
         raise ConfigError(field, f"{str(path)!r} is a folder; give a file path")
@@ -114,6 +117,7 @@ def atomic_file(path):
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
             os.close(fd)
             yield tmp
+            os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: the output follows the umask like any file
             os.replace(tmp, path)
         tmp = None
     finally:
@@ -122,13 +126,23 @@ def atomic_file(path):
                 os.unlink(tmp)
 
 
+def umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_folder(path, field: str = "save", replace: bool = False):
     """Yields a temporary folder beside ``path`` (new or empty, or any folder with ``replace``: then the old
     one is removed only once the new one is complete); renamed onto ``path`` when the block succeeds, removed
-    otherwise. Leftovers of a killed writer (``.NAME.partial-PID-*`` whose process is gone)
-    are removed first."""
+    otherwise. A ``path`` that is a link to a folder is written where the link points (the link stays). Leftovers
+    of a killed writer (``.NAME.partial-PID-*`` whose process is gone) are removed first. The new folder gets the
+    permissions a ``mkdir`` would (the umask), not mkdtemp's 0700."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))  # check_folder refused a dangling link
     parent = path.parent
     for old in parent.glob(f".{path.name}.partial-*"):
         try:
@@ -144,6 +158,7 @@ def atomic_folder(path, field: str = "save", replace: bool = False):
         raise ConfigError(field, f"cannot create a folder in {str(parent)!r}: {e.strerror or e}") from None
     try:
         with output_errors(path):
+            os.chmod(tmp, 0o777 & ~umask())
             yield Path(tmp)
             if replace and path.is_dir() and any(path.iterdir()):  # --force: the old folder goes only now
                 old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.replaced-"))

@@ -37,6 +37,27 @@ def current_cells(out_dir: str | Path) -> list[Cell]:
     return out
 
 
+def check_boundary_options(metric=None, level=None, tolerance=None) -> None:
+    """The options of ``boundary`` / ``load_boundaries`` checked on their own, before the store is read (so a
+    store without a crossing axis cannot let a bad value through): a registered metric, a level strictly inside
+    its range (or (0, 1) without a metric), a tolerance > 0 (a factor > 1 on a log axis is checked with the
+    axis). ConfigError naming the option."""
+    import math
+
+    from .measures import METRIC_RANGES
+
+    if metric is not None and metric not in METRIC_RANGES and not str(metric).startswith("frr_"):
+        raise ConfigError("metric", f"unknown metric {metric!r}; allowed: {', '.join(METRIC_RANGES)}")
+    if level is not None:
+        lo, hi = METRIC_RANGES.get(metric, (0.0, 1.0)) if metric is not None else (-math.inf, math.inf)
+        if not (isinstance(level, (int, float)) and math.isfinite(level) and lo < level < hi):
+            raise ConfigError("level", f"must be a finite number strictly between {lo:g} and {hi:g}; got {level!r}")
+    if tolerance is not None and not (
+        isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance > 0
+    ):
+        raise ConfigError("tolerance", f"must be a finite number > 0; got {tolerance!r}")
+
+
 def load_boundaries(
     out_dir,
     axis: str | None = None,
@@ -48,6 +69,7 @@ def load_boundaries(
     axis by default, else along its [plot] x; ``axis``, ``metric``, ``level``, ``tolerance`` override. Each
     entry: label, method, row, axis, metric, level, lower, upper, estimate, low, high, direction, cells,
     seeds, bracket_width, decided. Raises ConfigError for a folder without results or a bad choice."""
+    check_boundary_options(metric, level, tolerance)
     sweep = stored_sweep(out_dir)
     store = Store(out_dir)
     cells = current_cells(out_dir)

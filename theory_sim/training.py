@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -122,6 +123,7 @@ class TensorData:
             f"must be a (N, d) array, got shape {tuple(X.shape)}",
         )
         require(bool(torch.isfinite(X).all()), "data", "contains NaN or inf")
+        require(bool((X != 0).any()), "data", "every entry is 0: there is nothing to learn")
         self.d = X.shape[1]
         self.device = torch.device(device)
         self.gens = [torch.Generator(device=self.device).manual_seed(derive_seed(s, STREAM_DATA)) for s in seeds]
@@ -138,11 +140,17 @@ class TensorData:
             )
             require(bool(torch.isfinite(ev).all()), "eval_data", "contains NaN or inf")
             require(eval_activations is None or n is not None, "eval_activations", "needs the ground truth V")
+            require(
+                not (activations is not None and eval_activations is None),
+                "activations",
+                "describe the training rows; with --eval-data the held-out rows need their own --eval-activations",
+            )
             self.X, self.X_eval = X.to(device), ev.to(device)
             self.eval_support = (
                 None if eval_activations is None else _supports(eval_activations, ev.shape[0], n, "eval_activations")
             )
         else:
+            require(eval_activations is None, "eval_activations", "only with eval_data (the rows they describe)")
             require(
                 X.shape[0] >= 2,
                 "data",
@@ -181,6 +189,12 @@ def _supports(H, N: int, n: int, field: str) -> tuple[torch.Tensor, torch.Tensor
     not fit X (N rows) and V (n features)."""
     a = H if isinstance(H, torch.Tensor) else torch.as_tensor(np.asarray(H))
     if a.ndim == 2 and a.shape == (N, n) and (a.is_floating_point() or a.shape[1] != 2):
+        require(
+            bool(torch.isfinite(a).all()) if a.is_floating_point() else True,
+            field,
+            "holds NaN or inf coefficients; H must be finite and nonnegative",
+        )
+        require(bool((a >= 0).all()), field, "holds negative coefficients; H must be finite and nonnegative")
         nz = (a != 0).nonzero()
         return nz[:, 0].long(), nz[:, 1].long()
     require(
@@ -595,6 +609,12 @@ def train(
         from .errors import check_folder
 
         check_folder(save_sae, "save_sae", empty=not force)  # before training, not after
+        from .sae.saved import check_replaceable
+
+        reads = [
+            x for x in (data, eval_data, ground_truth, activations, eval_activations) if isinstance(x, (str, Path))
+        ]
+        check_replaceable(save_sae, reads)
         sae_cls = get_method(method)
         if sae_cls.saelens is Method.saelens:
             raise ConfigError("save_sae", f"{method} has no SAELens architecture to save as")

@@ -82,3 +82,72 @@ def load_spec(path: str) -> GeneratorSpec:
     if not isinstance(obj, dict):
         raise ConfigError("spec", f"{path!r} must hold a JSON object of generator options")
     return GeneratorSpec.from_dict(obj)
+
+
+#: rows of a sample folder whose X ≈ H V (+ bias, noise) is checked
+CHECK_ROWS = 4096
+
+
+def check_sample_folder(folder, X: np.ndarray, V: np.ndarray, idx: np.ndarray) -> GeneratorSpec:
+    """A folder written by ``sample --save``, checked as a whole before training on it (ConfigError naming
+    ``data`` otherwise): ``spec.json`` a valid generator spec; ``V.npy`` the features that spec makes (its
+    provenance: a V from another world is refused); ``H_indices.npy`` / ``H_values.npy`` of equal length, in
+    range, the values finite and nonnegative; and on the first CHECK_ROWS rows X = H V (+ the dictionary bias)
+    exactly for a noiseless world (unit rows with ``row_norm``), or with residual power within a factor 2 of the
+    stated noise. X: (N, d); V: (n, d); idx: (nnz, 2). Returns the spec."""
+    p = Path(folder)
+    spec = load_spec(str(p / "spec.json"))
+    n, d = V.shape
+    if (spec.n, spec.d) != (n, d) or X.shape[1] != d:
+        raise ConfigError(
+            "data", f"{folder}: V.npy is {V.shape} and X.npy {X.shape}, spec.json says n = {spec.n}, d = {spec.d}"
+        )
+    if not np.allclose(V, make_features(spec).numpy(), atol=1e-5):
+        raise ConfigError(
+            "data", f"{folder}: V.npy is not the dictionary of the world in spec.json (another world's V?)"
+        )
+    vals_path = p / "H_values.npy"
+    if not vals_path.is_file():
+        raise ConfigError("data", f"{folder} has no H_values.npy")
+    try:
+        vals = np.asarray(np.load(vals_path, allow_pickle=False, mmap_mode="r"), dtype=np.float64).ravel()
+    except (OSError, ValueError) as e:
+        raise ConfigError("data", f"{folder}: H_values.npy is not a .npy array of numbers ({e})") from None
+    if len(vals) != len(idx):
+        raise ConfigError("data", f"{folder}: {len(idx)} H indices but {len(vals)} H values")
+    if not np.isfinite(vals).all() or (vals < 0).any():
+        raise ConfigError("data", f"{folder}: H_values.npy holds NaN, inf or negative coefficients")
+    if len(idx) and (idx[:, 0].min() < 0 or idx[:, 0].max() >= len(X) or idx[:, 1].min() < 0 or idx[:, 1].max() >= n):
+        raise ConfigError("data", f"{folder}: H_indices.npy points outside X's rows or V's features")
+    rows = min(len(X), CHECK_ROWS)
+    keep = idx[:, 0] < rows
+    H = np.zeros((rows, n))
+    np.add.at(H, (idx[keep, 0], idx[keep, 1]), vals[keep])
+    from .sampler import world_bias
+
+    bias = world_bias(spec)
+    signal = H @ V.astype(np.float64) + (0.0 if bias is None else bias.numpy().astype(np.float64))
+    x = X[:rows].astype(np.float64)
+    noisy = spec.noise_std > 0 or spec.snr is not None
+    if spec.row_norm:
+        signal = signal / np.maximum(np.linalg.norm(signal, axis=1, keepdims=True), 1e-12)
+    if not noisy:
+        err = float(np.abs(x - signal).max())
+        if err > 1e-3 * max(1.0, float(np.abs(x).max())):
+            raise ConfigError("data", f"{folder}: X differs from H V by up to {err:.3g}; X, H and V are not one sample")
+        return spec
+    if spec.row_norm:  # unit rows of a noisy signal: the signal's direction must still show
+        cos = (x * signal).sum(1) / np.maximum(np.linalg.norm(x, axis=1), 1e-12)
+        if float(np.mean(cos)) < 0.3:
+            raise ConfigError("data", f"{folder}: X's rows point away from H V (mean cos {np.mean(cos):.2f})")
+        return spec
+    resid = float(((x - signal) ** 2).sum(1).mean())
+    power = float((signal**2).sum(1).mean())
+    expect = spec.d * spec.noise_std**2 if spec.snr is None else power / spec.snr
+    if not 0.5 * expect <= resid <= 2 * expect:
+        raise ConfigError(
+            "data",
+            f"{folder}: X − H V has power {resid:.3g} per row, the world's noise {expect:.3g}; X, H and V are not one "
+            "sample",
+        )
+    return spec

@@ -141,7 +141,7 @@ class GeneratorSpec:
     )
     mag_spread: float = param(
         0.0,
-        Interval(float, 0, None),
+        Interval(float, 0, 8),
         "relative spread of per-feature magnitudes (magnitude=per_feature): h_i exp(σN − σ²/2)",
     )
     feature_nnz: int = param(
@@ -283,6 +283,31 @@ class GeneratorSpec:
                 "spreads per-feature magnitudes: needs magnitude=per_feature",
             )
         self._validate_context()
+        self._validate_scale()
+
+    #: the largest coefficient, noise level or bias a world may have: beyond it squared norms overflow float32
+    MAX_SCALE = 1e6
+
+    def _validate_scale(self) -> None:
+        """Worlds that degenerate are refused before anything is drawn: every magnitude zero (X all zero), or a
+        magnitude, noise level or dictionary bias so large that squared row norms overflow."""
+        import math
+
+        big = self.MAX_SCALE
+        top = {
+            "constant": self.mag_value,
+            "uniform": self.mag_high,
+            "lognormal": self.mag_value * math.exp(min(50.0, 6 * self.mag_sigma)),
+            "per_feature": max(self.magnitudes) if self.magnitudes else self.mag_high,
+        }[self.magnitude]
+        field = {"constant": "mag_value", "uniform": "mag_high", "lognormal": "mag_value", "per_feature": "mag_high"}
+        name = "magnitudes" if self.magnitude == "per_feature" and self.magnitudes else field[self.magnitude]
+        require(top > 0, name, "every magnitude is 0: X would be all zero; give magnitudes > 0")
+        require(top <= big, name, f"magnitudes up to {top:.3g} exceed {big:g}: squared norms would overflow float32")
+        require(self.noise_std <= big, "noise_std", f"must be at most {big:g}, got {self.noise_std:g}")
+        require(
+            self.dictionary_bias <= big, "dictionary_bias", f"must be at most {big:g}, got {self.dictionary_bias:g}"
+        )
 
     #: knob -> (its default, the condition under which it acts, the context it needs, in words): a knob moved off
     #: its default where it does nothing is refused (it would be ignored without a word)

@@ -58,8 +58,6 @@ def reproduce(
     "tf32": every cell's training matmuls in TF32 (CUDA only), the measurement that decides whether TF32 may be
     the CUDA default."""
     out = Path(out)
-    figs = out / "figures"
-    sections, timings = [], {}
     dev = resolve_device(device)  # the execution settings first: cheapest to refuse
     check_graph(graph, dev)
     check_precision(precision, dev)
@@ -69,6 +67,19 @@ def reproduce(
         if not path.exists():
             raise ConfigError("experiment", f"no sweep file {path}")
         sweeps[name] = with_execution(load_sweep(path, budget), graph, precision)
+    from ..errors import check_folder, make_folder
+    from ..store import writer_lock
+
+    check_folder(out, "out")
+    make_folder(out, "out")
+    # one report writer per --out: a second reproduce there is refused in one line, never interleaved
+    with writer_lock(out, f"reproduce --budget {budget} --only {','.join(experiments)}"):
+        return _reproduce(out, budget, device, experiments, progress, max_batch, threads, graph, sweeps)
+
+
+def _reproduce(out: Path, budget, device, experiments, progress, max_batch, threads, graph, sweeps) -> Path:
+    figs = out / "figures"
+    sections, timings = [], {}
     for name in experiments:
         sweep = sweeps[name]
         t0 = time.perf_counter()

@@ -50,17 +50,68 @@ def sae_dict(sae, e: int, scale: float | None = None, metadata: dict | None = No
 
 
 def write_sae(folder, cfg: dict, tensors: dict, replace: bool = False) -> None:
-    """Writes ``cfg.json`` and ``sae_weights.safetensors`` into ``folder`` (new or empty; any folder with
-    ``replace``), whole or not at all."""
+    """Writes ``cfg.json`` and ``sae_weights.safetensors`` into ``folder`` (new or empty; with ``replace`` a folder
+    ``check_replaceable`` accepts), whole or not at all."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    from ..outputs import atomic_folder
+    from ..outputs import OutputError, atomic_folder
 
     target = Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_folder(target, "save_sae", replace=replace) as tmp:
         (tmp / CFG_NAME).write_text(json.dumps(cfg, indent=1))
-        save_file(tensors, str(tmp / WEIGHTS_NAME))
+        try:
+            save_file(tensors, str(tmp / WEIGHTS_NAME))
+        except SafetensorError as e:  # the Rust writer's OS error (a full disk): one line, nothing left
+            why = str(e).split("message: ")[-1].rstrip('"})') if "message: " in str(e) else str(e)
+            raise OutputError(f"cannot write {target}/{WEIGHTS_NAME}: {why}; nothing was written") from None
+
+
+def saved_sae_folder(folder) -> bool:
+    """Whether ``folder`` holds a saved SAE and nothing else: exactly CFG_NAME and WEIGHTS_NAME, or (several seeds)
+    only ``seed_S`` folders that each do."""
+    p = Path(folder)
+    names = {q.name for q in p.iterdir()}
+    if names == {CFG_NAME, WEIGHTS_NAME}:
+        return all((p / n).is_file() and not (p / n).is_symlink() for n in names)
+    return bool(names) and all(
+        n.startswith("seed_")
+        and n[5:].isdigit()
+        and (p / n).is_dir()
+        and not (p / n).is_symlink()
+        and saved_sae_folder(p / n)
+        for n in names
+    )
+
+
+def check_replaceable(folder, reads=()) -> None:
+    """What ``--force`` may replace: a folder that is new, empty, or holds a saved SAE and nothing else (never a
+    sample folder, a results store or a user's own files), and that is not, does not hold and does not lie inside
+    any path in ``reads`` (what the same command reads), nor the working folder or one of its ancestors.
+    ConfigError naming ``save_sae`` otherwise."""
+    import os
+
+    p = Path(folder)
+    real = Path(os.path.realpath(p))
+    cwd = Path(os.path.realpath(os.getcwd()))
+    if real == cwd or real in cwd.parents:
+        raise ConfigError("save_sae", f"{str(folder)!r} is the working folder or holds it; give a folder of its own")
+    for r in reads:
+        if r is None:
+            continue
+        rr = Path(os.path.realpath(r))
+        if rr == real or real in rr.parents or rr in real.parents:
+            raise ConfigError(
+                "save_sae", f"{str(folder)!r} overlaps {str(r)!r}, which this command reads; save the SAE elsewhere"
+            )
+    if p.is_dir() and any(p.iterdir()) and not saved_sae_folder(p):
+        extra = sorted(q.name for q in p.iterdir() if q.name not in (CFG_NAME, WEIGHTS_NAME))[:3]
+        raise ConfigError(
+            "save_sae",
+            f"--force replaces only a saved SAE ({CFG_NAME} and {WEIGHTS_NAME}, or seed_S folders of them); "
+            f"{str(folder)!r} also holds {', '.join(extra) or 'other files'}",
+        )
 
 
 class SavedSAE:
