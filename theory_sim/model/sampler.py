@@ -111,16 +111,15 @@ def world_bias(spec: GeneratorSpec) -> torch.Tensor | None:
 
 def copula_loadings(spec: GeneratorSpec) -> torch.Tensor | None:
     """(n, r) loadings F of the low-rank Gaussian copula over the firing variables, from the seed, as SAELens's
-    synthetic generator builds its low-rank correlation: entries N(0, correlation_scale²), and, if some row's
-    shared variance ‖F_i‖² reaches 1, all rows scaled so the largest is 0.99. The latent z_i = F_i·u + √(1 − ‖F_i‖²) ε_i
-    is N(0, 1) per feature (so each f_i is kept), and corr(z_i, z_j) = F_i·F_j."""
+    synthetic generator (6.54) builds its low-rank correlation: entries N(0, correlation_scale²), and each row whose
+    shared variance ‖F_i‖² exceeds 0.99 scaled back to 0.99 (its own row only). The latent
+    z_i = F_i·u + √(1 − ‖F_i‖²) ε_i is N(0, 1) per feature (so each f_i is kept), and corr(z_i, z_j) = F_i·F_j."""
     if not spec.correlation_rank:
         return None
     g = cpu_generator(spec.seed, STREAM_WORLD + 1)
     F = torch.randn(spec.n, spec.correlation_rank, generator=g, dtype=torch.float64) * spec.correlation_scale
-    sq = F.pow(2).sum(1)
-    if bool((sq >= 1).any()):
-        F = F * math.sqrt(0.99 / float(sq.max()))
+    sq = F.pow(2).sum(1, keepdim=True)
+    F = torch.where(sq > 0.99, F * (0.99 / sq.clamp_min(1e-300)).sqrt(), F)
     return F.float()
 
 

@@ -6,9 +6,11 @@ features that fired at least ``MIN_COUNT`` times (fewer gives ratios dominated b
 on the first ``RHO2_MAX_FEATURES`` features (``rho2_features`` says how many).
 
 World structure, as produced: ``firing_corr_mean`` / ``firing_corr_max`` (Pearson correlation of the firing
-indicators over pairs of those features; ≈ 0 for independent firing), ``hierarchy_consistency`` (the fraction
-of child firings whose parent fired: 1 by construction) and ``hierarchy_exclusive_violations`` (the fraction
-of (row, parent) pairs with more than one child firing), ``dictionary_bias_norm``.
+indicators over pairs of those features; ≈ 0 for independent firing), ``root_corr_abs_mean`` /
+``root_corr_abs_max`` (|correlation| among the hierarchy's root features, all features without a hierarchy),
+``hierarchy_consistency`` (the fraction of child firings whose parent fired: 1 by construction) and
+``hierarchy_exclusive_violations`` (the fraction of (row, parent) pairs with more than one child firing),
+``dictionary_bias_norm``.
 """
 
 from __future__ import annotations
@@ -102,6 +104,13 @@ def measure(
     pairs = live[:, None] & live[None, :] & ~torch.eye(m, dtype=torch.bool, device=dev)
     firing_corr_mean = corr[pairs].mean().item() if pairs.any() else float("nan")
     firing_corr_max = corr[pairs].max().item() if pairs.any() else float("nan")
+    # the same among the root features only (a hierarchy's roots are features 0 … R−1; without one every feature
+    # is a root): the statistic SAELens's generator is compared on (docs/crosscheck/saelens_world.py)
+    roots = min(m, spec.n // spec.tree_size()) if spec.hierarchy_depth else m
+    rp = pairs[:roots, :roots]
+    rc = corr[:roots, :roots][rp].abs()
+    root_corr_abs_mean = rc.mean().item() if rp.any() else float("nan")
+    root_corr_abs_max = rc.max().item() if rp.any() else float("nan")
     mu_max, mu_mean = coherence(sampler.V)
     noise_std = sampler.noise_std
     snr = sig_pow / noise_pow if noise_pow > 0 else float("inf")
@@ -125,6 +134,8 @@ def measure(
         "h_max": h_max,
         "firing_corr_mean": firing_corr_mean,
         "firing_corr_max": firing_corr_max,
+        "root_corr_abs_mean": root_corr_abs_mean,
+        "root_corr_abs_max": root_corr_abs_max,
     }
     if levels:
         stats["hierarchy_consistency"] = child_with_parent / child_fired if child_fired else 1.0
