@@ -9,8 +9,13 @@ folder with a time limit, and classifies what happened:
   written      refused, but files were written first
   silent       exit 0 on input that should have been refused
   lost         a store was destroyed, mixed two designs, or an output was left half-written
-Prints the counts per class (and the cases that are not ok-refused / repaired / accepted).
+Prints the counts per class (and the cases that are not ok-refused / repaired / accepted); ``--edges`` runs only
+round three's cases.
   accepted     exit 0 on input that is valid after all (a byte-order mark, an edit that is the same design)
+
+Round three (issue 32: edges) adds ``edge_cases``: --force onto data, stores and user files, two reports on one
+--out, SAELens folders with fields that change the computation and damaged ones, inputs that do nothing or
+degenerate, links and overlong paths, a full disk while saving, the input scale's rows, the umask.
 
 Round two (the store issue) adds: outputs through links into a store, two designs on one folder, racing
 writers, 1 vs 1.0 on an axis, every damaged field, full disks and closed pipes, hostile file sizes and depths,
@@ -370,6 +375,273 @@ def scenario_cases(root: Path):
     yield "SIGKILL during export", "lost" if partial else "repaired"
 
 
+TRAIN = ["train", "--method", "topk", "--k", "2", "--width", "16", "--steps", "5", "--no-progress"]
+GEN = ["--n", "16", "--d", "8", "--s", "2"]
+
+
+def _intact(folder: Path, before: dict) -> bool:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def _contents(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _api(fn) -> str:
+    """An in-process case: ok-refused when ``fn`` raises the project's one-line ConfigError, accepted when it returns
+    True (the input was honoured exactly), silent when it returns False, traceback on any other exception."""
+    from theory_sim.errors import ConfigError
+
+    try:
+        return "accepted" if fn() else "silent"
+    except ConfigError as e:
+        return "ok-refused" if "\n" not in str(e) else "traceback"
+    except Exception:  # noqa: BLE001 — the class being counted
+        return "traceback"
+
+
+def edge_cases(root: Path):
+    """Issue 32's cases, each yielding (name, class)."""
+    import json as _json
+
+    import torch
+    from safetensors.torch import save_file
+
+    d = Path(tempfile.mkdtemp(dir=root))
+    run(["sample", *GEN, "--samples", "2000", "--save", "smp"], d)
+    # lost data: --force onto what the command reads, a results store, a user's folder
+    for name, target, extra in (
+        ("--force onto the --data folder", "smp", ["--data", "smp"]),
+        ("--force onto a results store", "o", GEN),
+        ("--force onto a folder of the user's files", "mine", GEN),
+    ):
+        if target == "o":
+            (d / "s.toml").write_text(GOOD)
+            _sweep(d)
+        if target == "mine":
+            (d / "mine").mkdir(exist_ok=True)
+            (d / "mine" / "notes.txt").write_text("mine")
+        before = _contents(d / target)
+        r = run([*TRAIN, *extra, "--save-sae", target, "--force"], d)
+        yield name, ("lost" if not _intact(d / target, before) else classify(r, set(), set()))
+    # two reports on one --out at once: the second is refused while the first holds the folder
+    e = Path(tempfile.mkdtemp(dir=root))
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "theory_sim.cli",
+            "reproduce",
+            "--budget",
+            "tiny",
+            "--only",
+            "phase,noise",
+            "--out",
+            "rep",
+            "--no-progress",
+        ],
+        cwd=e,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(600):
+        if (e / "rep" / "writer.lock").exists():
+            break
+        time.sleep(0.05)
+    r = run(["reproduce", "--budget", "tiny", "--only", "theorem", "--out", "rep", "--no-progress"], e)
+    first.wait(timeout=TIMEOUT * 4)
+    ok = r is not None and r.returncode == 1 and "being written" in r.stderr
+    report = (e / "rep" / "figures" / "REPORT.md").read_text() if (e / "rep" / "figures" / "REPORT.md").exists() else ""
+    yield "two reproduce on one --out at once", "ok-refused" if ok and "## phase" in report else "lost"
+
+    # SAELens folders: fields that change the computation honoured (by hand, as SAELens computes) or refused
+    from theory_sim import load_sae
+
+    g = torch.Generator().manual_seed(0)
+    t = {
+        "W_enc": torch.randn(8, 20, generator=g),
+        "b_enc": torch.randn(20, generator=g) * 0.1,
+        "W_dec": torch.randn(20, 8, generator=g) * 1.7,
+        "b_dec": torch.randn(8, generator=g),
+        "threshold": torch.rand(20, generator=g) * 0.3,
+    }
+    X = torch.randn(64, 8, generator=g) + 0.5
+
+    def folder(cfg, tensors=None, name="sae"):
+        f = Path(tempfile.mkdtemp(dir=root)) / name
+        f.mkdir()
+        (f / "cfg.json").write_text(_json.dumps(cfg))
+        save_file(tensors or t, str(f / "sae_weights.safetensors"))
+        return f
+
+    base = {"architecture": "topk", "d_in": 8, "d_sae": 20, "k": 3, "dtype": "float32"}
+
+    def exact_no_b_dec():
+        z = load_sae(folder({**base, "apply_b_dec_to_input": False})).encode(X)
+        pre = X @ t["W_enc"] + t["b_enc"]
+        v, i = pre.topk(3, dim=-1)
+        return torch.allclose(z, torch.zeros_like(pre).scatter(-1, i, v.relu()), atol=1e-5)
+
+    def exact_rescale():
+        x_hat, z = load_sae(folder({**base, "rescale_acts_by_decoder_norm": True})).forward(X)
+        n = t["W_dec"].norm(dim=-1)
+        pre = ((X - t["b_dec"]) @ t["W_enc"] + t["b_enc"]) * n
+        v, i = pre.topk(3, dim=-1)
+        zz = torch.zeros_like(pre).scatter(-1, i, v.relu())
+        return torch.allclose(z, zz, atol=1e-5) and torch.allclose(x_hat, (zz / n) @ t["W_dec"] + t["b_dec"], atol=1e-5)
+
+    yield "load_sae apply_b_dec_to_input = false", _api(exact_no_b_dec)
+    yield "load_sae rescale_acts_by_decoder_norm = true", _api(exact_rescale)
+    damaged = {
+        "normalize_activations covariance_whitening": ({**base, "normalize_activations": "covariance_whitening"}, t),
+        "normalize_activations garbage": ({**base, "normalize_activations": "x"}, t),
+        "d_in 'eight'": ({**base, "d_in": "eight"}, t),
+        "d_in 9 vs the weights": ({**base, "d_in": 9}, t),
+        "d_in missing": ({k: v for k, v in base.items() if k != "d_in"}, t),
+        "d_sae -16": ({**base, "d_sae": -16}, t),
+        "d_sae 0": ({**base, "d_sae": 0}, t),
+        "d_sae 1e15": ({**base, "d_sae": 10**15}, t),
+        "dtype float128": ({**base, "dtype": "float128"}, t),
+        "NaN weights": (base, {**t, "W_enc": torch.full((8, 20), float("nan"))}),
+        "inf weights": (base, {**t, "b_dec": torch.full((8,), float("inf"))}),
+        "int32 weights": (base, {**t, "W_dec": t["W_dec"].to(torch.int32)}),
+        "transposed W_enc": (base, {**t, "W_enc": t["W_enc"].T.contiguous()}),
+        "k 0": ({**base, "k": 0}, t),
+        "k -1": ({**base, "k": -1}, t),
+        "k true": ({**base, "k": True}, t),
+        "k 1e9": ({**base, "k": 10**9}, t),
+        "k > d_sae": ({**base, "k": 21}, t),
+        "jumprelu threshold of the wrong length": (
+            {**base, "architecture": "jumprelu"},
+            {**t, "threshold": torch.zeros(3)},
+        ),
+    }
+    for name, (cfg, tensors) in damaged.items():
+        yield f"load_sae {name}", _api(lambda cfg=cfg, tensors=tensors: load_sae(folder(cfg, tensors)) and False)
+    yield (
+        "load_sae float64 tensors",
+        _api(
+            lambda: torch.allclose(
+                load_sae(folder({**base, "dtype": "float64"}, {k: v.double() for k, v in t.items()})).encode(X),
+                load_sae(folder(base)).encode(X),
+                atol=1e-5,
+            )
+        ),
+    )
+    for name, data in (("empty", b""), ("truncated", None), ("lying header", None)):
+        f = folder(base)
+        w = f / "sae_weights.safetensors"
+        raw = w.read_bytes()
+        w.write_bytes(
+            data
+            if data is not None
+            else (raw[: len(raw) // 2] if name == "truncated" else (10**9).to_bytes(8, "little") + raw[8:])
+        )
+        yield f"load_sae {name} safetensors", _api(lambda f=f: load_sae(f) and False)
+
+    # inputs checked as a whole
+    X8 = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    np.save(d / "x.npy", X8)
+    np.save(d / "zero.npy", np.zeros((200, 8), np.float32))
+    H = np.abs(np.random.default_rng(1).normal(size=(200, 4))).astype(np.float32)
+    H[3, 1] = np.nan
+    np.save(d / "hnan.npy", H)
+    np.save(d / "v.npy", np.eye(4, 8, dtype=np.float32))
+    run(["sample", *GEN, "--seed", "7", "--samples", "2000", "--save", "other"], d)
+    run(["sample", *GEN, "--samples", "2000", "--save", "mixed"], d)
+    (d / "mixed" / "V.npy").write_bytes((d / "other" / "V.npy").read_bytes())
+    run(["sample", *GEN, "--samples", "2000", "--save", "garbled"], d)
+    (d / "garbled" / "spec.json").write_text("{garbage")
+    for name, args in (
+        ("--activations with NaN", [*TRAIN, "--data", "x.npy", "--ground-truth", "v.npy", "--activations", "hnan.npy"]),
+        ("--eval-activations without --eval-data", [*TRAIN, "--data", "x.npy", "--eval-activations", "hnan.npy"]),
+        ("a sample folder with another world's V", [*TRAIN, "--data", "mixed"]),
+        ("a sample folder with a garbage spec.json", [*TRAIN, "--data", "garbled"]),
+        ("all-zero --data", [*TRAIN, "--data", "zero.npy"]),
+        ("sample --mag-spread 50", ["sample", *GEN, "--magnitude", "per_feature", "--mag-spread", "50", "--json"]),
+        ("sample --dictionary-bias 1e30", ["sample", *GEN, "--dictionary-bias", "1e30", "--json"]),
+        ("sample --zipf with the default support", ["sample", *GEN, "--zipf", "2", "--json"]),
+        ("sample --frequencies with the default support", ["sample", *GEN, "--frequencies", "zipf", "--json"]),
+        (
+            "sample --hierarchy-exclusive without a hierarchy",
+            ["sample", *GEN, "--hierarchy-exclusive", "true", "--json"],
+        ),
+        (
+            "sample --correlation-scale with rank 0",
+            ["sample", *GEN, "--support", "bernoulli", "--correlation-scale", "0.3"],
+        ),
+        ("train --device cuda:1 (no card here)", [*TRAIN, *GEN, "--device", "cuda:1"]),
+        ("boundary --level nan", ["boundary", "o", "--level", "nan"]),
+        ("boundary --tolerance -1", ["boundary", "o", "--tolerance", "-1"]),
+        ("--save-sae . --force", [*TRAIN, *GEN, "--save-sae", ".", "--force"]),
+        ("--save-sae a dangling link", [*TRAIN, *GEN, "--save-sae", "dangling"]),
+        ("--save-sae a 256-byte name", [*TRAIN, *GEN, "--save-sae", "x" * 256]),
+        ("--save-sae a 4,200-byte path", [*TRAIN, *GEN, "--save-sae", "y/" * 2100]),
+        ("sweep --out a 256-byte name", ["sweep", "s.toml", "--out", "x" * 256]),
+        ("export --csv a 256-byte name", ["export", "o", "--csv", "x" * 256]),
+    ):
+        if name == "--save-sae a dangling link" and not (d / "dangling").is_symlink():
+            os.symlink(d / "nowhere", d / "dangling")
+        before = snapshot(d)
+        yield name, classify(run(args, d), before, snapshot(d))
+    env = dict(os.environ, THEORY_SIM_THREADS="garbage")
+    r = subprocess.run(
+        [sys.executable, "-m", "theory_sim.cli", "sweep", "s.toml", "--out", "o2", "--dry-run"],
+        capture_output=True,
+        text=True,
+        cwd=d,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    yield "sweep --dry-run with THEORY_SIM_THREADS=garbage", classify(r, set(), set())
+    (d / "real").mkdir()
+    os.symlink(d / "real", d / "link")
+    r = run([*TRAIN, *GEN, "--save-sae", "link"], d)
+    ok = r is not None and r.returncode == 0 and (d / "real" / "cfg.json").exists() and (d / "link").is_symlink()
+    yield "--save-sae into a link to a folder (written through)", "accepted" if ok else classify(r, set(), set())
+    mode = (d / "real").stat().st_mode & 0o777, (d / "real" / "cfg.json").stat().st_mode & 0o777
+    umask = os.umask(0o022)
+    os.umask(umask)
+    want = (0o777 & ~umask, 0o666 & ~umask)
+    yield "saved SAE folder follows the umask", "accepted" if mode == want else "silent"
+
+    def scale_on_training_rows():
+        import theory_sim
+
+        X2 = X8.copy()
+        X2[-40:] *= 1000
+        kw = dict(
+            steps=10,
+            batch=32,
+            eval_samples=40,
+            width=8,
+            k=2,
+            input_scale="mean_norm",
+            progress=False,
+            keep_weights=True,
+        )
+        a = theory_sim.train("topk", X8, **kw)[0]
+        b = theory_sim.train("topk", X2, **kw)[0]
+        return a["input_scale"] == b["input_scale"] and all(
+            np.array_equal(a["arrays"][k], b["arrays"][k]) for k in a["arrays"] if k.startswith("w_")
+        )
+
+    yield "input_scale ignores the held-out rows (x1000: weights bit-identical)", _api(scale_on_training_rows)
+    # a full disk while saving: a 64 KiB tmpfs where this user may mount one (root in a sandbox); else skipped
+    full = Path(tempfile.mkdtemp(dir=root))
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True).returncode
+        == 0
+    ):
+        try:
+            before = snapshot(full)
+            r = run(
+                [*TRAIN, "--n", "64", "--d", "64", "--s", "2", "--width", "2048", "--save-sae", str(full / "sae")], d
+            )
+            yield "disk full while saving an SAE", classify(r, before, snapshot(full))
+        finally:
+            subprocess.run(["umount", str(full)], capture_output=True)
+
+
 def main() -> int:
     counts: dict[str, int] = {}
     bad: list[str] = []
@@ -381,6 +653,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
+        for name, what in edge_cases(root):
+            tally(f"edge: {name}", what)
+        if "--edges" in sys.argv:  # issue 32's cases only
+            return _report(counts, bad)
         finished = Path(tempfile.mkdtemp(dir=root))
         (finished / "s.toml").write_text(GOOD)
         run(["sweep", "s.toml", "--out", "S", "--no-progress"], finished)
@@ -449,6 +725,10 @@ def main() -> int:
                 check = run(["export", "o", "--csv", "after.csv"], d)
                 what = "repaired" if check is not None and check.returncode == 0 else "silent"
             tally(f"store {name}: rerun sweep", what)
+    return _report(counts, bad)
+
+
+def _report(counts: dict, bad: list) -> int:
     total = sum(counts.values())
     if "--json" in sys.argv:
         print(json.dumps({"tried": total, **counts, "not_ok": bad}))
