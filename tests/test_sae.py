@@ -336,10 +336,12 @@ def _sync(fused, ref):
                 setattr(fused, k, v.clone())
 
 
-def _run_pair(cls, cfgs, steps=9, seed=1, device="cpu"):
-    xs = (torch.randn(steps, len(cfgs), 16, 5, generator=torch.Generator().manual_seed(seed)) + 0.3).to(device)
+def _run_pair(cls, cfgs, steps=9, seed=1, device="cpu", rows=16, chunk_bytes=None):
+    xs = (torch.randn(steps, len(cfgs), rows, 5, generator=torch.Generator().manual_seed(seed)) + 0.3).to(device)
     fused = cls(cfgs, 5, list(range(len(cfgs))), device, xs[0])
     ref = cls(cfgs, 5, list(range(len(cfgs))), device, xs[0])
+    if chunk_bytes is not None:
+        fused.chunk_bytes = chunk_bytes
     assert fused.hand_written()
     for t in range(steps):
         lf = fused.train_step(xs[t])
@@ -380,6 +382,38 @@ def test_the_registry_has_the_expected_hand_written_methods():
 def test_ba_handwritten_step_matches_autograd_in_every_variant(cls, activation, train_scale):
     """BA/GBA's switches change the hand-written formulas (gated magnitude, trained scale)."""
     _run_pair(cls, _variants(cls, activation=activation, train_scale=train_scale))
+
+
+@pytest.mark.parametrize("activation", ["relu", "jumprelu"])
+@pytest.mark.parametrize("cls", [BA, GBA])
+def test_ba_row_tiles_match_autograd(cls, activation):
+    """A wide model's step in row tiles (80 rows in tiles of 32, 32 and 16: what ``row_tile`` picks when one
+    model's (B, M) intermediate outgrows ``chunk_bytes``) gives autograd's gradients, buffers and Adam state."""
+    fused, _ = _run_pair(cls, _variants(cls, activation=activation), rows=80, chunk_bytes=64)
+    assert fused.row_tile(80) == 32 and fused.workspace_rows() == 32
+
+
+def test_topk_sparse_step_matches_autograd(monkeypatch):
+    """TopK's sparse step (the decoder and every gradient on the k active latents: gathers and scatter-adds) against
+    autograd, per-model k differing inside the ensemble; forced on at this small width (SPARSE_RATIO 1), and chosen
+    by itself at the standard cell's k 4, width 512."""
+    from theory_sim.sae.topk import TopK
+
+    monkeypatch.setattr(TopK, "SPARSE_RATIO", 1)
+    fused, _ = _run_pair(TopK, _variants(TopK))
+    assert fused.sparse()
+    monkeypatch.undo()
+    assert make(TopK, TopKConfig(width=512, k=4), E=1, d=5).sparse()
+    assert not make(TopK, TopKConfig(width=512, k=50), E=1, d=5).sparse()
+
+
+@pytest.mark.parametrize("name", _hand_written_methods())
+def test_every_hand_written_step_in_row_tiles_matches_autograd(name):
+    """Every method with a hand-written step, its rows in tiles (80 rows as 32, 32, 16), against autograd:
+    gradients, buffers (feedback counts, controlled coefficients) and Adam state after several steps."""
+    cls = get_method(name)
+    fused, _ = _run_pair(cls, _variants(cls), rows=80, chunk_bytes=64)
+    assert fused.workspace_rows() == 32
 
 
 def test_handwritten_step_chunks_the_ensemble_without_changing_it():

@@ -90,17 +90,73 @@ def flops_per_model_step(sae, data, B: int, s: int) -> float:
 WINDOWS = 4
 
 
+#: the scaling experiments' shapes (their sweep files' largest cells), timed by ``bench --scaling``: Modified BA's
+#: population step is timed per chunk of its [train] batch (a step streams ⌈fire_rows / p⌉ rows as such chunks,
+#: so a chunk's rate is the step's); BA and TopK at resonance_heavy's cell
+SCALING_SHAPES = {
+    "theorem_scaling n 2048 (quick)": dict(
+        method="mba",
+        n=2048,
+        d=512,
+        s=4,
+        width=2560,
+        batch=16384,
+        hyper={"p_over_f": 0.7, "start": "planted"},
+        sizes=(1, 3),
+    ),
+    "theorem_scaling n 4096 (full)": dict(
+        method="mba",
+        n=4096,
+        d=1024,
+        s=4,
+        width=5120,
+        batch=16384,
+        hyper={"p_over_f": 0.7, "start": "planted"},
+        sizes=(1,),
+    ),
+    "resonance_heavy BA": dict(
+        method="ba",
+        n=2048,
+        d=40,
+        s=2,
+        width=4096,
+        batch=512,
+        hyper={"p_over_f": 1.0, "bias_init_quantile": True, "bias_floor": -4.0},
+        sizes=(1, 8),
+    ),
+    "resonance_heavy TopK": dict(method="topk", n=2048, d=40, s=2, width=4096, batch=512, hyper={"k": 2}, sizes=(1, 8)),
+}
+
+
 def time_method(
-    method: str, E: int, device: torch.device, seconds: float = 2.0, graph: bool = False, replay: str = "cuda"
+    method: str,
+    E: int,
+    device: torch.device,
+    seconds: float = 2.0,
+    graph: bool = False,
+    replay: str = "cuda",
+    cell: dict | None = None,
+    hyper: dict | None = None,
 ) -> dict:
-    """One row: ``method`` at ensemble size E on the standard cell. ``graph``: the step captured as CUDA graphs
-    and replayed (graphs.StepRunner, mode ``replay``; its rows from the counter stream), else eager."""
-    c = STANDARD
+    """One row: ``method`` at ensemble size E on the standard cell (or ``cell``: n, d, s, width, batch, with the
+    method's ``hyper``). ``graph``: the step captured as CUDA graphs and replayed (graphs.StepRunner, mode
+    ``replay``; its rows from the counter stream), else eager."""
+    c = cell or STANDARD
     spec = GeneratorSpec(n=c["n"], d=c["d"], s=c["s"])
     specs = [spec.replace(seed=i) for i in range(E)]
-    cfg = resolve_hyper(method, {"width": c["width"], **get_method(method).BENCH_PARAMS}, spec.mean_frequency())
+    params = {"width": c["width"], **(get_method(method).BENCH_PARAMS if hyper is None else hyper)}
+    cfg = resolve_hyper(method, params, spec.mean_frequency(), spec.mean_frequency() * spec.n, spec.n)
     data = GeneratorData(specs, device, counter=graph)
-    sae = get_method(method)([cfg] * E, c["d"], list(range(E)), device, data.sample(c["batch"]))
+    sae = get_method(method)(
+        [cfg] * E,
+        c["d"],
+        list(range(E)),
+        device,
+        data.sample(max(c["batch"], get_method(method).INIT_ROWS)),
+        truth=data.V,
+        specs=specs,
+        draw=data.sample,
+    )
     per_config = _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -109,7 +165,8 @@ def time_method(
     flops = flops_per_model_step(sae, data, c["batch"], c["s"])
     runner = StepRunner(lambda: sae.train_step(data.sample(c["batch"])), sae, replay if graph else "eager")
     count = itertools.count(sae.step_count + 1)
-    for _ in range(50):  # past the warm-up and one bias adaptation (every 20) or control step: all phases captured
+    warm = 50 if cell is None else max(2, min(50, int(2e10 // max(flops, 1))))  # big shapes: a few steps warm
+    for _ in range(warm):  # past the warm-up and one bias adaptation (every 20) or control step: all phases captured
         runner(next(count))
     _sync(device)
     rates, total_steps, total_time = [], 0, 0.0
@@ -118,7 +175,7 @@ def time_method(
         while True:
             runner(next(count))
             steps += 1
-            if steps % 5 == 0:
+            if steps % 5 == 0 or cell is not None:
                 _sync(device)
                 if time.perf_counter() - t0 >= seconds / WINDOWS:
                     break
@@ -131,6 +188,7 @@ def time_method(
         "method": method,
         "E": E,
         "graph": graph,
+        **({"cell": {k: v for k, v in c.items() if k not in ("hyper", "sizes", "method")}} if cell is not None else {}),
         "steps_per_second": msps,
         "steps_per_second_mean": total_steps * E / total_time,
         "flops_per_model_step": flops,
@@ -316,17 +374,24 @@ def run_bench(
     precision: str = "fp32",
     graph: bool = False,
     diagram: int = 0,
+    scaling: bool = False,
 ) -> dict:
     """precision "tf32" (CUDA only): the rows train with TF32 matmuls and each is also set against the card's
     measured TF32 peak (matmul_peak under TF32), beside the fp32 one. graph (CUDA only): every row is timed
     eagerly and captured (graphs.StepRunner), in this run, and ``targets`` sets their ratio against the issue's
     goals. diagram N > 0: the wall time of an N × N × 3-seed resonance diagram at the full budget's width and
-    steps (``diagram_time``)."""
+    steps (``diagram_time``). scaling: rows for the scaling experiments' shapes too (SCALING_SHAPES)."""
     check_precision(precision, device)
     check_graph(graph, device)
     peaks = [matmul_peak(device)]
     with matmul_precision(precision, device):
         rows = [time_method(m, E, device, seconds) for m in methods for E in sizes]
+        if scaling:  # the scaling experiments' shapes (SCALING_SHAPES), each at its own ensemble sizes
+            for name, sh in SCALING_SHAPES.items():
+                for E in sh["sizes"]:
+                    rows.append(
+                        {"shape": name, **time_method(sh["method"], E, device, seconds, cell=sh, hyper=sh["hyper"])}
+                    )
         if graph:
             rows += [time_method(m, E, device, seconds, graph=True) for m in methods for E in sizes]
         tf32_peak = matmul_peak(device) if precision == "tf32" else None
@@ -463,6 +528,10 @@ def format_bench(b: dict) -> str:
             f"{r['flops_over_BdM']:>10.2f} {r['achieved_gflops']:>9.1f} {100 * r['fraction_of_peak']:>7.1f}% "
             f"{100 * r['fraction_of_peak_mean']:>6.1f}% {r['peak_rss_mb']:>12.0f}"
         )
+    for r in b["results"]:
+        if "shape" in r:
+            cell = ", ".join(f"{k} {v}" for k, v in r["cell"].items())
+            lines.append(f"  {_row_name(r)} E={r['E']}: {r['shape']} ({cell})")
     for t in b.get("targets", []):
         goal = f" (goal ≥ {t['target']:g}x: {'met' if t['met'] else 'NOT met'})" if t.get("target") else ""
         if t.get("graph_fallback"):

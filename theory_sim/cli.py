@@ -718,6 +718,7 @@ def cmd_bench(args) -> int:
         precision=args.precision,
         graph=args.graph,
         diagram=args.diagram,
+        scaling=args.scaling,
     )
     print(dump_json(b) if args.json else format_bench(b))
     return 0
@@ -751,6 +752,12 @@ def _register_bench(sub) -> None:
         action="store_true",
         help="also time every row with its step captured as CUDA graphs, in this run, and set the ratio against "
         "the goals (≥ 10x at E = 8, ≥ 3x at E = 256; CUDA only)",
+    )
+    bp.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also time the scaling experiments' shapes: Modified BA at theorem_scaling's n 2048 and 4096 cells (per "
+        "chunk of 16,384 rows), BA and TopK at resonance_heavy's cell (n 2048, d 40, width 4096)",
     )
     bp.add_argument(
         "--diagram",

@@ -113,11 +113,12 @@ class BA(Method):
     def hand_prepare(self, x):
         E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
+        T = self.row_tile(B)
         ws = self.workspace(
             {
-                "y": (K, B, M),  # projections, then the code z, then ∂L/∂y (one buffer, three lives)
-                "s": (K, B, M),  # the firing indicator 1[y > 0]
-                "r": (K, B, d),  # the residual x̂ − x
+                "y": (K, T, M),  # projections, then the code z, then ∂L/∂y (one buffer, three lives)
+                "s": (K, T, M),  # the firing indicator 1[y > 0]
+                "r": (K, T, d),  # the residual x̂ − x
                 "dWd": (E, d, M),  # ∂L/∂(a_m w_m)
                 "max": (E, 1, M),  # max_b (y_bm − b_m) of this batch
                 "count": (E, 1, M),  # Σ_b 1[y_bm > 0]
@@ -137,8 +138,10 @@ class BA(Method):
                                                                             hand_finish)
           ∂L/∂a_m       = w_mᵀ ∂L/∂(a_m w_m)                      (hand_finish)
         Five batched matmuls and six passes over the chunk's (C, B, M) intermediates."""
+        C, B, _ = ctx.xc[sl].shape
+        if ctx.y.shape[1] < B:  # row tiles: the same sums, accumulated tile by tile
+            return self._tiled_grads(ctx, sl, grads)
         xc, Wd, WT, b = ctx.xc[sl], ctx.Wd[sl], self.WT[sl], self.b[sl]
-        C, B, _ = xc.shape
         y, s, r = ctx.y[:C], ctx.s[:C], ctx.r[:C]
         u = torch.bmm(xc, WT, out=y)  # projections w·(x − b_pre), (C, B, M)
         # max_b (u + b) = max_b u + b exactly (rounding is monotone): hand_finish adds b once per step
@@ -158,6 +161,44 @@ class BA(Method):
         gz = y  # z is spent: its buffer takes ∂L/∂y, (C, B, M) (two such buffers per model fit its core's L2)
         torch.baddbmm(gz, r, Wd, beta=0, alpha=1 / B, out=gz).mul_(s)
         torch.bmm(xc.transpose(1, 2), gz, out=grads.WT)  # the encoder's share of ∂L/∂w, (C, d, M)
+
+    def _tiled_grads(self, ctx, sl, grads):
+        """``chunk_grads`` over row tiles of ``ctx.y``'s height: per tile the same five products, the weight
+        gradients and the adaptation's count and max accumulated across tiles, ‖x̂ − x‖ from the tiles' squares."""
+        xc_all, Wd, WT, b = ctx.xc[sl], ctx.Wd[sl], self.WT[sl], self.b[sl]
+        C, B, _ = xc_all.shape
+        T = ctx.y.shape[1]
+        dWd, gW, mx, cnt = ctx.dWd[sl], grads.WT, ctx.max[sl], ctx.count[sl]
+        sq = torch.zeros(C, device=xc_all.device)
+        jump = self.cfgs[0].activation == "jumprelu"
+        for i, r0 in enumerate(range(0, B, T)):
+            xc = xc_all[:, r0 : r0 + T]
+            t = xc.shape[1]
+            y, s, r = ctx.y[:C, :t], ctx.s[:C, :t], ctx.r[:C, :t]
+            u = torch.bmm(xc, WT, out=y)
+            tile_max = u.amax(1, keepdim=True)
+            if i == 0:
+                mx.copy_(tile_max)
+            else:
+                torch.maximum(mx, tile_max, out=mx)
+            if jump:
+                torch.sign(torch.add(u, b).clamp_min_(0), out=s)
+                z = u.mul_(s)
+            else:
+                z = u.add_(b).clamp_min_(0)
+                torch.sign(z, out=s)
+            tile_count = s.sum(1, keepdim=True)
+            if i == 0:
+                cnt.copy_(tile_count)
+            else:
+                cnt.add_(tile_count)
+            torch.baddbmm(xc, z, Wd.transpose(1, 2), beta=-1, out=r)
+            sq += r.square().sum((1, 2))
+            torch.baddbmm(dWd, r.transpose(1, 2), z, beta=0 if i == 0 else 1, alpha=1 / B, out=dWd)
+            gz = y
+            torch.baddbmm(gz, r, Wd, beta=0, alpha=1 / B, out=gz).mul_(s)
+            torch.baddbmm(gW, xc.transpose(1, 2), gz, beta=0 if i == 0 else 1, out=gW)
+        torch.sqrt(sq, out=ctx.norm[sl])
 
     def hand_finish(self, ctx, grads, B):
         self.observe(ctx.count, ctx.max.add_(self.b), B)

@@ -162,8 +162,41 @@ class MBA(Method):
         # a → 0: the reconstruction is the (vanishing) a-weighted sum; report it at a = 1 for diagnostics
         return torch.bmm(phi, self.W) + self.mu, phi, y
 
+    #: rows of one tile of the step (tile_rows × block floats per buffer): the tiles' three buffers are reused
+    #: across tiles, chunks and steps instead of faulting in fresh (B, block) tensors
+    tile_rows = 2048
+
     def _accumulate(self, x, g, fired) -> None:
-        """Adds chunk x's (E, B, d) Hebbian sums into g (E, M, d) and its firing-row counts into ``fired`` (E, M)."""
+        """Adds chunk x's (E, B, d) Hebbian sums into g (E, M, d) and its firing-row counts into ``fired`` (E, M),
+        tile by tile (``tile_rows`` rows × ``block`` neurons of one model) in three reused buffers, with
+        φ(y) + φ'(y)·u written as yc·(yc/2 + u)/δ + relu(y − δ), yc = clamp(y, 0, δ) (the same function in one
+        pass fewer); ``_accumulate_reference`` is the formula as written, which tests hold it to."""
+        x = x - self.mu if self.cfgs[0].centre else x
+        delta = self.cfgs[0].smooth
+        E, B, _ = x.shape
+        R, K = min(self.tile_rows, B), min(self.block, self.M)
+        ws = self.workspace({"u": (R * K,), "t": (R * K,), "a": (R * K,), "g": (K * self.d,)})
+        for e in range(E):
+            for r0 in range(0, B, R):
+                xr = x[e, r0 : r0 + R]
+                nr = xr.shape[0]
+                for a in range(0, self.M, K):
+                    w = self.W[e, a : a + K]  # (k, d)
+                    k = w.shape[0]
+                    u, t, acc = (buf[: nr * k].view(nr, k) for buf in (ws.u, ws.t, ws.a))
+                    torch.mm(xr, w.T, out=u)
+                    torch.add(u, self.b[e, 0, a : a + k], out=t)  # y
+                    fired[e, a : a + k] += (t > 0).sum(0)
+                    torch.sub(t, delta, out=acc).clamp_(min=0)  # relu(y − δ)
+                    t.clamp_(0, delta)  # yc
+                    u.add_(t, alpha=0.5).mul_(t).div_(delta)  # yc·(u + yc/2)/δ
+                    acc.add_(u)
+                    gk = ws.g[: k * self.d].view(k, self.d)
+                    torch.mm(acc.T, xr, out=gk)  # (an addmm_ into g would do the same; FlopCounterMode misses it)
+                    g[e, a : a + k] += gk
+
+    def _accumulate_reference(self, x, g, fired) -> None:
+        """The step's sums as the formula reads: φ, φ' of the smooth ReLU, (φ + φ'·u)ᵀ x per block of neurons."""
         x = x - self.mu
         for a in range(0, self.M, self.block):
             sl = slice(a, a + self.block)

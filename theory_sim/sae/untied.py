@@ -85,11 +85,12 @@ class Untied(Method):
     def hand_prepare(self, x):
         E, B, d = x.shape
         K, M = self.chunk_models(B), self.M
+        T = self.row_tile(B)
         ws = self.workspace(
             {
-                "pre": (K, B, M),  # pre-activations, then ∂L/∂z, then ∂L/∂pre
-                "z": (K, B, M),  # the code
-                "r": (K, B, d),  # the residual x̂ − x
+                "pre": (K, T, M),  # pre-activations, then ∂L/∂z, then ∂L/∂pre
+                "z": (K, T, M),  # the code
+                "r": (K, T, d),  # the residual x̂ − x
                 "norm": (E,),  # ‖x̂ − x‖ over the batch
                 "rsum": (E, 1, d),  # Σ_b r_b
                 "zsum": (E, 1, M),  # Σ_b z_b (a penalty's gradient reads it)
@@ -116,6 +117,8 @@ class Untied(Method):
         Five matmuls per chunk."""
         xc = ctx.xc[sl]
         C, B, _ = xc.shape
+        if ctx.pre.shape[1] < B:  # row tiles (row_tile): the same sums, accumulated tile by tile
+            return self._tiled_grads(ctx, sl, grads)
         pre, z, r = ctx.pre[:C], ctx.z[:C], ctx.r[:C]
         W_encT, b_enc, W_decT = self.W_encT[sl], self.b_enc[sl], self.W_decT[sl]
         torch.bmm(xc, W_encT, out=pre).add_(b_enc)
@@ -134,6 +137,42 @@ class Untied(Method):
         torch.baddbmm(grads.W_decT, r.transpose(1, 2), z, beta=0, alpha=1 / B, out=grads.W_decT)
         torch.bmm(xc.transpose(1, 2), gz, out=grads.W_encT)
         torch.sum(gz, 1, keepdim=True, out=grads.b_enc)
+
+    def _tiled_grads(self, ctx, sl, grads):
+        """``chunk_grads`` over row tiles of ``ctx.pre``'s height (every code here is computed row by row): per tile
+        the same five products; the weight and bias gradients, Σ r, Σ z and the active count accumulated across
+        tiles, ‖x̂ − x‖ from the tiles' squares."""
+        xc_all = ctx.xc[sl]
+        C, B, _ = xc_all.shape
+        T = ctx.pre.shape[1]
+        W_encT, b_enc, W_decT = self.W_encT[sl], self.b_enc[sl], self.W_decT[sl]
+        sq = torch.zeros(C, device=xc_all.device)
+        for i, r0 in enumerate(range(0, B, T)):
+            first = i == 0
+            xc = xc_all[:, r0 : r0 + T]
+            t = xc.shape[1]
+            pre, z, r = ctx.pre[:C, :t], ctx.z[:C, :t], ctx.r[:C, :t]
+            torch.bmm(xc, W_encT, out=pre).add_(b_enc)
+            z = self.hand_code(pre, sl, z)
+            self.count_active(z, sl)
+            torch.baddbmm(xc, z, W_decT.transpose(1, 2), beta=-1, out=r)
+            sq += r.square().sum((1, 2))
+            rs = r.sum(1, keepdim=True)
+            ctx.rsum[sl].copy_(rs) if first else ctx.rsum[sl].add_(rs)
+            gz = pre
+            if ctx.dz is None:
+                torch.baddbmm(gz, r, W_decT, beta=0, alpha=1 / B, out=gz)
+            else:
+                torch.baddbmm(ctx.dz[sl], r, W_decT, alpha=1 / B, out=gz)
+                zs = z.sum(1, keepdim=True)
+                ctx.zsum[sl].copy_(zs) if first else ctx.zsum[sl].add_(zs)
+            torch.ops.aten.threshold_backward.grad_input(gz, z, 0, grad_input=gz)
+            beta = 0 if first else 1
+            torch.baddbmm(grads.W_decT, r.transpose(1, 2), z, beta=beta, alpha=1 / B, out=grads.W_decT)
+            torch.baddbmm(grads.W_encT, xc.transpose(1, 2), gz, beta=beta, out=grads.W_encT)
+            gb = gz.sum(1, keepdim=True)
+            grads.b_enc.copy_(gb) if first else grads.b_enc.add_(gb)
+        torch.sqrt(sq, out=ctx.norm[sl])
 
     def hand_finish(self, ctx, grads, B):
         torch.sub(ctx.rsum.mul_(1 / B), torch.bmm(grads.b_enc, self.W_enc), out=grads.b_dec)
