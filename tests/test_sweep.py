@@ -527,3 +527,32 @@ joint = [{activation = "jumprelu", row_norm = true}]
     assert by["TopK"].data["row_norm"] is True and "activation" not in by["TopK"].params
     with pytest.raises(ConfigError, match="check.joint"):
         parse_sweep(src.replace("row_norm = true}]", "row_nrom = true}]"), "j.toml")
+
+
+def test_switches_may_have_their_own_deciding_cells():
+    """[check] switch_grid: the budget check re-trains every listed cell, the switches only those of switch_grid."""
+    from theory_sim.checks import derived_sweep
+    from theory_sim.sweep.spec import parse_sweep
+
+    src = """
+name = "g"
+[data]
+d = 8
+s = 2
+[grid]
+n = [16, 32, 64]
+[[methods]]
+name = "topk"
+width = 16
+k = 2
+[train]
+steps = 10
+[check]
+switches = {lr = [0.01]}
+switch_grid = {n = [32]}
+"""
+    sw = parse_sweep(src, "g.toml")
+    _, budget = derived_sweep(sw, None, None, 2, 1)
+    _, switch = derived_sweep(sw, "lr", 0.01, 1, 1)
+    assert sorted(c.data["n"] for c in budget.values()) == [16, 32, 64]
+    assert [c.data["n"] for c in switch.values()] == [32] and next(iter(switch.values())).params["lr"] == 0.01

@@ -20,7 +20,7 @@ import pandas as pd
 from .results import current_cells
 from .store import load_results
 from .sweep import run_sweep
-from .sweep.spec import Sweep, deciding_cells, switched
+from .sweep.spec import Sweep, deciding_cells, switch_check, switched
 
 
 def switch_name(key, value) -> str:
@@ -56,7 +56,7 @@ def derived_sweep(sweep: Sweep, key, value, steps_factor, width_factor, stored=(
     """The deciding cells with the change applied, as a sweep with no refinement, and the map original
     cell hash → derived cell. stored: the folder's current cells (refined ones among them), selected alike."""
     pool = {c.hash: c for c in [*sweep.cells, *stored]}
-    chosen = deciding_cells(list(pool.values()), sweep.check)
+    chosen = deciding_cells(list(pool.values()), sweep.check if key is None else switch_check(sweep.check))
     mapping = {c.hash: switched(c, key, value, steps_factor, width_factor, strict=False) for c in chosen}
     mapping = {h: c for h, c in mapping.items() if c is not None}  # a switch leaves cells it does not apply to
     return dataclasses.replace(sweep, cells=list(mapping.values()), refine=()), mapping

@@ -641,7 +641,7 @@ def make_batches(cells: list[Cell], max_batch: int) -> list[list[Cell]]:
 
 
 THEORY_KEYS = ("eps", "varsigma", "c_width", "require")
-CHECK_KEYS = ("grid", "methods", "steps_factor", "width_factor", "switches", "joint")
+CHECK_KEYS = ("grid", "methods", "steps_factor", "width_factor", "switches", "joint", "switch_grid")
 
 
 def parse_theory(t: dict, path: str) -> dict:
@@ -682,7 +682,8 @@ def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> di
     ``grid`` (axis → the values whose cells decide; omitted: every coarse cell), ``methods`` (labels;
     omitted: all), ``steps_factor`` (default 2), ``width_factor`` (default 1), ``switches`` (a
     hyperparameter, train key or data field → values, each re-running the deciding cells with it) and ``joint`` (a
-    list of tables, each a set of switches tried together: DECIDE choices that interact). Every
+    list of tables, each a set of switches tried together: DECIDE choices that interact); ``switch_grid``
+    (optional: the switches' deciding cells, axis → values, where they differ from the budget check's). Every
     derived cell is validated here, so a bad switch value is refused before anything is written."""
     if not c:
         return {}
@@ -690,13 +691,16 @@ def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> di
         if k not in CHECK_KEYS:
             raise _err(path, f"check.{k}", f"unknown key; allowed: {', '.join(CHECK_KEYS)}")
     out = {"grid": {}, "methods": [], "steps_factor": 2, "width_factor": 1, "switches": {}}
-    grid = c.get("grid", {})
-    if not isinstance(grid, dict):
-        raise _err(path, "check.grid", "must be a table: axis → list of values")
-    for k, v in grid.items():
-        if k not in axes and k not in GENERATOR_FIELDS:
-            raise _err(path, f"check.grid.{k}", f"not an axis of this sweep; axes: {', '.join(sorted(axes))}")
-        out["grid"][k] = [canonical(x, None) for x in axis_values(v, f"check.grid.{k}", path)]
+    for key in ("grid", "switch_grid"):
+        grid = c.get(key, {})
+        if not isinstance(grid, dict):
+            raise _err(path, f"check.{key}", "must be a table: axis → list of values")
+        if key == "switch_grid" and key in c:
+            out[key] = {}
+        for k, v in grid.items():
+            if k not in axes and k not in GENERATOR_FIELDS:
+                raise _err(path, f"check.{key}.{k}", f"not an axis of this sweep; axes: {', '.join(sorted(axes))}")
+            out[key][k] = [canonical(x, None) for x in axis_values(v, f"check.{key}.{k}", path)]
     ms = c.get("methods", [])
     if not isinstance(ms, list) or any(m not in labels for m in ms):
         raise _err(path, "check.methods", f"must list method labels of this sweep ({', '.join(labels)}); got {ms!r}")
@@ -709,7 +713,7 @@ def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> di
     sw = c.get("switches", {})
     if not isinstance(sw, dict):
         raise _err(path, "check.switches", "must be a table: switch → list of values")
-    chosen = deciding_cells(cells, out)
+    chosen = deciding_cells(cells, switch_check(out))
 
     def validate(key, value):
         """Every deciding cell a switch applies to accepts it (ConfigError otherwise), and it applies to at least one:
@@ -738,6 +742,12 @@ def parse_check(c: dict, path: str, cells: list, labels: dict, axes: dict) -> di
             raise _err(path, "check.joint", f"{e.message} (in {j!r})") from None
     out["joint"] = [dict(j) for j in joint]
     return out
+
+
+def switch_check(check: dict) -> dict:
+    """The deciding cells of the DECIDE switches: ``[check] switch_grid`` in place of ``grid`` where the file gives
+    one (switches at fewer cells than the budget check, e.g. where a switch is costly), else the budget check's."""
+    return {**check, "grid": check["switch_grid"]} if "switch_grid" in check else check
 
 
 def deciding_cells(cells: list, check: dict) -> list:
