@@ -207,6 +207,7 @@ CASES = [
     ("jumprelu", {"target_l0": 3, "control_every": 9}),
     ("mba", {"p_over_f": 1.0}),
     ("mp", {"k": 3}),
+    ("topk_saelens", {"k": 3, "auxk": 0.0}),  # (with its default AuxK it is refused, as TopK's)
 ]
 
 

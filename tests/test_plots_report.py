@@ -180,9 +180,10 @@ def test_reproduce_tiny_end_to_end(tmp_path):
             o["cells_inside_hypotheses"] + o["cells_outside_hypotheses"] + o["cells_hypotheses_unevaluable"]
             == o["cells"]
         )
-        # every sweep file declares its deciding cells, and the budget check ran on them
+        # every sweep file declares its deciding cells, and the budget check ran on them, cell by cell
         assert o["budget_check"]["run"] is True and o["budget_check"]["steps_factor"] == 2, o
         assert isinstance(o["budget_check"]["stable"], bool)
+        assert o["budget_check"]["compared"] >= 1 and isinstance(o["budget_check"]["moved"], list), o["experiment"]
         assert "| budget check |" in report
     res = next(o for o in objs if o["experiment"] == "resonance")
     assert set(res["switches_tried"]) == {"bias_floor=-1.0", "bias_init_quantile=False", "width=1024"}

@@ -615,3 +615,61 @@ def test_every_integer_hyperparameter_refuses_a_bool():
                 assert e.value.field == f.name, (name, f.name)
                 checked += 1
     assert checked >= 6
+
+
+def test_topk_saelens_by_hand():
+    """SAELens's TopK: decoder rows at norm 0.1, W_enc = W_decᵀ, zero biases; the code ranks pre-activations scaled by
+    the decoder rows' norms and decodes z / ‖W_dec‖; its loss is Σ_d (x̂ − x)² (no AuxK before any latent is dead);
+    each model's gradient is clipped to norm 1 on its own."""
+    from theory_sim.sae.configs import TopKSAELensConfig
+    from theory_sim.sae.topk import TopKSAELens
+
+    sae = make(TopKSAELens, TopKSAELensConfig(width=6, k=2, grad_clip=1.0), E=2, d=4, B=8)
+    assert torch.allclose(sae.W_dec.norm(dim=-1), torch.full((2, 6), 0.1))
+    assert torch.equal(sae.W_encT, sae.W_decT) and not sae.b_enc.any() and not sae.b_dec.any()
+    with torch.no_grad():
+        sae.W_decT.mul_(torch.linspace(1, 6, 6).view(1, 1, 6))  # unequal row norms: the rescaling matters
+    x = torch.randn(2, 8, 4, generator=torch.Generator().manual_seed(1))
+    x_hat, z, pre = sae.forward(x)
+    n = sae.W_dec.norm(dim=-1, keepdim=True).transpose(1, 2)  # (E, 1, M)
+    ref_z = keep_top(pre * n, torch.full((2, 1, 1), 2), 2)
+    assert torch.allclose(z, ref_z) and torch.allclose(x_hat, torch.bmm(ref_z / n, sae.W_dec))
+    loss, _ = sae.loss(x)
+    assert torch.allclose(loss, (x_hat - x).pow(2).sum(-1).mean(-1))
+    x = x * torch.tensor([1.0, 1e3]).view(2, 1, 1)  # model 1's gradient far above the clip, model 0's below
+    sae.opt.zero_grad()
+    sae.loss(x)[0].sum().backward()
+    raw = [torch.sqrt(sum(p.grad[e].pow(2).sum() for p in sae.parameters())) for e in range(2)]
+    sae.autograd_step(x)
+    # Adam's first moment after one step is (1 − β₁)·g: the gradient it was given, clipped per model
+    got = [
+        torch.sqrt(sum((sae.opt.state[p]["exp_avg"][e] / 0.1).pow(2).sum() for p in sae.parameters())) for e in (0, 1)
+    ]
+    assert raw[1] > 1 and got[1] == pytest.approx(1.0, rel=1e-4)
+    assert got[0] == pytest.approx(min(1.0, float(raw[0])), rel=1e-4)
+
+
+@pytest.mark.parametrize("since", [[0.0, 5, 5, 0, 5, 0], [0.0, 5, 0, 0, 0, 0]])
+def test_topk_saelens_auxk_by_hand(since):
+    """With D dead latents, AuxK reconstructs the detached residual from the top min(d/2, D) dead pre-activations
+    (scaled by the decoder norms, no ReLU) through the decoder without its bias, weighted min(D / (d/2), 1)."""
+    from theory_sim.sae.configs import TopKSAELensConfig
+    from theory_sim.sae.topk import TopKSAELens
+
+    d, M = 4, 6
+    sae = make(TopKSAELens, TopKSAELensConfig(width=M, k=1, auxk=1.0, dead_steps=1), E=1, d=d, B=5)
+    sae.since_fired = torch.tensor([[since]])  # D = 3 dead (> d/2 = 2: k_aux 2, weight 1) or D = 1 (k_aux 1, ½)
+    x = torch.randn(1, 5, d, generator=torch.Generator().manual_seed(2))
+    loss, _ = sae.loss(x)
+    x_hat, z, pre = sae.forward(x)
+    n = sae.W_dec.norm(dim=-1).view(1, 1, M)
+    pr = (pre * n)[0]
+    dead = torch.tensor(since) > 1
+    D = int(dead.sum())
+    acts = torch.zeros(5, M)
+    for b in range(5):
+        vals, idx = pr[b].masked_fill(~dead, -torch.inf).topk(min(2, D))
+        acts[b, idx] = vals
+    recons = (acts / n[0]) @ sae.W_dec[0]
+    aux = (recons - (x[0] - x_hat[0])).pow(2).sum(-1).mean()
+    assert torch.allclose(loss[0], (x_hat - x).pow(2).sum(-1).mean() + 1.0 * min(D / 2, 1.0) * aux, atol=1e-6)

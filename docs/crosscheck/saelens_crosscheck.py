@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from theory_sim import GeneratorSpec
-from theory_sim.metrics import best_cosines, frr
+from theory_sim.metrics import best_cosines, frr, mcc
 from theory_sim.model import ModelSampler, make_features
 from theory_sim.training import train
 
@@ -81,6 +81,8 @@ def main():
     ap.add_argument("--kinds", default="topk,l1", help="which baselines to compare (comma list of topk, l1)")
     args = ap.parse_args()
     kinds = set(args.kinds.split(","))
+    if "topk" in kinds:
+        kinds.add("topk_saelens")
     batch = 512
     spec = GeneratorSpec(n=128, d=42, s=3, seed=0)
     sampler = ModelSampler(spec)
@@ -94,6 +96,8 @@ def main():
     print(f"data: {tuple(X.shape)} rows from theory-sim's generator (n 128, d 42, s 3) in {folder}")
     grids = {
         ("theory-sim", "topk"): [("k", k, lr) for k in (3, 6) for lr in (1e-3, 3e-3)],
+        # theory-sim's TopK as SAELens trains it (method topk_saelens): like for like, on the same rows and grid
+        ("theory-sim", "topk_saelens"): [("k", k, lr) for k in (3, 6) for lr in (3e-4, 1e-3, 3e-3)],
         ("SAELens", "topk"): [("k", k, lr) for k in (3, 6) for lr in (3e-4, 1e-3, 3e-3)],
         ("theory-sim", "l1"): [("l1", c, lr) for c in (0.1, 0.3) for lr in (1e-3, 1e-2)],
         # SAELens's loss is Σ_d (x̂ − x)², twice ours: its λ ≈ 2 × ours
@@ -104,7 +108,7 @@ def main():
         if kind not in kinds:
             continue
         for name, coef, lr in grid:
-            frrs, l0s, t0 = [], [], time.perf_counter()
+            frrs, l0s, mccs, t0 = [], [], [], time.perf_counter()
             for seed in range(args.seeds):
                 if impl == "theory-sim":
                     r = train(
@@ -121,13 +125,16 @@ def main():
                     )[0]
                     frrs.append(r["frr_0.9"])
                     l0s.append(r["l0"])
+                    mccs.append(r["mcc"])
                 else:
                     D, l0 = saelens_train(kind, X, coef, args.steps, batch, lr, seed)
                     frrs.append(frr(best_cosines(V, D)[0], 0.9))
                     l0s.append(l0)
+                    mccs.append(mcc(V, D))
             line = (
                 f"{impl:10s} {kind:4s} {name}={coef:<5g} lr={lr:<6g} FRR@0.9 {np.mean(frrs):.3f} "
-                f"(seeds {', '.join(f'{v:.3f}' for v in frrs)}) L0 {np.mean(l0s):.2f}  {time.perf_counter() - t0:.0f}s"
+                f"(seeds {', '.join(f'{v:.3f}' for v in frrs)}) MCC {np.mean(mccs):.3f} L0 {np.mean(l0s):.2f}  "
+                f"{time.perf_counter() - t0:.0f}s"
             )
             print(line, flush=True)
             key = (impl, kind)

@@ -297,6 +297,22 @@ class TopKConfig(MethodConfig):
         require(self.k <= self.width, "k", f"must be an integer in [1, width = {self.width}], got {self.k!r}")
 
 
+@config("topk_saelens")
+@dataclass(frozen=True)
+class TopKSAELensConfig(TopKConfig):
+    """TopK as SAELens 6's synthetic trainer (train_toy_sae → SAETrainer, TopKTrainingSAE) trains it: its defaults."""
+
+    lr: float = 3e-4
+    auxk: float = 1.0
+    dead_steps: int = 1000
+    decoder_init_norm: float = param(
+        0.1, Interval(float, 0, None, "neither"), "norm of the decoder rows at initialisation (SAELens: 0.1)"
+    )
+    grad_clip: float = param(
+        1.0, Interval(float, 0, None, "left"), "clip each model's gradient to this global norm (0: off; SAELens: 1)"
+    )
+
+
 @config("batchtopk")
 @dataclass(frozen=True)
 class BatchTopKConfig(TopKConfig):

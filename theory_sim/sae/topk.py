@@ -1,11 +1,12 @@
-"""TopK (+AuxK), BatchTopK and the frozen-random-decoder sanity check (a TopK whose decoder never trains)."""
+"""TopK (+AuxK), TopK as SAELens trains it, BatchTopK and the frozen-random-decoder sanity check (a TopK whose decoder
+never trains)."""
 
 from __future__ import annotations
 
 import torch
 
 from .base import reconstruction_loss, register, unit_rows_
-from .configs import BatchTopKConfig, TopKConfig
+from .configs import BatchTopKConfig, TopKConfig, TopKSAELensConfig
 from .untied import Untied
 
 
@@ -177,3 +178,97 @@ class RandomDecoder(TopK):
 
     name = "random_decoder"
     train_decoder = False
+
+
+# ---------------------------------------------------------------------------------------------- TopK, SAELens's way
+@register
+class TopKSAELens(TopK):
+    """TopK trained as SAELens 6's synthetic trainer trains it (sae_lens/saes/topk_sae.py, training/sae_trainer.py),
+    so a comparison with it can be asked by name:
+    - init: decoder rows drawn kaiming-uniform, scaled to norm ``decoder_init_norm`` (0.1); W_enc = W_decᵀ; b_enc = 0,
+      b_dec = 0 (not the data mean);
+    - code: pre = (x − b_dec) W_enc + b_enc, scaled by each decoder row's norm before the top k
+      (``rescale_acts_by_decoder_norm``), then ReLU; x̂ = (z / ‖W_dec‖) W_dec + b_dec; the decoder is not renormalised;
+    - loss: Σ_d (x̂ − x)² averaged over the batch (twice theory-sim's ½‖·‖²), plus AuxK: with D latents dead (no firing
+      for more than ``dead_steps`` steps), the top k_aux = min(d/2, D) dead pre-activations (no ReLU) reconstruct
+      the detached residual x − x̂ through the decoder without its bias, weighted ``auxk`` · min(D / (d/2), 1);
+    - each model's gradient clipped to global norm ``grad_clip`` (1) before Adam (β 0.9, 0.999).
+    Trained through autograd (not captured: AuxK reads on the host whether a latent is dead)."""
+
+    name = "topk_saelens"
+    Config = TopKSAELensConfig
+    unit_decoder = False
+
+    def init(self, x0):
+        super().init(x0)
+        from ..model.sampler import STREAM_INIT, cpu_generator
+
+        rows = []
+        for c, seed in zip(self.cfgs, self.seeds):
+            bound = (6 / self.d) ** 0.5  # nn.init.kaiming_uniform_ on a (d_sae, d_in) matrix: fan_in = d_in
+            w = torch.empty(self.M, self.d).uniform_(-bound, bound, generator=cpu_generator(seed, STREAM_INIT))
+            rows.append(w / w.norm(dim=1, keepdim=True) * c.decoder_init_norm)
+        WT = torch.stack(rows).transpose(1, 2).contiguous().to(self.device)
+        with torch.no_grad():
+            self.W_decT.copy_(WT)
+            self.W_encT.copy_(WT)
+            self.b_dec.zero_()
+
+    def hand_written(self):
+        return False
+
+    def code_and_scale(self, pre):
+        """(z, pre scaled by ‖W_dec‖, ‖W_dec‖ (E, 1, M)): the code SAELens computes."""
+        n = self.decoder_norms()
+        pre_r = pre * n
+        return keep_top(pre_r, self.k, self.kmax), pre_r, n
+
+    def forward(self, x):
+        pre = self.preact(x)
+        z, _, n = self.code_and_scale(pre)
+        return torch.baddbmm(self.b_dec, z / n, self.W_dec), z, pre
+
+    def loss(self, x):
+        pre = self.preact(x)
+        z, pre_r, n = self.code_and_scale(pre)
+        x_hat = torch.baddbmm(self.b_dec, z / n, self.W_dec)
+        loss = (x_hat - x).pow(2).sum(-1).mean(-1)  # SAELens's mse: Σ_d, mean over the batch
+        cfg = self.cfgs[0]
+        dead = self.since_fired > cfg.dead_steps  # (E, 1, M)
+        n_dead = dead.sum((1, 2))  # (E,)
+        if cfg.auxk > 0 and bool((n_dead > 0).any()):
+            half = self.d // 2
+            k_aux = n_dead.clamp(max=half).view(-1, 1, 1)
+            scale = (n_dead.float() / half).clamp(max=1.0)
+            masked = torch.where(dead, pre_r, torch.full_like(pre_r, -torch.inf))
+            vals, idx = masked.topk(min(half, self.M), dim=-1)
+            keep = torch.arange(vals.shape[-1], device=x.device).view(1, 1, -1) < k_aux
+            acts = torch.zeros_like(pre_r).scatter(-1, idx, torch.where(keep, vals, torch.zeros_like(vals)))
+            recons = torch.bmm(acts / n, self.W_dec)
+            resid = (x - x_hat).detach()
+            loss = loss + cfg.auxk * scale * (recons - resid).pow(2).sum(-1).mean(-1)
+        return loss, {"pre": pre, "z": z}
+
+    def autograd_step(self, x):
+        """Autograd through ``loss``, each model's gradient clipped to global norm ``grad_clip`` (as SAELens's
+        clip_grad_norm_, per model of the ensemble), then Adam."""
+        self.opt.zero_grad(set_to_none=True)
+        loss, info = self.loss(x)
+        loss.sum().backward()
+        clip = self.cfgs[0].grad_clip
+        if clip > 0:
+            with torch.no_grad():
+                ps = [p for p in self.parameters() if p.grad is not None]
+                norm = torch.sqrt(sum(p.grad.pow(2).flatten(1).sum(1) for p in ps))  # (E,)
+                coef = (clip / (norm + 1e-6)).clamp(max=1.0)
+                for p in ps:
+                    p.grad.mul_(coef.view(-1, *[1] * (p.grad.dim() - 1)))
+        self.opt.step()
+        self.step_count += 1
+        with torch.no_grad():
+            self.after_step(info)
+        return loss.detach()
+
+    def saelens(self, e):
+        arch, t, extra = super().saelens(e)
+        return arch, t, {**extra, "rescale_acts_by_decoder_norm": True}
