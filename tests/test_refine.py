@@ -324,3 +324,21 @@ def test_a_best_variant_on_a_grid_edge_gets_the_next_value():
     assert propose_extensions({**ext, "l0_window": [0.5, 2.0]}, cells, mcc, l0, make) == []
     low = {"0.5-0": 0.9, "0.5-1": 0.9, "1.0-0": 0.6, "1.0-1": 0.6, "2.0-0": 0.7, "2.0-1": 0.7}
     assert sorted(c.hash for c in propose_extensions(ext, cells, low, {}, make)) == ["0.25-0", "0.25-1"]
+
+
+def test_a_sweep_extends_its_grid_edge_before_anything_reads_it(tmp_path):
+    """[extend] through the runner: TopK's k over s·{1, 2} ranked by L0 (lower is better, so the best, k = s, is the
+    grid's low edge): one round adds k_over_s = 0.5 at every seed as current cells of the design."""
+    from theory_sim import load_results
+    from theory_sim.sweep import load_sweep, run_sweep
+
+    f = tmp_path / "e.toml"
+    f.write_text(
+        'name = "e"\n[data]\nn = 16\nd = 8\ns = 4\n[[methods]]\nname = "topk"\nwidth = 16\nk_over_s = [1.0, 2.0]\n'
+        "[train]\nsteps = 5\nbatch = 32\neval_samples = 64\nseeds = [0, 1]\n"
+        '[extend]\naxes = ["k_over_s"]\nmetric = "l0"\n'
+    )
+    summary = run_sweep(load_sweep(f), str(tmp_path / "o"), progress=False)
+    df = load_results(tmp_path / "o", current_only=True)
+    assert summary.refined == 2 and sorted(df.k_over_s.unique()) == [0.5, 1.0, 2.0]
+    assert sorted(df[df.k_over_s == 0.5].seed) == [0, 1] and (df[df.k_over_s == 0.5].l0 == 2).all()

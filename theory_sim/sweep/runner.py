@@ -264,6 +264,15 @@ def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_fa
     summary = RunSummary(len(cells), 0, 0, 0, 0.0, new)
     t0 = time.perf_counter()
     rounds = max((r.max_rounds for r in sweep.refine), default=0)
+
+    def add_round(add: list, name: str) -> None:
+        """Adds a round's new cells to the design (current cells, like the coarse grid's) and trains them."""
+        summary.new_cells += store.add_cells(con, sweep.name, add)
+        cells.extend(add)
+        summary.total += len(add)
+        summary.refined += len(add)
+        _train(add, name, store, con, submit, device, max_batch, progress, summary, out)
+
     try:
         _train(sweep.cells, sweep.name, store, con, submit, device, max_batch, progress, summary, out)
         for rnd in range(1, rounds + 1):
@@ -276,40 +285,16 @@ def _run_rounds(sweep, store, con, submit, device, max_batch, progress, retry_fa
                             add.append(c)
             if not add:
                 break
-            summary.new_cells += store.add_cells(con, sweep.name, add)
-            cells += add
-            summary.total += len(add)
-            summary.refined += len(add)
             summary.rounds = rnd
-            _train(
-                add,
-                f"{sweep.name} refine {rnd}/{rounds}",
-                store,
-                con,
-                submit,
-                device,
-                max_batch,
-                progress,
-                summary,
-                out,
-            )
+            add_round(add, f"{sweep.name} refine {rnd}/{rounds}")
         for rnd in range(1, (sweep.extend or {}).get("rounds", 0) + 1):  # grid edges pushed back (sweep/extend.py)
             from .extend import propose_extensions
 
-            add = propose_extensions(
-                sweep.extend,
-                cells,
-                store.metric_of(con, sweep.extend["metric"]),
-                store.metric_of(con, "l0"),
-                sweep.derive,
-            )
+            metric, l0 = store.metric_of(con, sweep.extend["metric"]), store.metric_of(con, "l0")
+            add = propose_extensions(sweep.extend, cells, metric, l0, sweep.derive)
             if not add:
                 break
-            summary.new_cells += store.add_cells(con, sweep.name, add)
-            cells += add
-            summary.total += len(add)
-            summary.refined += len(add)
-            _train(add, f"{sweep.name} extend {rnd}", store, con, submit, device, max_batch, progress, summary, out)
+            add_round(add, f"{sweep.name} extend {rnd}")
     finally:
         summary.seconds = time.perf_counter() - t0
     return summary
