@@ -133,6 +133,12 @@ def test_bench_json_keys():
         for k in ("method", "E", "steps_per_second", "achieved_gflops", "fraction_of_peak", "peak_rss_mb"):
             assert k in row
         assert row["fraction_of_peak"] == pytest.approx(row["achieved_gflops"] / b["peak_gflops"])
+        # the dense step's rate in its own FLOPs (10·B·d·M, plus the data's row sums); TopK's sparse step in those
+        dense = row["fraction_of_peak_dense"] * row["flops_over_BdM"] / 10
+        if row["method"] == "ba":
+            assert dense == pytest.approx(row["fraction_of_peak"], rel=1e-6)
+        else:  # k 4 of width 512: the sparse step, fewer FLOPs than the dense one
+            assert row["flops_over_BdM"] < 5 and row["fraction_of_peak_dense"] > 2 * row["fraction_of_peak"]
 
 
 @pytest.mark.slow

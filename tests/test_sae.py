@@ -402,6 +402,8 @@ def test_topk_sparse_step_matches_autograd(monkeypatch):
     monkeypatch.setattr(TopK, "SPARSE_RATIO", 1)
     fused, _ = _run_pair(TopK, _variants(TopK))
     assert fused.sparse()
+    tiled, _ = _run_pair(TopK, _variants(TopK), rows=80, chunk_bytes=64)  # and in row tiles (80 rows as 32, 32, 16)
+    assert tiled.sparse() and tiled.workspace_rows() == 32
     monkeypatch.undo()
     assert make(TopK, TopKConfig(width=512, k=4), E=1, d=5).sparse()
     assert not make(TopK, TopKConfig(width=512, k=50), E=1, d=5).sparse()

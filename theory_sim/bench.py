@@ -85,6 +85,9 @@ def flops_per_model_step(sae, data, B: int, s: int) -> float:
     return counter.get_total_flops() / sae.E + 2 * B * s * sae.d
 
 
+#: the dense hand-written step's matmul FLOPs per model-step in units of B·d·M (five matmuls)
+DENSE_FLOPS_OVER_BDM = 10
+
 #: timing windows per configuration: ``steps_per_second`` is the best window's rate (as the peak is the
 #: best of several matmuls), ``steps_per_second_mean`` the whole time's
 WINDOWS = 4
@@ -400,6 +403,11 @@ def run_bench(
     for r in rows:
         r["fraction_of_peak"] = r["achieved_gflops"] / peak
         r["fraction_of_peak_mean"] = r["steps_per_second_mean"] * r["flops_per_model_step"] / 1e9 / peak
+        # a sparse step (TopK's, k·32 <= M) runs fewer matmul FLOPs than the dense 10·B·d·M; its rate in the dense
+        # step's FLOPs says how it compares with the best a dense step could do (> 1: faster than any at this peak)
+        c = r.get("cell", STANDARD)
+        r["fraction_of_peak_dense"] = r["steps_per_second"] * DENSE_FLOPS_OVER_BDM * c["batch"] * c["d"] * c["width"]
+        r["fraction_of_peak_dense"] /= 1e9 * peak
         if tf32_peak:
             r["fraction_of_tf32_peak"] = r["achieved_gflops"] / tf32_peak
     out = {
@@ -520,13 +528,21 @@ def format_bench(b: dict) -> str:
         "FlopCounterMode), per model-step in units of B·d·M; elementwise work timed, not counted",
         "model-steps/s: best of the timing windows (as the peak), and their mean",
         f"{'method':>8} {'E':>3} {'model-steps/s':>14} {'mean':>7} {'FLOPs/BdM':>10} {'GFLOP/s':>9} {'of peak':>8} "
-        f"{'(mean)':>7} {'peak RSS MB':>12}",
+        f"{'(mean)':>7} {'dense-eq.':>9} {'peak RSS MB':>12}",
     ]
     for r in b["results"]:
+        dense = r.get("fraction_of_peak_dense")
         lines.append(
             f"{_row_name(r):>8} {r['E']:>3} {r['steps_per_second']:>14.1f} {r['steps_per_second_mean']:>7.1f} "
             f"{r['flops_over_BdM']:>10.2f} {r['achieved_gflops']:>9.1f} {100 * r['fraction_of_peak']:>7.1f}% "
-            f"{100 * r['fraction_of_peak_mean']:>6.1f}% {r['peak_rss_mb']:>12.0f}"
+            f"{100 * r['fraction_of_peak_mean']:>6.1f}% "
+            + (f"{100 * dense:>8.1f}%" if dense is not None and r["flops_over_BdM"] < DENSE_FLOPS_OVER_BDM else " " * 9)
+            + f" {r['peak_rss_mb']:>12.0f}"
+        )
+    if any(r["flops_over_BdM"] < DENSE_FLOPS_OVER_BDM for r in b["results"]):
+        lines.append(
+            "dense-eq.: a sparse step's rate in the dense step's 10·B·d·M FLOPs, as a fraction of the peak "
+            "(over 100 %: faster than a dense step could run at the peak)"
         )
     for r in b["results"]:
         if "shape" in r:

@@ -62,7 +62,7 @@ class TopK(Untied):
         return self.kmax * self.SPARSE_RATIO <= self.M
 
     def chunk_grads(self, ctx, sl, grads):
-        if not self.sparse() or ctx.pre.shape[1] < ctx.xc.shape[1]:
+        if not self.sparse():
             return super().chunk_grads(ctx, sl, grads)
         return self.sparse_grads(ctx, sl, grads)
 
@@ -70,16 +70,27 @@ class TopK(Untied):
         """``Untied.chunk_grads``'s gradients with the code's sparsity used: only the encoder's pre-activations are a
         dense (B, d)·(d, M) product; per model, the reconstruction gathers the k active decoder rows, and ∂L/∂W_dec,
         ∂L/∂W_enc and ∂L/∂b_enc index-add their k·B outer products (∂L/∂pre is zero off the active latents: z is the
-        ReLU of the top k). vals, idx: (C, B, k) the active latents' values and indices."""
+        ReLU of the top k). vals, idx: (C, B, k) the active latents' values and indices. A wide model's
+        pre-activations are formed in row tiles of ``ctx.pre``'s height (``row_tile``: each tile's top k taken while
+        it is in cache); everything after works on (B, k)."""
         xc = ctx.xc[sl]
         C, B, d = xc.shape
         k = self.kmax
-        pre = ctx.pre[:C]
-        torch.bmm(xc, self.W_encT[sl], out=pre).add_(self.b_enc[sl])
-        vals, idx = pre.topk(k, dim=-1)  # (C, B, k)
+        T = ctx.pre.shape[1]
+        if T >= B:
+            pre = ctx.pre[:C]
+            torch.bmm(xc, self.W_encT[sl], out=pre).add_(self.b_enc[sl])
+            vals, idx = pre.topk(k, dim=-1)  # (C, B, k)
+        else:
+            vals = torch.empty(C, B, k, device=xc.device)
+            idx = torch.empty(C, B, k, dtype=torch.long, device=xc.device)
+            for r0 in range(0, B, T):
+                pre = ctx.pre[:C, : min(T, B - r0)]
+                torch.bmm(xc[:, r0 : r0 + T], self.W_encT[sl], out=pre).add_(self.b_enc[sl])
+                vals[:, r0 : r0 + T], idx[:, r0 : r0 + T] = pre.topk(k, dim=-1)
         keep = torch.arange(k, device=pre.device).view(1, 1, -1) < self.k[sl]
         vals = vals.clamp_min_(0).mul_(keep)
-        r = ctx.r[:C]
+        r = ctx.r[:C] if T >= B else torch.empty(C, B, d, device=xc.device)  # x̂ − x
         e0 = sl.start or 0
         for c in range(C):
             e = e0 + c
