@@ -409,6 +409,19 @@ def test_topk_sparse_step_matches_autograd(monkeypatch):
     assert not make(TopK, TopKConfig(width=512, k=50), E=1, d=5).sparse()
 
 
+@pytest.mark.parametrize("name", ["topk", "batchtopk", "random_decoder", "topk_saelens"])
+@pytest.mark.parametrize("k, auxk", [(4, 0.0), (50, 0.0), (4, 0.5)])
+def test_the_dry_run_estimate_knows_which_step_trains(name, k, auxk):
+    """A config's step_flops (what ``sweep --dry-run`` estimates from) counts TopK's sparse step (5·B·d·M) exactly
+    where the method trains through it, the dense 10·B·d·M elsewhere."""
+    cls = get_method(name)
+    cfg = make_config(name, {"width": 512, "k": k, "auxk": auxk})
+    sae = make(cls, cfg, E=1, d=5)
+    sparse = sae.hand_written() and sae.sparse()
+    assert sparse == (name == "topk" and k == 4 and auxk == 0)
+    assert cfg.step_flops(512, 5) == (5 if sparse else 10) * 512 * 5 * 512
+
+
 @pytest.mark.parametrize("name", _hand_written_methods())
 def test_every_hand_written_step_in_row_tiles_matches_autograd(name):
     """Every method with a hand-written step, its rows in tiles (80 rows as 32, 32, 16), against autograd:

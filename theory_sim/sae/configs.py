@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from ..errors import ConfigError, normalise_integers, reject_unknown, require
 from ..params import Boolean, Interval, Options, check_declared, param
@@ -285,7 +286,7 @@ class L1Config(TargetL0Config):
     )
 
 
-@config("topk", "random_decoder")
+@config("topk")
 @dataclass(frozen=True)
 class TopKConfig(MethodConfig):
     k: int = param(3, Interval(int, 1, None), "active latents per row", scale="s", per_model=True)
@@ -296,11 +297,38 @@ class TopKConfig(MethodConfig):
         super().check()
         require(self.k <= self.width, "k", f"must be an integer in [1, width = {self.width}], got {self.k!r}")
 
+    def step_flops(self, batch: int, d: int) -> float:
+        """The dense step's 10·B·d·M, or where TopK's sparse step runs (no AuxK, k·TOPK_SPARSE_RATIO <= M) 5·B·d·M:
+        its one dense matmul (2·B·d·M) plus the top-k selection and the gathers, which took about as long as
+        another 3·B·d·M of GEMM at resonance_heavy's cell (bench --scaling, 2 threads: E = 8 336 model-steps/s
+        against BA's dense 157)."""
+        if self.SPARSE_STEP and self.auxk == 0 and self.k * TOPK_SPARSE_RATIO <= self.width:
+            return 5.0 * batch * d * self.width
+        return super().step_flops(batch, d)
+
+    #: whether the method trains through TopK's hand-written (and, where k is small, sparse) step
+    SPARSE_STEP: ClassVar[bool] = True
+
+
+@config("random_decoder")
+@dataclass(frozen=True)
+class RandomDecoderConfig(TopKConfig):
+    """TopK's hyperparameters; the frozen decoder trains through autograd (the dense estimate)."""
+
+    SPARSE_STEP: ClassVar[bool] = False
+
+
+#: TopK's sparse step runs when k · this <= M (sae/topk.py: its gathers and scatter-adds cost, per element, about
+#: this many GEMM multiply-adds)
+TOPK_SPARSE_RATIO = 32
+
 
 @config("topk_saelens")
 @dataclass(frozen=True)
 class TopKSAELensConfig(TopKConfig):
     """TopK as SAELens 6's synthetic trainer (train_toy_sae → SAETrainer, TopKTrainingSAE) trains it: its defaults."""
+
+    SPARSE_STEP: ClassVar[bool] = False  # autograd (its code is rescaled by the decoder's norms)
 
     lr: float = 3e-4
     auxk: float = 1.0
@@ -316,6 +344,8 @@ class TopKSAELensConfig(TopKConfig):
 @config("batchtopk")
 @dataclass(frozen=True)
 class BatchTopKConfig(TopKConfig):
+    SPARSE_STEP: ClassVar[bool] = False  # autograd (its code ranks the whole batch)
+
     eval_code: str = param(
         "threshold",
         Options(("threshold", "batch")),

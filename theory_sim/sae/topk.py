@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .base import reconstruction_loss, register, unit_rows_
-from .configs import BatchTopKConfig, TopKConfig, TopKSAELensConfig
+from .configs import TOPK_SPARSE_RATIO, BatchTopKConfig, RandomDecoderConfig, TopKConfig, TopKSAELensConfig
 from .untied import Untied
 
 
@@ -55,7 +55,7 @@ class TopK(Untied):
     #: the sparse step (``sparse_grads``) when k · SPARSE_RATIO <= M: its gathers and scatter-adds cost, per
     #: element, about this many GEMM multiply-adds (measured on the standard cell, CPU: k 4, M 512 ran at 2.1x the
     #: dense step; k 50, M 512 at 0.6x)
-    SPARSE_RATIO = 32
+    SPARSE_RATIO = TOPK_SPARSE_RATIO
 
     def sparse(self) -> bool:
         """Whether the hand-written step runs the decoder and the gradients on the k active latents only."""
@@ -188,6 +188,7 @@ class RandomDecoder(TopK):
     """Sanity baseline: TopK whose decoder is frozen at its random init; recovery should be chance level."""
 
     name = "random_decoder"
+    Config = RandomDecoderConfig
     train_decoder = False
 
 
