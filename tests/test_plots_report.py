@@ -320,6 +320,35 @@ def test_frr_by_step_csv_holds_the_stored_trajectories(tmp_path):
     assert d12 == pytest.approx([0.5, 0.7, 0.95]) and d8 == pytest.approx([1.0, 0.6, 0.3])
 
 
+def test_a_zipped_data_axis_draws_one_line_named_once(tmp_path):
+    """theorem_scaling's grid zips d = n/4 with n: its curves along n are one line per method labelled
+    "d = n/4", not one single-point series per d; an unzipped extra field still splits the lines."""
+    from theory_sim.plots.curves import alignment, frr_by_step
+
+    ns = [128, 256, 512, 1024]
+    df = pd.DataFrame(
+        {
+            "status": "done",
+            "label": "MBA",
+            "method": "mba",
+            "seed": [0, 1] * 4,
+            "n": [n for n in ns for _ in range(2)],
+            "d": [n // 4 for n in ns for _ in range(2)],
+            "align_error": [0.2, 0.18, 0.05, 0.06, 0.015, 0.014, 0.006, 0.007],
+            "frr_0.9_by_step": [(0.0, 1.0)] * 8,
+        }
+    )
+    alignment(df, "n", tmp_path / "a")
+    table = pd.read_csv(str(tmp_path / "a") + ".csv")
+    assert table.label.unique().tolist() == ["MBA, d = n/4"] and len(table) == 4
+    two = pd.concat([df, df.assign(s=3)]).assign(s=lambda t: t.get("s", 4).fillna(4))
+    alignment(two, "n", tmp_path / "b")
+    assert pd.read_csv(str(tmp_path / "b") + ".csv").label.nunique() == 2  # s is not zipped with n: two lines
+    frr_by_step(df.iloc[::-1], tmp_path / "s")  # rows in any order
+    order = pd.read_csv(str(tmp_path / "s") + ".csv").drop_duplicates("series").series.tolist()
+    assert [int(x.split("n = ")[1].split(",")[0]) for x in order] == ns  # numeric, not lexical, order
+
+
 def test_a_long_legend_does_not_squeeze_a_one_panel_phase_diagram(small_store, monkeypatch):
     """The quickstart's figure (one panel, every non-convergence reason in the hatching's legend entry) once drew
     its heat map as a sliver: constrained_layout shrank the axes to fit a legend wider than the figure. Long legend

@@ -182,11 +182,34 @@ def _data_setting(df: pd.DataFrame, axes=()) -> list[str]:
         for c in GENERATOR_FIELDS
         if c != "seed" and c not in axes and c in df.columns and df[c].astype(str).nunique() > 1
     ]
+    # a field zipped with an axis (one value per axis value: theorem_scaling's d = n/4) splits nothing: named once
+    follows = {}
+    for c in extra:
+        for a in axes:
+            if a in df.columns and df.groupby(a)[c].nunique(dropna=False).max() == 1:
+                follows[c] = _zipped_with(df, c, a)
+                break
+    extra = [c for c in extra if c not in follows]
+    fixed = "".join(follows.values())
 
     def fmt(v):
         return f"{v:g}" if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) else str(v)
 
-    return ["".join(f", {c} = {fmt(r[c])}" for c in extra) for _, r in df.iterrows()]
+    return ["".join(f", {c} = {fmt(r[c])}" for c in extra) + fixed for _, r in df.iterrows()]
+
+
+def _zipped_with(df: pd.DataFrame, c: str, a: str) -> str:
+    """ ", d = n/4" where field c is a constant multiple of axis a across the figure, else ", d with n"."""
+    try:
+        ratio = (df[c].astype(float) / df[a].astype(float)).unique()
+    except (TypeError, ValueError):
+        return f", {c} with {a}"
+    if len(ratio) == 1 and np.isfinite(ratio[0]) and ratio[0] > 0:
+        r = float(ratio[0])
+        if r < 1 and abs(1 / r - round(1 / r)) < 1e-9:
+            return f", {c} = {a}/{round(1 / r)}"
+        return f", {c} = {r:g}·{a}"
+    return f", {c} with {a}"
 
 
 def _series(df: pd.DataFrame, axes=()) -> list[str]:

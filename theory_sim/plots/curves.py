@@ -138,7 +138,7 @@ def frr_vs_tau(df, store: Store, out: Path, title="") -> list[str]:
 
 
 def frr_by_step(df, out: Path, title="", steps_needed: int | None = None) -> list[str]:
-    """FRR@0.9 after each recorded step (``frr_0.9_by_step``; step 0 is the random initialisation), one line
+    """FRR@0.9 after each recorded step (``frr_0.9_by_step``; step 0 is the start, random or planted), one line
     per method variant and x value, mean over seeds with the seeds' range shaded; ``steps_needed`` (T) is
     marked. For the theorem's claim: recovery in a constant number of steps, and whether it lasts."""
     df = done(df).copy()
@@ -150,9 +150,10 @@ def frr_by_step(df, out: Path, title="", steps_needed: int | None = None) -> lis
         f"{v}" + "".join(f", {k} = {r[k]:g}" for k in keys)
         for v, (_, r) in zip(variant_labels(df, keys), df.iterrows())
     ]
+    df = df.sort_values(keys, kind="stable") if keys else df  # the legend in numeric order (n = 128 before 1024)
     fig, ax = plt.subplots(figsize=(10.5, 4.8), constrained_layout=True)
     rows = []
-    for ser, g in df.groupby("series", sort=True):
+    for ser, g in df.groupby("series", sort=False):
         traj = np.array([list(t) for t in g["frr_0.9_by_step"] if len(t) == len(g["frr_0.9_by_step"].iloc[0])])
         steps = np.arange(traj.shape[1])
         m = traj.mean(0)
@@ -161,7 +162,7 @@ def frr_by_step(df, out: Path, title="", steps_needed: int | None = None) -> lis
         rows += [{"series": ser, "step": int(k), "frr_0.9_mean": v, "seeds": len(traj)} for k, v in zip(steps, m)]
     if steps_needed:
         ax.axvline(steps_needed, color="black", ls=":", lw=1.2, label=f"T = ⌈1/ς⌉ = {steps_needed}")
-    ax.set_xlabel("step (0: the random initialisation)")
+    ax.set_xlabel("step (0: the start)")
     ax.set_ylabel("FRR@0.9 after the step")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(title or "recovery step by step", fontsize=10)
