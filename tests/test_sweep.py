@@ -556,3 +556,56 @@ switch_grid = {n = [32]}
     _, switch = derived_sweep(sw, "lr", 0.01, 1, 1)
     assert sorted(c.data["n"] for c in budget.values()) == [16, 32, 64]
     assert [c.data["n"] for c in switch.values()] == [32] and next(iter(switch.values())).params["lr"] == 0.01
+
+
+@pytest.mark.parametrize("budget", ["tiny", "quick", "full"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parent.parent / "sweeps").glob("*.toml")))
+def test_every_committed_experiment_has_cells_that_can_count(name, budget):
+    """A sweep file whose every cell is outside its claim's hypotheses can decide nothing (resonance_heavy's
+    first design: at s = 2 the full band n^-1 <= p <= n^(-2/s) is a point, so band_nondegenerate failed at every
+    cell); each committed experiment keeps cells inside, or decided by the run (a planted start's width)."""
+    from theory_sim.sweep.runner import hypotheses_plan
+
+    h = hypotheses_plan(load_sweep(str(Path(__file__).parent.parent / "sweeps" / name), budget))
+    assert h is None or h["inside"] + h["decided_by_the_run"] > 0, h
+
+
+def test_dry_run_and_sweep_warn_when_no_cell_can_count(tmp_path, capsys):
+    """Every cell outside (s = 2: the band degenerate): one warning line in the dry-run and before a sweep
+    trains; none at s = 4."""
+    from theory_sim import cli
+
+    def write(s):
+        f = tmp_path / f"s{s}.toml"
+        f.write_text(
+            textwrap.dedent(
+                f"""
+                name = "s{s}"
+                [data]
+                n = 64
+                d = 16
+                s = {s}
+                [[methods]]
+                name = "ba"
+                p_over_f = 1.0
+                width = 32
+                [train]
+                steps = 20
+                seeds = [0]
+                eval_samples = 256
+                [theory]
+                require = ["data_model", "band_nondegenerate"]
+                """
+            )
+        )
+        return str(f)
+
+    assert cli.main(["sweep", write(2), "--out", str(tmp_path / "o2"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "0 cells inside, 1 outside" in out and "warning: every one of the 1 cells" in out
+    assert "band_nondegenerate fails at 1" in out and not (tmp_path / "o2").exists()
+    assert cli.main(["sweep", write(4), "--out", str(tmp_path / "o4"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "1 cells inside" in out and "warning" not in out
+    assert cli.main(["sweep", write(2), "--out", str(tmp_path / "o2"), "--no-progress"]) == 0
+    assert "warning: every one of the 1 cells" in capsys.readouterr().err

@@ -121,13 +121,13 @@ SCALING_SHAPES = {
         method="ba",
         n=2048,
         d=40,
-        s=2,
+        s=3,
         width=4096,
         batch=512,
         hyper={"p_over_f": 1.0, "bias_init_quantile": True, "bias_floor": -4.0},
         sizes=(1, 8),
     ),
-    "resonance_heavy TopK": dict(method="topk", n=2048, d=40, s=2, width=4096, batch=512, hyper={"k": 2}, sizes=(1, 8)),
+    "resonance_heavy TopK": dict(method="topk", n=2048, d=40, s=3, width=4096, batch=512, hyper={"k": 3}, sizes=(1, 8)),
 }
 
 

@@ -198,6 +198,9 @@ def run_sweep(
     if not (isinstance(worker_timeout, (int, float)) and 0 < worker_timeout < math.inf):
         raise ConfigError("worker_timeout", f"must be a number of seconds > 0, got {worker_timeout!r}")
     dev, max_batch, store, design = _validate_run(sweep, out, device, max_batch, force)
+    warn = hypotheses_warning(hypotheses_plan(sweep), len(sweep.cells))
+    if warn:  # said before hours of training, not after (the report would show 0 cells inside)
+        print(f"{sweep.name}: {warn}", file=sys.stderr)
     # every check above writes nothing; then one writer per folder, for the whole sweep, taken before the
     # store is created or a cluster started, and the checks repeated under it (a writer may have just finished)
     fresh = not Path(out).exists()
@@ -600,7 +603,43 @@ def plan_sweep(sweep: Sweep, out: str, device: str = "auto", max_batch: int | No
         "assumed_fraction_of_peak": eff,
         "seconds": sum(r["seconds"] for r in rows.values()),
         "per_label": rows,
+        "hypotheses": hypotheses_plan(sweep),
     }
+
+
+def hypotheses_plan(sweep: Sweep) -> dict | None:
+    """Before anything trains: how many of the sweep's cells are inside its claim's ``[theory] require``
+    (analysis.with_hypotheses on each cell's data, hyperparameters and steps), outside, or decided only by the
+    run (a planted start's width needs the c₀ it planted); per required hypothesis, the cells where it fails.
+    None without requirements."""
+    import pandas as pd
+
+    from ..analysis import with_hypotheses
+
+    req = (sweep.theory or {}).get("require")
+    if not req:
+        return None
+    rows = [{**c.data, **c.params, "train_steps": c.train["steps"]} for c in sweep.cells]
+    df = with_hypotheses(pd.DataFrame(rows), sweep.theory)
+    ins = df["inside"]
+    return {
+        "require": list(req),
+        "inside": int(ins.map(lambda v: v is True).sum()),
+        "outside": int(ins.map(lambda v: v is False).sum()),
+        "decided_by_the_run": int(ins.map(lambda v: v is None).sum()),
+        "failing": {h: int(df[f"hyp_{h}"].map(lambda v: v is False).sum()) for h in req},
+    }
+
+
+def hypotheses_warning(h: dict | None, cells: int) -> str | None:
+    """One line when no cell can count for or against the claim (every cell outside its hypotheses)."""
+    if not h or h["outside"] < cells:
+        return None
+    fails = ", ".join(f"{k} fails at {v}" for k, v in h["failing"].items() if v)
+    return (
+        f"warning: every one of the {cells} cells is outside the claim's hypotheses ({fails}): nothing this sweep "
+        "trains can count for or against its claim"
+    )
 
 
 def format_plan(p: dict) -> str:
@@ -614,6 +653,15 @@ def format_plan(p: dict) -> str:
         lines.append(
             f"{lab:>24} {r['method']:>14} {r['cells']:>6} {r['stored']:>6} {r['model_steps']:>12} {r['seconds']:>8.0f}"
         )
+    h = p.get("hypotheses")
+    if h:
+        lines.append(
+            f"hypotheses ({', '.join(h['require'])}): {h['inside']} cells inside, {h['outside']} outside, "
+            f"{h['decided_by_the_run']} decided by the run"
+        )
+        warn = hypotheses_warning(h, p["cells"])
+        if warn:
+            lines.append(warn)
     rounds = f"; up to {p['refine_rounds']} refinement rounds come on top" if p["refine_rounds"] else ""
     lines.append(
         f"estimated {p['seconds'] / 60:.1f} min: the matmul FLOPs of each step (10·B·d·M for most methods) at "
