@@ -371,3 +371,16 @@ def test_a_long_legend_does_not_squeeze_a_one_panel_phase_diagram(small_store, m
     fig.canvas.draw()
     panel = [ax for ax in fig.axes if ax.get_title()][0]
     assert panel.get_position().width > 0.5, panel.get_position()
+
+
+def test_a_figure_title_is_its_descriptions_headline():
+    """A paragraph-long description would bury the figure under its title: the first sentence, or its first
+    clause, or a word-boundary cut; a short description whole."""
+    from theory_sim.plots.common import headline
+
+    assert headline("FRR vs SNR.") == "FRR vs SNR."
+    assert headline("R2: is recovery robust? More words follow here.") == "R2: is recovery robust?"
+    long = "Neuron resonance where it counts: " + "n = 2,048, s = 3, " * 20 + "the rest. Second sentence."
+    assert headline(long) == "Neuron resonance where it counts"
+    t = headline("word " * 100)
+    assert t.endswith(" …") and len(t) <= 162 and "wor …" not in t

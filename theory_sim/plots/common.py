@@ -172,6 +172,21 @@ def _common_values(summ: pd.DataFrame, x: str, y: str) -> tuple[list, int]:
     return common, len(common)
 
 
+def headline(description: str, limit: int = 160) -> str:
+    """A figure's title from its sweep's description: its first sentence where that is short; else that sentence's
+    first clause (up to ':'); else its first ``limit`` characters, cut at a word. The experiments' descriptions run
+    to a paragraph, which would bury the figure; its caption and REPORT.md carry the rest."""
+    text = " ".join(description.split())
+    ends = [i + 1 for c in (". ", "? ") if (i := text.find(c)) > 0]
+    first = text[: min(ends)] if ends else text
+    if len(first) <= limit:
+        return first
+    colon = first.find(": ")
+    if 0 < colon <= limit:
+        return first[:colon]
+    return first[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def _data_setting(df: pd.DataFrame, axes=()) -> list[str]:
     """Per row, the data fields that vary across the figure other than its ``axes`` (", n = 64, d = 21"; ""
     when none does)."""

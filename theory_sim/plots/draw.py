@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 from ..errors import ConfigError  # noqa: E402
 from ..results import stored_sweep  # noqa: E402
 from ..store import Store, load_results, writer_lock  # noqa: E402
-from .common import _done, check_axes  # noqa: E402
+from .common import _done, check_axes, headline  # noqa: E402
 from .curves import CURVES, curve  # noqa: E402
 from .phase import phase_diagram  # noqa: E402
 
@@ -63,7 +63,7 @@ def _draw(df, store, sweep, x, y, metric, fig_dir: Path) -> list[str]:
             y,
             metric,
             fig_dir / f"{name}_phase_{metric}",
-            " ".join(sweep.description.split()),
+            headline(sweep.description),
             theory_cfg=sweep.theory,
             level=level,
             log_axes=log_axes,
