@@ -47,6 +47,25 @@ train = {steps = 40, seeds = [0]}
 """
 
 
+def done_rows(db) -> int:
+    """How many cells the store at ``db`` holds as done (0 while it does not exist or is busy)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as c:
+            return c.execute("SELECT count(*) FROM cells WHERE status = 'done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def wait_for_done_rows(db, more_than: int, proc=None, limit_s: float = 120.0) -> None:
+    """Poll until the store holds more than ``more_than`` done cells (or ``proc`` has exited): kills are
+    timed by progress, not by a fixed sleep that a fast machine outruns."""
+    deadline = time.monotonic() + limit_s
+    while done_rows(db) <= more_than and time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return
+        time.sleep(0.005)
+
+
 def write(tmp_path, text, name="s.toml"):
     p = tmp_path / name
     p.write_text(textwrap.dedent(text))
@@ -159,9 +178,10 @@ def test_resume_after_sigkill_finishes_every_cell_once_with_identical_metrics(tm
         "2",
     ]
     killed = False
-    for attempt in range(6):  # kill at random moments, then let the last run finish
+    for attempt in range(6):  # kill at random moments after a new cell is stored, then let the last run finish
         p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(random.uniform(1.5, 4.0))
+        wait_for_done_rows(out / "results.sqlite", done_rows(out / "results.sqlite"), proc=p)
+        time.sleep(random.uniform(0.0, 0.3))
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
             killed = True
@@ -303,12 +323,15 @@ def test_dask_worker_killed_mid_sweep_every_cell_once(tmp_path):
     client = Client(cluster)
     try:
         pids = list(client.run(os.getpid).values())
-        killed_at = []
+        done_at_kill = []
+        db = tmp_path / "o" / "results.sqlite"
 
         def killer():
-            time.sleep(3.0)
+            # once the first cell is stored, not after a fixed sleep: on a fast machine the whole
+            # sweep ended inside 3 s and the worker died after it (CI failed on that)
+            wait_for_done_rows(db, 0)
             os.kill(pids[0], signal.SIGKILL)
-            killed_at.append(time.monotonic())
+            done_at_kill.append(done_rows(db))
 
         t = threading.Thread(target=killer)
         t.start()
@@ -320,9 +343,8 @@ def test_dask_worker_killed_mid_sweep_every_cell_once(tmp_path):
             max_batch=2,
             progress=False,
         )
-        ended = time.monotonic()
         t.join()
-        assert killed_at and killed_at[0] < ended  # the worker died mid-sweep
+        assert done_at_kill and 0 < done_at_kill[0] < 20  # the worker died mid-sweep
     finally:
         client.close()
         cluster.close()
@@ -361,17 +383,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_resumes(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    db = out / "results.sqlite"
-    deadline = time.time() + 120
-    while time.time() < deadline:  # interrupt once at least one cell is stored
-        if db.exists():
-            try:
-                with sqlite3.connect(db) as con:
-                    if con.execute("SELECT count(*) FROM cells WHERE status='done'").fetchone()[0]:
-                        break
-            except sqlite3.Error:
-                pass
-        time.sleep(0.2)
+    wait_for_done_rows(out / "results.sqlite", 0, proc=p)  # interrupt once at least one cell is stored
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     if p.returncode == 0:
