@@ -384,3 +384,16 @@ def test_a_figure_title_is_its_descriptions_headline():
     assert headline(long) == "Neuron resonance where it counts"
     t = headline("word " * 100)
     assert t.endswith(" …") and len(t) <= 162 and "wor …" not in t
+
+
+def test_a_report_on_a_subset_names_what_it_leaves_out():
+    """A report written by ``--only`` says which experiments it does not hold and how to run them; a report
+    of every experiment says nothing."""
+    from theory_sim.report import EXPERIMENTS
+    from theory_sim.report.markdown import not_in_report
+
+    line = not_in_report(["theorem", "phase"], "quick")
+    rest = [e for e in EXPERIMENTS if e not in ("theorem", "phase")]
+    assert line.startswith("**Not in this report** (") and f"{len(rest)} of {len(EXPERIMENTS)}" in line
+    assert f"--only {','.join(rest)}`" in line and "--budget quick" in line
+    assert not_in_report(list(EXPERIMENTS), "quick") == ""
