@@ -392,8 +392,8 @@ def test_a_report_on_a_subset_names_what_it_leaves_out():
     from theory_sim.report import EXPERIMENTS
     from theory_sim.report.markdown import not_in_report
 
-    line = not_in_report(["theorem", "phase"], "quick")
+    line = not_in_report(["theorem", "phase"], "quick", EXPERIMENTS)
     rest = [e for e in EXPERIMENTS if e not in ("theorem", "phase")]
     assert line.startswith("**Not in this report** (") and f"{len(rest)} of {len(EXPERIMENTS)}" in line
     assert f"--only {','.join(rest)}`" in line and "--budget quick" in line
-    assert not_in_report(list(EXPERIMENTS), "quick") == ""
+    assert not_in_report(list(EXPERIMENTS), "quick", EXPERIMENTS) == ""

@@ -113,7 +113,7 @@ def _reproduce(out: Path, budget, device, experiments, progress, max_batch, thre
         timings[name] = time.perf_counter() - t0
         sections.append(sec)
     write_verdicts(out, budget, sections)
-    report = _write_report(out, budget, sections, timings, device)
+    report = _write_report(out, budget, sections, timings, device, everything=EXPERIMENTS)
     return report
 
 

@@ -148,22 +148,23 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def not_in_report(names: list[str], budget: str) -> str:
-    """The line a report run on a subset (``--only``) carries: which experiments it does not hold and the
-    command that runs them, so a partial report is never read as the whole reproduction ("" when complete)."""
-    from .driver import EXPERIMENTS
-
-    rest = [e for e in EXPERIMENTS if e not in names]
+def not_in_report(names: list[str], budget: str, everything: tuple[str, ...]) -> str:
+    """The line a report run on a subset (``--only``) of ``everything`` carries: which experiments it does not
+    hold and the command that runs them, so a partial report is never read as the whole reproduction ("" when
+    complete)."""
+    rest = [e for e in everything if e not in names]
     if not rest:
         return ""
     return (
-        f"**Not in this report** ({len(rest)} of {len(EXPERIMENTS)} experiments; this run was given "
+        f"**Not in this report** ({len(rest)} of {len(everything)} experiments; this run was given "
         f"`--only {','.join(names)}`): {', '.join(rest)}. "
         f"`theory-sim reproduce --budget {budget} --only {','.join(rest)}` runs them."
     )
 
 
-def _write_report(out: Path, budget: str, sections: list[dict], timings: dict, device: str = "auto") -> Path:
+def _write_report(
+    out: Path, budget: str, sections: list[dict], timings: dict, device: str = "auto", everything: tuple[str, ...] = ()
+) -> Path:
     import torch
 
     from ..device import device_name
@@ -201,7 +202,7 @@ def _write_report(out: Path, budget: str, sections: list[dict], timings: dict, d
     ]
     for s in sections:
         lines.append(f"| [{s['name']}](#{s['name']}) | {s['claim']} | **{s['verdict']}** |")
-    missing = not_in_report([s["name"] for s in sections], budget)
+    missing = not_in_report([s["name"] for s in sections], budget, everything)
     if missing:
         lines += ["", missing]
     for s in sections:
