@@ -438,3 +438,34 @@ def test_a_description_whose_cells_moved_is_budget_limited(monkeypatch, tmp_path
     assert checks.read_moved(tmp_path) == {"a0", "a1", "a2"}
     line = _moved_line({"budget_check": out["budget_check"]})
     assert "BA frr_0.9 29.0 % → 100.0 %" in line
+
+
+def test_a_switch_with_its_own_deciding_cells_is_judged_on_them_alone(monkeypatch, tmp_path):
+    """[check] switch_grid: the switch's verdict comes from the cells trained under the switch, never from base
+    cells beside them (theorem_scaling's largest n is not in its switch grid: a random start or a random-sign
+    dictionary must not borrow the planted Gaussian run's FRR there); the budget check still reads every cell."""
+    from theory_sim import checks
+
+    sweep = SimpleNamespace(
+        check={"steps_factor": 2, "width_factor": 1, "switches": {"start": ["random"]}, "switch_grid": {"n": [256]}},
+        theory={},
+        cells=[],
+    )
+    seen = {}
+
+    def fake_run_check(sw, out, name, key, value, sf, wf, **kw):
+        new = pd.DataFrame({"status": ["done"], "n": [256], "trained_under": [key or "budget"]})
+        kept = pd.DataFrame({"status": ["done"], "n": [2048], "trained_under": ["base"]})
+        return pd.concat([kept, new], ignore_index=True), SimpleNamespace(cells=[], theory={}), {}, new
+
+    def rule(df, store, sw):
+        seen[df.trained_under.iloc[-1]] = sorted(df.n)
+        return {"verdict": "reproduced" if 2048 in set(df.n) else "not testable", "ours": "x"}
+
+    monkeypatch.setattr(checks, "run_check", fake_run_check)
+    monkeypatch.setitem(R.CLAIMS, "fake", rule)
+    monkeypatch.setattr(R.driver, "Store", lambda p: None)
+    out = R.run_checks("fake", sweep, tmp_path, None, "reproduced", "cpu", None, False, 1)
+    assert seen == {"budget": [256, 2048], "start": [256]}
+    assert out["switches_tried"] == {"start=random": "not testable"} and out["budget_check"]["stable"] is True
+    assert out["ours_under_checks"]["check_start_random"] == "x"

@@ -169,11 +169,17 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
             res = {"run": False, "why": "no deciding cells at this budget"}
             v2 = None
         else:
-            df2 = A.with_hypotheses(df2, sweep2.theory)
-            got = CLAIMS[name](df2, _Stores(Store(folder / sub), store), sweep2)
+            # a switch with deciding cells of its own ([check] switch_grid) is judged on them alone: the base
+            # cells around them were not trained under the switch (theorem_scaling's n = 128 and 2,048 would
+            # otherwise decide "FRR at the largest n" for a random start or a random-sign dictionary)
+            own = key is not None and "switch_grid" in (sweep.check or {})
+            judged = new if own and new is not None else df2
+            judged = A.with_hypotheses(judged, sweep2.theory)
+            got = CLAIMS[name](judged, _Stores(Store(folder / sub), store), sweep2)
             v2 = got["verdict"]
             if got.get("conditions"):
                 out.setdefault("conditions_under_checks", {})[sub] = got["conditions"]
+            out.setdefault("ours_under_checks", {})[sub] = got.get("ours")
             if base is not None and "cell_hash" in df2.columns:  # every re-trained cell, refined ones included
                 retrained = set(df2.cell_hash) - set(base.cell_hash)
             else:

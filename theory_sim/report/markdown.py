@@ -24,6 +24,7 @@ VERDICT_KEYS = (
     "switch_folders",
     "conditions",
     "conditions_under_checks",
+    "ours_under_checks",
     "ours",
 )
 
