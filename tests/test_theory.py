@@ -109,3 +109,20 @@ def test_planted_cosine_is_what_a_random_start_reaches():
     # the theorem's width along the scaling path: c₀ falls with n (d = n/4, p = 0.7 f, s = 4)
     c = [T.planted_cosine(n, n // 4, T.width_bound(n, 2.8 / n, 4, 0.02)) for n in (128, 512, 2048)]
     assert c[0] > c[1] > c[2] > 0.3
+
+
+def test_a_width_given_as_a_multiple_of_n_is_held_to_the_bound():
+    """theorem_scaling's random-start switch gives its width as width_over_n (1.25 · n): the width hypothesis
+    reads it (1.25 · 256 = 320 neurons, far below n·p^(−s/(1−ε)²)) and fails, instead of being unevaluable."""
+    import pandas as pd
+
+    from theory_sim.analysis import with_hypotheses
+
+    th = {"require": ["width"], "eps": 0.02}
+    row = {"n": 256, "d": 64, "s": 4, "p_over_f": 0.7, "start": "random"}
+    got = with_hypotheses(pd.DataFrame([{**row, "width_over_n": 1.25}]), th)
+    assert got.hyp_width.iloc[0] is False and got.inside.iloc[0] is False
+    assert with_hypotheses(pd.DataFrame([row]), th).hyp_width.iloc[0] is None  # no width at all: unevaluable
+    # n = 8, s = 4, p = 0.25: the bound is 8 · 4^(4/0.98²) ≈ 2,580 neurons; 400 · n = 3,200 meets it
+    small = {"n": 8, "d": 4, "s": 4, "p": 0.25, "start": "random", "width_over_n": 400.0}
+    assert with_hypotheses(pd.DataFrame([small]), th).hyp_width.iloc[0] is True

@@ -540,6 +540,9 @@ def with_hypotheses(df: pd.DataFrame, theory_cfg: dict | None) -> pd.DataFrame:
             p = float(row["p_over_f"]) * float(row["s"]) / float(row["n"])
         steps = row.get("train_steps")
         row.update(p=p, steps=default_steps if steps is None or steps != steps else steps)
+        won = row.get("width_over_n")
+        if row.get("width") is None or row.get("width") != row.get("width"):  # width = width_over_n · n
+            row["width"] = None if won is None or won != won else max(1, round(float(won) * float(row["n"])))
         h = cell_hypotheses(row, eps, vs, cw)
         hyps.append(h)
         ins.append(inside(h, req))
