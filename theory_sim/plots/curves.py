@@ -163,6 +163,7 @@ def frr_by_step(df, out: Path, title="", steps_needed: int | None = None) -> lis
     if steps_needed:
         ax.axvline(steps_needed, color="black", ls=":", lw=1.2, label=f"T = ⌈1/ς⌉ = {steps_needed}")
     ax.set_xlabel("step (0: the start)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # steps are whole: no "1.5" tick
     ax.set_ylabel("FRR@0.9 after the step")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(title or "recovery step by step", fontsize=10)
