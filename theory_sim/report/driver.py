@@ -173,7 +173,7 @@ def run_checks(name, sweep, folder: Path, store, verdict, device, max_batch, pro
             # cells around them were not trained under the switch (theorem_scaling's n = 128 and 2,048 would
             # otherwise decide "FRR at the largest n" for a random start or a random-sign dictionary)
             own = key is not None and "switch_grid" in (sweep.check or {})
-            judged = new if own and new is not None else df2
+            judged = new if own else df2  # new is None only when df2 is (handled above)
             judged = A.with_hypotheses(judged, sweep2.theory)
             got = CLAIMS[name](judged, _Stores(Store(folder / sub), store), sweep2)
             v2 = got["verdict"]
