@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -397,3 +398,39 @@ def test_a_report_on_a_subset_names_what_it_leaves_out():
     assert line.startswith("**Not in this report** (") and f"{len(rest)} of {len(EXPERIMENTS)}" in line
     assert f"--only {','.join(rest)}`" in line and "--budget quick" in line
     assert not_in_report(list(EXPERIMENTS), "quick", EXPERIMENTS) == ""
+
+
+def test_even_scale_maps_each_cell_edge_to_its_index_and_back():
+    """Hand-checked: resonance_heavy's rows d = 40, 44, 96 have edges 38, 42, 70, 122 (cells 4, 28, 52 wide); the
+    scale puts edge i at i, a value halfway along a cell halfway between, and runs straight on past the ends."""
+    from theory_sim.plots.common import even_scale
+
+    fwd, inv = even_scale([38, 42, 70, 122], log=False)
+    assert fwd(np.array([38, 42, 70, 122, 56, 40])).tolist() == [0, 1, 2, 3, 1.5, 0.5]
+    assert fwd(np.array([34.0, 174.0])).tolist() == [-1, 4]  # one first-cell width below, one last-cell above
+    v = np.linspace(20, 200, 37)
+    assert np.allclose(inv(fwd(v)), v)
+    assert even_scale([10, 20, 30, 40], log=False) is None  # a regular grid keeps its linear axis
+    assert even_scale([1, 4, 16, 64], log=True) is None  # and a geometric one its log axis
+    assert even_scale([1, 2, 4, 64], log=True) is not None
+
+
+def test_an_irregular_grid_of_rows_draws_rows_of_equal_height(small_store, monkeypatch):
+    """Rows d = 40, 44, 96 (as resonance_heavy's) once drew as two slivers under one tall row, their labels on top
+    of each other: each row now takes the same height, ticked at its value, and the axis label says so."""
+    import theory_sim.plots.phase as PP
+
+    figs = []
+    real = PP._save
+    monkeypatch.setattr(PP, "_save", lambda fig, path_base, table: figs.append(fig) or real(fig, path_base, table))
+    df = load_results(small_store, current_only=True)
+    df = df[df.label == "BA"]
+    df = pd.concat([df.assign(d=df.d.map({8: 40, 12: 44})), df[df.d == 12].assign(d=96)], ignore_index=True)
+    PP.phase_diagram(df, "p_over_f", "d", "frr_0.9", small_store / "figures" / "even")
+    fig = figs[-1]
+    fig.canvas.draw()
+    ax = [a for a in fig.axes if a.get_title()][0]
+    heights = np.diff(ax.transData.transform([(1, v) for v in (38, 42, 70, 122)])[:, 1])
+    assert np.allclose(heights, heights[0], rtol=1e-6), heights
+    assert [t.get_text() for t in ax.get_yticklabels() if t.get_text()] == ["40", "44", "96"]
+    assert "not to scale" in ax.get_ylabel()

@@ -274,6 +274,38 @@ def nc_wording(rows: pd.DataFrame) -> str:
 
 
 # ------------------------------------------------------------------------------------------ phase diagram
+#: a grid whose cells, on the axis's own scale, differ in size by more than this is drawn with every cell the same
+#: size (``even_scale``): resonance_heavy's d = 40, 44, 96 made the first two rows slivers under one tall row
+EVEN_RATIO = 3.0
+
+
+def even_scale(edges, log: bool):
+    """(forward, inverse) for matplotlib's "function" scale that draws the cells between ``edges`` (n + 1 sorted
+    cell edges of a coarse grid) at equal sizes — piecewise linear in the value (in its log on a log axis), edge i at
+    i, straight on past the ends — or None when the cells are already within ``EVEN_RATIO`` of each other's size."""
+    e = np.log(np.asarray(edges, float)) if log else np.asarray(edges, float)
+    w = np.diff(e)
+    if len(w) < 2 or w.min() <= 0 or w.max() / w.min() <= EVEN_RATIO:
+        return None
+    k = np.arange(len(e), dtype=float)
+
+    def forward(v):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.log(np.asarray(v, float)) if log else np.asarray(v, float)
+        out = np.interp(u, e, k)
+        out = np.where(u < e[0], (u - e[0]) / w[0], out)
+        return np.where(u > e[-1], k[-1] + (u - e[-1]) / w[-1], out)
+
+    def inverse(t):
+        t = np.asarray(t, float)
+        u = np.interp(t, k, e)
+        u = np.where(t < 0, e[0] + t * w[0], u)
+        u = np.where(t > k[-1], e[-1] + (t - k[-1]) * w[-1], u)
+        return np.exp(u) if log else u
+
+    return forward, inverse
+
+
 def _value_ticks(axis, values, fmt, most: int = 9) -> None:
     """Major ticks at the grid's own values (matplotlib's FixedLocator and FuncFormatter), at most ``most`` of
     them labelled (every k-th when there are more), and no minor ticks or labels: a log axis's automatic

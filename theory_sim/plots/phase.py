@@ -33,6 +33,7 @@ from .common import (
     _summarise,
     _tick,
     _value_ticks,
+    even_scale,
     nc_wording,
     write_csv,
 )  # noqa: E402
@@ -229,17 +230,22 @@ def phase_diagram(
             wording = nc_wording(df[df.label == lab])
             extra.append(Patch(facecolor="none", edgecolor="red", hatch="//", label=f"hatched, n.c.: {wording}"))
         ax.set_xscale("log" if lx else "linear")
-        ax.set_yscale("log" if ylog else "linear")
+        # an irregular coarse grid along y (resonance_heavy's d = 40, 44, 96) gets rows of equal height
+        even_y = even_scale(ey_all, ylog)
+        if even_y:
+            ax.set_yscale("function", functions=even_y)
+        else:
+            ax.set_yscale("log" if ylog else "linear")
         ax.set_xlim(ex[0], ex[-1])
         ax.set_ylim(ey[0], ey[-1])
         if lx:
             _value_ticks(ax.xaxis, xs, _tick)
             if crowded:
                 ax.tick_params(axis="x", labelrotation=45)
-        if ylog:
+        if ylog or even_y:
             _value_ticks(ax.yaxis, coarse_y, lambda v: f"{v:g}")
         ax.set_xlabel(_label(x))
-        ax.set_ylabel(_label(y))
+        ax.set_ylabel(_label(y) + ("\n(rows of equal height, not to scale)" if even_y else ""))
         seeds = sorted(set(s.seeds))
         head = f"{lab}  ({'/'.join(map(str, seeds))} seed{'s' if max(seeds) > 1 else ''} per cell" + (
             "; 95 % intervals in the CSV)" if crowded else ")"
