@@ -203,6 +203,7 @@ CASES = [
     ("l1", {"l1": 0.01, "target_l0": 3, "control_every": 9}),
     ("topk", {"k": 3}),
     ("batchtopk", {"k": 3}),
+    ("matryoshka", {"k": 3, "levels": 2}),
     ("random_decoder", {"k": 3}),
     ("jumprelu", {"target_l0": 3, "control_every": 9}),
     ("mba", {"p_over_f": 1.0}),

@@ -688,3 +688,43 @@ def test_topk_saelens_auxk_by_hand(since):
     recons = (acts / n[0]) @ sae.W_dec[0]
     aux = (recons - (x[0] - x_hat[0])).pow(2).sum(-1).mean()
     assert torch.allclose(loss[0], (x_hat - x).pow(2).sum(-1).mean() + 1.0 * min(D / 2, 1.0) * aux, atol=1e-6)
+
+
+def test_matryoshka_loss_is_batchtopk_plus_each_inner_level_by_hand():
+    """Width 4 in 2 levels of ratio 2: widths [2, 4]. With BatchTopK's code z on the batch, the loss is BatchTopK's
+    ½‖x̂ − x‖² plus ½‖z[:, :2] W_dec[:2] + b_dec − x‖² (batch means), written out here; the inner level's gradient
+    reaches only the first two decoder rows; levels 1 is BatchTopK's loss itself."""
+    from theory_sim.sae.configs import make_config
+
+    torch.manual_seed(3)
+    x = torch.randn(1, 8, 3)
+    cfg = make_config("matryoshka", {"width": 4, "k": 2, "levels": 2, "level_ratio": 2.0})
+    assert cfg.level_widths() == [2, 4]
+    m = get_method("matryoshka")([cfg], 3, [0], "cpu", x)
+    b = get_method("batchtopk")([make_config("batchtopk", {"width": 4, "k": 2})], 3, [0], "cpu", x)
+    for name in ("W_encT", "W_decT", "b_enc", "b_dec"):
+        getattr(b, name).data.copy_(getattr(m, name).data)
+    loss_m, info = m.loss(x)
+    loss_b, _ = b.loss(x)
+    z, Wd, bd = info["z"][0], m.W_dec[0], m.b_dec[0]
+    inner = 0.5 * ((z[:, :2] @ Wd[:2] + bd - x[0]) ** 2).sum(1).mean()
+    assert torch.allclose(loss_m, loss_b + inner, atol=1e-6)
+    assert inner > 1e-3  # the inner level is not trivially zero here
+    gm = torch.autograd.grad(loss_m.sum(), m.W_decT)[0]
+    gb = torch.autograd.grad(loss_b.sum(), b.W_decT)[0]
+    assert torch.allclose(gm[..., 2:], gb[..., 2:], atol=1e-6)  # latents beyond the inner level: full loss only
+    assert not torch.allclose(gm[..., :2], gb[..., :2], atol=1e-6)
+    one = get_method("matryoshka")([make_config("matryoshka", {"width": 4, "k": 2, "levels": 1})], 3, [0], "cpu", x)
+    for name in ("W_encT", "W_decT", "b_enc", "b_dec"):
+        getattr(one, name).data.copy_(getattr(m, name).data)
+    assert torch.allclose(one.loss(x)[0], loss_b)
+
+
+def test_matryoshka_levels_that_do_not_rise_are_refused_naming_levels():
+    from theory_sim.errors import ConfigError
+    from theory_sim.sae.configs import make_config
+
+    assert make_config("matryoshka", {"width": 512}).level_widths() == [32, 128, 512]
+    with pytest.raises(ConfigError) as e:
+        make_config("matryoshka", {"width": 4, "levels": 3, "level_ratio": 4.0})  # widths [0, 1, 4]
+    assert e.value.field == "levels"

@@ -357,6 +357,33 @@ class BatchTopKConfig(TopKConfig):
     )
 
 
+@config("matryoshka")
+@dataclass(frozen=True)
+class MatryoshkaConfig(BatchTopKConfig):
+    """BatchTopK trained with nested reconstruction losses (Bussmann et al. 2025; SAELens's
+    ``matryoshka_batchtopk``): the first M / r^(L−1) latents, the first M / r^(L−2), …, all M each reconstruct x
+    on their own, and the loss is the sum. Scalars, not a list of widths, so a sweep can grid them."""
+
+    levels: int = param(3, Interval(int, 1, None), "nested levels L, the widest all M latents (1: plain BatchTopK)")
+    level_ratio: float = param(
+        4.0, Interval(float, 1, None, "neither"), "each level's width over the next smaller one's (r)"
+    )
+
+    def level_widths(self) -> list[int]:
+        """The levels' widths, smallest first, the last = width: round(M / r^(L−1−i))."""
+        return [round(self.width / self.level_ratio ** (self.levels - 1 - i)) for i in range(self.levels)]
+
+    def check(self):
+        super().check()
+        w = self.level_widths()
+        require(
+            w[0] >= 1 and all(a < b for a, b in zip(w, w[1:])),
+            "levels",
+            f"the levels' widths must rise strictly from at least 1: width {self.width}, levels {self.levels}, "
+            f"level_ratio {self.level_ratio:g} give {w}",
+        )
+
+
 @config("jumprelu")
 @dataclass(frozen=True)
 class JumpReLUConfig(TargetL0Config):

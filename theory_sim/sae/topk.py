@@ -6,7 +6,14 @@ from __future__ import annotations
 import torch
 
 from .base import reconstruction_loss, register, unit_rows_
-from .configs import TOPK_SPARSE_RATIO, BatchTopKConfig, RandomDecoderConfig, TopKConfig, TopKSAELensConfig
+from .configs import (
+    TOPK_SPARSE_RATIO,
+    BatchTopKConfig,
+    MatryoshkaConfig,
+    RandomDecoderConfig,
+    TopKConfig,
+    TopKSAELensConfig,
+)
 from .untied import Untied
 
 
@@ -181,6 +188,25 @@ class BatchTopK(TopK):
             )
         _, t, _ = Untied.saelens(self, e)
         return "jumprelu", {**t, "threshold": self.threshold[e].flatten().expand(self.M).clone()}, {}
+
+
+@register
+class Matryoshka(BatchTopK):
+    """BatchTopK with nested reconstruction losses (Bussmann et al. 2025, "Learning Multi-Level Features with
+    Matryoshka SAEs"; SAELens's ``matryoshka_batchtopk``): with the one BatchTopK code z (E, B, M), each level's
+    first w latents reconstruct x alone, x̂_w = z[:, :, :w] W_dec[:, :w] + b_dec, and the loss adds ½‖x̂_w − x‖² of
+    every inner level to the full one (so the early latents learn what is most worth reconstructing: the frequent
+    features). No target frequency to choose (the reviewers' R3); saved and evaluated as BatchTopK (a JumpReLU)."""
+
+    name = "matryoshka"
+    Config = MatryoshkaConfig
+
+    def loss(self, x):
+        loss, info = super().loss(x)
+        z, W_dec = info["z"], self.W_dec
+        for w in self.cfgs[0].level_widths()[:-1]:  # the widest level is the loss above
+            loss = loss + reconstruction_loss(torch.baddbmm(self.b_dec, z[:, :, :w], W_dec[:, :w]), x)
+        return loss, info
 
 
 @register
