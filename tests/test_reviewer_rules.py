@@ -14,7 +14,7 @@ from theory_sim import report as R
 from theory_sim.report.dictionary import claim_dictionary
 from theory_sim.report.frequency_match import claim_frequency_match
 from theory_sim.report.resonance_peak import peak_of, rise_width
-from theory_sim.report.spectrum import claim_spectrum
+from theory_sim.report.spectrum import R3_CONDITION, claim_spectrum
 from theory_sim.report.theorem_scaling import claim_theorem_scaling
 
 
@@ -112,10 +112,10 @@ def test_frequency_match_premise_and_r1():
 
 
 # ---------------------------------------------------------------------------------------------- spectrum
-def _spectrum(ba_rare: float, geo_rare: float, data_all_gain: float):
+def _spectrum(ba_rare: float, geo_rare: float, data_all_gain: float, matryoshka_rare: float | None = None):
     """30 features, frequencies descending; every method recovers the frequent and middle thirds; the rare third at
     ``ba_rare`` (BA), ``geo_rare`` (geometric GBA) and the data-spaced GBA at the geometric one's plus
-    ``data_all_gain`` of the rare third."""
+    ``data_all_gain`` of the rare third; a Matryoshka (R3) at ``matryoshka_rare`` where given."""
     rows, arrays = [], {}
     f = np.geomspace(0.5, 0.005, 30)
     spec = {
@@ -123,6 +123,8 @@ def _spectrum(ba_rare: float, geo_rare: float, data_all_gain: float):
         "G": ("gba", "gba_geometric", geo_rare),
         "Q": ("gba", "gba_data", geo_rare + data_all_gain),
     }
+    if matryoshka_rare is not None:
+        spec["MT"] = ("matryoshka", "matryoshka", matryoshka_rare)
     for lab, (method, _, rare) in spec.items():
         for seed in range(3):
             h = f"{lab}{seed}"
@@ -153,6 +155,19 @@ def test_spectrum_rare_third_and_spacing():
     r = claim_spectrum(df, store, sw)
     assert r["verdict"] == "not reproduced"
     assert r["conditions"]["data-spaced TAFs no better than geometric (geometric justified)"] is False
+    assert R3_CONDITION not in r["conditions"]  # no Matryoshka in the sweep: no R3 reading
+
+
+def test_spectrum_r3_reads_gba_against_matryoshka():
+    """R3: a Matryoshka recovering less of the rare third than the geometric GBA leaves the TAFs earning their
+    burden (met); one recovering more fails it, and the verdict cannot then be "reproduced"."""
+    df, store, sw = _spectrum(ba_rare=0.2, geo_rare=0.9, data_all_gain=-0.3, matryoshka_rare=0.2)
+    r = claim_spectrum(df, store, sw)
+    assert r["conditions"][R3_CONDITION] is True and r["verdict"] == "reproduced", r
+    assert "Matryoshka (R3), all features: 23.3 % [15.8, 30.9]" in r["ours"], r["ours"]
+    df, store, sw = _spectrum(ba_rare=0.2, geo_rare=0.5, data_all_gain=-0.3, matryoshka_rare=1.0)
+    r = claim_spectrum(df, store, sw)
+    assert r["conditions"][R3_CONDITION] is False and r["verdict"] == "partly", r
 
 
 # ---------------------------------------------------------------------------------------------- resonance_peak
