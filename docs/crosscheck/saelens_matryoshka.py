@@ -76,7 +76,8 @@ def main():
     ]
     for name, a, b in pairs:
         print(
-            f"d loss / d {name}: max |SAELens − 2 x theory-sim| {float((a - b).abs().max()):.2e} (max |g| {float(a.abs().max()):.2e})"
+            f"d loss / d {name}: max |SAELens − 2 x theory-sim| {float((a - b).abs().max()):.2e} "
+            f"(max |g| {float(a.abs().max()):.2e})"
         )
 
 
