@@ -19,14 +19,18 @@ R3_CONDITION = "GBA (geometric) recovers more features than Matryoshka at its be
 
 def frr_by_frequency(rows: pd.DataFrame, store, parts: int, cos: float) -> dict:
     """Per seed of ``rows`` (one variant): FRR (best cosine ≥ ``cos``) over all features and over each of ``parts``
-    equal slices of the features ordered by frequency, most frequent first → {"all": [...], 0: [...], ...}."""
+    equal slices of the features ordered by frequency, most frequent first → {"all": [...], 0: [...], ...,
+    "n": {"all": features per seed, 0: features in slice 0, ...}} (the counts make each interval a recovery
+    fraction's: Wilson-widened and inside [0, 1])."""
     feats = A.feature_rows(rows, store)
-    out: dict = {"all": []}
+    out: dict = {"all": [], "n": {}}
     for _, g in feats.groupby("seed"):
         g = g.sort_values("f", ascending=False, kind="stable")
         out["all"].append(float((g.best_cos >= cos).mean()))
+        out["n"]["all"] = len(g)
         for k, sl in enumerate(np.array_split(np.arange(len(g)), parts)):
             out.setdefault(k, []).append(float((g.best_cos.iloc[sl] >= cos).mean()))
+            out["n"][k] = len(sl)
     return out
 
 
@@ -42,8 +46,10 @@ def claim_spectrum(df, store=None, sweep=None) -> dict:
     for lab, rows in best.items():
         v = per[lab]
         lines.append(
-            f"{rows.series.iloc[0]}: all {A.fmt_interval(A.seed_interval(v['all']))}; "
-            + ", ".join(f"{names[k]} {A.fmt_interval(A.seed_interval(v.get(k, [])))}" for k in range(parts))
+            f"{rows.series.iloc[0]}: all {A.fmt_interval(A.seed_interval(v['all'], v['n'].get('all')))}; "
+            + ", ".join(
+                f"{names[k]} {A.fmt_interval(A.seed_interval(v.get(k, []), v['n'].get(k)))}" for k in range(parts)
+            )
         )
     ba, geo, data = by_role.get("ba"), by_role.get("gba_geometric"), by_role.get("gba_data")
     rare = parts - 1
