@@ -80,11 +80,12 @@ def spectrum(df: pd.DataFrame, store, out: Path, cos: float = 0.9, bins: int = 8
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
     edges = np.geomspace(feats.f.min(), feats.f.max() * (1 + 1e-9), bins + 1)
     rows = []
-    for ser, g in feats.groupby("series", sort=False):
+    for i, (ser, g) in enumerate(feats.groupby("series", sort=False)):
+        color = f"C{i % 10}"  # one colour per series in both panels (the second holds only BA and GBA)
         idx = np.clip(np.digitize(g.f, edges) - 1, 0, bins - 1)
         rec = pd.Series((g.best_cos >= cos).to_numpy()).groupby(idx).mean()
         mids = np.sqrt(edges[rec.index] * edges[rec.index + 1])
-        a1.plot(mids, rec.values, marker="o", label=ser)
+        a1.plot(mids, rec.values, marker="o", label=ser, color=color)
         rows += [{"series": ser, "panel": "f", "x": m, "recovered": v} for m, v in zip(mids, rec.values)]
         t = g.log2_target_ratio
         if t.notna().any():
@@ -93,7 +94,7 @@ def spectrum(df: pd.DataFrame, store, out: Path, cos: float = 0.9, bins: int = 8
             ti = np.clip(np.digitize(t[ok].clip(te[0], te[-1]), te) - 1, 0, len(te) - 2)
             rt = pd.Series((g[ok].matched_cos >= cos).to_numpy()).groupby(ti).mean()
             tm = 0.5 * (te[rt.index] + te[rt.index + 1])
-            a2.plot(tm, rt.values, marker="o", label=ser)
+            a2.plot(tm, rt.values, marker="o", label=ser, color=color)
             rows += [{"series": ser, "panel": "target", "x": m, "recovered": v} for m, v in zip(tm, rt.values)]
     a1.set_xscale("log")
     a1.set_xlabel("feature frequency f_i")
@@ -105,6 +106,7 @@ def spectrum(df: pd.DataFrame, store, out: Path, cos: float = 0.9, bins: int = 8
         a.set_ylim(-0.03, 1.03)
     a1.set_title("recovery across the frequency spectrum", fontsize=10)
     a2.set_title("recovery against the matched neuron's p / f_i", fontsize=10)
+    a1.legend(fontsize=7)
     a2.legend(fontsize=7)
     return _save(fig, out, pd.DataFrame(rows))
 
